@@ -1,0 +1,62 @@
+# Shoal — `make help` lists the targets.
+
+SHELL := /bin/bash
+GO ?= go
+GOTAGS ?= seccomp
+BIN := bin/shoal
+PKG := github.com/shoal-dev/shoal
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X $(PKG)/daemon/buildinfo.Version=$(VERSION) -X $(PKG)/daemon/buildinfo.Commit=$(COMMIT)
+GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+FUZZTIME ?= 30s
+DEMO_DIR ?= /tmp/shoal-demo
+
+export CGO_ENABLED := 1
+
+.PHONY: help build test test-short lint fmt verify fuzz bench demo demo-down clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/shoal
+	$(GO) build -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./daemon/cmd/shoal
+
+test: ## run every test with the race detector (root runs the kernel tests too)
+	$(GO) vet -tags '$(GOTAGS)' ./...
+	$(GO) test -tags '$(GOTAGS)' -race -count=1 -timeout 20m ./...
+
+test-short: ## run the tests that need neither root nor the kernel
+	$(GO) test -tags '$(GOTAGS)' -short -count=1 ./...
+
+lint: ## run golangci-lint (v2, config in .golangci.yml)
+	$(GOLANGCI_LINT) run --build-tags '$(GOTAGS)' ./...
+
+fmt: ## format the Go sources
+	gofmt -s -w $$(git ls-files '*.go')
+
+verify: ## fail if formatting, go.mod or generated files are not up to date
+	@test -z "$$(gofmt -s -l $$(git ls-files '*.go'))" || { gofmt -s -l $$(git ls-files '*.go'); echo 'run make fmt'; exit 1; }
+	$(GO) mod tidy -diff
+	$(GO) vet -tags '$(GOTAGS)' ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for fn in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "== $$pkg $$fn"; $(GO) test -tags '$(GOTAGS)' -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench: ## run the benchmarks
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . -benchmem ./...
+
+demo: build ## validate and render the example repository (examples/hello)
+	./$(BIN) validate examples/hello
+	./$(BIN) render examples/hello -o yaml
+
+demo-down: ## remove what the demo created
+	rm -rf $(DEMO_DIR)
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/shoal-dev/shoal/manifests"
+	"github.com/spf13/cobra"
+)
+
+func newValidateCmd(s Streams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate [PATH...]",
+		Short: "Check a desired-state repository before you commit it",
+		Long: `Validate decodes, defaults and validates every manifest under the given paths (directories
+or single files; default: the current directory), as the master does before it accepts a commit.
+
+Every problem is printed on stderr as "file:line: message", all of them at once, sorted. The exit
+code is 0 when everything is valid, 1 when something is not, and 2 on a usage error.`,
+		Example: `  shoal validate
+  shoal validate examples/hello
+  shoal validate deploy/ extra/service.yaml`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, err := load(cmd, args)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "%d %s in %d %s\n", len(set.Objects), plural(len(set.Objects), "object", "objects"),
+				set.Files, plural(set.Files, "file", "files"))
+			return nil
+		},
+	}
+}
+
+func newRenderCmd(s Streams) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "render [PATH...]",
+		Short: "Print the objects of a desired-state repository with defaults applied",
+		Long: `Render loads and validates the manifests under the given paths (default: the current
+directory) and prints the objects as Shoal will apply them, with Kubernetes' defaults filled in.
+JSON output is a kubectl-style List.`,
+		Example: `  shoal render examples/hello
+  shoal render examples/hello -o json | jq '.items[].metadata.name'`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "yaml" && output != "json" {
+				return usageErrorf("unknown output format %q: use yaml or json", output)
+			}
+			set, err := load(cmd, args)
+			if err != nil {
+				return err
+			}
+			out, err := manifests.Marshal(set.Objects, output)
+			if err != nil {
+				return fmt.Errorf("render: %w", err)
+			}
+			_, err = s.Out.Write(out)
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
+	return cmd
+}
+
+// load reads the manifests under the paths (default "."). Manifest errors are printed one per
+// line on stderr and end the command with exit code 1.
+func load(cmd *cobra.Command, paths []string) (*manifests.Set, error) {
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	set, err := manifests.LoadPaths(cmd.Context(), paths, manifests.LoadOptions{})
+	var list manifests.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			fmt.Fprintln(cmd.ErrOrStderr(), e.Error())
+		}
+		return nil, failed()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,0 +1,308 @@
+package manifests
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// kindInfo describes one supported kind.
+type kindInfo struct {
+	kind       string
+	apiVersion string
+	namespaced bool
+	newObject  func() Object
+}
+
+// kinds lists the supported kinds in the order objects are sorted (the order
+// in which they are applied: namespaces first, workloads last).
+var kinds = []kindInfo{
+	{"Namespace", "v1", false, func() Object { return &Namespace{} }},
+	{"ConfigMap", "v1", true, func() Object { return &ConfigMap{} }},
+	{"Secret", "v1", true, func() Object { return &Secret{} }},
+	{"Service", "v1", true, func() Object { return &Service{} }},
+	{"Deployment", "apps/v1", true, func() Object { return &Deployment{} }},
+	{"Pod", "v1", true, func() Object { return &Pod{} }},
+}
+
+func kindByName(kind string) (kindInfo, int, bool) {
+	for i, k := range kinds {
+		if k.kind == kind {
+			return k, i, true
+		}
+	}
+	return kindInfo{}, -1, false
+}
+
+// SupportedKinds returns the kinds Shoal accepts, sorted by name.
+func SupportedKinds() []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.kind
+	}
+	slices.Sort(out)
+	return out
+}
+
+// APIVersionOf returns the apiVersion Shoal expects for a supported kind.
+func APIVersionOf(kind string) (string, bool) {
+	k, _, ok := kindByName(kind)
+	return k.apiVersion, ok
+}
+
+// unsupported is a field that Kubernetes has and Shoal does not. When
+// tolerated is non-empty, the listed values (Kubernetes' defaults, as
+// printed by kubectl get -o yaml) are accepted and ignored.
+type unsupported struct {
+	tolerated []string
+}
+
+// notYetFields lists, per Go type, the Kubernetes fields Shoal refuses with
+// "supported by Kubernetes, not by Shoal yet". Fields that are neither
+// modelled nor listed here are unknown fields.
+var notYetFields = map[reflect.Type]map[string]unsupported{
+	reflect.TypeFor[ObjectMeta](): {
+		"generateName":               {},
+		"uid":                        {},
+		"resourceVersion":            {},
+		"generation":                 {},
+		"selfLink":                   {},
+		"creationTimestamp":          {tolerated: []string{"null"}},
+		"deletionTimestamp":          {},
+		"deletionGracePeriodSeconds": {},
+		"ownerReferences":            {},
+		"finalizers":                 {},
+		"managedFields":              {},
+	},
+	reflect.TypeFor[PodSpec](): {
+		"activeDeadlineSeconds":        {},
+		"affinity":                     {},
+		"automountServiceAccountToken": {},
+		"dnsConfig":                    {},
+		"dnsPolicy":                    {tolerated: []string{"ClusterFirst"}},
+		"enableServiceLinks":           {tolerated: []string{"true"}},
+		"ephemeralContainers":          {},
+		"hostAliases":                  {},
+		"hostIPC":                      {tolerated: []string{"false"}},
+		"hostNetwork":                  {tolerated: []string{"false"}},
+		"hostPID":                      {tolerated: []string{"false"}},
+		"hostUsers":                    {},
+		"imagePullSecrets":             {},
+		"nodeName":                     {},
+		"os":                           {},
+		"overhead":                     {},
+		"preemptionPolicy":             {tolerated: []string{"PreemptLowerPriority"}},
+		"priority":                     {tolerated: []string{"0"}},
+		"priorityClassName":            {},
+		"readinessGates":               {},
+		"resourceClaims":               {},
+		"resources":                    {},
+		"runtimeClassName":             {},
+		"schedulerName":                {tolerated: []string{"default-scheduler"}},
+		"schedulingGates":              {},
+		"serviceAccount":               {tolerated: []string{"default"}},
+		"serviceAccountName":           {tolerated: []string{"default"}},
+		"setHostnameAsFQDN":            {},
+		"shareProcessNamespace":        {tolerated: []string{"false"}},
+		"subdomain":                    {},
+		"tolerations":                  {},
+		"topologySpreadConstraints":    {},
+		"hostnameOverride":             {},
+	},
+	reflect.TypeFor[Container](): {
+		"lifecycle":                {},
+		"resizePolicy":             {},
+		"restartPolicy":            {},
+		"restartPolicyRules":       {},
+		"stdin":                    {tolerated: []string{"false"}},
+		"stdinOnce":                {tolerated: []string{"false"}},
+		"terminationMessagePath":   {tolerated: []string{"/dev/termination-log"}},
+		"terminationMessagePolicy": {tolerated: []string{"File"}},
+		"tty":                      {tolerated: []string{"false"}},
+		"volumeDevices":            {},
+	},
+	reflect.TypeFor[ContainerPort](): {
+		"hostPort": {},
+		"hostIP":   {},
+	},
+	reflect.TypeFor[EnvVarSource](): {
+		"resourceFieldRef": {},
+		"fileKeyRef":       {},
+	},
+	reflect.TypeFor[ResourceRequirements](): {
+		"claims": {},
+	},
+	reflect.TypeFor[VolumeMount](): {
+		"mountPropagation":  {tolerated: []string{"None"}},
+		"recursiveReadOnly": {},
+		"subPathExpr":       {},
+	},
+	reflect.TypeFor[ProbeHandler](): {
+		"grpc": {},
+	},
+	reflect.TypeFor[SecurityContext](): {
+		"appArmorProfile": {},
+		"procMount":       {tolerated: []string{"Default"}},
+		"seLinuxOptions":  {},
+		"windowsOptions":  {},
+	},
+	reflect.TypeFor[PodSecurityContext](): {
+		"appArmorProfile":          {},
+		"fsGroupChangePolicy":      {},
+		"seLinuxChangePolicy":      {},
+		"seLinuxOptions":           {},
+		"supplementalGroupsPolicy": {},
+		"sysctls":                  {},
+		"windowsOptions":           {},
+	},
+	reflect.TypeFor[VolumeSource](): {
+		"awsElasticBlockStore":  {},
+		"azureDisk":             {},
+		"azureFile":             {},
+		"cephfs":                {},
+		"cinder":                {},
+		"csi":                   {},
+		"downwardAPI":           {},
+		"ephemeral":             {},
+		"fc":                    {},
+		"flexVolume":            {},
+		"flocker":               {},
+		"gcePersistentDisk":     {},
+		"gitRepo":               {},
+		"glusterfs":             {},
+		"image":                 {},
+		"iscsi":                 {},
+		"nfs":                   {},
+		"persistentVolumeClaim": {},
+		"photonPersistentDisk":  {},
+		"portworxVolume":        {},
+		"projected":             {},
+		"quobyte":               {},
+		"rbd":                   {},
+		"scaleIO":               {},
+		"storageos":             {},
+		"vsphereVolume":         {},
+	},
+	reflect.TypeFor[ServiceSpec](): {
+		"allocateLoadBalancerNodePorts": {},
+		"externalIPs":                   {},
+		"externalName":                  {},
+		"externalTrafficPolicy":         {tolerated: []string{"Cluster"}},
+		"healthCheckNodePort":           {},
+		"internalTrafficPolicy":         {tolerated: []string{"Cluster"}},
+		"ipFamilies":                    {tolerated: []string{"[IPv4]"}},
+		"ipFamilyPolicy":                {tolerated: []string{"SingleStack"}},
+		"loadBalancerClass":             {},
+		"loadBalancerIP":                {},
+		"loadBalancerSourceRanges":      {},
+		"publishNotReadyAddresses":      {tolerated: []string{"false"}},
+		"trafficDistribution":           {},
+	},
+	reflect.TypeFor[ServicePort](): {
+		"appProtocol": {},
+	},
+	reflect.TypeFor[ConfigMap](): {
+		"immutable": {},
+	},
+	reflect.TypeFor[Secret](): {
+		"immutable": {},
+	},
+	reflect.TypeFor[Namespace](): {
+		"spec": {tolerated: []string{"{}", "{finalizers:[kubernetes]}"}},
+	},
+}
+
+// Kubernetes fields Shoal has no Go field for but which are only valid in
+// object status: "status" at the top level of every kind is accepted and
+// dropped.
+
+// fieldInfo is one JSON field of a struct, with embedded inline structs
+// flattened.
+type fieldInfo struct {
+	name  string
+	index []int
+	typ   reflect.Type
+}
+
+type structInfo struct {
+	byName map[string]*fieldInfo
+	fields []*fieldInfo // in declaration order
+	names  []string     // sorted, for suggestions
+}
+
+var structInfos sync.Map // reflect.Type -> *structInfo
+
+func structInfoOf(t reflect.Type) *structInfo {
+	if v, ok := structInfos.Load(t); ok {
+		return v.(*structInfo)
+	}
+	si := &structInfo{byName: map[string]*fieldInfo{}}
+	collectFields(t, nil, si)
+	for _, f := range si.fields {
+		si.names = append(si.names, f.name)
+	}
+	slices.Sort(si.names)
+	v, _ := structInfos.LoadOrStore(t, si)
+	return v.(*structInfo)
+}
+
+func collectFields(t reflect.Type, index []int, si *structInfo) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		idx := append(slices.Clone(index), i)
+		if name == "" && f.Anonymous && f.Type.Kind() == reflect.Struct {
+			collectFields(f.Type, idx, si)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fi := &fieldInfo{name: name, index: idx, typ: f.Type}
+		si.byName[name] = fi
+		si.fields = append(si.fields, fi)
+	}
+}
+
+// notYetOf returns the not-yet fields of a struct type, including those of
+// its inline embedded structs.
+func notYetOf(t reflect.Type) map[string]unsupported {
+	return notYetFields[t]
+}
+
+// inlineTypes returns t and the types of its inline embedded structs, whose
+// not-yet tables also apply to t's mapping.
+var inlineCache sync.Map
+
+func inlineTypes(t reflect.Type) []reflect.Type {
+	if v, ok := inlineCache.Load(t); ok {
+		return v.([]reflect.Type)
+	}
+	out := []reflect.Type{t}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			out = append(out, inlineTypes(f.Type)...)
+		}
+	}
+	v, _ := inlineCache.LoadOrStore(t, out)
+	return v.([]reflect.Type)
+}
+
+func lookupNotYet(t reflect.Type, key string) (unsupported, bool) {
+	for _, it := range inlineTypes(t) {
+		if u, ok := notYetOf(it)[key]; ok {
+			return u, true
+		}
+	}
+	return unsupported{}, false
+}

@@ -1,0 +1,318 @@
+package manifests
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/manifest-support.md from the code")
+
+const supportDoc = "../docs/manifest-support.md"
+
+const supportIntro = `# Manifest support
+
+Shoal reads the Kubernetes manifests you already have. This page lists, per kind, every field and whether
+Shoal supports it. It is generated from the code (` + "`go test ./manifests -run TestSupportDocMatchesCode -update`" + `)
+and a test checks that every field marked ` + "`yes`" + ` decodes and every field marked ` + "`no`" + ` is refused.
+
+- **yes**: decoded and validated as Kubernetes validates it, with Kubernetes' defaults.
+- **no**: Kubernetes has the field, Shoal does not yet. A manifest that sets it is refused with
+  ` + "`<file>:<line>: <field>: supported by Kubernetes, not by Shoal yet`" + `.
+- **no; accepts V**: as above, except that the value V — Kubernetes' own default, as printed by
+  ` + "`kubectl get -o yaml`" + ` — is accepted and ignored, so pasted output loads.
+- Fields that Kubernetes does not have at all are refused as ` + "`unknown field \"x\"`" + `, with a suggestion when
+  the name is close to a known one.
+- ` + "`status`" + ` is accepted at the top level of every kind and dropped: status is written by Shoal, never read from Git.
+- ` + "`metadata.creationTimestamp: null`" + ` (as written by ` + "`kubectl create --dry-run -o yaml`" + `) is accepted and ignored.
+
+Supported kinds: ConfigMap (v1), Deployment (apps/v1), Namespace (v1), Pod (v1), Secret (v1), Service (v1). Any other
+kind is refused: ` + "`kind \"StatefulSet\" (apps/v1) is not supported by Shoal; supported kinds: ...`" + `.
+
+Validation follows Kubernetes' rules for the supported fields, so a field marked yes may still be refused in some
+places, as Kubernetes refuses it: probes on init containers, restartPolicy other than Always in a Deployment's
+pods, nodePort outside NodePort Services.
+
+Values Shoal refuses although Kubernetes accepts them:
+
+| Field | Refused values |
+| --- | --- |
+| ` + "`spec.type` (Service)" + ` | ` + "`LoadBalancer`, `ExternalName`" + ` |
+| ` + "`protocol`" + ` (container and Service ports) | ` + "`SCTP`" + ` |
+| ` + "`resources.limits`, `resources.requests`" + ` | every resource other than ` + "`cpu` and `memory`" + ` |
+| ` + "`env[].valueFrom.fieldRef.fieldPath`" + ` | everything but ` + "`metadata.name`, `metadata.namespace`, `status.podIP`" + ` |
+| ` + "`spec.clusterIPs`" + ` | more than one address (dual stack) |
+
+Defaults are applied as Kubernetes applies them: namespace ` + "`default`" + `, replicas 1, RollingUpdate with maxSurge and
+maxUnavailable 25%, revisionHistoryLimit 10, progressDeadlineSeconds 600, restartPolicy Always,
+terminationGracePeriodSeconds 30, probe periodSeconds 10 / timeoutSeconds 1 / successThreshold 1 / failureThreshold 3,
+httpGet scheme HTTP and path ` + "`/`" + `, port protocol TCP, Service targetPort = port, sessionAffinity None (ClientIP
+timeout 10800 s), Service type ClusterIP, imagePullPolicy Always for ` + "`:latest`" + ` or untagged images and IfNotPresent
+otherwise (also for digests), configMap/secret volume defaultMode 0644, hostPath type "", Secret type Opaque, and
+Secret ` + "`stringData`" + ` merged into ` + "`data`" + `.
+`
+
+type supportRow struct {
+	path, support string
+}
+
+// supportRows lists the fields of a kind: modelled leaves as yes, not-yet
+// fields as no, in declaration order.
+func supportRows(t reflect.Type) []supportRow {
+	var rows []supportRow
+	var walk func(t reflect.Type, prefix string, depth int)
+	walk = func(t reflect.Type, prefix string, depth int) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		info := structInfoOf(t)
+		for _, f := range info.fields {
+			if depth == 0 && f.name == "status" {
+				rows = append(rows, supportRow{"status", "accepted and ignored"})
+				continue
+			}
+			p := joinField(prefix, f.name)
+			ft := f.typ
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			switch {
+			case isLeafType(ft):
+				rows = append(rows, supportRow{p, "yes"})
+			case ft.Kind() == reflect.Slice && !isLeafType(ft.Elem()) && ft.Elem().Kind() == reflect.Struct:
+				walk(ft.Elem(), p+"[]", depth+1)
+			case ft.Kind() == reflect.Struct:
+				walk(ft, p, depth+1)
+			default:
+				rows = append(rows, supportRow{p, "yes"})
+			}
+		}
+		var notYet []supportRow
+		for _, it := range inlineTypes(t) {
+			for name, u := range notYetFields[it] {
+				s := "no"
+				if len(u.tolerated) > 0 {
+					s = "no; accepts `" + strings.Join(u.tolerated, "`, `") + "`"
+				}
+				notYet = append(notYet, supportRow{joinField(prefix, name), s})
+			}
+		}
+		slices.SortFunc(notYet, func(a, b supportRow) int { return strings.Compare(a.path, b.path) })
+		rows = append(rows, notYet...)
+	}
+	walk(t, "", 0)
+	return rows
+}
+
+func isLeafType(t reflect.Type) bool {
+	switch t {
+	case typeQuantity, typeIntOrString, typeTime, typeBytes:
+		return true
+	}
+	return t.Kind() != reflect.Struct && !(t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct)
+}
+
+func generateSupportDoc() []byte {
+	var b bytes.Buffer
+	b.WriteString(supportIntro)
+	names := SupportedKinds()
+	for _, kind := range names {
+		ki, _, _ := kindByName(kind)
+		fmt.Fprintf(&b, "\n## %s (%s)\n\n| Field | Support |\n| --- | --- |\n", kind, ki.apiVersion)
+		for _, r := range supportRows(reflect.TypeOf(ki.newObject()).Elem()) {
+			fmt.Fprintf(&b, "| `%s` | %s |\n", r.path, r.support)
+		}
+	}
+	return b.Bytes()
+}
+
+// minimalManifests are the smallest valid object of each kind, as generic
+// values.
+func minimalManifest(kind string) map[string]any {
+	m := map[string]any{"apiVersion": "v1", "kind": kind, "metadata": map[string]any{"name": "x"}}
+	container := func() []any { return []any{map[string]any{"name": "c", "image": "i"}} }
+	switch kind {
+	case "Pod":
+		m["spec"] = map[string]any{"containers": container()}
+	case "Deployment":
+		m["apiVersion"] = "apps/v1"
+		m["spec"] = map[string]any{
+			"selector": map[string]any{"matchLabels": map[string]any{"a": "b"}},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": map[string]any{"a": "b"}},
+				"spec":     map[string]any{"containers": container()},
+			},
+		}
+	case "Service":
+		m["spec"] = map[string]any{"ports": []any{map[string]any{"port": 80}}}
+	}
+	return m
+}
+
+// sampleValue returns a value of Go type t as YAML/JSON would carry it.
+func sampleValue(t reflect.Type) any {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t {
+	case typeQuantity:
+		return "1"
+	case typeIntOrString:
+		return 1
+	case typeBytes:
+		return "eA=="
+	case typeTime:
+		return "2024-01-01T00:00:00Z"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "x"
+	case reflect.Bool:
+		return true
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		return 1
+	case reflect.Slice:
+		return []any{sampleValue(t.Elem())}
+	case reflect.Map:
+		k := "a"
+		if t.Key() == reflect.TypeFor[ResourceName]() {
+			k = "cpu"
+		}
+		return map[string]any{k: sampleValue(t.Elem())}
+	}
+	return map[string]any{}
+}
+
+// typeAt returns the Go type of the field at a doc path such as
+// "spec.containers[].ports[].name".
+func typeAt(t reflect.Type, path string) (reflect.Type, bool) {
+	for _, seg := range strings.Split(path, ".") {
+		list := strings.HasSuffix(seg, "[]")
+		seg = strings.TrimSuffix(seg, "[]")
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return nil, false
+		}
+		f, ok := structInfoOf(t).byName[seg]
+		if !ok {
+			return nil, false
+		}
+		t = f.typ
+		if list {
+			t = t.Elem()
+		}
+	}
+	return t, true
+}
+
+// setPath sets path in m (lists get or reuse element 0), leaving values the
+// minimal manifest already has.
+func setPath(m map[string]any, path string, val any) {
+	segs := strings.Split(path, ".")
+	cur := m
+	for i, seg := range segs {
+		list := strings.HasSuffix(seg, "[]")
+		seg = strings.TrimSuffix(seg, "[]")
+		if i == len(segs)-1 && !list {
+			if _, ok := cur[seg]; !ok {
+				cur[seg] = val
+			}
+			return
+		}
+		if list {
+			l, _ := cur[seg].([]any)
+			if len(l) == 0 {
+				l = []any{map[string]any{}}
+				cur[seg] = l
+			}
+			cur = l[0].(map[string]any)
+			continue
+		}
+		next, ok := cur[seg].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			cur[seg] = next
+		}
+		cur = next
+	}
+}
+
+func TestSupportDocMatchesCode(t *testing.T) {
+	want := generateSupportDoc()
+	if *update {
+		if err := os.WriteFile(supportDoc, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc, err := os.ReadFile(supportDoc)
+	if err != nil {
+		t.Fatalf("%v; run go test ./manifests -run TestSupportDocMatchesCode -update", err)
+	}
+	if !bytes.Equal(doc, want) {
+		t.Errorf("%s is out of date; run go test ./manifests -run TestSupportDocMatchesCode -update", supportDoc)
+	}
+	// Check every row of the committed document against the decoder.
+	kind := ""
+	rows := 0
+	for _, line := range strings.Split(string(doc), "\n") {
+		if h, ok := strings.CutPrefix(line, "## "); ok {
+			kind, _, _ = strings.Cut(h, " ")
+			continue
+		}
+		if kind == "" || !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 {
+			continue
+		}
+		path := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		support := strings.TrimSpace(cells[2])
+		ki, _, ok := kindByName(kind)
+		if !ok {
+			t.Fatalf("unknown kind %q in %s", kind, supportDoc)
+		}
+		rows++
+		t.Run(kind+"/"+path, func(t *testing.T) {
+			m := minimalManifest(kind)
+			objType := reflect.TypeOf(ki.newObject()).Elem()
+			switch {
+			case strings.HasPrefix(support, "yes"):
+				ft, ok := typeAt(objType, path)
+				if !ok {
+					t.Fatalf("field %s is listed as supported but the code has no such field", path)
+				}
+				setPath(m, path, sampleValue(ft))
+			case strings.HasPrefix(support, "no"):
+				setPath(m, path, "shoal-sample")
+			default:
+				setPath(m, path, map[string]any{})
+			}
+			data, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, errs := decodeFile("m.yaml", data, LoadOptions{}.limits())
+			if strings.HasPrefix(support, "no") {
+				if len(errs) != 1 || !strings.Contains(errs[0].Msg, "not by Shoal yet") {
+					t.Errorf("%s: want one not-yet error, got %v", data, errs)
+				}
+				return
+			}
+			if errs != nil {
+				t.Errorf("%s: %v", data, errs)
+			}
+		})
+	}
+	if rows < 100 {
+		t.Errorf("only %d rows in %s", rows, supportDoc)
+	}
+}

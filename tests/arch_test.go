@@ -1,0 +1,103 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/shoal-dev/shoal"
+
+type goPackage struct {
+	ImportPath string
+	Name       string
+	Doc        string
+	Imports    []string
+	Deps       []string
+}
+
+// listPackages runs `go list -json` over the whole module.
+func listPackages(t *testing.T) []goPackage {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-tags", "seccomp", "-json", module+"/...")
+	cmd.Dir = ".."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	var pkgs []goPackage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p goPackage
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) == 0 {
+		t.Fatal("go list found no packages")
+	}
+	return pkgs
+}
+
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// TestDependencyDirection enforces the layering of the design: manifests is pure, reconcile plans
+// without touching the kernel, git or the store, and libcontainer lives in one package.
+func TestDependencyDirection(t *testing.T) {
+	rules := []struct {
+		pkg       string   // the rule covers this package and its subpackages
+		forbidden []string // no transitive dependency under these paths
+		why       string
+	}{
+		{module + "/manifests", []string{module + "/daemon", module + "/reconcile", module + "/runtime", module + "/netplane", module + "/tests", module + "/examples"},
+			"manifests imports no other Shoal package"},
+		{module + "/reconcile", []string{"github.com/opencontainers/runc", "github.com/cilium/ebpf", "github.com/go-git/go-git", "go.etcd.io/etcd"},
+			"reconcile plans through interfaces and never imports libcontainer, cilium/ebpf, go-git or etcd"},
+	}
+	for _, p := range listPackages(t) {
+		for _, r := range rules {
+			if !under(p.ImportPath, r.pkg) {
+				continue
+			}
+			for _, dep := range p.Deps {
+				for _, f := range r.forbidden {
+					if under(dep, f) || strings.HasPrefix(dep, f) {
+						t.Errorf("%s depends on %s: %s", p.ImportPath, dep, r.why)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestLibcontainerInOnePackage keeps runc's libcontainer, whose API changes between releases,
+// behind the runtime interface.
+func TestLibcontainerInOnePackage(t *testing.T) {
+	allowed := module + "/runtime/libct"
+	for _, p := range listPackages(t) {
+		for _, imp := range p.Imports {
+			if strings.HasPrefix(imp, "github.com/opencontainers/runc/") && !under(p.ImportPath, allowed) {
+				t.Errorf("%s imports %s; only %s may import libcontainer", p.ImportPath, imp, allowed)
+			}
+		}
+	}
+}
+
+// TestPackageDocs requires a package doc comment in every package.
+func TestPackageDocs(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("%s has no package doc comment", p.ImportPath)
+		}
+	}
+}

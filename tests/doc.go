@@ -1,0 +1,3 @@
+// Package tests holds Shoal's whole-project tests: the architecture rules every package must keep,
+// and the end-to-end tests that run the real shoal binary.
+package tests
