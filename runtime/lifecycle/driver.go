@@ -1,0 +1,179 @@
+package lifecycle
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/runtime"
+)
+
+// Driver does a runtime's work on the machine: sandboxes, images, containers, probes from the node
+// into a pod. The Manager decides what to do and when; the Driver does it and remembers what it did
+// (so a new process can find the containers an earlier one started). Implementations must be safe
+// for concurrent use.
+type Driver interface {
+	// CreateSandbox makes the pod's sandbox (its network namespace, hostname, /etc/hosts,
+	// /etc/resolv.conf and volumes). Idempotent by UID: an existing sandbox is returned as it is.
+	CreateSandbox(ctx context.Context, cfg SandboxConfig) (Sandbox, error)
+	// RemoveSandbox removes the sandbox and its volumes. Unknown UIDs are not an error.
+	RemoveSandbox(ctx context.Context, uid string) error
+	// Sandboxes lists the sandboxes the driver holds (also those made by an earlier process).
+	Sandboxes(ctx context.Context) ([]Sandbox, error)
+
+	// EnsureImage makes ref available on the node according to policy.
+	EnsureImage(ctx context.Context, ref string, policy manifests.PullPolicy) (Image, error)
+
+	// StartContainer creates and starts a container in a sandbox and returns once its process
+	// runs. A failure to start (command not found, bad user) is returned as an error; the
+	// Manager reports it as CreateContainerError with the error's text.
+	StartContainer(ctx context.Context, cfg ContainerConfig) (string, error)
+	// Containers lists every container the driver holds, running or exited.
+	Containers(ctx context.Context) ([]ContainerInfo, error)
+	// WaitContainer blocks until the container's process exits (or ctx ends) and returns its
+	// final state.
+	WaitContainer(ctx context.Context, id string) (ContainerInfo, error)
+	// StopContainer sends SIGTERM, then SIGKILL after grace, and returns the final state.
+	StopContainer(ctx context.Context, id string, grace time.Duration) (ContainerInfo, error)
+	// RemoveContainer removes an exited container (stopping it first if needed).
+	RemoveContainer(ctx context.Context, id string) error
+
+	// Exec runs a process in a running container and returns its exit code.
+	Exec(ctx context.Context, id string, opts runtime.ExecOptions) (int, error)
+	// Logs writes a container's log to w.
+	Logs(ctx context.Context, id string, opts runtime.LogOptions, w io.Writer) error
+
+	// ProbeTCP connects to host:port from inside the sandbox's network namespace.
+	ProbeTCP(ctx context.Context, sb Sandbox, host string, port int) error
+	// ProbeHTTP sends a GET from inside the sandbox's network namespace; a status in
+	// [200, 400) is success.
+	ProbeHTTP(ctx context.Context, sb Sandbox, p HTTPProbe) error
+}
+
+// SandboxConfig describes a pod's sandbox.
+type SandboxConfig struct {
+	UID       string
+	Namespace string
+	Name      string
+	Hostname  string
+	Volumes   []VolumeConfig
+	// PidsLimit caps the number of processes of the whole pod.
+	PidsLimit int64
+}
+
+// Sandbox is a pod's sandbox as the driver made it.
+type Sandbox struct {
+	UID       string
+	Namespace string
+	Name      string
+	// NetNS is the path of the network namespace that the pod's containers join.
+	NetNS string
+	// IP is the pod's address ("" when the pod has only loopback).
+	IP string
+}
+
+// VolumeConfig is one pod volume, resolved: the Manager has read the ConfigMap or Secret.
+type VolumeConfig struct {
+	Name string
+	// Exactly one of the following.
+	EmptyDir  *manifests.EmptyDirVolumeSource
+	HostPath  *manifests.HostPathVolumeSource
+	Files     []File // configMap and secret volumes: read-only files
+	Sensitive bool   // the files hold secrets (kept off disk where the driver can: tmpfs)
+}
+
+// File is a file of a configMap or secret volume.
+type File struct {
+	Path string // relative to the volume
+	Data []byte
+	Mode uint32
+}
+
+// Image is an image available on the node.
+type Image struct {
+	Ref        string
+	ID         string // config digest
+	Entrypoint []string
+	Cmd        []string
+	Env        []string
+	WorkingDir string
+	User       string
+}
+
+// ContainerConfig is a container ready to start: command, environment and security resolved.
+type ContainerConfig struct {
+	Meta    ContainerMeta
+	Sandbox Sandbox
+	Image   Image
+	Args    []string // argv, argv[0] is the program
+	Env     []string
+	Cwd     string
+	User    string // "uid[:gid]" or a name, resolved in the image
+	Mounts  []Mount
+	// Resources.
+	MemoryLimit int64 // bytes, 0: none
+	CPUQuota    int64 // microseconds per CPUPeriod, 0: none
+	CPUPeriod   int64
+	CPUShares   uint64
+	// Security.
+	CapAdd, CapDrop    []string
+	Privileged         bool
+	NoNewPrivileges    bool
+	ReadonlyRootfs     bool
+	SeccompUnconfined  bool
+	SupplementalGroups []uint32
+}
+
+// ContainerMeta identifies a container and is kept by the driver with it, so that a new process
+// can re-adopt it.
+type ContainerMeta struct {
+	PodUID       string
+	PodNamespace string
+	PodName      string
+	Name         string // container name in the pod
+	Init         bool   // an init container
+	Attempt      int32  // 0 for the first run, then the restart count
+}
+
+// Mount binds a volume (or a part of it) into a container.
+type Mount struct {
+	Volume      string // volume name in the sandbox
+	SubPath     string
+	Destination string
+	ReadOnly    bool
+}
+
+// HTTPProbe is an httpGet probe, resolved.
+type HTTPProbe struct {
+	Scheme  string // HTTP or HTTPS
+	Host    string // "" : the pod's address
+	Port    int
+	Path    string
+	Headers map[string]string
+}
+
+// ContainerStatus is the life state of a container process.
+type ContainerStatus int
+
+// Container states.
+const (
+	ContainerCreated ContainerStatus = iota
+	ContainerRunning
+	ContainerExited
+)
+
+// ContainerInfo is what the driver knows of a container.
+type ContainerInfo struct {
+	ID         string
+	Meta       ContainerMeta
+	ImageRef   string
+	ImageID    string
+	Status     ContainerStatus
+	PID        int
+	StartedAt  time.Time
+	FinishedAt time.Time
+	ExitCode   int32
+	Signal     int32
+	OOMKilled  bool
+}

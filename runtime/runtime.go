@@ -1,0 +1,95 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
+)
+
+// Errors that callers test for with errors.Is.
+var (
+	// ErrNotFound: no pod or container with that identity on this node.
+	ErrNotFound = errors.New("not found")
+	// ErrNotRunning: the container exists but has no running process (for Exec).
+	ErrNotRunning = errors.New("container is not running")
+	// ErrNotAllowed: the node's policy refuses what the pod asks for (privileged, host paths, ...).
+	ErrNotAllowed = errors.New("not allowed by this node's policy")
+)
+
+// PodSpec is what the node agent asks a Runtime to run: one instance of a pod, with the
+// ConfigMaps and Secrets its volumes and environment refer to already resolved.
+type PodSpec struct {
+	// UID identifies this instance of the pod. Pods are immutable: a changed pod is a new UID.
+	UID string
+	// Pod is the pod with Kubernetes' defaults applied (manifests.SetDefaults).
+	Pod *manifests.Pod
+	// ConfigMaps and Secrets referenced by the pod, by name, from the pod's namespace.
+	ConfigMaps map[string]*manifests.ConfigMap
+	Secrets    map[string]*manifests.Secret
+}
+
+// PodState is a pod as a Runtime sees it.
+type PodState struct {
+	UID       string
+	Namespace string
+	Name      string
+	// Status has Kubernetes' shape: phase, conditions (Initialized, ContainersReady, Ready), the
+	// pod IP and one ContainerStatus per init and app container, with restart counts and the
+	// reasons Kubernetes uses (ContainerCreating, ErrImagePull, ImagePullBackOff, CrashLoopBackOff,
+	// CreateContainerError, Completed, Error, OOMKilled).
+	Status manifests.PodStatus
+}
+
+// LogOptions select what Logs returns.
+type LogOptions struct {
+	Follow     bool      // keep streaming until ctx ends or the container exits
+	Tail       int       // only the last Tail lines (0: all)
+	Since      time.Time // only lines written after Since
+	Timestamps bool      // prefix each line with its RFC 3339 timestamp
+	Previous   bool      // the previous run of a restarted container
+}
+
+// ExecOptions describe a process to run in a container.
+type ExecOptions struct {
+	Command []string
+	Env     []string
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+}
+
+// Runtime runs the pods of one node. Implementations: the libcontainer runtime (production) and
+// an in-memory fake; both pass the conformance suite in package runtimetest.
+//
+// All methods are safe for concurrent use. Pods outlive the process that runs the Runtime: Close
+// stops the Runtime's own work and leaves containers running, and a new Runtime over the same state
+// re-adopts them when the pod is ensured again (same container IDs and PIDs, restart counts kept).
+type Runtime interface {
+	// EnsurePod makes the pod run: sandbox, init containers in order, then the app containers,
+	// restarted per restartPolicy with crash-loop backoff and probed as the spec says. It returns
+	// once the pod is accepted; progress shows in PodStatus. Idempotent: a pod already known by
+	// UID (also one adopted from an earlier process) is left as it is.
+	EnsurePod(ctx context.Context, spec *PodSpec) error
+	// RemovePod stops the pod's containers (SIGTERM, then SIGKILL after grace; nil grace means
+	// the pod's terminationGracePeriodSeconds) and removes its sandbox and state. Removing an
+	// unknown pod is not an error.
+	RemovePod(ctx context.Context, uid string, grace *time.Duration) error
+	// PodStatus reports one pod; ErrNotFound if the node has no pod with that UID.
+	PodStatus(ctx context.Context, uid string) (PodState, error)
+	// Pods lists every pod on the node, including pods left by an earlier process that nobody
+	// has ensured since (so the caller can remove what is no longer wanted).
+	Pods(ctx context.Context) ([]PodState, error)
+	// Logs writes a container's log lines to w.
+	Logs(ctx context.Context, uid, container string, opts LogOptions, w io.Writer) error
+	// Exec runs a process in a running container and returns its exit code.
+	Exec(ctx context.Context, uid, container string, opts ExecOptions) (int, error)
+	// Changes delivers the UID of a pod whenever its status changes, so that the node agent can
+	// report promptly. It is buffered and never blocks the runtime: a reader that falls far behind
+	// loses notices, so it should also relist (Pods) now and then.
+	Changes() <-chan string
+	// Close stops the Runtime's probes and workers. Containers keep running.
+	Close() error
+}
