@@ -293,12 +293,14 @@ func (d *Driver) exit(c *container, code, signal int32, oom bool) {
 }
 
 // Containers lists the containers.
-func (d *Driver) Containers(context.Context) ([]lifecycle.ContainerInfo, error) {
+func (d *Driver) Containers(_ context.Context, podUID string) ([]lifecycle.ContainerInfo, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]lifecycle.ContainerInfo, 0, len(d.containers))
 	for _, c := range d.containers {
-		out = append(out, c.info)
+		if podUID == "" || c.info.Meta.PodUID == podUID {
+			out = append(out, c.info)
+		}
 	}
 	return out, nil
 }

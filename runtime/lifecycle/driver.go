@@ -29,8 +29,8 @@ type Driver interface {
 	// runs. A failure to start (command not found, bad user) is returned as an error; the
 	// Manager reports it as CreateContainerError with the error's text.
 	StartContainer(ctx context.Context, cfg ContainerConfig) (string, error)
-	// Containers lists every container the driver holds, running or exited.
-	Containers(ctx context.Context) ([]ContainerInfo, error)
+	// Containers lists the containers of a pod ("" : of every pod), running or exited.
+	Containers(ctx context.Context, podUID string) ([]ContainerInfo, error)
 	// WaitContainer blocks until the container's process exits (or ctx ends) and returns its
 	// final state.
 	WaitContainer(ctx context.Context, id string) (ContainerInfo, error)

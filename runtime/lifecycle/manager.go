@@ -114,7 +114,7 @@ func (m *Manager) RemovePod(ctx context.Context, uid string, grace *time.Duratio
 		g = *grace
 	}
 	d := m.cfg.Driver
-	ctrs, err := d.Containers(ctx)
+	ctrs, err := d.Containers(ctx, uid)
 	if err != nil {
 		return fmt.Errorf("remove pod %s: %w", uid, err)
 	}
@@ -193,7 +193,7 @@ func (m *Manager) Pods(ctx context.Context) ([]runtime.PodState, error) {
 			continue
 		}
 		if ctrs == nil {
-			if ctrs, err = m.cfg.Driver.Containers(ctx); err != nil {
+			if ctrs, err = m.cfg.Driver.Containers(ctx, ""); err != nil {
 				return nil, fmt.Errorf("list pods: %w", err)
 			}
 		}
@@ -296,7 +296,7 @@ func (m *Manager) Exec(ctx context.Context, uid, container string, opts runtime.
 
 // containerID finds the current (or previous) container of a pod by name.
 func (m *Manager) containerID(ctx context.Context, uid, name string, previous bool) (string, error) {
-	ctrs, err := m.cfg.Driver.Containers(ctx)
+	ctrs, err := m.cfg.Driver.Containers(ctx, uid)
 	if err != nil {
 		return "", err
 	}

@@ -124,7 +124,7 @@ func (w *podWorker) run() {
 		}
 	}
 
-	existing, err := d.Containers(w.ctx)
+	existing, err := d.Containers(w.ctx, w.spec.UID)
 	if err != nil && w.ctx.Err() != nil {
 		return
 	}
@@ -360,7 +360,7 @@ func (w *podWorker) start(cs *ctrState) (id string, info ContainerInfo, ok bool)
 		}
 		w.removeOlder(cs.spec.Name, attempt)
 		info = ContainerInfo{ID: id, StartedAt: time.Now()}
-		if all, err := d.Containers(w.ctx); err == nil {
+		if all, err := d.Containers(w.ctx, w.spec.UID); err == nil {
 			for _, c := range all {
 				if c.ID == id {
 					info = c
@@ -383,7 +383,7 @@ func (w *podWorker) removeOlder(name string, attempt int32) {
 
 func (w *podWorker) removeWhere(match func(ContainerMeta) bool) {
 	d := w.m.cfg.Driver
-	all, err := d.Containers(w.ctx)
+	all, err := d.Containers(w.ctx, w.spec.UID)
 	if err != nil {
 		return
 	}

@@ -1,0 +1,132 @@
+package linux
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	goruntime "runtime"
+	"strconv"
+	"time"
+
+	"github.com/shoal-dev/shoal/runtime/lifecycle"
+	"github.com/vishvananda/netns"
+)
+
+// dialIn opens a TCP connection from inside the network namespace at nsPath. The socket is made
+// in that namespace and keeps it after the thread returns to its own.
+func dialIn(ctx context.Context, nsPath, addr string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			goruntime.UnlockOSThread()
+			ch <- result{err: fmt.Errorf("current network namespace: %w", err)}
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromPath(nsPath)
+		if err != nil {
+			goruntime.UnlockOSThread()
+			ch <- result{err: fmt.Errorf("pod network namespace: %w", err)}
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			goruntime.UnlockOSThread()
+			ch <- result{err: fmt.Errorf("enter pod network namespace: %w", err)}
+			return
+		}
+		// Only the socket's creation needs the namespace: connect runs on it afterwards.
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if rerr := netns.Set(orig); rerr != nil {
+			// This thread is stuck in the pod's namespace: let it die with the goroutine.
+			ch <- result{conn, err}
+			return
+		}
+		goruntime.UnlockOSThread()
+		ch <- result{conn, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.conn, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+func probeHost(sb lifecycle.Sandbox, host string) string {
+	switch {
+	case host != "":
+		return host
+	case sb.IP != "":
+		return sb.IP
+	}
+	return "127.0.0.1" // a loopback-only pod: its own loopback, inside its namespace
+}
+
+// ProbeTCP connects to host:port from inside the pod's network namespace.
+func (d *Driver) ProbeTCP(ctx context.Context, sb lifecycle.Sandbox, host string, port int) error {
+	conn, err := dialIn(ctx, sb.NetNS, net.JoinHostPort(probeHost(sb, host), strconv.Itoa(port)))
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// ProbeHTTP sends a GET from inside the pod's network namespace; 200–399 is success.
+func (d *Driver) ProbeHTTP(ctx context.Context, sb lifecycle.Sandbox, p lifecycle.HTTPProbe) error {
+	scheme := "http"
+	if p.Scheme == "HTTPS" {
+		scheme = "https"
+	}
+	addr := net.JoinHostPort(probeHost(sb, p.Host), strconv.Itoa(p.Port))
+	tr := &http.Transport{
+		DialContext:       func(ctx context.Context, _, addr string) (net.Conn, error) { return dialIn(ctx, sb.NetNS, addr) },
+		DisableKeepAlives: true,
+		// The kubelet does not verify the certificates of HTTPS probes.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // as the kubelet
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	path := p.Path
+	if path == "" {
+		path = "/"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "shoal-probe/1")
+	for k, v := range p.Headers {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("HTTP probe failed with status %d", resp.StatusCode)
+	}
+	return nil
+}
