@@ -84,7 +84,7 @@ func FuzzParseSelector(f *testing.F) {
 }
 
 func FuzzParseQuantity(f *testing.F) {
-	for _, s := range []string{"100m", "1", "0.5", "128Mi", "1e3", "1E-3", "-1", "+.5", "10Ei", "1e100", "9999999999999999999999999999G", "m", ".", "1e+"} {
+	for _, s := range []string{"100m", "1", "0.5", "128Mi", "1e3", "1E-3", "-1", "+.5", "10Ei", "1e100", "9999999999999999999999999999G", "m", ".", "1e+", "0.5Ki", "0.0001Ki", "-0.5", "1.5G", "999999999999999999", "8Ei", "1n", "-1500m", "0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -101,6 +101,11 @@ func FuzzParseQuantity(f *testing.F) {
 		}
 		if q.String() != s || strings.TrimSpace(s) != s {
 			t.Fatalf("%q kept as %q", s, q)
+		}
+		// The integer fast path agrees with exact arithmetic.
+		slow := Quantity{s: s}
+		if m != slow.scaled(1000) || v != slow.scaled(1) || q.IsZero() != slow.IsZero() || q.Cmp(slow) != 0 {
+			t.Fatalf("%q: fast path milli %d value %d, exact %d %d", s, m, v, slow.scaled(1000), slow.scaled(1))
 		}
 	})
 }

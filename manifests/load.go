@@ -10,8 +10,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -256,11 +258,15 @@ func LoadPaths(ctx context.Context, paths []string, opts LoadOptions) (*Set, err
 type treeLoader struct {
 	lim     limits
 	errs    ErrorList
-	items   []located
+	pending []pendingFile
 	total   int64
-	files   int
 	tooBig  bool
-	tooMany bool
+}
+
+// pendingFile is a manifest file read and waiting to be decoded.
+type pendingFile struct {
+	name string
+	data []byte
 }
 
 func (l *treeLoader) errorf(name string, format string, args ...any) {
@@ -315,9 +321,10 @@ func (l *treeLoader) walk(ctx context.Context, fsys fs.FS, root, prefix string) 
 	return nil
 }
 
-// file reads and decodes one manifest file; rel is its name in errors.
+// file reads one manifest file; rel is its name in errors. Decoding waits
+// for finish, which decodes the files of the tree in parallel.
 func (l *treeLoader) file(fsys fs.FS, name, rel string) error {
-	if l.tooBig || l.tooMany {
+	if l.tooBig {
 		return nil
 	}
 	data, err := readLimited(fsys, name, l.lim.maxFileSize)
@@ -325,36 +332,71 @@ func (l *treeLoader) file(fsys fs.FS, name, rel string) error {
 		l.errorf(rel, "%v", err)
 		return nil
 	}
-	l.files++
 	l.total += int64(len(data))
 	if l.total > l.lim.maxTreeSize {
 		l.tooBig = true
 		l.errorf(rel, "the manifest tree is more than %d bytes (LoadOptions.MaxTreeSize) at this file, %d bytes so far; split the repository or raise the limit", l.lim.maxTreeSize, l.total)
 		return nil
 	}
-	got, ferrs := decodeFile(rel, data, l.lim)
-	l.errs = append(l.errs, ferrs...)
-	l.items = append(l.items, got...)
-	if len(l.items) > l.lim.maxObjects {
-		l.tooMany = true
-		l.errorf(rel, "the manifest tree has more than %d objects (LoadOptions.MaxObjects) at this file, %d so far; split the repository or raise the limit", l.lim.maxObjects, len(l.items))
-	}
+	l.pending = append(l.pending, pendingFile{name: rel, data: data})
 	return nil
 }
 
-// finish defaults and validates what was loaded.
+// decodeAll decodes, defaults and validates (each object on its own) the
+// pending files on every CPU; the result keeps the order of the files.
+func (l *treeLoader) decodeAll() ([]located, ErrorList) {
+	type result struct {
+		items []located
+		errs  ErrorList
+	}
+	results := make([]result, len(l.pending))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(l.pending)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f := l.pending[i]
+				items, errs := decodeFile(f.name, f.data, l.lim)
+				for _, it := range items {
+					SetDefaults(it.obj)
+				}
+				results[i].items, results[i].errs = items, append(errs, validateEach(items)...)
+			}
+		}()
+	}
+	for i := range l.pending {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var items []located
+	var errs ErrorList
+	for _, r := range results {
+		items = append(items, r.items...)
+		errs = append(errs, r.errs...)
+	}
+	return items, errs
+}
+
+// finish decodes, defaults and validates what was read: each object, then
+// the tree.
 func (l *treeLoader) finish() (*Set, error) {
-	if l.tooBig || l.tooMany {
+	if l.tooBig {
 		return nil, l.errs.Err()
 	}
-	for _, it := range l.items {
-		SetDefaults(it.obj)
+	items, errs := l.decodeAll()
+	l.errs = append(l.errs, errs...)
+	if len(items) > l.lim.maxObjects {
+		l.errorf(items[l.lim.maxObjects].src.file, "the manifest tree has more than %d objects (LoadOptions.MaxObjects) at this file, %d in all; split the repository or raise the limit", l.lim.maxObjects, len(items))
+		return nil, l.errs.Err()
 	}
-	l.errs = append(l.errs, validateLocated(l.items)...)
+	l.errs = append(l.errs, validateTree(items)...)
 	if len(l.errs) > 0 {
 		return nil, l.errs.Err()
 	}
-	return newSet(l.items, l.files), nil
+	return newSet(items, len(l.pending)), nil
 }
 
 func newSet(items []located, files int) *Set {

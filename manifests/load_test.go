@@ -353,7 +353,7 @@ func TestLimits(t *testing.T) {
 		{"documents", map[string]string{"a.yaml": strings.Repeat("---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n", 3)}, LoadOptions{MaxDocuments: 2},
 			"a.yaml:12: more than 2 documents in one file (LoadOptions.MaxDocuments); split it into smaller files"},
 		{"objects", map[string]string{"a.yaml": deployWeb, "b.yaml": strings.Replace(deployWeb, "name: web", "name: web2", 1)}, LoadOptions{MaxObjects: 1},
-			"b.yaml: the manifest tree has more than 1 objects (LoadOptions.MaxObjects) at this file, 2 so far; split the repository or raise the limit"},
+			"b.yaml: the manifest tree has more than 1 objects (LoadOptions.MaxObjects) at this file, 2 in all; split the repository or raise the limit"},
 		{"depth", map[string]string{"a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n"}, LoadOptions{},
 			"a.yaml:5: metadata.labels: expected a mapping, found a list"},
 		{"depth limit", map[string]string{"a.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n"}, LoadOptions{MaxDepth: 4},

@@ -18,6 +18,10 @@ import (
 // suffix (n, u, m, k, M, G, T, P, E) or a decimal exponent (e3, E-2).
 type Quantity struct {
 	s string
+	// milli is the amount in thousandths when exact is true: every quantity
+	// people write for CPU and memory. Others are computed exactly from s.
+	milli int64
+	exact bool
 }
 
 // Limits that keep parsing cheap for hostile input; real quantities are far
@@ -29,10 +33,13 @@ const (
 
 // ParseQuantity parses s in Kubernetes quantity syntax.
 func ParseQuantity(s string) (Quantity, error) {
-	if _, err := parseQuantity(s); err != nil {
+	p, err := scanQuantity(s)
+	if err != nil {
 		return Quantity{}, err
 	}
-	return Quantity{s: s}, nil
+	q := Quantity{s: s}
+	q.milli, q.exact = p.milli()
+	return q, nil
 }
 
 // String returns the quantity as written, or "0" for the zero Quantity.
@@ -48,20 +55,45 @@ func (q Quantity) IsZero() bool {
 	if q.s == "" {
 		return true
 	}
+	if q.exact {
+		return q.milli == 0
+	}
 	r, err := parseQuantity(q.s)
 	return err != nil || r.Sign() == 0
 }
 
 // Value returns the amount rounded up to an integer, saturating at the int64
 // range.
-func (q Quantity) Value() int64 { return q.scaled(1) }
+func (q Quantity) Value() int64 {
+	if q.exact {
+		if q.milli > 0 {
+			return q.milli/1000 + min(q.milli%1000, 1)
+		}
+		return q.milli / 1000 // truncation is the ceiling for negatives
+	}
+	return q.scaled(1)
+}
 
 // MilliValue returns the amount in thousandths rounded up, saturating at the
 // int64 range. For CPU this is millicores.
-func (q Quantity) MilliValue() int64 { return q.scaled(1000) }
+func (q Quantity) MilliValue() int64 {
+	if q.exact {
+		return q.milli
+	}
+	return q.scaled(1000)
+}
 
 // Cmp compares two quantities exactly: -1 if q < o, 0 if equal, +1 if q > o.
 func (q Quantity) Cmp(o Quantity) int {
+	if (q.exact || q.s == "") && (o.exact || o.s == "") {
+		switch {
+		case q.milli < o.milli:
+			return -1
+		case q.milli > o.milli:
+			return 1
+		}
+		return 0
+	}
 	return q.rat().Cmp(o.rat())
 }
 
@@ -121,30 +153,117 @@ func (q *Quantity) UnmarshalJSON(data []byte) error {
 
 var errQuantity = errors.New("quantities look like 500m, 2, 1.5, 128Mi, 1G or 1e3")
 
+// quantityParts is a quantity taken apart: ±digits × 10^exp10 × 2^exp2.
+type quantityParts struct {
+	neg         bool
+	digits      [maxQuantityLen]byte
+	n           int // used bytes of digits
+	exp10, exp2 int
+}
+
 func parseQuantity(s string) (*big.Rat, error) {
+	p, err := scanQuantity(s)
+	if err != nil {
+		return nil, err
+	}
+	return p.rat(s)
+}
+
+// milli returns the amount in thousandths when it is an integer that fits
+// int64.
+func (p *quantityParts) milli() (int64, bool) {
+	if p.n > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range p.digits[:p.n] {
+		v = v*10 + int64(c-'0')
+	}
+	pow10 := func(e int) int64 {
+		r := int64(1)
+		for range e {
+			r *= 10
+		}
+		return r
+	}
+	switch e := p.exp10 + 3; {
+	case e > 18:
+		return 0, false
+	case e >= 0:
+		f := pow10(e)
+		if v != 0 && v > math.MaxInt64/f {
+			return 0, false
+		}
+		v *= f
+	case e >= -18:
+		f := pow10(-e)
+		if v%f != 0 {
+			return 0, false
+		}
+		v /= f
+	default:
+		return 0, false
+	}
+	if p.exp2 > 0 {
+		if v != 0 && v > math.MaxInt64>>p.exp2 {
+			return 0, false
+		}
+		v <<= p.exp2
+	}
+	if p.neg {
+		v = -v
+	}
+	return v, true
+}
+
+func (p *quantityParts) rat(s string) (*big.Rat, error) {
+	num, ok := new(big.Int).SetString(string(p.digits[:p.n]), 10)
+	if !ok {
+		return nil, fmt.Errorf("invalid quantity %q; %w", s, errQuantity)
+	}
+	if p.neg {
+		num.Neg(num)
+	}
+	r := new(big.Rat).SetInt(num)
+	if p.exp10 != 0 {
+		pw := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(p.exp10))), nil)
+		if p.exp10 > 0 {
+			r.Mul(r, new(big.Rat).SetInt(pw))
+		} else {
+			r.Quo(r, new(big.Rat).SetInt(pw))
+		}
+	}
+	if p.exp2 != 0 {
+		r.Mul(r, new(big.Rat).SetInt(new(big.Int).Lsh(big.NewInt(1), uint(p.exp2))))
+	}
+	return r, nil
+}
+
+func scanQuantity(s string) (*quantityParts, error) {
 	if s == "" {
 		return nil, fmt.Errorf("empty quantity; %w", errQuantity)
 	}
 	if len(s) > maxQuantityLen {
 		return nil, fmt.Errorf("quantity is %d characters long, more than %d", len(s), maxQuantityLen)
 	}
+	p := &quantityParts{}
 	i := 0
-	neg := false
 	if s[0] == '+' || s[0] == '-' {
-		neg = s[0] == '-'
+		p.neg = s[0] == '-'
 		i++
 	}
-	var digits []byte
 	intDigits, fracDigits := 0, 0
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		digits = append(digits, s[i])
+		p.digits[p.n] = s[i]
+		p.n++
 		intDigits++
 		i++
 	}
 	if i < len(s) && s[i] == '.' {
 		i++
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			digits = append(digits, s[i])
+			p.digits[p.n] = s[i]
+			p.n++
 			fracDigits++
 			i++
 		}
@@ -208,26 +327,8 @@ func parseQuantity(s string) (*big.Rat, error) {
 		}
 		exp10 += n
 	}
-	num, ok := new(big.Int).SetString(string(digits), 10)
-	if !ok {
-		return nil, fmt.Errorf("invalid quantity %q; %w", s, errQuantity)
-	}
-	if neg {
-		num.Neg(num)
-	}
-	r := new(big.Rat).SetInt(num)
-	if exp10 != 0 {
-		p := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(exp10))), nil)
-		if exp10 > 0 {
-			r.Mul(r, new(big.Rat).SetInt(p))
-		} else {
-			r.Quo(r, new(big.Rat).SetInt(p))
-		}
-	}
-	if exp2 != 0 {
-		r.Mul(r, new(big.Rat).SetInt(new(big.Int).Lsh(big.NewInt(1), uint(exp2))))
-	}
-	return r, nil
+	p.exp10, p.exp2 = exp10, exp2
+	return p, nil
 }
 
 func abs(n int) int {

@@ -38,6 +38,22 @@ func (v *validator) errf(field, format string, args ...any) {
 }
 
 func validateLocated(items []located) ErrorList {
+	return append(validateEach(items), validateTree(items)...)
+}
+
+// validateEach checks each object on its own.
+func validateEach(items []located) ErrorList {
+	v := &validator{}
+	for _, it := range items {
+		v.src = it.src
+		v.object(it.obj)
+	}
+	return v.errs
+}
+
+// validateTree checks what involves several objects: duplicates and
+// references between objects.
+func validateTree(items []located) ErrorList {
 	v := &validator{}
 	first := make(map[ObjectKey]*source, len(items))
 	for _, it := range items {
@@ -52,7 +68,6 @@ func validateLocated(items []located) ErrorList {
 			continue
 		}
 		first[key] = it.src
-		v.object(it.obj)
 	}
 	v.crossObject(items)
 	return v.errs
