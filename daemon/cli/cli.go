@@ -71,6 +71,7 @@ and every node runs its pods with libcontainer.`,
 		newVersionCmd(s),
 		newValidateCmd(s),
 		newRenderCmd(s),
+		newImageCmd(s),
 	)
 	return root
 }

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/shoal-dev/shoal/runtime/imagetest"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -212,5 +214,24 @@ func TestUsageErrors(t *testing.T) {
 	code, _, errOut := run(t, "validate", "/no/such/dir")
 	if code != ExitFailure || !strings.Contains(errOut, "/no/such/dir") {
 		t.Errorf("missing path: exit %d, stderr %q; want 1 naming the path", code, errOut)
+	}
+}
+
+func TestImageImportAndList(t *testing.T) {
+	dataDir := t.TempDir()
+	archive := filepath.Join(t.TempDir(), "hello.tar")
+	imagetest.WriteDockerArchive(t, imagetest.TestAppImage(t), "localhost/shoal/hello:v1", archive)
+
+	code, out, errOut := run(t, "image", "import", "--data-dir", dataDir, archive)
+	if code != ExitOK || !strings.Contains(out, "imported localhost/shoal/hello:v1 ") {
+		t.Fatalf("image import: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = run(t, "image", "ls", "--data-dir", dataDir)
+	if code != ExitOK || !strings.Contains(out, "localhost/shoal/hello:v1") || !strings.Contains(out, "true") {
+		t.Fatalf("image ls: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, _, errOut = run(t, "image", "import", "--data-dir", dataDir, filepath.Join(t.TempDir(), "missing.tar"))
+	if code != ExitFailure || !strings.Contains(errOut, "missing.tar") {
+		t.Errorf("import of a missing file: exit %d, stderr %q", code, errOut)
 	}
 }
