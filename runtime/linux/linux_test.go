@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,8 @@ import (
 )
 
 const ownerEnv = "SHOAL_LINUX_TEST_OWNER"
+
+var quiet = slog.New(slog.DiscardHandler)
 
 func TestMain(m *testing.M) {
 	if libct.Main() {
@@ -59,7 +62,7 @@ func newNode(t testing.TB, registry string) *node {
 		t.Skip("the libcontainer runtime needs root")
 	}
 	n := &node{root: t.TempDir(), cgroup: "/shoal-test-" + randomSuffix(t)}
-	store, err := image.NewStore(context.Background(), image.Config{Root: filepath.Join(n.root, "images"), InsecureRegistries: []string{registry}})
+	store, err := image.NewStore(context.Background(), image.Config{Root: filepath.Join(n.root, "images"), InsecureRegistries: []string{registry}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +139,7 @@ func runOwner(raw string) int {
 		return 1
 	}
 	ctx := context.Background()
-	store, err := image.NewStore(ctx, image.Config{Root: filepath.Join(cfg.Root, "images"), InsecureRegistries: []string{cfg.Registry}})
+	store, err := image.NewStore(ctx, image.Config{Root: filepath.Join(cfg.Root, "images"), InsecureRegistries: []string{cfg.Registry}, Logger: quiet})
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
@@ -243,7 +246,7 @@ func TestPodsOutliveTheirOwner(t *testing.T) {
 	owner.Wait()
 
 	// A new runtime over the same state: reopen the store, then adopt.
-	store, err := image.NewStore(context.Background(), image.Config{Root: filepath.Join(n.root, "images"), InsecureRegistries: []string{registry}})
+	store, err := image.NewStore(context.Background(), image.Config{Root: filepath.Join(n.root, "images"), InsecureRegistries: []string{registry}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
