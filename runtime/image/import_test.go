@@ -237,3 +237,36 @@ func TestGC(t *testing.T) {
 		}
 	}
 }
+
+// TestImportDirAtOpen drops archives into the import directory of a node: they are imported when
+// the store opens, once; a broken archive is logged and the store still opens.
+func TestImportDirAtOpen(t *testing.T) {
+	ctx := context.Background()
+	root, dir := t.TempDir(), filepath.Join(t.TempDir(), "import")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	imagetest.WriteDockerArchive(t, smallImage(t, "one"), "example.com/one:v1", filepath.Join(dir, "one.tar"))
+	if err := os.WriteFile(filepath.Join(dir, "broken.tar"), []byte("not an archive"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *Store {
+		s, err := NewStore(ctx, Config{Root: root, ImportDir: dir, Logger: testLogger()})
+		if err != nil {
+			t.Fatalf("NewStore with a broken archive in the import dir: %v", err)
+		}
+		return s
+	}
+	s := open()
+	img, err := s.Get(ctx, "example.com/one:v1")
+	if err != nil || !img.Pinned {
+		t.Fatalf("archive not imported at open: %v, %+v", err, img)
+	}
+	s.Close()
+	s = open()
+	defer s.Close()
+	imgs, err := s.List(ctx)
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("reopen: %d images (%v), want the one imported image", len(imgs), err)
+	}
+}

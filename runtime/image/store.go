@@ -59,6 +59,12 @@ type Config struct {
 	// once across all pulls and imports. Default
 	// DefaultMaxConcurrentLayerUnpacks.
 	MaxConcurrentLayerUnpacks int
+	// ImportDir, if set, is a directory of image archives (docker or OCI,
+	// plain or compressed) imported when the store opens, as k3s imports
+	// its agent/images directory: air-gapped nodes get their images by
+	// dropping archives there. Archives already imported are skipped; a bad
+	// archive is logged and does not stop the store.
+	ImportDir string
 	// Transport is the HTTP transport for registries. Default: a clone of
 	// go-containerregistry's remote.DefaultTransport. Plain HTTP requests
 	// to registries not in InsecureRegistries are refused in any case.
@@ -288,6 +294,19 @@ func NewStore(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.st = st
+	if cfg.ImportDir != "" {
+		if err := os.MkdirAll(cfg.ImportDir, 0o700); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("image import dir: %w", err)
+		}
+		imgs, err := s.ImportDir(ctx, cfg.ImportDir)
+		for _, img := range imgs {
+			s.log.Info("imported image archive", "ref", img.Ref, "id", img.ID)
+		}
+		if err != nil {
+			s.log.Warn("importing image archives", "dir", cfg.ImportDir, "err", err)
+		}
+	}
 	return s, nil
 }
 

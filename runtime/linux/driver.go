@@ -90,7 +90,14 @@ type Driver struct {
 	log    *slog.Logger
 
 	mu sync.Mutex // guards sandbox creation and removal
+
+	imu      sync.Mutex
+	reserved map[string]time.Time // image ID -> when a container was last about to use it
 }
+
+// reserveFor is how long an image pulled for a container counts as in use before the container
+// exists.
+const reserveFor = 10 * time.Minute
 
 var _ lifecycle.Driver = (*Driver)(nil)
 
@@ -121,7 +128,7 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	return &Driver{cfg: cfg, runner: runner, log: cfg.Logger}, nil
+	return &Driver{cfg: cfg, runner: runner, log: cfg.Logger, reserved: map[string]time.Time{}}, nil
 }
 
 func (d *Driver) podDir(uid string) string { return filepath.Join(d.cfg.Root, "pods", uid) }
@@ -286,7 +293,34 @@ func (d *Driver) EnsureImage(ctx context.Context, ref string, policy manifests.P
 	if err != nil {
 		return lifecycle.Image{}, err
 	}
+	d.imu.Lock()
+	d.reserved[img.ID] = time.Now()
+	d.imu.Unlock()
 	return toImage(ref, img), nil
+}
+
+// CollectImages removes the images that no container of this node uses (running or exited, as
+// an exited container may restart) and that no container is about to use, then the layers only
+// they had. The node calls it periodically.
+func (d *Driver) CollectImages(ctx context.Context) (image.GCResult, error) {
+	ctrs, err := d.Containers(ctx, "")
+	if err != nil {
+		return image.GCResult{}, fmt.Errorf("image gc: %w", err)
+	}
+	inUse := map[string]bool{}
+	for _, c := range ctrs {
+		inUse[c.ImageID] = true
+	}
+	d.imu.Lock()
+	for id, t := range d.reserved {
+		if time.Since(t) < reserveFor {
+			inUse[id] = true
+		} else {
+			delete(d.reserved, id)
+		}
+	}
+	d.imu.Unlock()
+	return d.cfg.Images.GC(ctx, func(id string) bool { return inUse[id] })
 }
 
 func toImage(ref string, img *image.Image) lifecycle.Image {

@@ -339,3 +339,48 @@ func TestForkBombStopsAtPodPidsLimit(t *testing.T) {
 		t.Errorf("removing the fork-bombed pod: %v", err)
 	}
 }
+
+// TestCollectImages removes the image no container uses and keeps the one a pod runs.
+func TestCollectImages(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the libcontainer runtime needs root")
+	}
+	registry := imagetest.StartRegistry(t)
+	used, unused := registry+"/testapp:used", registry+"/testapp:unused"
+	imagetest.Push(t, imagetest.TestAppImage(t), used)
+	imagetest.Push(t, imagetest.TestAppImage(t, imagetest.WithCmd("sleep", "inf")), unused)
+	n := newNode(t, registry)
+	ctx := context.Background()
+	rt := n.open(t)
+	defer rt.Close()
+	keep, drop := testPod(used, "keep", "serve"), testPod(unused, "drop")
+	for _, p := range []*runtime.PodSpec{keep, drop} {
+		if err := rt.EnsurePod(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		waitRunning(t, rt, p.UID)
+	}
+	zero := time.Duration(0)
+	defer rt.RemovePod(ctx, keep.UID, &zero)
+	if err := rt.RemovePod(ctx, drop.UID, &zero); err != nil {
+		t.Fatal(err)
+	}
+	// Both images were pulled moments ago: both count as about to be used.
+	if res, err := n.driver.CollectImages(ctx); err != nil || len(res.ImagesRemoved) != 0 {
+		t.Fatalf("GC right after the pulls removed %v (%v), want nothing", res.ImagesRemoved, err)
+	}
+	linux.ExpireReservations(n.driver)
+	res, err := n.driver.CollectImages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.ImagesRemoved) != 1 {
+		t.Fatalf("GC removed %v, want the unused image only", res.ImagesRemoved)
+	}
+	if _, err := n.images.Get(ctx, used); err != nil {
+		t.Errorf("the image of a running pod was removed: %v", err)
+	}
+	if _, err := n.images.Get(ctx, unused); err == nil {
+		t.Errorf("the unused image is still there")
+	}
+}
