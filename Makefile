@@ -48,8 +48,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	  done; \
 	done
 
-bench: ## run the benchmarks
-	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . -benchmem ./...
+bench: ## run the benchmarks (root runs the container start and pod start benchmarks too)
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . -benchmem ./manifests/ ./runtime/image/
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkStart -benchtime=50x ./runtime/libct/
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkPodStart -benchtime=60x ./runtime/linux/
 
 demo: build ## validate and render the example repository (examples/hello)
 	./$(BIN) validate examples/hello
