@@ -115,7 +115,7 @@ func isLeafType(t reflect.Type) bool {
 	case typeQuantity, typeIntOrString, typeTime, typeBytes:
 		return true
 	}
-	return t.Kind() != reflect.Struct && !(t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct)
+	return t.Kind() != reflect.Struct && (t.Kind() != reflect.Slice || t.Elem().Kind() != reflect.Struct)
 }
 
 func generateSupportDoc() []byte {

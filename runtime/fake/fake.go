@@ -385,7 +385,7 @@ func (d *Driver) Exec(ctx context.Context, id string, opts runtime.ExecOptions) 
 	}
 	out := func(w io.Writer, s string) {
 		if w != nil {
-			io.WriteString(w, s)
+			_, _ = io.WriteString(w, s) // like a process writing to a closed pipe
 		}
 	}
 	switch arg(cmd, 1, "") {

@@ -85,7 +85,7 @@ func platform() v1.Platform {
 }
 
 func (s *Store) remoteOptions(ctx context.Context, p *progress) []remote.Option {
-	var tr http.RoundTripper = s.transport
+	tr := http.RoundTripper(s.transport)
 	if p != nil {
 		tr = &countingTransport{base: tr, p: p}
 	}

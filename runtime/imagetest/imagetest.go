@@ -280,7 +280,7 @@ func StartRegistry(t testing.TB) string {
 // wrap (for request counting, authentication or fault injection).
 func StartRegistryWith(t testing.TB, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
-	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	h := http.Handler(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	if wrap != nil {
 		h = wrap(h)
 	}

@@ -155,7 +155,9 @@ func (d *Driver) CreateSandbox(ctx context.Context, cfg lifecycle.SandboxConfig)
 		return sb, nil
 	}
 	fail := func(err error) (lifecycle.Sandbox, error) {
-		d.removeSandboxLocked(ctx, cfg.UID)
+		if cerr := d.removeSandboxLocked(ctx, cfg.UID); cerr != nil {
+			d.log.Warn("clean up a sandbox that failed to start", "pod", cfg.Namespace+"/"+cfg.Name, "err", cerr)
+		}
 		return lifecycle.Sandbox{}, fmt.Errorf("create sandbox of pod %s/%s: %w", cfg.Namespace, cfg.Name, err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "volumes"), 0o700); err != nil {
@@ -395,7 +397,9 @@ func (d *Driver) StartContainer(ctx context.Context, cfg lifecycle.ContainerConf
 	}
 	if _, err := d.runner.Start(ctx, lc); err != nil {
 		if c, lerr := d.runner.Load(ctx, id); lerr == nil {
-			c.Delete(ctx, libct.RemoveLogs())
+			if derr := c.Delete(ctx, libct.RemoveLogs()); derr != nil {
+				d.log.Warn("clean up a container that failed to start", "container", id, "err", derr)
+			}
 		}
 		os.Remove(d.metaPath(id))
 		return "", err
@@ -600,7 +604,7 @@ func (d *Driver) Logs(ctx context.Context, id string, opts runtime.LogOptions, w
 		defer cancel()
 		go func() {
 			defer close(done)
-			c.Wait(wctx)
+			_, _ = c.Wait(wctx) // only its end matters: the log is complete
 		}()
 		lo.Done = done
 	}

@@ -124,7 +124,7 @@ func (d *Driver) ProbeHTTP(ctx context.Context, sb lifecycle.Sandbox, p lifecycl
 		return err
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10)) // drain for a clean close
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
 		return fmt.Errorf("HTTP probe failed with status %d", resp.StatusCode)
 	}

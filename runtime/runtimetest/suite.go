@@ -406,7 +406,9 @@ func testVolumes(t *testing.T, h *Harness) {
 		return s.Phase == manifests.PodSucceeded || s.Phase == manifests.PodFailed
 	})
 	var buf bytes.Buffer
-	rt.Logs(context.Background(), spec.UID, "app", runtime.LogOptions{}, &buf)
+	if err := rt.Logs(context.Background(), spec.UID, "app", runtime.LogOptions{}, &buf); err != nil {
+		t.Errorf("Logs: %v", err)
+	}
 	if st.Phase != manifests.PodSucceeded || !strings.Contains(buf.String(), "hello volume") {
 		t.Fatalf("reading the configMap file: %s; log %q", describe(st), buf.String())
 	}
@@ -528,8 +530,11 @@ func testReadopt(t *testing.T, h *Harness) {
 	rt2 := open(t, h)
 	t.Cleanup(func() {
 		g := time.Duration(0)
-		rt2.RemovePod(context.Background(), spec.UID, &g)
-		rt2.RemovePod(context.Background(), restartOnce.UID, &g)
+		for _, uid := range []string{spec.UID, restartOnce.UID} {
+			if err := rt2.RemovePod(context.Background(), uid, &g); err != nil {
+				t.Errorf("cleanup: RemovePod: %v", err)
+			}
+		}
 	})
 	pods, err := rt2.Pods(context.Background())
 	if err != nil || len(pods) != 2 {

@@ -176,7 +176,9 @@ func echoTCP(port string) {
 					fmt.Fprintln(c, host)
 					continue
 				}
-				c.Write([]byte(line))
+				if _, err := c.Write([]byte(line)); err != nil {
+					return
+				}
 			}
 		}(c)
 	}
@@ -198,7 +200,9 @@ func echoUDP(port string) {
 		if strings.TrimSpace(string(reply)) == "hostname" {
 			reply = []byte(host + "\n")
 		}
-		pc.WriteTo(reply, addr)
+		if _, err := pc.WriteTo(reply, addr); err != nil {
+			fmt.Fprintln(os.Stderr, "testapp:", err)
+		}
 	}
 }
 
