@@ -1,6 +1,33 @@
-// Package reconcile is Shoal's pure control logic: given the desired state (objects decoded by
-// package manifests) and the observed state of the cluster, it plans the actions that close the
-// gap — Deployment rollouts, scheduling pods onto nodes, syncing a node's pods and a Service's
-// endpoints. It performs no I/O of its own: it talks to the runtime, the network plane and the
-// store only through interfaces, so it runs without root and is tested with tables and scenarios.
+// Package reconcile is Shoal's controller manager and scheduler as pure
+// code. Reconcile takes the desired state (the applied commit's objects,
+// decoded and defaulted by package manifests), the observed state (pods and
+// nodes, as the nodes report them) and the time, and returns a Plan: the
+// pods to create, delete and bind, the status of every Deployment, the
+// pods no node can take and why, and short events for people.
+//
+// It does what Kubernetes' controllers do, within Shoal's model, where a
+// Deployment's pods belong to a revision by their pod-template-hash and no
+// ReplicaSet objects exist:
+//
+//   - Deployments scale to their replicas and roll out a new template with
+//     RollingUpdate (bounded by maxSurge and maxUnavailable, driven by
+//     readiness and minReadySeconds) or Recreate; a paused Deployment is
+//     left alone; a missing or failed pod is replaced; a Deployment removed
+//     from git has its pods deleted.
+//   - Standalone Pod objects get one pod each, replaced when the object
+//     changes and deleted when it is removed.
+//   - A node that stays not ready for State.NodeLostGrace loses its
+//     Deployment pods to other nodes; its standalone pods stay, Unknown.
+//   - The scheduler places pods on ready, uncordoned nodes that match their
+//     nodeSelector and have room for their requests, spreading a
+//     Deployment's pods, then preferring the least requested node.
+//
+// Reconcile does no I/O, starts no goroutine, reads no clock and draws no
+// random numbers: new pods' UIDs and name suffixes come from an IDSource.
+// The same input gives the same plan, which is why the package is tested
+// with tables and with scenario files (testdata/*.txt, regenerated with
+// go test ./reconcile -rewrite). The elected master calls Reconcile in a
+// loop, applies the plan to the store with fenced writes and calls it again
+// when something changes or Plan.RequeueAfter has passed; the nodes run the
+// pods.
 package reconcile

@@ -270,3 +270,37 @@ func TestImportDirAtOpen(t *testing.T) {
 		t.Fatalf("reopen: %d images (%v), want the one imported image", len(imgs), err)
 	}
 }
+
+func TestPackBinaryImports(t *testing.T) {
+	ctx := context.Background()
+	bin := imagetest.BuildTestApp(t)
+	img, err := PackBinary(bin, PackConfig{Path: "/usr/bin/testapp", Cmd: []string{"serve"}, User: "65534"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := PackBinary(bin, PackConfig{Path: "/usr/bin/testapp", Cmd: []string{"serve"}, User: "65534"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, _ := img.Digest()
+	d2, _ := again.Digest()
+	if d1 != d2 {
+		t.Errorf("packing the same binary twice gave %s and %s; want one digest", d1, d2)
+	}
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	if err := WriteDockerArchive(img, "localhost/shoal/app:v1", archive); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestStore(t)
+	imgs, err := s.Import(ctx, archive)
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("import: %v, %d images", err, len(imgs))
+	}
+	got := imgs[0]
+	if got.Ref != "localhost/shoal/app:v1" || got.User != "65534" || len(got.Entrypoint) != 1 || got.Entrypoint[0] != "/usr/bin/testapp" {
+		t.Errorf("imported image %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(got.Layers[0], "usr/bin/testapp")); err != nil {
+		t.Errorf("binary not in the layer: %v", err)
+	}
+}

@@ -1,0 +1,306 @@
+package reconcile
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt scenarios")
+
+// A scenario file is a sequence of commands, each followed by its expected
+// output:
+//
+//	# comment
+//	command arg arg
+//	optional input lines (YAML for apply)
+//	----
+//	expected output
+//	(blank line)
+//
+// Commands:
+//
+//	nodes n1 n2 cpu=2000m mem=4Gi [labels=k=v,k=v]   add (or reset) ready nodes
+//	node-down n1 / node-up n1                        the node stops / resumes reporting
+//	cordon n1 / uncordon n1
+//	apply                                            input: the YAML of the new commit (all objects)
+//	reconcile                                        plan, check invariants, apply, print the plan
+//	node-report GLOB ready|notready|running|failed|succeeded|stopped
+//	delete-pod GLOB                                  remove pods by hand
+//	tick DURATION                                    advance the clock
+//	converge                                         reconcile and report everything ready until stable
+//	pods                                             list the pods
+//	conditions                                       the last plan's Deployment conditions
+type block struct {
+	cmd    string
+	input  []string
+	output []string
+}
+
+type segment struct {
+	text  []string // comment and blank lines, when block is nil
+	block *block
+}
+
+func parseScenario(data string) ([]segment, error) {
+	lines := strings.Split(strings.TrimSuffix(data, "\n"), "\n")
+	var segs []segment
+	for i := 0; i < len(lines); {
+		l := lines[i]
+		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
+			if len(segs) == 0 || segs[len(segs)-1].block != nil {
+				segs = append(segs, segment{})
+			}
+			segs[len(segs)-1].text = append(segs[len(segs)-1].text, l)
+			i++
+			continue
+		}
+		b := &block{cmd: l}
+		i++
+		for i < len(lines) && lines[i] != "----" {
+			b.input = append(b.input, lines[i])
+			i++
+		}
+		if i == len(lines) {
+			return nil, fmt.Errorf("command %q has no ---- line", b.cmd)
+		}
+		i++
+		for i < len(lines) && lines[i] != "" {
+			b.output = append(b.output, lines[i])
+			i++
+		}
+		segs = append(segs, segment{block: b})
+	}
+	return segs, nil
+}
+
+func formatScenario(segs []segment) string {
+	var b strings.Builder
+	for _, s := range segs {
+		if s.block == nil {
+			for _, l := range s.text {
+				b.WriteString(l + "\n")
+			}
+			continue
+		}
+		b.WriteString(s.block.cmd + "\n")
+		for _, l := range s.block.input {
+			b.WriteString(l + "\n")
+		}
+		b.WriteString("----\n")
+		for _, l := range s.block.output {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+func TestScenarios(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no scenarios in testdata")
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			segs, err := parseScenario(string(data))
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			s := newSim()
+			for _, seg := range segs {
+				b := seg.block
+				if b == nil {
+					continue
+				}
+				got := s.run(t, b)
+				if *rewrite {
+					b.output = strings.Split(got, "\n")
+					continue
+				}
+				if want := strings.Join(b.output, "\n"); got != want {
+					t.Errorf("%s: %s\n got:\n%s\nwant:\n%s", file, b.cmd, got, want)
+				}
+				if len(s.violations) > 0 {
+					t.Fatalf("%s: %s: invariants broken:\n%s", file, b.cmd, strings.Join(s.violations, "\n"))
+				}
+			}
+			if *rewrite {
+				if err := os.WriteFile(file, []byte(formatScenario(segs)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// run executes one command and returns its output.
+func (s *sim) run(t *testing.T, b *block) string {
+	t.Helper()
+	args := strings.Fields(b.cmd)
+	if i := slices.Index(args, "#"); i >= 0 {
+		args = args[:i]
+	}
+	cmd, args := args[0], args[1:]
+	fail := func(format string, a ...any) string {
+		t.Fatalf("%s: "+format, append([]any{b.cmd}, a...)...)
+		return ""
+	}
+	nodeArg := func() *Node {
+		if len(args) != 1 {
+			fail("want one node name")
+		}
+		n := s.node(args[0])
+		if n == nil {
+			fail("no node %q", args[0])
+		}
+		return n
+	}
+	switch cmd {
+	case "nodes":
+		var names []string
+		var alloc Resources
+		var labels map[string]string
+		for _, a := range args {
+			k, v, ok := strings.Cut(a, "=")
+			switch {
+			case !ok:
+				names = append(names, a)
+			case k == "cpu":
+				q, err := manifests.ParseQuantity(v)
+				if err != nil {
+					fail("%v", err)
+				}
+				alloc.MilliCPU = q.MilliValue()
+			case k == "mem":
+				q, err := manifests.ParseQuantity(v)
+				if err != nil {
+					fail("%v", err)
+				}
+				alloc.Memory = q.Value()
+			case k == "labels":
+				labels = map[string]string{}
+				for _, kv := range strings.Split(v, ",") {
+					lk, lv, _ := strings.Cut(kv, "=")
+					labels[lk] = lv
+				}
+			default:
+				fail("unknown argument %q", a)
+			}
+		}
+		for _, name := range names {
+			n := Node{Name: name, Ready: true, Labels: labels, Allocatable: alloc}
+			if old := s.node(name); old != nil {
+				*old = n
+			} else {
+				s.nodes = append(s.nodes, n)
+			}
+		}
+		return "ok"
+	case "node-down":
+		n := nodeArg()
+		n.Ready, n.NotReadySince = false, s.now
+		return "ok"
+	case "node-up":
+		n := nodeArg()
+		n.Ready, n.NotReadySince = true, time.Time{}
+		return "ok"
+	case "cordon", "uncordon":
+		nodeArg().Unschedulable = cmd == "cordon"
+		return "ok"
+	case "apply":
+		if err := s.apply(strings.Join(b.input, "\n")); err != nil {
+			return fail("%v", err)
+		}
+		return "commit " + s.commit
+	case "reconcile":
+		before := slices.Clone(s.pods)
+		plan := s.reconcile()
+		return s.formatPlan(plan, before)
+	case "node-report":
+		if len(args) != 2 {
+			return fail("want: node-report GLOB WHAT")
+		}
+		n, err := s.report(args[0], args[1])
+		if err != nil {
+			return fail("%v", err)
+		}
+		return fmt.Sprintf("%d pod(s)", n)
+	case "delete-pod":
+		if len(args) != 1 {
+			return fail("want: delete-pod GLOB")
+		}
+		before := len(s.pods)
+		s.pods = slices.DeleteFunc(s.pods, func(p Pod) bool {
+			ok, _ := filepath.Match(args[0], p.Name)
+			return ok
+		})
+		return fmt.Sprintf("%d pod(s)", before-len(s.pods))
+	case "tick":
+		if len(args) != 1 {
+			return fail("want: tick DURATION")
+		}
+		d, err := time.ParseDuration(args[0])
+		if err != nil {
+			return fail("%v", err)
+		}
+		s.now = s.now.Add(d)
+		return "now " + s.now.Format(time.TimeOnly)
+	case "converge":
+		rounds := s.converge(100)
+		if rounds < 0 {
+			return fail("no convergence in 100 rounds:\n%s", s.formatPods())
+		}
+		var out []string
+		out = append(out, "stable after "+strconv.Itoa(rounds)+" round(s)")
+		for _, d := range s.last.Deployments {
+			out = append(out, formatStatus(d))
+		}
+		return strings.Join(out, "\n")
+	case "pods":
+		return s.formatPods()
+	case "nodes-usage":
+		return s.formatUsage()
+	case "conditions":
+		var out []string
+		for _, d := range s.last.Deployments {
+			for _, c := range d.Conditions {
+				out = append(out, fmt.Sprintf("%s/%s %s=%s %s: %s", d.Namespace, d.Name, c.Type, c.Status, c.Reason, c.Message))
+			}
+		}
+		if len(out) == 0 {
+			return "no deployments"
+		}
+		return strings.Join(out, "\n")
+	}
+	return fail("unknown command %q", cmd)
+}
+
+// formatUsage lists, per node, how many pods it runs.
+func (s *sim) formatUsage() string {
+	var out []string
+	for _, n := range s.nodes {
+		count := 0
+		for _, p := range s.pods {
+			if p.Node == n.Name && !p.Terminating {
+				count++
+			}
+		}
+		out = append(out, fmt.Sprintf("%s: %d pod(s)", n.Name, count))
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,344 @@
+package reconcile
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
+)
+
+// seqIDs hands out UIDs and name suffixes from counters.
+type seqIDs struct{ uids, suffixes int }
+
+func (s *seqIDs) NewUID() string {
+	s.uids++
+	return fmt.Sprintf("u%d", s.uids)
+}
+
+func (s *seqIDs) Suffix() string {
+	s.suffixes++
+	n := s.suffixes
+	b := make([]byte, 5)
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = SuffixAlphabet[n%len(SuffixAlphabet)]
+		n /= len(SuffixAlphabet)
+	}
+	return string(b)
+}
+
+// sim is a small cluster that applies plans the way the master does and
+// lets tests play the nodes.
+type sim struct {
+	now     time.Time
+	grace   time.Duration
+	nodes   []Node
+	pods    []Pod
+	objects []manifests.Object
+	commit  string
+	commits int
+	ids     seqIDs
+	last    Plan
+	// violations collects broken rolling-update invariants.
+	violations []string
+}
+
+func newSim() *sim {
+	return &sim{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (s *sim) state() State {
+	return State{
+		Objects: s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
+		Now: s.now, NodeLostGrace: s.grace,
+	}
+}
+
+func (s *sim) node(name string) *Node {
+	for i := range s.nodes {
+		if s.nodes[i].Name == name {
+			return &s.nodes[i]
+		}
+	}
+	return nil
+}
+
+func (s *sim) podByUID(uid string) *Pod {
+	for i := range s.pods {
+		if s.pods[i].UID == uid {
+			return &s.pods[i]
+		}
+	}
+	return nil
+}
+
+func (s *sim) apply(yaml string) error {
+	objs, errs := manifests.DecodeFile("input.yaml", []byte(yaml), manifests.LoadOptions{})
+	if len(errs) > 0 {
+		return errs
+	}
+	s.commits++
+	s.commit = fmt.Sprintf("c%d", s.commits)
+	s.objects = objs
+	return nil
+}
+
+// reconcile plans, checks the invariants and applies the plan.
+func (s *sim) reconcile() Plan {
+	st := s.state()
+	plan := Reconcile(st, &s.ids)
+	s.checkInvariants(st, plan)
+	s.applyPlan(plan)
+	s.last = plan
+	return plan
+}
+
+func (s *sim) applyPlan(plan Plan) {
+	for _, a := range plan.Actions {
+		switch a := a.(type) {
+		case CreatePod:
+			s.pods = append(s.pods, a.Pod)
+		case DeletePod:
+			if a.Force {
+				s.pods = slices.DeleteFunc(s.pods, func(p Pod) bool { return p.UID == a.UID })
+			} else if p := s.podByUID(a.UID); p != nil {
+				p.Terminating = true
+			}
+		case BindPod:
+			if p := s.podByUID(a.UID); p != nil {
+				p.Node = a.Node
+				p.Reason, p.Message = "", ""
+			}
+		case SetPodStatus:
+			if p := s.podByUID(a.UID); p != nil {
+				p.Phase, p.Reason, p.Message = a.Phase, a.Reason, a.Message
+			}
+		}
+	}
+	for _, pp := range plan.Pending {
+		if p := s.podByUID(pp.UID); p != nil {
+			p.Reason, p.Message = "Unschedulable", pp.Reason
+		}
+	}
+}
+
+// available is the tests' own definition of an available pod.
+func (s *sim) available(p *Pod, minReady time.Duration) bool {
+	if p.Terminating || !p.Ready || p.Node == "" {
+		return false
+	}
+	n := s.node(p.Node)
+	if n == nil || !n.Ready {
+		return false
+	}
+	return s.now.Sub(p.ReadySince) >= minReady
+}
+
+// checkInvariants asserts the rolling-update guarantees for every
+// RollingUpdate Deployment: a plan that creates pods leaves at most
+// replicas+maxSurge pods (terminating ones included), and a plan never
+// takes the available pods below replicas-maxUnavailable (nor below what
+// was available before, when that was already lower).
+func (s *sim) checkInvariants(st State, plan Plan) {
+	deleted := map[string]DeletePod{}
+	created := map[string]int{}
+	for _, a := range plan.Actions {
+		switch a := a.(type) {
+		case DeletePod:
+			deleted[a.UID] = a
+		case CreatePod:
+			created[a.Pod.Owner]++
+		}
+	}
+	for _, o := range st.Objects {
+		d, ok := o.(*manifests.Deployment)
+		if !ok || d.Spec.Paused || d.Spec.Strategy.Type != manifests.RollingUpdateDeploymentStrategyType {
+			continue
+		}
+		owner := DeploymentOwner(d.Namespace, d.Name)
+		replicas := int(*d.Spec.Replicas)
+		surge, unavail := RolloutBounds(d)
+		minReady := time.Duration(d.Spec.MinReadySeconds) * time.Second
+		total, availBefore, availAfter := created[owner], 0, 0
+		for i := range st.Pods {
+			p := &st.Pods[i]
+			if p.Owner != owner {
+				continue
+			}
+			del, isDel := deleted[p.UID]
+			if !isDel || !del.Force {
+				total++
+			}
+			if s.available(p, minReady) {
+				availBefore++
+				if !isDel {
+					availAfter++
+				}
+			}
+		}
+		if created[owner] > 0 && total > replicas+surge {
+			s.violations = append(s.violations, fmt.Sprintf("%s at %s: %d pods after creating %d, more than replicas %d + maxSurge %d",
+				owner, s.now.Format(time.TimeOnly), total, created[owner], replicas, surge))
+		}
+		if floor := min(availBefore, replicas-unavail); availAfter < floor {
+			s.violations = append(s.violations, fmt.Sprintf("%s at %s: %d available pods left, fewer than %d (replicas %d - maxUnavailable %d, %d available before)",
+				owner, s.now.Format(time.TimeOnly), availAfter, floor, replicas, unavail, availBefore))
+		}
+	}
+}
+
+// report plays a node reporting on the pods whose names match glob.
+func (s *sim) report(glob, what string) (int, error) {
+	n := 0
+	var keep []Pod
+	for i := range s.pods {
+		p := &s.pods[i]
+		if ok, err := path.Match(glob, p.Name); err != nil {
+			return 0, err
+		} else if !ok {
+			keep = append(keep, *p)
+			continue
+		}
+		if what == "stopped" {
+			if nd := s.node(p.Node); p.Terminating && (nd == nil || nd.Ready) {
+				n++
+				continue // gone
+			}
+			keep = append(keep, *p)
+			continue
+		}
+		if nd := s.node(p.Node); nd == nil || !nd.Ready || p.Terminating {
+			keep = append(keep, *p) // a node that is down reports nothing
+			continue
+		}
+		n++
+		switch what {
+		case "ready":
+			if !p.Ready {
+				p.Ready, p.ReadySince = true, s.now
+			}
+			p.Phase = manifests.PodRunning
+		case "notready":
+			p.Ready, p.ReadySince = false, time.Time{}
+		case "running":
+			p.Phase = manifests.PodRunning
+		case "failed":
+			p.Phase, p.Ready, p.ReadySince = manifests.PodFailed, false, time.Time{}
+		case "succeeded":
+			p.Phase, p.Ready, p.ReadySince = manifests.PodSucceeded, false, time.Time{}
+		default:
+			return 0, fmt.Errorf("unknown report %q: want ready, notready, running, failed, succeeded or stopped", what)
+		}
+		keep = append(keep, *p)
+	}
+	s.pods = keep
+	return n, nil
+}
+
+// converge reconciles, reports every bound pod ready and every terminating
+// pod stopped, and advances a second, until a plan changes nothing.
+func (s *sim) converge(maxRounds int) int {
+	for round := 1; round <= maxRounds; round++ {
+		plan := s.reconcile()
+		if len(plan.Actions) == 0 && plan.RequeueAfter == 0 && !s.anyTerminating() && s.allReady() {
+			return round
+		}
+		_, _ = s.report("*", "ready")
+		_, _ = s.report("*", "stopped")
+		s.now = s.now.Add(time.Second)
+	}
+	return -1
+}
+
+func (s *sim) anyTerminating() bool {
+	return slices.ContainsFunc(s.pods, func(p Pod) bool { return p.Terminating })
+}
+
+func (s *sim) allReady() bool {
+	return !slices.ContainsFunc(s.pods, func(p Pod) bool {
+		if p.Node == "" || p.Ready {
+			return false
+		}
+		n := s.node(p.Node)
+		return n != nil && n.Ready
+	})
+}
+
+// formatPlan renders a plan one line per item, in plan order.
+func (s *sim) formatPlan(plan Plan, before []Pod) string {
+	var b strings.Builder
+	name := func(uid string) string {
+		for _, list := range [][]Pod{before, s.pods} {
+			for _, p := range list {
+				if p.UID == uid {
+					return p.Namespace + "/" + p.Name
+				}
+			}
+		}
+		return "?"
+	}
+	for _, a := range plan.Actions {
+		switch a := a.(type) {
+		case CreatePod:
+			node := a.Pod.Node
+			if node == "" {
+				node = "<none>"
+			}
+			fmt.Fprintf(&b, "create %s/%s uid=%s node=%s\n", a.Pod.Namespace, a.Pod.Name, a.Pod.UID, node)
+		case DeletePod:
+			force := ""
+			if a.Force {
+				force = " force"
+			}
+			fmt.Fprintf(&b, "delete %s/%s reason=%s%s\n", a.Namespace, a.Name, a.Reason, force)
+		case BindPod:
+			fmt.Fprintf(&b, "bind %s node=%s\n", name(a.UID), a.Node)
+		case SetPodStatus:
+			fmt.Fprintf(&b, "set-status %s phase=%s reason=%s\n", name(a.UID), a.Phase, a.Reason)
+		}
+	}
+	for _, p := range plan.Pending {
+		fmt.Fprintf(&b, "pending %s/%s: %s\n", p.Namespace, p.Name, p.Reason)
+	}
+	for _, e := range plan.Events {
+		fmt.Fprintf(&b, "event %s %s %s: %s\n", e.Type, e.Object, e.Reason, e.Message)
+	}
+	for _, d := range plan.Deployments {
+		b.WriteString(formatStatus(d) + "\n")
+	}
+	if plan.RequeueAfter > 0 {
+		fmt.Fprintf(&b, "requeue after %s\n", plan.RequeueAfter)
+	}
+	if b.Len() == 0 {
+		return "nothing to do"
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func formatStatus(d DeploymentStatus) string {
+	return fmt.Sprintf("deployment %s/%s: replicas=%d updated=%d ready=%d available=%d unavailable=%d complete=%t",
+		d.Namespace, d.Name, d.Replicas, d.UpdatedReplicas, d.ReadyReplicas, d.AvailableReplicas, d.UnavailableReplicas, d.Complete)
+}
+
+func (s *sim) formatPods() string {
+	pods := slices.Clone(s.pods)
+	slices.SortFunc(pods, func(a, b Pod) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+	if len(pods) == 0 {
+		return "no pods"
+	}
+	var b strings.Builder
+	for _, p := range pods {
+		node := p.Node
+		if node == "" {
+			node = "<none>"
+		}
+		fmt.Fprintf(&b, "%s/%s node=%s phase=%s ready=%t", p.Namespace, p.Name, node, p.Phase, p.Ready)
+		if p.Terminating {
+			b.WriteString(" terminating")
+		}
+		b.WriteByte('\n')
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}

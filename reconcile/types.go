@@ -1,0 +1,214 @@
+package reconcile
+
+import (
+	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
+)
+
+// DefaultNodeLostGrace is how long a node may stay not ready before its
+// Deployment pods are replaced elsewhere, when State.NodeLostGrace is zero.
+const DefaultNodeLostGrace = 10 * time.Second
+
+// Resources is an amount of CPU (in millicores) and memory (in bytes).
+type Resources struct {
+	MilliCPU int64
+	Memory   int64
+}
+
+// Node is a node as the master sees it.
+type Node struct {
+	Name string
+	// Ready is false while the node does not renew its lease or reports
+	// itself unhealthy.
+	Ready bool
+	// Unschedulable marks a cordoned node: its pods stay, new pods do not go
+	// there.
+	Unschedulable bool
+	Labels        map[string]string
+	// Allocatable is what pods may request on the node in total.
+	Allocatable Resources
+	// NotReadySince is when the node stopped being ready; zero while it is
+	// ready.
+	NotReadySince time.Time
+}
+
+// Pod is a pod the cluster has, placed on a node or still pending.
+type Pod struct {
+	UID       string
+	Namespace string
+	Name      string
+	// Owner is "Deployment/<namespace>/<name>" for a Deployment's pod and ""
+	// for a standalone Pod object.
+	Owner string
+	// TemplateHash is the pod-template-hash of the Deployment template the
+	// pod was made from; for a standalone pod, the hash of its Pod object
+	// (labels, annotations and spec), which tells when git changed it.
+	TemplateHash string
+	// Spec is the full pod: defaults applied and labels set (including
+	// pod-template-hash for a Deployment's pod).
+	Spec *manifests.Pod
+	// Node is the node the pod is bound to, or "" while it is pending.
+	Node string
+	// Commit is the commit that created the pod.
+	Commit  string
+	Created time.Time
+
+	// Observed state, reported by the node running the pod. While the pod is
+	// pending, Reason and Message hold the scheduler's last explanation
+	// (Reason "Unschedulable").
+	Phase      manifests.PodPhase
+	Ready      bool
+	ReadySince time.Time
+	Restarts   int32
+	Reason     string
+	Message    string
+	// Terminating is set once deletion was requested; the pod stays until
+	// its node has stopped it.
+	Terminating bool
+}
+
+// State is everything Reconcile looks at: the desired objects of the applied
+// commit and the observed pods and nodes.
+type State struct {
+	// Objects are the applied commit's objects, with defaults applied (as
+	// manifests.LoadDir returns them). Kinds other than Deployment and Pod
+	// are ignored.
+	Objects []manifests.Object
+	// Commit is the applied commit; new pods record it.
+	Commit string
+	Pods   []Pod
+	Nodes  []Node
+	// Now is the time the plan is made for; Reconcile reads no clock.
+	Now time.Time
+	// NodeLostGrace is how long a node may be not ready before its
+	// Deployment pods are replaced; zero means DefaultNodeLostGrace.
+	NodeLostGrace time.Duration
+}
+
+// IDSource supplies the identifiers of new pods. Reconcile calls it in a
+// deterministic order, so a deterministic source gives a deterministic plan.
+type IDSource interface {
+	// NewUID returns a unique pod UID.
+	NewUID() string
+	// Suffix returns 5 characters from SuffixAlphabet for a pod name; a
+	// suffix that makes a name already in use is asked for again.
+	Suffix() string
+}
+
+// SuffixAlphabet is the alphabet of pod name suffixes and template hashes:
+// the consonants and digits Kubernetes uses so that no word is spelled.
+const SuffixAlphabet = "bcdfghjklmnpqrstvwxz2456789"
+
+// Action is one change the plan asks the master to make: CreatePod,
+// DeletePod, BindPod or SetPodStatus.
+type Action interface{ isAction() }
+
+// CreatePod asks to store a new pod. Pod.Node is the node the scheduler
+// chose in the same plan, or "" when no node fits (the plan then lists the
+// pod in Pending).
+type CreatePod struct{ Pod Pod }
+
+// Reasons of DeletePod.
+const (
+	DeleteScaleDown   = "ScaleDown"   // replicas lowered, or an extra pod
+	DeleteRollout     = "Rollout"     // an old revision's pod replaced by a rolling update
+	DeleteRecreate    = "Recreate"    // an old revision's pod removed by the Recreate strategy
+	DeletePruned      = "Pruned"      // its Deployment or Pod object was removed from git
+	DeleteSpecChanged = "SpecChanged" // its standalone Pod object changed in git
+	DeleteNodeLost    = "NodeLost"    // its node is lost; a replacement is scheduled elsewhere
+	DeleteFailed      = "PodFailed"   // a Deployment pod ended (Failed or Succeeded); it is replaced
+)
+
+// DeletePod asks to delete a pod: the pod is marked Terminating and its node
+// stops it. With Force the pod is removed from the store at once, because no
+// node will confirm it (the pod is not bound, or its node is lost).
+type DeletePod struct {
+	UID       string
+	Namespace string
+	Name      string
+	Node      string
+	Reason    string
+	Force     bool
+}
+
+// BindPod asks to place an existing pending pod on a node.
+type BindPod struct {
+	UID  string
+	Node string
+}
+
+// SetPodStatus asks to record a pod's phase on behalf of its node, for
+// standalone pods whose node is lost (phase Unknown, reason NodeLost).
+type SetPodStatus struct {
+	UID     string
+	Phase   manifests.PodPhase
+	Reason  string
+	Message string
+}
+
+func (CreatePod) isAction()    {}
+func (DeletePod) isAction()    {}
+func (BindPod) isAction()      {}
+func (SetPodStatus) isAction() {}
+
+// PendingPod is a pod that no node can take now.
+type PendingPod struct {
+	UID       string
+	Namespace string
+	Name      string
+	// Reason explains it in the scheduler's words, such as "0/3 nodes are
+	// available: 1 node(s) didn't match Pod's node selector, 2 Insufficient
+	// cpu." The master records it as the pod's Message with Reason
+	// "Unschedulable".
+	Reason string
+}
+
+// Event types.
+const (
+	EventNormal  = "Normal"
+	EventWarning = "Warning"
+)
+
+// Event is a short human-readable note about what the plan does.
+type Event struct {
+	// Object is "Deployment/<namespace>/<name>" or "Pod/<namespace>/<name>".
+	Object string
+	// Type is EventNormal or EventWarning.
+	Type    string
+	Reason  string
+	Message string
+}
+
+// DeploymentStatus is a Deployment's status as it will be once the plan is
+// applied. The embedded manifests.DeploymentStatus is what the API shows;
+// condition times are left zero for the master to fill when a condition
+// changes.
+type DeploymentStatus struct {
+	Namespace string
+	Name      string
+	// TemplateHash is the current revision's pod-template-hash.
+	TemplateHash string
+	// ObservedCommit is the commit the status was computed for.
+	ObservedCommit string
+	// Complete is true when the rollout is done: every replica is of the
+	// current revision and available, and no old pod is left.
+	Complete bool
+	manifests.DeploymentStatus
+}
+
+// Plan is the outcome of one Reconcile.
+type Plan struct {
+	// Actions are the changes to apply, in order.
+	Actions []Action
+	// Deployments holds one status per Deployment, sorted by namespace and
+	// name.
+	Deployments []DeploymentStatus
+	// Pending lists the pods that stay unscheduled.
+	Pending []PendingPod
+	Events  []Event
+	// RequeueAfter, when positive, is when the plan may change by time
+	// alone (a pod reaching minReadySeconds, a node reaching the lost
+	// grace); the master reconciles again by then at the latest.
+	RequeueAfter time.Duration
+}
