@@ -2,13 +2,13 @@ package lifecycle
 
 import "time"
 
-// Backoff is Kubernetes' crash-loop backoff: a container that exits is restarted after Base, then
-// after twice the previous delay, up to Max; once a container has run for ResetAfter, its next exit
-// starts again from Base.
+// Backoff is Kubernetes' crash-loop backoff: a container that exits is restarted at once the
+// first time, then after Base, then after twice the previous delay, up to Max; a container that
+// ran for ResetAfter starts the count again (its next exit restarts it at once).
 type Backoff struct {
 	Base       time.Duration // first delay; Kubernetes: 10 s
 	Max        time.Duration // cap; Kubernetes: 5 min
-	ResetAfter time.Duration // a run this long resets the delay; Kubernetes: 10 min
+	ResetAfter time.Duration // a run this long resets the count; Kubernetes: 10 min
 }
 
 // DefaultBackoff is the kubelet's crash-loop backoff.
@@ -33,16 +33,30 @@ func (b Backoff) withDefaults() Backoff {
 	return b
 }
 
-// Next returns the delay before the next restart of a container whose previous delay was prev
-// (0 for none yet) and whose last run lasted ran.
-func (b Backoff) Next(prev, ran time.Duration) time.Duration {
+// Delay returns the wait before the n-th consecutive restart (n ≥ 1): none for the first,
+// then Base, 2×Base, 4×Base ... up to Max.
+func (b Backoff) Delay(n int) time.Duration {
 	b = b.withDefaults()
-	if prev <= 0 || ran >= b.ResetAfter {
-		return b.Base
+	if n <= 1 {
+		return 0
 	}
-	next := prev * 2
-	if next > b.Max || next <= 0 {
-		next = b.Max
+	d := b.Base
+	for i := 2; i < n; i++ {
+		d *= 2
+		if d >= b.Max || d <= 0 {
+			return b.Max
+		}
 	}
-	return next
+	return d
+}
+
+// Resets reports whether a run that lasted ran resets the count of consecutive restarts.
+func (b Backoff) Resets(ran time.Duration) bool {
+	return ran >= b.withDefaults().ResetAfter
+}
+
+// Retry returns the wait before the n-th retry (n ≥ 1) of something that failed to start, such as
+// an image pull: Base, 2×Base, ... up to Max.
+func (b Backoff) Retry(n int) time.Duration {
+	return b.Delay(n + 1)
 }

@@ -41,7 +41,7 @@ type ctrState struct {
 	last     manifests.ContainerState
 	ready    bool
 	started  bool
-	delay    time.Duration // the last crash-loop backoff delay
+	crashes  int // consecutive exits since the count was last reset
 }
 
 func newPodWorker(m *Manager, spec *runtime.PodSpec) *podWorker {
@@ -98,7 +98,7 @@ func (w *podWorker) run() {
 	log := w.m.log.With("pod", w.spec.Pod.Namespace+"/"+w.spec.Pod.Name, "uid", w.spec.UID)
 
 	// The sandbox, retried with backoff until it exists.
-	var delay time.Duration
+	tries := 0
 	for {
 		sbCfg, err := sandboxConfig(w.spec, w.m.cfg.Policy)
 		if err == nil {
@@ -118,8 +118,8 @@ func (w *podWorker) run() {
 			reason = "CreateContainerConfigError"
 		}
 		w.update(func() { w.reason, w.message = reason, err.Error() })
-		delay = w.m.cfg.Backoff.Next(delay, 0)
-		if !w.sleep(w.ctx, delay) {
+		tries++
+		if !w.sleep(w.ctx, w.m.cfg.Backoff.Retry(tries)) {
 			return
 		}
 	}
@@ -196,15 +196,20 @@ func (w *podWorker) runApp(cs *ctrState, adopted ContainerInfo) {
 func (w *podWorker) backoff(cs *ctrState, info ContainerInfo) bool {
 	ran := info.FinishedAt.Sub(info.StartedAt)
 	w.mu.Lock()
-	delay := w.m.cfg.Backoff.Next(cs.delay, ran)
+	if w.m.cfg.Backoff.Resets(ran) {
+		cs.crashes = 0
+	}
+	cs.crashes++
+	delay := w.m.cfg.Backoff.Delay(cs.crashes)
 	w.mu.Unlock()
 	w.update(func() {
 		cs.last = cs.state
-		cs.state = waiting("CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
-			delay.Round(time.Millisecond), cs.spec.Name, w.spec.Pod.Name, w.spec.Pod.Namespace, w.spec.UID))
-		cs.delay = delay
+		if delay > 0 {
+			cs.state = waiting("CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
+				delay.Round(time.Millisecond), cs.spec.Name, w.spec.Pod.Name, w.spec.Pod.Namespace, w.spec.UID))
+		}
 	})
-	if !w.sleep(w.ctx, delay) {
+	if delay > 0 && !w.sleep(w.ctx, delay) {
 		return false
 	}
 	w.update(func() { cs.restarts++ })
@@ -302,12 +307,11 @@ func (w *podWorker) grace(c *manifests.Container) time.Duration {
 // worker stops.
 func (w *podWorker) start(cs *ctrState) (id string, info ContainerInfo, ok bool) {
 	d := w.m.cfg.Driver
-	var delay time.Duration
-	pulls := 0
+	tries, pulls := 0, 0
 	retry := func(reason string, err error) bool {
 		w.update(func() { cs.state = waiting(reason, err.Error()) })
-		delay = w.m.cfg.Backoff.Next(delay, 0)
-		return w.sleep(w.ctx, delay)
+		tries++
+		return w.sleep(w.ctx, w.m.cfg.Backoff.Retry(tries))
 	}
 	for {
 		if w.ctx.Err() != nil {
