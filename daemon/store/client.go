@@ -1,0 +1,230 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
+)
+
+// DefaultPort is etcd's client port, used when a store URL names a host without one.
+const DefaultPort = "2379"
+
+const (
+	defaultDialTimeout = 5 * time.Second
+	closeTimeout       = 2 * time.Second
+)
+
+// Config says how to reach the store.
+type Config struct {
+	// Endpoints are client URLs: http://host:port, https://host:port or unix:///path.
+	Endpoints []string
+	// TLS is used as is when set. Otherwise CertFile/KeyFile (a client certificate) and
+	// CAFile (the CA that signed the servers) build one; Secure alone uses the system roots.
+	TLS      *tls.Config
+	CertFile string
+	KeyFile  string
+	CAFile   string
+	Secure   bool
+	// DialTimeout bounds connecting. Default 5 s.
+	DialTimeout time.Duration
+	// Logger receives the client's warnings and errors. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Client is a connection to the store. It is safe for concurrent use. Close stops everything
+// started through it.
+type Client struct {
+	cli       *clientv3.Client
+	ctx       context.Context // ends when Close is called
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Connect connects to the store and checks that it answers.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("connect to the store: no endpoints; give --store etcd://host:2379 or use the embedded store")
+	}
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	dial := cfg.DialTimeout
+	if dial <= 0 {
+		dial = defaultDialTimeout
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            cfg.Endpoints,
+		DialTimeout:          dial,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		TLS:                  tlsCfg,
+		Logger:               newZapLogger(cfg.Logger),
+		// reconnect quickly after the store restarts (gRPC's default waits up to 2 min)
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: dial,
+		})},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to the store at %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, dial)
+	defer cancel()
+	if _, err := cli.Get(pctx, "/shoal/", clientv3.WithCountOnly(), clientv3.WithLimit(1)); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("connect to the store at %s: %w; check that etcd runs there and that "+
+			"the address and TLS files are right", strings.Join(cfg.Endpoints, ","), err)
+	}
+	cctx, ccancel := context.WithCancel(context.Background())
+	return &Client{cli: cli, ctx: cctx, cancel: ccancel}, nil
+}
+
+func (cfg Config) tlsConfig() (*tls.Config, error) {
+	if cfg.TLS != nil {
+		return cfg.TLS, nil
+	}
+	if cfg.CertFile == "" && cfg.KeyFile == "" && cfg.CAFile == "" {
+		if cfg.Secure {
+			return &tls.Config{MinVersion: tls.VersionTLS12}, nil
+		}
+		return nil, nil
+	}
+	info := transport.TLSInfo{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, TrustedCAFile: cfg.CAFile}
+	t, err := info.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load the store's TLS files: %w; check the certificate, key and CA paths", err)
+	}
+	return t, nil
+}
+
+// Etcd returns the underlying etcd client for operations the helpers do not cover.
+func (c *Client) Etcd() *clientv3.Client { return c.cli }
+
+// Close stops the registrations, leaderships and watches started through c and closes the
+// connection. Registrations and leaderships still open are not revoked: their leases expire.
+func (c *Client) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.wg.Wait()
+		err = c.cli.Close()
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("close the store client: %w", err)
+	}
+	return nil
+}
+
+// goOwned runs f in a goroutine that Close waits for.
+func (c *Client) goOwned(f func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+}
+
+// ParseStoreURL parses a --store value: etcd://host[:port][,host[:port]...] for plain
+// connections, etcds://... for TLS, or unix:///path for a local socket. The port defaults
+// to 2379.
+func ParseStoreURL(s string) (Config, error) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return Config{}, fmt.Errorf("store URL %q: write etcd://host:2379[,host:2379...] or etcds://... for TLS", s)
+	}
+	var cfg Config
+	var out string
+	switch scheme {
+	case "etcd":
+		out = "http"
+	case "etcds":
+		out = "https"
+		cfg.Secure = true
+	case "unix", "unixs":
+		if !strings.HasPrefix(rest, "/") || strings.ContainsFunc(rest, func(r rune) bool {
+			return r <= ' ' || r == 0x7f || r == ',' || r == '?' || r == '#' || r == '%'
+		}) {
+			return Config{}, fmt.Errorf("store URL %q: write a socket as unix:///absolute/path", s)
+		}
+		cfg.Endpoints = []string{s}
+		cfg.Secure = scheme == "unixs"
+		return cfg, nil
+	default:
+		return Config{}, fmt.Errorf("store URL %q: scheme %q: use etcd://, etcds:// or unix://", s, scheme)
+	}
+	if rest == "" {
+		return Config{}, fmt.Errorf("store URL %q: no hosts; write etcd://host:2379", s)
+	}
+	for _, h := range strings.Split(rest, ",") {
+		h = strings.TrimSuffix(h, "/")
+		if h == "" || strings.ContainsAny(h, "/?#@ \t") {
+			return Config{}, fmt.Errorf("store URL %q: host %q: write host or host:port", s, h)
+		}
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			// no port given (a bare IPv6 address must be bracketed)
+			host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), DefaultPort
+			if strings.Contains(host, ":") && !strings.HasPrefix(h, "[") {
+				return Config{}, fmt.Errorf("store URL %q: write an IPv6 address as [addr]:port", s)
+			}
+		}
+		if !validHost(host) {
+			return Config{}, fmt.Errorf("store URL %q: host %q: write a host name or an IP address", s, h)
+		}
+		if err := checkPort(port); err != nil {
+			return Config{}, fmt.Errorf("store URL %q: %w", s, err)
+		}
+		u := url.URL{Scheme: out, Host: net.JoinHostPort(host, port)}
+		cfg.Endpoints = append(cfg.Endpoints, u.String())
+	}
+	return cfg, nil
+}
+
+// validHost accepts IP addresses and DNS-style host names.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func checkPort(p string) error {
+	if p == "" || len(p) > 5 {
+		return fmt.Errorf("port %q: want 1-65535", p)
+	}
+	n := 0
+	for _, r := range p {
+		if r < '0' || r > '9' {
+			return fmt.Errorf("port %q: want 1-65535", p)
+		}
+		n = n*10 + int(r-'0')
+	}
+	if n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want 1-65535", p)
+	}
+	return nil
+}
