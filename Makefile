@@ -52,13 +52,14 @@ bench: ## run the benchmarks (root runs the container start and pod start benchm
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . -benchmem ./manifests/ ./runtime/image/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkStart -benchtime=50x ./runtime/libct/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkPodStart -benchtime=60x ./runtime/linux/
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . ./reconcile/ ./daemon/store/
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkCommitToConverged -benchtime=20x -timeout 30m ./tests/
 
-demo: build ## validate and render the example repository (examples/hello)
-	./$(BIN) validate examples/hello
-	./$(BIN) render examples/hello -o yaml
+demo: build ## run a one-node cluster following a repository made from examples/hello (root)
+	DEMO_DIR=$(DEMO_DIR) SHOAL=$(CURDIR)/$(BIN) ./examples/demo/up.sh
 
-demo-down: ## remove what the demo created
-	rm -rf $(DEMO_DIR)
+demo-down: build ## stop the demo and remove everything it made
+	DEMO_DIR=$(DEMO_DIR) SHOAL=$(CURDIR)/$(BIN) ./examples/demo/down.sh
 
 clean: ## remove build output
 	rm -rf bin

@@ -67,12 +67,24 @@ and every node runs its pods with libcontainer.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageErrorf("%v\nSee '%s --help'.", err, cmd.CommandPath())
 	})
+	var cf clientFlags
+	remote := []*cobra.Command{
+		newStatusCmd(s, &cf), newGetCmd(s, &cf), newDescribeCmd(s, &cf), newLogsCmd(s, &cf),
+		newExecCmd(s, &cf), newEventsCmd(s, &cf), newHistoryCmd(s, &cf),
+	}
+	for _, c := range remote {
+		cf.add(c)
+	}
 	root.AddCommand(
 		newVersionCmd(s),
 		newValidateCmd(s),
 		newRenderCmd(s),
 		newImageCmd(s),
+		newDaemonCmd(s),
+		newNodeCmd(s),
+		newDiffCmd(s),
 	)
+	root.AddCommand(remote...)
 	return root
 }
 

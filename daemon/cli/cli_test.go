@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -233,5 +234,53 @@ func TestImageImportAndList(t *testing.T) {
 	code, _, errOut = run(t, "image", "import", "--data-dir", dataDir, filepath.Join(t.TempDir(), "missing.tar"))
 	if code != ExitFailure || !strings.Contains(errOut, "missing.tar") {
 		t.Errorf("import of a missing file: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"web.yaml": goodDeployment, "gone.yaml": strings.Replace(goodDeployment, "name: web\n", "name: gone\n", 1)})
+	gitc := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x", "HOME="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	gitc("init", "-q", "-b", "main")
+	gitc("add", ".")
+	gitc("commit", "-qm", "one")
+	if err := os.WriteFile(filepath.Join(dir, "web.yaml"), []byte(strings.Replace(goodDeployment, "image: nginx:1.27", "image: nginx:1.28", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "gone.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitc("add", "-A")
+	gitc("commit", "-qm", "two")
+
+	code, out, errOut := run(t, "diff", "--repo", dir, "HEAD~1", "HEAD")
+	if code != ExitFailure {
+		t.Fatalf("diff with changes: exit %d, want 1; stderr %q", code, errOut)
+	}
+	for _, want := range []string{"+ ConfigMap default/cm (added)", "- Deployment default/gone (removed", "~ Deployment default/web (changed)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diff output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "    -       - image: nginx:1.27\n    +       - image: nginx:1.28\n") {
+		t.Errorf("diff output lacks the image change as - then +:\n%s", out)
+	}
+	code, out, _ = run(t, "diff", "--repo", dir, "HEAD", "HEAD")
+	if code != ExitOK || strings.TrimSpace(out) != "no changes" {
+		t.Errorf("diff of a commit with itself: exit %d, %q", code, out)
+	}
+	code, _, errOut = run(t, "diff", "--repo", dir, "HEAD", "no-such-branch")
+	if code != ExitFailure || !strings.Contains(errOut, "no-such-branch") {
+		t.Errorf("diff to a missing revision: exit %d, %q", code, errOut)
 	}
 }

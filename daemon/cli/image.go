@@ -63,6 +63,45 @@ image garbage collection.`,
 			return nil
 		},
 	})
+	var pack struct {
+		tag, out, path, user string
+		cmd, env             []string
+	}
+	packCmd := &cobra.Command{
+		Use:   "pack BINARY --tag REF -o FILE",
+		Short: "Pack a static binary into an OCI image archive",
+		Long: `Pack makes a one-layer image holding a static binary (Entrypoint), a minimal /etc/passwd
+and /etc/group (root, nobody) and /tmp, and writes it as a docker archive that "shoal image
+import" reads. The same binary always gives the same image digest.`,
+		Example: `  CGO_ENABLED=0 go build -o app ./examples/app
+  shoal image pack app --tag localhost/shoal/hello:v1 -o hello.tar`,
+		Args: cobraArgs(cobra.ExactArgs(1)),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if pack.tag == "" || pack.out == "" {
+				return usageErrorf("pack needs --tag and --output")
+			}
+			img, err := image.PackBinary(args[0], image.PackConfig{Path: pack.path, Cmd: pack.cmd, Env: pack.env, User: pack.user})
+			if err != nil {
+				return err
+			}
+			if err := image.WriteDockerArchive(img, pack.tag, pack.out); err != nil {
+				return err
+			}
+			d, err := img.Digest()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "packed %s %s into %s\n", pack.tag, d, pack.out)
+			return nil
+		},
+	}
+	packCmd.Flags().StringVarP(&pack.tag, "tag", "t", "", "image reference, e.g. localhost/app:v1")
+	packCmd.Flags().StringVarP(&pack.out, "output", "o", "", "archive to write")
+	packCmd.Flags().StringVar(&pack.path, "path", "/app", "where the binary goes in the image")
+	packCmd.Flags().StringSliceVar(&pack.cmd, "cmd", nil, "default arguments (the image's Cmd)")
+	packCmd.Flags().StringSliceVar(&pack.env, "env", nil, "environment, NAME=VALUE")
+	packCmd.Flags().StringVar(&pack.user, "user", "", "user to run as, e.g. 65534")
+	cmd.AddCommand(packCmd)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "ls",
 		Short: "List the images of this node",

@@ -1,0 +1,355 @@
+// Package api is the HTTP API of a Shoal daemon, served on a unix socket for the local CLI and
+// optionally on TCP with TLS and a bearer token for remote use. It is read-mostly: Git is the only
+// way to change the desired state. Reads are answered from a snapshot of the shared store; logs and
+// exec reach the pod's node.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/cluster"
+	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/runtime"
+)
+
+// Backend is what the API serves.
+type Backend interface {
+	Snapshot(ctx context.Context) (*cluster.Snapshot, error)
+	Events(ctx context.Context) ([]cluster.Event, error)
+	Logs(ctx context.Context, namespace, name, container string, opts runtime.LogOptions, w io.Writer) error
+	Exec(ctx context.Context, namespace, name, container string, opts runtime.ExecOptions) (int, error)
+}
+
+// ErrNotFound is returned by a Backend for an unknown pod or container.
+var ErrNotFound = runtime.ErrNotFound
+
+// Config configures the handler.
+type Config struct {
+	Backend Backend
+	// Token, when set, is required as "Authorization: Bearer <token>" (TCP listeners).
+	Token   string
+	Metrics http.Handler
+	Logger  *slog.Logger
+}
+
+// Error is the body of an error response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// NewHandler returns the API's handler.
+func NewHandler(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{cfg: cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", h.status)
+	mux.HandleFunc("GET /v1/history", h.history)
+	mux.HandleFunc("GET /v1/events", h.events)
+	mux.HandleFunc("GET /v1/{kind}", h.list)
+	mux.HandleFunc("GET /v1/namespaces/{ns}/pods/{name}/log", h.logs)
+	mux.HandleFunc("POST /v1/namespaces/{ns}/pods/{name}/exec", h.exec)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Token == "" {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(cfg.Token)) != 1 {
+			writeError(w, http.StatusUnauthorized, errors.New("a bearer token is required: pass --token or set SHOAL_TOKEN"))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type handler struct {
+	cfg Config
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(Error{Error: err.Error()})
+}
+
+func (h *handler) snapshot(w http.ResponseWriter, r *http.Request) (*cluster.Snapshot, bool) {
+	s, err := h.cfg.Backend.Snapshot(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("read the cluster state: %w", err))
+		return nil, false
+	}
+	return s, true
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	if s, ok := h.snapshot(w, r); ok {
+		writeJSON(w, s.Status())
+	}
+}
+
+// HistoryEntry is one commit in `shoal history`.
+type HistoryEntry struct {
+	cluster.CommitRecord
+	// ConvergeSeconds is the time from the commit being seen to every pod Ready (0: not yet).
+	ConvergeSeconds float64 `json:"convergeSeconds,omitempty"`
+	Current         bool    `json:"current,omitempty"`
+}
+
+func (h *handler) history(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.snapshot(w, r)
+	if !ok {
+		return
+	}
+	out := []HistoryEntry{}
+	for _, c := range s.Commits {
+		e := HistoryEntry{CommitRecord: c, Current: c.SHA == s.Applied.SHA && c.Result == cluster.ResultApplied}
+		if !c.ConvergedAt.IsZero() {
+			e.ConvergeSeconds = c.ConvergedAt.Sub(c.SeenAt).Seconds()
+		}
+		out = append(out, e)
+	}
+	writeJSON(w, out)
+}
+
+func (h *handler) events(w http.ResponseWriter, r *http.Request) {
+	evs, err := h.cfg.Backend.Events(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	if evs == nil {
+		evs = []cluster.Event{}
+	}
+	writeJSON(w, evs)
+}
+
+var kinds = map[string]string{
+	"pods": "Pod", "pod": "Pod", "po": "Pod",
+	"deployments": "Deployment", "deployment": "Deployment", "deploy": "Deployment",
+	"services": "Service", "service": "Service", "svc": "Service",
+	"configmaps": "ConfigMap", "configmap": "ConfigMap", "cm": "ConfigMap",
+	"secrets": "Secret", "secret": "Secret",
+	"namespaces": "Namespace", "namespace": "Namespace", "ns": "Namespace",
+	"nodes": "Node", "node": "Node", "no": "Node",
+}
+
+// KindOf maps a resource name as kubectl accepts it (pods, po, deploy, svc, ...) to a kind.
+func KindOf(resource string) (string, bool) {
+	k, ok := kinds[strings.ToLower(resource)]
+	return k, ok
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+	kind, ok := KindOf(r.PathValue("kind"))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Errorf("unknown resource %q: use pods, deployments, services, configmaps, secrets, namespaces or nodes", r.PathValue("kind")))
+		return
+	}
+	q := r.URL.Query()
+	f := cluster.Filter{Namespace: q.Get("namespace"), All: q.Get("all") == "true", Selector: manifests.Everything()}
+	if f.Namespace == "" {
+		f.Namespace = "default"
+	}
+	if sel := q.Get("selector"); sel != "" {
+		s, err := manifests.ParseSelector(sel)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("selector %q: %w", sel, err))
+			return
+		}
+		f.Selector = s
+	}
+	s, ok := h.snapshot(w, r)
+	if !ok {
+		return
+	}
+	var l cluster.List
+	var err error
+	switch kind {
+	case "Pod":
+		l, err = s.PodList(f)
+	case "Node":
+		l, err = s.NodeList(f)
+	default:
+		l, err = s.ObjectList(kind, f)
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if name := q.Get("name"); name != "" {
+		l.Items = slices.DeleteFunc(l.Items, func(it any) bool { return itemName(it) != name })
+		if len(l.Items) == 0 {
+			writeError(w, http.StatusNotFound, fmt.Errorf("%s %q not found in namespace %q", strings.ToLower(kind), name, f.Namespace))
+			return
+		}
+	}
+	writeJSON(w, l)
+}
+
+func itemName(it any) string {
+	switch v := it.(type) {
+	case map[string]any:
+		if m, ok := v["metadata"].(map[string]any); ok {
+			n, _ := m["name"].(string)
+			return n
+		}
+	case manifests.Object:
+		return v.GetObjectMeta().Name
+	}
+	return ""
+}
+
+func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	opts := runtime.LogOptions{Follow: q.Get("follow") == "true", Previous: q.Get("previous") == "true", Timestamps: q.Get("timestamps") == "true"}
+	if t := q.Get("tail"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("tail %q: want a number of lines", t))
+			return
+		}
+		opts.Tail = n
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
+	err := h.cfg.Backend.Logs(r.Context(), r.PathValue("ns"), r.PathValue("name"), q.Get("container"), opts, fw)
+	if err != nil && !fw.wrote {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrNotFound) {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, err)
+	}
+}
+
+// flushWriter flushes after every write so that followed logs arrive at once.
+type flushWriter struct {
+	w     io.Writer
+	rc    *http.ResponseController
+	wrote bool
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	f.wrote = true
+	n, err := f.w.Write(p)
+	if err == nil {
+		_ = f.rc.Flush()
+	}
+	return n, err
+}
+
+// Exec frames: a stream byte, a 4-byte big-endian length, the payload.
+const (
+	StreamStdout byte = 1
+	StreamStderr byte = 2
+	StreamExit   byte = 3 // payload: the exit code in decimal
+	StreamError  byte = 4 // payload: an error message
+)
+
+type frameWriter struct {
+	stream byte
+	out    *lockedWriter
+}
+
+func (f frameWriter) Write(p []byte) (int, error) {
+	if err := f.out.frame(f.stream, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+type lockedWriter struct {
+	mu chan struct{}
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (l *lockedWriter) frame(stream byte, p []byte) error {
+	l.mu <- struct{}{}
+	defer func() { <-l.mu }()
+	var hdr [5]byte
+	hdr[0] = stream
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(p)))
+	if _, err := l.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := l.w.Write(p); err != nil {
+		return err
+	}
+	return l.rc.Flush()
+}
+
+func (h *handler) exec(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cmd := q["command"]
+	if len(cmd) == 0 {
+		writeError(w, http.StatusBadRequest, errors.New("no command: shoal exec POD -- COMMAND [ARGS...]"))
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex() // read stdin while writing output; HTTP/1 needs the opt-in
+	w.Header().Set("Content-Type", "application/vnd.shoal.exec")
+	w.WriteHeader(http.StatusOK)
+	out := &lockedWriter{mu: make(chan struct{}, 1), w: w, rc: rc}
+	var stdin io.Reader
+	if q.Get("stdin") == "true" {
+		stdin = r.Body
+	}
+	code, err := h.cfg.Backend.Exec(r.Context(), r.PathValue("ns"), r.PathValue("name"), q.Get("container"),
+		runtime.ExecOptions{Command: cmd, Stdin: stdin, Stdout: frameWriter{StreamStdout, out}, Stderr: frameWriter{StreamStderr, out}})
+	if err != nil {
+		_ = out.frame(StreamError, []byte(err.Error()))
+		return
+	}
+	_ = out.frame(StreamExit, []byte(strconv.Itoa(code)))
+}
+
+// ListenUnix listens on a unix socket at path that only its owner (root) may use. A stale socket
+// left by a crashed daemon is replaced; a live one is an error.
+func ListenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("api socket: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("api socket %s is in use by a running daemon: stop it or pass another --socket", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("api socket: %w", err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("api socket: %w", err)
+	}
+	return l, nil
+}

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/client"
+	"github.com/shoal-dev/shoal/daemon/node"
+	"github.com/spf13/cobra"
+)
+
+func newDaemonCmd(s Streams) *cobra.Command {
+	var cfg node.Config
+	var labels []string
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "daemon --repo URL",
+		Short: "Run this node: follow the repository and converge the cluster to it",
+		Long: `Daemon runs a Shoal node. It pulls the desired state from the Git repository, takes part
+in the election of the master through the shared store (an embedded etcd by default), and runs
+the pods placed on this node. Pods keep running when the daemon stops; a restarted daemon takes
+them over again.`,
+		Example: `  shoal daemon --repo file:///srv/cluster.git
+  shoal daemon --repo https://git.example.com/ops/cluster.git --branch prod --path clusters/eu \
+      --token-file /etc/shoal/git-token --verify-signatures /etc/shoal/keyring.asc`,
+		Args: cobraArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if os.Geteuid() != 0 {
+				return fmt.Errorf("shoal daemon runs containers and needs root")
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageErrorf("--log-level %q: use debug, info, warn or error", logLevel)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: level}))
+			cfg.Labels = map[string]string{}
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok || k == "" {
+					return usageErrorf("--node-label %q: use KEY=VALUE", l)
+				}
+				cfg.Labels[k] = v
+			}
+			if cfg.Socket == "" {
+				cfg.Socket = os.Getenv("SHOAL_SOCKET")
+			}
+			if cfg.Socket == "" {
+				cfg.Socket = client.DefaultSocket
+			}
+			return node.Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "node-name", "", "this node's name (default: the host name)")
+	f.StringVar(&cfg.DataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
+	f.StringArrayVar(&labels, "node-label", nil, "a label of this node, KEY=VALUE (repeatable)")
+	f.StringVar(&cfg.Repo, "repo", "", "the Git repository: file:///path, https://..., ssh://..., git://...")
+	f.StringVar(&cfg.Ref, "branch", "main", `branch to follow, or "tag:NAME"`)
+	f.StringVar(&cfg.Path, "path", "", "directory of the repository that holds the manifests")
+	f.DurationVar(&cfg.Poll, "poll", 30*time.Second, "how often to fetch (webhooks and local repositories are seen at once)")
+	f.StringVar(&cfg.TokenFile, "token-file", "", "file with an HTTPS access token for the repository")
+	f.StringVar(&cfg.SSHKeyFile, "ssh-key", "", "SSH private key for ssh:// repositories")
+	f.StringVar(&cfg.KnownHosts, "known-hosts", "", "known_hosts file for ssh:// repositories")
+	f.BoolVar(&cfg.AllowHTTP, "allow-insecure-http", false, "allow plain http:// repositories that are not on loopback")
+	f.StringVar(&cfg.VerifyKeyring, "verify-signatures", "", "armored OpenPGP keyring: refuse every new commit not signed by it")
+	f.StringVar(&cfg.Store, "store", "", "an external etcd: etcd://host:2379,... or etcds://... (default: embedded)")
+	f.StringVar(&cfg.StoreCA, "store-ca", "", "CA of the external etcd")
+	f.StringVar(&cfg.StoreCert, "store-cert", "", "client certificate for the external etcd")
+	f.StringVar(&cfg.StoreKey, "store-key", "", "client key for the external etcd")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 5*time.Second, "TTL of the node's lease and the master's election session")
+	f.DurationVar(&cfg.NodeLostGrace, "node-lost-grace", 10*time.Second, "how long a node may be gone before its pods are rescheduled")
+	f.StringVar(&cfg.Socket, "socket", "", "the API's unix socket (default $SHOAL_SOCKET, then "+client.DefaultSocket+")")
+	f.StringVar(&cfg.APIListen, "api-listen", "", "also serve the API on HOST:PORT over TLS with a bearer token")
+	f.StringVar(&cfg.APICert, "api-tls-cert", "", "certificate for --api-listen")
+	f.StringVar(&cfg.APIKey, "api-tls-key", "", "key for --api-listen")
+	f.StringVar(&cfg.APITokenFile, "api-token-file", "", "file with the bearer token for --api-listen")
+	f.StringVar(&cfg.WebhookListen, "webhook-listen", "", "serve Git webhooks (GitHub, Gitea, GitLab, generic HMAC) on HOST:PORT")
+	f.StringVar(&cfg.WebhookSecret, "webhook-secret-file", "", "file with the webhooks' shared secret")
+	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry reached over plain HTTP (repeatable)")
+	f.BoolVar(&cfg.AllowPrivileged, "allow-privileged", false, "allow privileged containers")
+	f.StringSliceVar(&cfg.AllowHostPaths, "allow-host-path", nil, "allow hostPath volumes under this directory (repeatable)")
+	f.BoolVar(&cfg.AllowUnconfined, "allow-unconfined-seccomp", false, "allow seccompProfile Unconfined")
+	f.DurationVar(&cfg.CrashLoopBase, "crash-loop-base", 10*time.Second, "first delay of the crash-loop backoff (doubles up to 30×)")
+	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "", "cgroup of this node's pods (default /shoal/<node>)")
+	f.Int64Var(&cfg.ReservedCPU, "reserved-cpu", 100, "millicores kept from pods for the system")
+	f.Int64Var(&cfg.ReservedMemory, "reserved-memory", 256<<20, "bytes of memory kept from pods for the system")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

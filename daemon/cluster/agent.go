@@ -1,0 +1,307 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/runtime"
+)
+
+// AgentConfig configures a node agent.
+type AgentConfig struct {
+	Node    string
+	Store   *store.Client
+	Runtime runtime.Runtime
+	// Record is the node's registration; the agent keeps its counters and heartbeat current.
+	Record NodeRecord
+	TTL    time.Duration
+	Logger *slog.Logger
+}
+
+// Agent runs the pods the master places on this node and reports their status.
+type Agent struct {
+	cfg AgentConfig
+	log *slog.Logger
+
+	mu         sync.Mutex
+	placements map[string]Placement // by UID; nil until read from the store once
+	reported   map[string]string    // UID -> last reported status, for change detection
+	readySince map[string]time.Time
+	stopping   map[string]bool // UIDs of pods being stopped
+	stops      sync.WaitGroup
+}
+
+// NewAgent returns an agent.
+func NewAgent(cfg AgentConfig) *Agent {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 5 * time.Second
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), reported: map[string]string{}, readySince: map[string]time.Time{}, stopping: map[string]bool{}}
+}
+
+// Run registers the node and syncs its pods until ctx ends. Losing the store never stops a pod:
+// the agent keeps what runs and converges again when the store is back.
+func (a *Agent) Run(ctx context.Context) error {
+	rec := a.cfg.Record
+	rec.Name, rec.StartedAt = a.cfg.Node, time.Now()
+	var reg *store.Registration
+	for reg == nil {
+		r, err := a.cfg.Store.Register(ctx, nodeKey(a.cfg.Node), rec, a.cfg.TTL)
+		if err == nil {
+			reg = r
+			break
+		}
+		a.log.Warn("register node; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	defer reg.Close()
+
+	wake := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer a.stops.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		a.watchPlacements(ctx, poke)
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.cfg.Runtime.Changes():
+				poke()
+			}
+		}
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-tick.C:
+		}
+		a.sync(ctx, reg, &rec)
+	}
+}
+
+// watchPlacements keeps a.placements equal to the store's placements for this node.
+func (a *Agent) watchPlacements(ctx context.Context, poke func()) {
+	prefix := placementPrefix + a.cfg.Node + "/"
+	for ctx.Err() == nil {
+		kvs, rev, err := store.List[Placement](ctx, a.cfg.Store, prefix)
+		if err != nil {
+			a.log.Warn("read placements; pods keep running", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		m := map[string]Placement{}
+		for _, kv := range kvs {
+			m[kv.Value.Spec.UID] = kv.Value
+		}
+		a.mu.Lock()
+		a.placements = m
+		a.mu.Unlock()
+		poke()
+		for ev := range store.Watch[Placement](ctx, a.cfg.Store, prefix, rev+1) {
+			if ev.Type == store.EventResync {
+				break
+			}
+			_, uid := nodeAndUID(ev.Key, placementPrefix)
+			a.mu.Lock()
+			switch ev.Type {
+			case store.EventPut:
+				a.placements[uid] = ev.Value
+			case store.EventDelete:
+				delete(a.placements, uid)
+			}
+			a.mu.Unlock()
+			poke()
+		}
+	}
+}
+
+// sync makes the runtime run what is placed here and reports what runs.
+func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeRecord) {
+	a.mu.Lock()
+	if a.placements == nil {
+		a.mu.Unlock()
+		return // never read from the store: change nothing
+	}
+	placed := make(map[string]Placement, len(a.placements))
+	for k, v := range a.placements {
+		placed[k] = v
+	}
+	a.mu.Unlock()
+
+	rt := a.cfg.Runtime
+	running, err := rt.Pods(ctx)
+	if err != nil {
+		a.log.Warn("list pods", "err", err)
+		return
+	}
+	have := map[string]runtime.PodState{}
+	for _, p := range running {
+		have[p.UID] = p
+	}
+	for uid, pl := range placed {
+		if pl.Terminating {
+			a.mu.Lock()
+			busy := a.stopping[uid]
+			a.stopping[uid] = true
+			a.mu.Unlock()
+			if !busy {
+				a.stops.Add(1)
+				go func() {
+					defer a.stops.Done()
+					a.stop(ctx, pl)
+				}()
+			}
+			continue
+		}
+		spec := pl.Spec
+		if err := rt.EnsurePod(ctx, &spec); err != nil {
+			a.log.Warn("ensure pod", "pod", podName(pl), "err", err)
+		}
+	}
+	// Pods no placement wants: left from before a restart, or placed elsewhere while this node
+	// was cut off. The store answered, so they are really unwanted.
+	for uid, p := range have {
+		if _, ok := placed[uid]; !ok {
+			a.log.Info("removing a pod that is no longer placed here", "pod", p.Namespace+"/"+p.Name, "uid", uid)
+			if err := rt.RemovePod(ctx, uid, nil); err != nil {
+				a.log.Warn("remove pod", "uid", uid, "err", err)
+			}
+			a.forget(ctx, uid)
+		}
+	}
+	// Report.
+	desired, ready := 0, 0
+	for uid, pl := range placed {
+		if pl.Terminating {
+			continue
+		}
+		desired++
+		st, ok := have[uid]
+		if !ok {
+			continue
+		}
+		if PodReady(st.Status) {
+			ready++
+		}
+		a.report(ctx, uid, st)
+	}
+	rec.PodsDesired, rec.PodsRunning, rec.Heartbeat = desired, ready, time.Now()
+	if ready == desired {
+		if conv, _, found, err := store.Get[string](ctx, a.cfg.Store, convergedKey); err == nil && found {
+			rec.Converged = conv
+		}
+	}
+	if err := reg.Update(ctx, rec); err != nil && ctx.Err() == nil {
+		a.log.Debug("update node record", "err", err)
+	}
+}
+
+func podName(pl Placement) string {
+	if pl.Spec.Pod == nil {
+		return pl.Spec.UID
+	}
+	return pl.Spec.Pod.Namespace + "/" + pl.Spec.Pod.Name
+}
+
+// stop removes a terminating pod, then its placement and status.
+func (a *Agent) stop(ctx context.Context, pl Placement) {
+	uid := pl.Spec.UID
+	defer func() {
+		a.mu.Lock()
+		delete(a.stopping, uid)
+		a.mu.Unlock()
+	}()
+	if err := a.cfg.Runtime.RemovePod(ctx, uid, nil); err != nil {
+		a.log.Warn("stop pod", "pod", podName(pl), "err", err)
+		return
+	}
+	a.forget(ctx, uid)
+}
+
+// forget deletes a gone pod's placement and status.
+func (a *Agent) forget(ctx context.Context, uid string) {
+	for _, key := range []string{placementKey(a.cfg.Node, uid), statusKey(a.cfg.Node, uid)} {
+		if err := store.Delete(ctx, a.cfg.Store, key); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Warn("delete", "key", key, "err", err)
+		}
+	}
+	a.mu.Lock()
+	delete(a.reported, uid)
+	delete(a.readySince, uid)
+	a.mu.Unlock()
+}
+
+// report writes a pod's status when it changed (ignoring condition times).
+func (a *Agent) report(ctx context.Context, uid string, st runtime.PodState) {
+	a.mu.Lock()
+	ready := PodReady(st.Status)
+	since, had := a.readySince[uid]
+	switch {
+	case ready && !had:
+		since = time.Now()
+		a.readySince[uid] = since
+	case !ready:
+		delete(a.readySince, uid)
+		since = time.Time{}
+	}
+	digest := statusDigest(st.Status) + since.String()
+	if a.reported[uid] == digest {
+		a.mu.Unlock()
+		return
+	}
+	a.mu.Unlock()
+	rec := PodStatusRecord{UID: uid, Namespace: st.Namespace, Name: st.Name, Node: a.cfg.Node, Status: st.Status, ReadySince: since, Reported: time.Now()}
+	if err := store.Put(ctx, a.cfg.Store, statusKey(a.cfg.Node, uid), rec); err != nil {
+		a.log.Debug("report status", "pod", st.Namespace+"/"+st.Name, "err", err)
+		return
+	}
+	a.mu.Lock()
+	a.reported[uid] = digest
+	a.mu.Unlock()
+}
+
+func statusDigest(s manifests.PodStatus) string {
+	c := s
+	c.Conditions = nil
+	for _, cond := range s.Conditions {
+		cond.LastTransitionTime, cond.LastProbeTime = manifests.Time{}, manifests.Time{}
+		c.Conditions = append(c.Conditions, cond)
+	}
+	data, _ := json.Marshal(c)
+	return string(data)
+}

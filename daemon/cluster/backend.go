@@ -1,0 +1,175 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/runtime"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Backend answers the API from the store and the local runtime.
+type Backend struct {
+	Node    string
+	Store   *store.Client
+	Runtime runtime.Runtime
+
+	mu      sync.Mutex
+	objSHA  string
+	objects []manifests.Object // the decoded desired objects of objSHA
+}
+
+// Snapshot reads the whole cluster state at one revision.
+func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
+	resp, err := b.Store.Etcd().Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read the store: %w", err)
+	}
+	s := &Snapshot{Rev: resp.Header.Revision, Now: time.Now(), Statuses: map[string]PodStatusRecord{}, Deployments: map[string]DeploymentRecord{}}
+	var desired []store.KV[json.RawMessage]
+	type leaderKV struct {
+		name string
+		rev  int64
+	}
+	var leaders []leaderKV
+	for _, kv := range resp.Kvs {
+		key, val := string(kv.Key), kv.Value
+		var err error
+		switch {
+		case strings.HasPrefix(key, nodesPrefix):
+			var n NodeRecord
+			if err = json.Unmarshal(val, &n); err == nil {
+				s.Nodes = append(s.Nodes, n)
+			}
+		case strings.HasPrefix(key, masterPrefix+"/"):
+			leaders = append(leaders, leaderKV{string(val), kv.CreateRevision})
+		case key == appliedKey:
+			err = json.Unmarshal(val, &s.Applied)
+		case key == convergedKey:
+			err = json.Unmarshal(val, &s.Converged)
+		case strings.HasPrefix(key, seenPrefix):
+			var c CommitRecord
+			if err = json.Unmarshal(val, &c); err == nil {
+				s.Commits = append(s.Commits, c)
+			}
+		case strings.HasPrefix(key, desiredPrefix):
+			desired = append(desired, store.KV[json.RawMessage]{Key: key, Value: val})
+		case strings.HasPrefix(key, placementPrefix):
+			var p Placement
+			if err = json.Unmarshal(val, &p); err == nil {
+				s.Placements = append(s.Placements, p)
+			}
+		case strings.HasPrefix(key, statusPrefix):
+			var st PodStatusRecord
+			if err = json.Unmarshal(val, &st); err == nil {
+				s.Statuses[st.UID] = st
+			}
+		case strings.HasPrefix(key, deploymentsPrefix):
+			var d DeploymentRecord
+			if err = json.Unmarshal(val, &d); err == nil {
+				s.Deployments[deploymentKeyOf(d.Namespace, d.Name)] = d
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stored %s is damaged: %w", key, err)
+		}
+	}
+	if len(leaders) > 0 {
+		slices.SortFunc(leaders, func(a, b leaderKV) int { return cmp.Compare(a.rev, b.rev) })
+		s.Leader = leaders[0].name
+	}
+	slices.SortFunc(s.Commits, func(a, b CommitRecord) int { return a.SeenAt.Compare(b.SeenAt) })
+	objs, err := b.objectsOf(s.Applied.SHA, desired)
+	if err != nil {
+		return nil, err
+	}
+	s.Objects = objs
+	return s, nil
+}
+
+// objectsOf decodes the desired objects of the applied commit, once per commit.
+func (b *Backend) objectsOf(sha string, desired []store.KV[json.RawMessage]) ([]manifests.Object, error) {
+	if sha == "" {
+		return nil, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.objSHA == sha {
+		return b.objects, nil
+	}
+	var mine []store.KV[json.RawMessage]
+	for _, kv := range desired {
+		if strings.HasPrefix(kv.Key, desiredPrefix+sha+"/") {
+			mine = append(mine, kv)
+		}
+	}
+	objs, err := decodeObjects(mine)
+	if err != nil {
+		return nil, err
+	}
+	b.objSHA, b.objects = sha, objs
+	return objs, nil
+}
+
+// Events returns the recent events, oldest first.
+func (b *Backend) Events(ctx context.Context) ([]Event, error) {
+	kvs, _, err := store.List[Event](ctx, b.Store, eventsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Event, 0, len(kvs))
+	for _, kv := range kvs {
+		out = append(out, kv.Value)
+	}
+	slices.SortStableFunc(out, func(a, b Event) int { return a.Time.Compare(b.Time) })
+	return out, nil
+}
+
+// pod finds a pod by namespace and name, and checks it runs on this node.
+func (b *Backend) pod(ctx context.Context, namespace, name string) (Placement, error) {
+	kvs, _, err := store.List[Placement](ctx, b.Store, placementPrefix)
+	if err != nil {
+		return Placement{}, err
+	}
+	for _, kv := range kvs {
+		pl := kv.Value
+		if pl.Spec.Pod != nil && pl.Spec.Pod.Namespace == namespace && pl.Spec.Pod.Name == name {
+			if pl.Node != b.Node {
+				where := "is not scheduled on any node yet"
+				if pl.Node != "" {
+					where = "runs on node " + pl.Node + ": ask that node's daemon (shoal --socket or --server)"
+				}
+				return pl, fmt.Errorf("pod %s/%s %s", namespace, name, where)
+			}
+			return pl, nil
+		}
+	}
+	return Placement{}, fmt.Errorf("pod %s/%s: %w", namespace, name, runtime.ErrNotFound)
+}
+
+// Logs writes the log of a container of a pod that runs on this node.
+func (b *Backend) Logs(ctx context.Context, namespace, name, container string, opts runtime.LogOptions, w io.Writer) error {
+	pl, err := b.pod(ctx, namespace, name)
+	if err != nil {
+		return err
+	}
+	return b.Runtime.Logs(ctx, pl.Spec.UID, container, opts, w)
+}
+
+// Exec runs a command in a container of a pod that runs on this node.
+func (b *Backend) Exec(ctx context.Context, namespace, name, container string, opts runtime.ExecOptions) (int, error) {
+	pl, err := b.pod(ctx, namespace, name)
+	if err != nil {
+		return -1, err
+	}
+	return b.Runtime.Exec(ctx, pl.Spec.UID, container, opts)
+}

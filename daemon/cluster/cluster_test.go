@@ -1,0 +1,221 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/runtime/fake"
+	"github.com/shoal-dev/shoal/runtime/lifecycle"
+)
+
+// fakeGit is a repository in memory: commits with parents and trees.
+type fakeGit struct {
+	mu      sync.Mutex
+	commits map[string]fakeCommit
+	n       int
+}
+
+type fakeCommit struct {
+	parent string
+	files  fstest.MapFS
+	msg    string
+}
+
+func (g *fakeGit) commit(parent, msg string, files map[string]string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n++
+	sha := fmt.Sprintf("%040d", g.n)
+	fsys := fstest.MapFS{}
+	for k, v := range files {
+		fsys[k] = &fstest.MapFile{Data: []byte(v)}
+	}
+	g.commits[sha] = fakeCommit{parent: parent, files: fsys, msg: msg}
+	return sha
+}
+
+func (g *fakeGit) Tree(_ context.Context, sha string) (fs.FS, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c, ok := g.commits[sha]
+	if !ok {
+		return nil, errors.New("no such commit")
+	}
+	return c.files, nil
+}
+
+func (g *fakeGit) Commit(_ context.Context, sha string) (CommitInfo, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c, ok := g.commits[sha]
+	if !ok {
+		return CommitInfo{}, errors.New("no such commit")
+	}
+	return CommitInfo{SHA: sha, Author: "tester", Message: c.msg, Time: time.Now()}, nil
+}
+
+func (g *fakeGit) IsAncestor(_ context.Context, a, d string) (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for c := d; c != ""; c = g.commits[c].parent {
+		if c == a {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (g *fakeGit) Verify(context.Context, string, string, string) error { return nil }
+
+func deploymentYAML(name string, replicas int, image string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s}
+spec:
+  replicas: %[2]d
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      containers:
+        - name: app
+          image: %[3]s
+          args: ["serve", "8080"]
+`, name, replicas, image)
+}
+
+// testCluster runs a master and an agent over an embedded etcd and the fake runtime.
+type testCluster struct {
+	t       *testing.T
+	git     *fakeGit
+	master  *Master
+	backend *Backend
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func newTestCluster(t *testing.T) *testCluster {
+	ctx, cancel := context.WithCancel(context.Background())
+	emb, err := store.StartEmbedded(ctx, store.EmbedConfig{Dir: t.TempDir(), Name: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Connect(ctx, store.Config{Endpoints: emb.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver := fake.New(fake.TestAppImage("registry.local/app:v1"), fake.TestAppImage("registry.local/app:v2"))
+	rt, err := lifecycle.New(lifecycle.Config{Driver: driver, Backoff: lifecycle.Backoff{Base: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testCluster{t: t, git: &fakeGit{commits: map[string]fakeCommit{}}, cancel: cancel}
+	c.master = NewMaster(MasterConfig{Node: "n1", Store: st, Git: c.git})
+	agent := NewAgent(AgentConfig{Node: "n1", Store: st, Runtime: rt, TTL: 2 * time.Second,
+		Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}})
+	c.backend = &Backend{Node: "n1", Store: st, Runtime: rt}
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		_ = agent.Run(ctx)
+	}()
+	go func() {
+		defer c.wg.Done()
+		for ctx.Err() == nil {
+			lead, err := st.Campaign(ctx, "/shoal/master", "n1", 2*time.Second)
+			if err != nil {
+				return
+			}
+			_ = c.master.Run(ctx, lead)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		c.wg.Wait()
+		rt.Close()
+		st.Close()
+		emb.Close()
+	})
+	return c
+}
+
+func (c *testCluster) push(sha string) { c.master.SetHead(Head{SHA: sha, SeenAt: time.Now()}) }
+
+func (c *testCluster) waitFor(what string, cond func(s *Snapshot) bool) *Snapshot {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var s *Snapshot
+	for time.Now().Before(deadline) {
+		var err error
+		if s, err = c.backend.Snapshot(context.Background()); err == nil && cond(s) {
+			return s
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("timed out waiting for %s; status %+v", what, s.Status())
+	return nil
+}
+
+func TestMasterAndAgentConverge(t *testing.T) {
+	c := newTestCluster(t)
+	one := c.git.commit("", "web: 2", map[string]string{"web.yaml": deploymentYAML("web", 2, "registry.local/app:v1")})
+	c.push(one)
+	s := c.waitFor("convergence", func(s *Snapshot) bool { return s.Converged == one })
+	if pods := s.Pods(); len(pods) != 2 || pods[0].Node != "n1" {
+		t.Fatalf("pods %+v, want 2 on n1", pods)
+	}
+	st := s.Status()
+	if st.Master != "n1" || len(st.Deployments) != 1 || st.Deployments[0].Ready != 2 || !st.Deployments[0].Complete {
+		t.Errorf("status %+v", st)
+	}
+
+	// A bad commit is rejected whole.
+	bad := c.git.commit(one, "bad", map[string]string{"web.yaml": deploymentYAML("web", 5, "registry.local/app:v1"), "x.yaml": "kind: Nope\n"})
+	c.push(bad)
+	s = c.waitFor("rejection", func(s *Snapshot) bool { r := s.Status().LastRejected; return r != nil && r.SHA == bad })
+	if s.Applied.SHA != one || len(s.Pods()) != 2 {
+		t.Errorf("a rejected commit changed the cluster: applied %s, %d pods", s.Applied.SHA, len(s.Pods()))
+	}
+	if r := s.Status().LastRejected; !strings.HasPrefix(r.Reasons[0], "x.yaml:1: ") {
+		t.Errorf("reasons %q, want file:line", r.Reasons)
+	}
+
+	// A new version rolls out; then scale down.
+	two := c.git.commit(bad, "web: v2", map[string]string{"web.yaml": deploymentYAML("web", 2, "registry.local/app:v2")})
+	c.push(two)
+	s = c.waitFor("v2", func(s *Snapshot) bool { return s.Converged == two })
+	for _, p := range s.Pods() {
+		if p.Pod.Spec.Containers[0].Image != "registry.local/app:v2" {
+			t.Errorf("pod %s runs %s after the rollout", p.Pod.Name, p.Pod.Spec.Containers[0].Image)
+		}
+	}
+	three := c.git.commit(two, "web: 1", map[string]string{"web.yaml": deploymentYAML("web", 1, "registry.local/app:v2")})
+	c.push(three)
+	c.waitFor("scale down", func(s *Snapshot) bool { return s.Converged == three && len(s.Pods()) == 1 })
+
+	// A commit that does not descend from the applied one is refused.
+	other := c.git.commit(one, "rewritten history", map[string]string{"web.yaml": deploymentYAML("web", 3, "registry.local/app:v1")})
+	c.push(other)
+	s = c.waitFor("refusal", func(s *Snapshot) bool { r := s.Status().LastRejected; return r != nil && r.SHA == other })
+	if !strings.Contains(s.Status().LastRejected.Reasons[0], "does not descend") {
+		t.Errorf("reason %q", s.Status().LastRejected.Reasons[0])
+	}
+
+	// Removing the Deployment prunes its pods.
+	empty := c.git.commit(three, "remove web", map[string]string{})
+	c.push(empty)
+	c.waitFor("pruning", func(s *Snapshot) bool { return s.Applied.SHA == empty && len(s.Pods()) == 0 })
+
+	evs, err := c.backend.Events(context.Background())
+	if err != nil || len(evs) == 0 {
+		t.Errorf("events: %v, %d", err, len(evs))
+	}
+}

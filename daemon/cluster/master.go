@@ -1,0 +1,670 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/reconcile"
+	"github.com/shoal-dev/shoal/runtime"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Git is what the master needs of the repository (package gitsync implements it).
+type Git interface {
+	Tree(ctx context.Context, sha string) (fs.FS, error)
+	Commit(ctx context.Context, sha string) (CommitInfo, error)
+	IsAncestor(ctx context.Context, ancestor, descendant string) (bool, error)
+	Verify(ctx context.Context, from, to string, keyring string) error
+}
+
+// CommitInfo describes a commit.
+type CommitInfo struct {
+	SHA, Author, Message string
+	Time                 time.Time
+}
+
+// Head is a commit the repository's ref pointed to, and when this node saw it.
+type Head struct {
+	SHA    string
+	SeenAt time.Time
+}
+
+// MasterConfig configures the master.
+type MasterConfig struct {
+	Node  string
+	Store *store.Client
+	Git   Git
+	// Keyring, when set, is an armored OpenPGP keyring: every new commit must be signed by it.
+	Keyring       string
+	Load          manifests.LoadOptions
+	NodeLostGrace time.Duration
+	Metrics       *Metrics
+	Logger        *slog.Logger
+}
+
+// Master accepts commits and runs the controllers while this daemon leads the election.
+type Master struct {
+	cfg MasterConfig
+	log *slog.Logger
+
+	mu      sync.Mutex
+	head    Head
+	headCh  chan struct{}
+	objects map[string][]manifests.Object // desired objects by commit
+	lost    map[string]time.Time          // nodes not registered, since
+
+	eventLease      clientv3.LeaseID
+	eventLeaseUntil time.Time
+}
+
+// NewMaster returns a master; Run it with a leadership.
+func NewMaster(cfg MasterConfig) *Master {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	return &Master{cfg: cfg, log: cfg.Logger.With("component", "master"), headCh: make(chan struct{}, 1),
+		objects: map[string][]manifests.Object{}, lost: map[string]time.Time{}}
+}
+
+// SetHead tells the master the newest commit of the repository. Safe to call at any time.
+func (m *Master) SetHead(h Head) {
+	m.mu.Lock()
+	m.head = h
+	m.mu.Unlock()
+	select {
+	case m.headCh <- struct{}{}:
+	default:
+	}
+}
+
+// Run acts as master until the leadership is lost or ctx ends. It returns store.ErrNotLeader
+// when another daemon took over.
+func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-lead.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	m.log.Info("acting as master", "node", m.cfg.Node, "fence", lead.Rev)
+	m.emit(ctx, lead, Event{Type: "Normal", Reason: "MasterElected", Object: "Node " + m.cfg.Node, Message: "became master", Node: m.cfg.Node})
+
+	changes := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case changes <- struct{}{}:
+		default:
+		}
+	}
+	for _, p := range []string{placementPrefix, statusPrefix, nodesPrefix, appliedKey} {
+		go func() {
+			for range store.Watch[json.RawMessage](ctx, m.cfg.Store, p, 0) {
+				poke()
+			}
+		}()
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if lead.Done() != nil {
+				select {
+				case <-lead.Done():
+					return store.ErrNotLeader
+				default:
+				}
+			}
+			return ctx.Err()
+		case <-m.headCh:
+			m.mu.Lock()
+			h := m.head
+			m.mu.Unlock()
+			if err := m.accept(ctx, lead, h); err != nil {
+				if errors.Is(err, store.ErrNotLeader) {
+					return err
+				}
+				m.log.Warn("commit", "sha", h.SHA, "err", err)
+			}
+			poke()
+			continue
+		case <-changes:
+			// Let a burst of changes settle into one pass.
+			time.Sleep(10 * time.Millisecond)
+		case <-timer.C:
+		}
+		next, err := m.reconcile(ctx, lead)
+		if errors.Is(err, store.ErrNotLeader) {
+			return err
+		}
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("reconcile", "err", err)
+			next = time.Second
+		}
+		if next <= 0 || next > time.Second {
+			next = time.Second
+		}
+		timer.Reset(next)
+	}
+}
+
+// accept validates a new head and, when it is good, makes its objects the desired state.
+func (m *Master) accept(ctx context.Context, lead *store.Leadership, h Head) error {
+	if h.SHA == "" {
+		return nil
+	}
+	applied, _, _, err := store.Get[AppliedRecord](ctx, m.cfg.Store, appliedKey)
+	if err != nil {
+		return err
+	}
+	if applied.SHA == h.SHA {
+		return nil
+	}
+	if prev, _, found, err := store.Get[CommitRecord](ctx, m.cfg.Store, seenKey(h.SHA)); err == nil && found && prev.Result == ResultRejected {
+		return nil // rejected before; a new commit is needed
+	}
+	info, err := m.cfg.Git.Commit(ctx, h.SHA)
+	if err != nil {
+		return err
+	}
+	rec := CommitRecord{SHA: h.SHA, Author: info.Author, Message: info.Message, Time: info.Time, SeenAt: h.SeenAt}
+	reject := func(reasons ...string) error {
+		rec.Result, rec.Reasons = ResultRejected, reasons
+		m.cfg.Metrics.CommitsRejected.Inc()
+		m.log.Warn("commit rejected", "sha", h.SHA, "reasons", len(reasons), "first", reasons[0])
+		if _, err := lead.Txn(ctx, putOp(seenKey(h.SHA), rec)); err != nil {
+			return err
+		}
+		m.emit(ctx, lead, Event{Type: "Warning", Reason: "CommitRejected", Object: "Commit " + short7(h.SHA), Message: reasons[0]})
+		return nil
+	}
+	if applied.SHA != "" {
+		ok, err := m.cfg.Git.IsAncestor(ctx, applied.SHA, h.SHA)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return reject(fmt.Sprintf("commit %s does not descend from the applied commit %s: the branch was rewritten (force-push?). Shoal only moves forward; to go back, push a revert commit", short7(h.SHA), short7(applied.SHA)))
+		}
+	}
+	if m.cfg.Keyring != "" {
+		if err := m.cfg.Git.Verify(ctx, applied.SHA, h.SHA, m.cfg.Keyring); err != nil {
+			return reject("signature check: " + err.Error())
+		}
+	}
+	tree, err := m.cfg.Git.Tree(ctx, h.SHA)
+	if err != nil {
+		return reject("read the commit's tree: " + err.Error())
+	}
+	set, err := manifests.LoadFS(ctx, tree, ".", m.cfg.Load)
+	if err != nil {
+		var list manifests.ErrorList
+		if errors.As(err, &list) {
+			reasons := make([]string, len(list))
+			for i, e := range list {
+				reasons[i] = e.Error()
+			}
+			return reject(reasons...)
+		}
+		return reject(err.Error())
+	}
+	// Stage the objects, then flip the applied key: a commit is applied whole or not at all.
+	var ops []clientv3.Op
+	for _, o := range set.Objects {
+		ops = append(ops, putOp(desiredKey(h.SHA, manifests.KeyOf(o)), o))
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 64)
+		if _, err := lead.Txn(ctx, ops[:n]...); err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	rec.Result, rec.Objects = ResultApplied, len(set.Objects)
+	now := time.Now()
+	if _, err := lead.Txn(ctx,
+		putOp(appliedKey, AppliedRecord{SHA: h.SHA, AppliedAt: now, Objects: len(set.Objects)}),
+		putOp(seenKey(h.SHA), rec)); err != nil {
+		return err
+	}
+	if applied.SHA != "" {
+		if _, err := lead.Txn(ctx, clientv3.OpDelete(desiredPrefix+applied.SHA+"/", clientv3.WithPrefix())); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	m.objects = map[string][]manifests.Object{h.SHA: set.Objects}
+	m.mu.Unlock()
+	m.cfg.Metrics.CommitsApplied.Inc()
+	m.log.Info("commit applied", "sha", h.SHA, "objects", len(set.Objects), "message", info.Message)
+	m.emit(ctx, lead, Event{Type: "Normal", Reason: "CommitApplied", Object: "Commit " + short7(h.SHA), Message: fmt.Sprintf("%d objects: %s", len(set.Objects), info.Message)})
+	return nil
+}
+
+func short7(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
+func putOp(key string, v any) clientv3.Op {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode %s: %v", key, err)) // only our own records are written
+	}
+	return clientv3.OpPut(key, string(data))
+}
+
+// desired returns the applied commit's objects, from memory or the store.
+func (m *Master) desired(ctx context.Context, sha string) ([]manifests.Object, error) {
+	m.mu.Lock()
+	objs, ok := m.objects[sha]
+	m.mu.Unlock()
+	if ok {
+		return objs, nil
+	}
+	kvs, _, err := store.List[json.RawMessage](ctx, m.cfg.Store, desiredPrefix+sha+"/")
+	if err != nil {
+		return nil, err
+	}
+	objs, err = decodeObjects(kvs)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.objects = map[string][]manifests.Object{sha: objs}
+	m.mu.Unlock()
+	return objs, nil
+}
+
+// decodeObjects decodes stored desired objects (JSON written by the master).
+func decodeObjects(kvs []store.KV[json.RawMessage]) ([]manifests.Object, error) {
+	var objs []manifests.Object
+	for _, kv := range kvs {
+		got, errs := manifests.DecodeFile(kv.Key, kv.Value, manifests.LoadOptions{})
+		if errs != nil {
+			return nil, fmt.Errorf("stored object %s: %w", kv.Key, errs)
+		}
+		objs = append(objs, got...)
+	}
+	return objs, nil
+}
+
+// observed reads the pods and nodes as reconcile sees them.
+func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Node, map[string]Placement, error) {
+	pls, _, err := store.List[Placement](ctx, m.cfg.Store, placementPrefix)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sts, _, err := store.List[PodStatusRecord](ctx, m.cfg.Store, statusPrefix)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	nodes, _, err := store.List[NodeRecord](ctx, m.cfg.Store, nodesPrefix)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	status := map[string]PodStatusRecord{}
+	for _, s := range sts {
+		status[s.Value.UID] = s.Value
+	}
+	now := time.Now()
+	var rnodes []reconcile.Node
+	registered := map[string]bool{}
+	for _, n := range nodes {
+		registered[n.Value.Name] = true
+		rnodes = append(rnodes, reconcile.Node{Name: n.Value.Name, Ready: true, Unschedulable: n.Value.Unschedulable,
+			Labels: n.Value.Labels, Allocatable: reconcile.Resources(n.Value.Allocatable)})
+	}
+	byUID := map[string]Placement{}
+	var pods []reconcile.Pod
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name := range m.lost {
+		if registered[name] {
+			delete(m.lost, name)
+		}
+	}
+	for _, kv := range pls {
+		pl := kv.Value
+		byUID[pl.Spec.UID] = pl
+		if pl.Node != "" && !registered[pl.Node] {
+			if _, ok := m.lost[pl.Node]; !ok {
+				m.lost[pl.Node] = now
+				m.log.Warn("node not registered", "node", pl.Node)
+			}
+		}
+		p := reconcile.Pod{UID: pl.Spec.UID, Owner: pl.Owner, TemplateHash: pl.TemplateHash, Spec: pl.Spec.Pod,
+			Node: pl.Node, Commit: pl.Commit, Created: pl.Created, Terminating: pl.Terminating, Phase: manifests.PodPending}
+		if pl.Spec.Pod != nil {
+			p.Namespace, p.Name = pl.Spec.Pod.Namespace, pl.Spec.Pod.Name
+		}
+		if pl.Node == "" {
+			p.Reason, p.Message = "Unschedulable", pl.Reason
+		}
+		if st, ok := status[pl.Spec.UID]; ok {
+			p.Phase, p.Ready, p.ReadySince = st.Status.Phase, PodReady(st.Status), st.ReadySince
+			p.Reason, p.Message = st.Status.Reason, st.Status.Message
+			for _, cs := range st.Status.ContainerStatuses {
+				p.Restarts += cs.RestartCount
+			}
+		}
+		pods = append(pods, p)
+	}
+	for name, since := range m.lost {
+		rnodes = append(rnodes, reconcile.Node{Name: name, Ready: false, NotReadySince: since})
+	}
+	return pods, rnodes, byUID, nil
+}
+
+// reconcile runs one pass of the controllers and applies the plan.
+func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Duration, error) {
+	start := time.Now()
+	defer func() { m.cfg.Metrics.ReconcileDuration.Observe(time.Since(start).Seconds()) }()
+	applied, _, found, err := store.Get[AppliedRecord](ctx, m.cfg.Store, appliedKey)
+	if err != nil {
+		return 0, err
+	}
+	var objs []manifests.Object
+	if found {
+		if objs, err = m.desired(ctx, applied.SHA); err != nil {
+			return 0, err
+		}
+	}
+	pods, nodes, byUID, err := m.observed(ctx)
+	if err != nil {
+		return 0, err
+	}
+	plan := reconcile.Reconcile(reconcile.State{Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: nodes,
+		Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace}, randomIDs{})
+	var ops []clientv3.Op
+	for _, a := range plan.Actions {
+		switch a := a.(type) {
+		case reconcile.CreatePod:
+			pl := Placement{Spec: runtime.PodSpec{UID: a.Pod.UID, Pod: a.Pod.Spec}, Node: a.Pod.Node, Owner: a.Pod.Owner,
+				TemplateHash: a.Pod.TemplateHash, Commit: a.Pod.Commit, Created: a.Pod.Created}
+			if pl.Created.IsZero() {
+				pl.Created = time.Now()
+			}
+			m.resolveRefs(objs, &pl.Spec)
+			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), pl.Spec.UID), pl))
+		case reconcile.DeletePod:
+			pl, ok := byUID[a.UID]
+			if !ok {
+				continue
+			}
+			if a.Force {
+				ops = append(ops, clientv3.OpDelete(placementKey(nodeOrPending(pl.Node), a.UID)),
+					clientv3.OpDelete(statusKey(nodeOrPending(pl.Node), a.UID)))
+				continue
+			}
+			pl.Terminating, pl.Reason = true, a.Reason
+			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), a.UID), pl))
+		case reconcile.BindPod:
+			pl, ok := byUID[a.UID]
+			if !ok {
+				continue
+			}
+			old := pl.Node
+			pl.Node, pl.Reason = a.Node, ""
+			ops = append(ops, clientv3.OpDelete(placementKey(nodeOrPending(old), a.UID)), putOp(placementKey(a.Node, a.UID), pl))
+		case reconcile.SetPodStatus:
+			pl, ok := byUID[a.UID]
+			if !ok {
+				continue
+			}
+			rec := PodStatusRecord{UID: a.UID, Node: pl.Node, Reported: time.Now(),
+				Status: manifests.PodStatus{Phase: a.Phase, Reason: a.Reason, Message: a.Message}}
+			if pl.Spec.Pod != nil {
+				rec.Namespace, rec.Name = pl.Spec.Pod.Namespace, pl.Spec.Pod.Name
+			}
+			ops = append(ops, putOp(statusKey(nodeOrPending(pl.Node), a.UID), rec))
+		}
+	}
+	for _, p := range plan.Pending {
+		if pl, ok := byUID[p.UID]; ok && pl.Reason != p.Reason {
+			pl.Reason = p.Reason
+			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), p.UID), pl))
+		}
+	}
+	ops = append(ops, m.deploymentOps(ctx, plan)...)
+	for len(ops) > 0 {
+		n := min(len(ops), 64)
+		if _, err := lead.Txn(ctx, ops[:n]...); err != nil {
+			return 0, err
+		}
+		ops = ops[n:]
+	}
+	for _, e := range plan.Events {
+		m.emit(ctx, lead, Event{Type: e.Type, Reason: e.Reason, Object: objectName(e.Object), Message: e.Message})
+	}
+	if found && len(plan.Actions) == 0 {
+		m.markConverged(ctx, lead, applied.SHA, plan, pods)
+	}
+	m.cfg.Metrics.setPods(pods)
+	return plan.RequeueAfter, nil
+}
+
+// objectName turns "Deployment/ns/name" into "Deployment ns/name".
+func objectName(o string) string {
+	kind, rest, ok := cutFirst(o, "/")
+	if !ok {
+		return o
+	}
+	return kind + " " + rest
+}
+
+func cutFirst(s, sep string) (string, string, bool) {
+	for i := 0; i+len(sep) <= len(s); i++ {
+		if s[i:i+len(sep)] == sep {
+			return s[:i], s[i+len(sep):], true
+		}
+	}
+	return s, "", false
+}
+
+func nodeOrPending(node string) string {
+	if node == "" {
+		return "-"
+	}
+	return node
+}
+
+// resolveRefs attaches the ConfigMaps and Secrets a pod refers to, from the desired objects.
+func (m *Master) resolveRefs(objs []manifests.Object, spec *runtime.PodSpec) {
+	if spec.Pod == nil {
+		return
+	}
+	ns := spec.Pod.Namespace
+	names := map[string]bool{}
+	secrets := map[string]bool{}
+	ps := &spec.Pod.Spec
+	for _, v := range ps.Volumes {
+		if v.ConfigMap != nil {
+			names[v.ConfigMap.Name] = true
+		}
+		if v.Secret != nil {
+			secrets[v.Secret.SecretName] = true
+		}
+	}
+	for _, c := range slices.Concat(ps.InitContainers, ps.Containers) {
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
+				names[e.ValueFrom.ConfigMapKeyRef.Name] = true
+			}
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				secrets[e.ValueFrom.SecretKeyRef.Name] = true
+			}
+		}
+		for _, ef := range c.EnvFrom {
+			if ef.ConfigMapRef != nil {
+				names[ef.ConfigMapRef.Name] = true
+			}
+			if ef.SecretRef != nil {
+				secrets[ef.SecretRef.Name] = true
+			}
+		}
+	}
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *manifests.ConfigMap:
+			if o.Namespace == ns && names[o.Name] {
+				if spec.ConfigMaps == nil {
+					spec.ConfigMaps = map[string]*manifests.ConfigMap{}
+				}
+				spec.ConfigMaps[o.Name] = o
+			}
+		case *manifests.Secret:
+			if o.Namespace == ns && secrets[o.Name] {
+				if spec.Secrets == nil {
+					spec.Secrets = map[string]*manifests.Secret{}
+				}
+				spec.Secrets[o.Name] = o
+			}
+		}
+	}
+}
+
+// deploymentOps records the Deployments' rollout status when it changed.
+func (m *Master) deploymentOps(ctx context.Context, plan reconcile.Plan) []clientv3.Op {
+	old, _, err := store.List[DeploymentRecord](ctx, m.cfg.Store, deploymentsPrefix)
+	if err != nil {
+		return nil
+	}
+	prev := map[string]DeploymentRecord{}
+	for _, kv := range old {
+		prev[kv.Key] = kv.Value
+	}
+	var ops []clientv3.Op
+	seen := map[string]bool{}
+	for _, d := range plan.Deployments {
+		key := deploymentKey(d.Namespace, d.Name)
+		seen[key] = true
+		rec := DeploymentRecord{Namespace: d.Namespace, Name: d.Name, Status: d.DeploymentStatus, Commit: d.ObservedCommit, Complete: d.Complete}
+		p, ok := prev[key]
+		// Condition times: keep the old one while the condition's status is unchanged.
+		for i := range rec.Status.Conditions {
+			c := &rec.Status.Conditions[i]
+			c.LastUpdateTime, c.LastTransitionTime = manifests.NewTime(time.Now()), manifests.NewTime(time.Now())
+			for _, pc := range p.Status.Conditions {
+				if pc.Type == c.Type && pc.Status == c.Status {
+					c.LastTransitionTime = pc.LastTransitionTime
+					if pc.Reason == c.Reason && pc.Message == c.Message {
+						c.LastUpdateTime = pc.LastUpdateTime
+					}
+				}
+			}
+		}
+		if ok && sameJSON(p, rec) {
+			continue
+		}
+		ops = append(ops, putOp(key, rec))
+	}
+	for key := range prev {
+		if !seen[key] {
+			ops = append(ops, clientv3.OpDelete(key))
+		}
+	}
+	return ops
+}
+
+func sameJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
+
+// markConverged records when the applied commit's pods were all Ready.
+func (m *Master) markConverged(ctx context.Context, lead *store.Leadership, sha string, plan reconcile.Plan, pods []reconcile.Pod) {
+	if len(plan.Pending) > 0 {
+		return
+	}
+	for _, d := range plan.Deployments {
+		if !d.Complete {
+			return
+		}
+	}
+	for _, p := range pods {
+		if p.Terminating || (!p.Ready && p.Phase != manifests.PodSucceeded) {
+			return
+		}
+	}
+	rec, _, found, err := store.Get[CommitRecord](ctx, m.cfg.Store, seenKey(sha))
+	if err != nil || !found || !rec.ConvergedAt.IsZero() {
+		return
+	}
+	rec.ConvergedAt = time.Now()
+	if _, err := lead.Txn(ctx, putOp(seenKey(sha), rec), putOp(convergedKey, sha)); err != nil {
+		return
+	}
+	d := rec.ConvergedAt.Sub(rec.SeenAt)
+	m.cfg.Metrics.CommitToConverged.Observe(d.Seconds())
+	m.log.Info("converged", "sha", sha, "after", d.Round(time.Millisecond))
+	m.emit(ctx, lead, Event{Type: "Normal", Reason: "Converged", Object: "Commit " + short7(sha),
+		Message: fmt.Sprintf("every pod Ready %s after the commit was seen", d.Round(time.Millisecond))})
+}
+
+// emit records an event for an hour.
+func (m *Master) emit(ctx context.Context, lead *store.Leadership, e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	// Events share a lease of two hours, renewed each hour: each lives one to two hours.
+	if time.Now().After(m.eventLeaseUntil) {
+		lease, err := m.cfg.Store.Etcd().Grant(ctx, int64(2*time.Hour/time.Second))
+		if err != nil {
+			return
+		}
+		m.eventLease, m.eventLeaseUntil = lease.ID, time.Now().Add(time.Hour)
+	}
+	key := fmt.Sprintf("%s%020d-%s", eventsPrefix, e.Time.UnixNano(), randomHex(3))
+	data, _ := json.Marshal(e)
+	if _, err := lead.Txn(ctx, clientv3.OpPut(key, string(data), clientv3.WithLease(m.eventLease))); err != nil {
+		m.log.Debug("event", "err", err)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// randomIDs gives new pods random UIDs and name suffixes.
+type randomIDs struct{}
+
+func (randomIDs) NewUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func (randomIDs) Suffix() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = reconcile.SuffixAlphabet[int(b[i])%len(reconcile.SuffixAlphabet)]
+	}
+	return string(b)
+}

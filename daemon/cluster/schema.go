@@ -1,0 +1,128 @@
+package cluster
+
+import (
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/runtime"
+)
+
+// Keys of the shared store; docs/store.md documents them.
+const (
+	prefix            = "/shoal/"
+	nodesPrefix       = prefix + "nodes/"
+	masterPrefix      = prefix + "master"
+	appliedKey        = prefix + "commits/applied"
+	seenPrefix        = prefix + "commits/seen/"
+	desiredPrefix     = prefix + "desired/"
+	placementPrefix   = prefix + "placements/"
+	statusPrefix      = prefix + "status/"
+	eventsPrefix      = prefix + "events/"
+	convergedKey      = prefix + "commits/converged"
+	deploymentsPrefix = prefix + "deployments/"
+)
+
+func deploymentKey(ns, name string) string { return deploymentsPrefix + ns + "/" + name }
+
+func nodeKey(node string) string { return nodesPrefix + node }
+func seenKey(sha string) string  { return seenPrefix + sha }
+func desiredKey(sha string, k manifests.ObjectKey) string {
+	return desiredPrefix + sha + "/" + k.Kind + "/" + k.Namespace + "/" + k.Name
+}
+func placementKey(node, uid string) string { return placementPrefix + node + "/" + uid }
+func statusKey(node, uid string) string    { return statusPrefix + node + "/" + uid }
+
+// nodeAndUID splits ".../<node>/<uid>".
+func nodeAndUID(key, prefix string) (node, uid string) {
+	rest := strings.TrimPrefix(key, prefix)
+	node, uid, _ = strings.Cut(rest, "/")
+	return node, uid
+}
+
+// NodeRecord is a node's registration, kept on its lease: it disappears when the node stops
+// renewing it.
+type NodeRecord struct {
+	Name        string            `json:"name"`
+	Addresses   []string          `json:"addresses,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Capacity    Resources         `json:"capacity"`
+	Allocatable Resources         `json:"allocatable"`
+	Version     string            `json:"version"`
+	// Converged is the commit whose pods this node runs as placed (all Ready), "" until then.
+	Converged     string    `json:"converged,omitempty"`
+	PodsRunning   int       `json:"podsRunning"`
+	PodsDesired   int       `json:"podsDesired"`
+	Unschedulable bool      `json:"unschedulable,omitempty"`
+	Heartbeat     time.Time `json:"heartbeat"`
+	StartedAt     time.Time `json:"startedAt"`
+}
+
+// Resources are CPU in millicores and memory in bytes.
+type Resources struct {
+	MilliCPU int64 `json:"milliCPU"`
+	Memory   int64 `json:"memory"`
+}
+
+// CommitRecord is a commit the master has seen: applied, or rejected with the reasons.
+type CommitRecord struct {
+	SHA     string    `json:"sha"`
+	Author  string    `json:"author,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Time    time.Time `json:"time,omitempty"`
+	SeenAt  time.Time `json:"seenAt"`
+	// Result is "applied" or "rejected".
+	Result  string   `json:"result"`
+	Reasons []string `json:"reasons,omitempty"`
+	Objects int      `json:"objects,omitempty"`
+	// ConvergedAt is when every pod of the commit was first Ready on its node.
+	ConvergedAt time.Time `json:"convergedAt,omitempty"`
+}
+
+// Commit results.
+const (
+	ResultApplied  = "applied"
+	ResultRejected = "rejected"
+)
+
+// AppliedRecord points at the commit whose objects are the desired state.
+type AppliedRecord struct {
+	SHA       string    `json:"sha"`
+	AppliedAt time.Time `json:"appliedAt"`
+	Objects   int       `json:"objects"`
+}
+
+// Placement is a pod the master has assigned to a node.
+type Placement struct {
+	Spec         runtime.PodSpec `json:"spec"`
+	Node         string          `json:"node"`
+	Owner        string          `json:"owner,omitempty"`
+	TemplateHash string          `json:"templateHash,omitempty"`
+	Commit       string          `json:"commit"`
+	Created      time.Time       `json:"created"`
+	// Terminating is set when the master wants the pod gone; the node stops it and deletes the
+	// placement.
+	Terminating bool   `json:"terminating,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// PodStatusRecord is what a node reports about one of its pods.
+type PodStatusRecord struct {
+	UID        string              `json:"uid"`
+	Namespace  string              `json:"namespace"`
+	Name       string              `json:"name"`
+	Node       string              `json:"node"`
+	Status     manifests.PodStatus `json:"status"`
+	ReadySince time.Time           `json:"readySince,omitempty"`
+	Reported   time.Time           `json:"reported"`
+}
+
+// Event is something worth telling the user, like kubectl get events.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"` // Normal or Warning
+	Reason  string    `json:"reason"`
+	Object  string    `json:"object"`
+	Message string    `json:"message"`
+	Node    string    `json:"node,omitempty"`
+}

@@ -1,0 +1,319 @@
+package cluster
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
+)
+
+// Snapshot is the cluster's state read from the store at one revision. The API answers every
+// read from a Snapshot, so its views are pure functions of it.
+type Snapshot struct {
+	Rev         int64
+	Now         time.Time
+	Leader      string
+	Nodes       []NodeRecord
+	Applied     AppliedRecord
+	Converged   string
+	Commits     []CommitRecord // oldest seen first
+	Objects     []manifests.Object
+	Placements  []Placement
+	Statuses    map[string]PodStatusRecord // by pod UID
+	Deployments map[string]DeploymentRecord
+}
+
+// DeploymentRecord is the master's view of a Deployment's rollout.
+type DeploymentRecord struct {
+	Namespace string                     `json:"namespace"`
+	Name      string                     `json:"name"`
+	Status    manifests.DeploymentStatus `json:"status"`
+	Commit    string                     `json:"commit"`
+	Complete  bool                       `json:"complete"`
+}
+
+func deploymentKeyOf(ns, name string) string { return ns + "/" + name }
+
+// Pod is a pod as the API shows it: the placed spec, where it runs and what its node reports.
+type Pod struct {
+	Pod         manifests.Pod
+	UID         string
+	Created     time.Time
+	Node        string
+	Owner       string
+	Commit      string
+	Terminating bool
+}
+
+// Pods returns the cluster's pods, sorted by namespace and name.
+func (s *Snapshot) Pods() []Pod {
+	out := make([]Pod, 0, len(s.Placements))
+	for _, pl := range s.Placements {
+		p := Pod{UID: pl.Spec.UID, Created: pl.Created, Node: pl.Node, Owner: pl.Owner, Commit: pl.Commit, Terminating: pl.Terminating}
+		if pl.Spec.Pod != nil {
+			p.Pod = *pl.Spec.Pod
+		}
+		p.Pod.APIVersion, p.Pod.Kind = "v1", "Pod"
+		if st, ok := s.Statuses[pl.Spec.UID]; ok {
+			p.Pod.Status = st.Status
+		} else {
+			p.Pod.Status = manifests.PodStatus{Phase: manifests.PodPending, Reason: "NotReported",
+				Message: "the node has not reported this pod yet"}
+		}
+		if pl.Node == "" && p.Pod.Status.Reason == "NotReported" {
+			p.Pod.Status.Reason, p.Pod.Status.Message = "Unschedulable", pl.Reason
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b Pod) int {
+		return cmp.Or(cmp.Compare(a.Pod.Namespace, b.Pod.Namespace), cmp.Compare(a.Pod.Name, b.Pod.Name))
+	})
+	return out
+}
+
+// PodReady reports whether a pod's Ready condition is true.
+func PodReady(st manifests.PodStatus) bool {
+	for _, c := range st.Conditions {
+		if c.Type == manifests.PodReady {
+			return c.Status == manifests.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Object returns the desired object of a kind, namespace and name, or nil.
+func (s *Snapshot) Object(kind, namespace, name string) manifests.Object {
+	for _, o := range s.Objects {
+		m := o.GetObjectMeta()
+		if o.GetKind() == kind && m.Namespace == namespace && m.Name == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// NodeStatus is one line of `shoal status`.
+type NodeStatus struct {
+	Name          string    `json:"name"`
+	Ready         bool      `json:"ready"`
+	Master        bool      `json:"master"`
+	Unschedulable bool      `json:"unschedulable,omitempty"`
+	Converged     string    `json:"converged,omitempty"`
+	PodsRunning   int       `json:"podsRunning"`
+	PodsDesired   int       `json:"podsDesired"`
+	Heartbeat     time.Time `json:"heartbeat"`
+}
+
+// DeploymentSummary is one Deployment in `shoal status`.
+type DeploymentSummary struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Desired   int32  `json:"desired"`
+	Ready     int32  `json:"ready"`
+	Updated   int32  `json:"updated"`
+	Available int32  `json:"available"`
+	Complete  bool   `json:"complete"`
+}
+
+// Status is what `shoal status` shows.
+type Status struct {
+	Master       string              `json:"master,omitempty"`
+	Applied      *CommitRecord       `json:"applied,omitempty"`
+	Converged    string              `json:"converged,omitempty"`
+	LastRejected *CommitRecord       `json:"lastRejected,omitempty"`
+	Nodes        []NodeStatus        `json:"nodes"`
+	Deployments  []DeploymentSummary `json:"deployments"`
+	Pending      int                 `json:"pending"`
+}
+
+// Status summarises the cluster.
+func (s *Snapshot) Status() Status {
+	st := Status{Master: s.Leader, Converged: s.Converged, Nodes: []NodeStatus{}, Deployments: []DeploymentSummary{}}
+	for i := range s.Commits {
+		c := s.Commits[i]
+		if c.SHA == s.Applied.SHA && c.Result == ResultApplied {
+			st.Applied = &c
+		}
+		if c.Result == ResultRejected && (st.LastRejected == nil || !c.SeenAt.Before(st.LastRejected.SeenAt)) {
+			st.LastRejected = &c
+		}
+	}
+	// A rejection older than the applied commit is history, not news.
+	if st.LastRejected != nil && st.Applied != nil && st.LastRejected.SeenAt.Before(st.Applied.SeenAt) {
+		st.LastRejected = nil
+	}
+	for _, n := range s.Nodes {
+		st.Nodes = append(st.Nodes, NodeStatus{Name: n.Name, Ready: true, Master: n.Name == s.Leader,
+			Unschedulable: n.Unschedulable, Converged: n.Converged, PodsRunning: n.PodsRunning,
+			PodsDesired: n.PodsDesired, Heartbeat: n.Heartbeat})
+	}
+	slices.SortFunc(st.Nodes, func(a, b NodeStatus) int { return cmp.Compare(a.Name, b.Name) })
+	for _, o := range s.Objects {
+		d, ok := o.(*manifests.Deployment)
+		if !ok {
+			continue
+		}
+		sum := DeploymentSummary{Namespace: d.Namespace, Name: d.Name}
+		if d.Spec.Replicas != nil {
+			sum.Desired = *d.Spec.Replicas
+		}
+		if rec, ok := s.Deployments[deploymentKeyOf(d.Namespace, d.Name)]; ok {
+			sum.Ready, sum.Updated, sum.Available = rec.Status.ReadyReplicas, rec.Status.UpdatedReplicas, rec.Status.AvailableReplicas
+			sum.Complete = rec.Complete
+		}
+		st.Deployments = append(st.Deployments, sum)
+	}
+	for _, p := range s.Placements {
+		if p.Node == "" {
+			st.Pending++
+		}
+	}
+	return st
+}
+
+// List is a kubectl-style list: {"apiVersion":"v1","kind":"List","items":[...]}.
+type List struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Items      []any  `json:"items"`
+}
+
+// Filter selects objects for `shoal get`.
+type Filter struct {
+	Namespace string // "" with All: every namespace
+	All       bool
+	Selector  manifests.Selector
+}
+
+func (f Filter) match(meta *manifests.ObjectMeta) bool {
+	if !f.All && meta.Namespace != f.Namespace && meta.Namespace != "" {
+		return false
+	}
+	return f.Selector.Matches(meta.Labels)
+}
+
+// withField returns v as a JSON object with extra fields set at path (e.g. spec.nodeName).
+func withField(v any, set map[string]map[string]any) (map[string]any, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	for section, fields := range set {
+		sec, _ := m[section].(map[string]any)
+		if sec == nil {
+			sec = map[string]any{}
+			m[section] = sec
+		}
+		for k, val := range fields {
+			old, _ := sec[k].(map[string]any)
+			add, ok := val.(map[string]any)
+			if old != nil && ok {
+				for kk, vv := range add {
+					old[kk] = vv
+				}
+				continue
+			}
+			sec[k] = val
+		}
+	}
+	return m, nil
+}
+
+// PodList returns the pods as a kubectl-style List; spec.nodeName says where each runs.
+func (s *Snapshot) PodList(f Filter) (List, error) {
+	l := List{APIVersion: "v1", Kind: "List", Items: []any{}}
+	for _, p := range s.Pods() {
+		if !f.match(&p.Pod.ObjectMeta) {
+			continue
+		}
+		annotations := map[string]any{"shoal.dev/commit": p.Commit}
+		if p.Owner != "" {
+			annotations["shoal.dev/owner"] = p.Owner
+		}
+		meta := map[string]any{"uid": p.UID, "creationTimestamp": p.Created.UTC().Format(time.RFC3339), "annotations": annotations}
+		if p.Terminating {
+			meta["deletionTimestamp"] = s.Now.UTC().Format(time.RFC3339)
+		}
+		extra := map[string]map[string]any{"metadata": meta, "spec": {}}
+		if p.Node != "" {
+			extra["spec"]["nodeName"] = p.Node
+		}
+		item, err := withField(p.Pod, extra)
+		if err != nil {
+			return l, err
+		}
+		l.Items = append(l.Items, item)
+	}
+	return l, nil
+}
+
+// ObjectList returns the desired objects of a kind with their status, as a kubectl-style List.
+func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
+	l := List{APIVersion: "v1", Kind: "List", Items: []any{}}
+	for _, o := range s.Objects {
+		if o.GetKind() != kind || !f.match(o.GetObjectMeta()) {
+			continue
+		}
+		switch obj := o.DeepCopyObject().(type) {
+		case *manifests.Deployment:
+			if rec, ok := s.Deployments[deploymentKeyOf(obj.Namespace, obj.Name)]; ok {
+				obj.Status = rec.Status
+			}
+			l.Items = append(l.Items, obj)
+		case *manifests.Service:
+			obj.Status = s.serviceStatus(obj)
+			l.Items = append(l.Items, obj)
+		default:
+			l.Items = append(l.Items, obj)
+		}
+	}
+	return l, nil
+}
+
+// serviceStatus is a Service's status; endpoints arrive with the network plane.
+func (s *Snapshot) serviceStatus(svc *manifests.Service) manifests.ServiceStatus {
+	return svc.Status
+}
+
+// NodeList returns the nodes as kubectl-style v1 Node objects.
+func (s *Snapshot) NodeList(f Filter) (List, error) {
+	l := List{APIVersion: "v1", Kind: "List", Items: []any{}}
+	for _, n := range s.Nodes {
+		if !f.Selector.Matches(n.Labels) {
+			continue
+		}
+		role := "node"
+		if n.Name == s.Leader {
+			role = "master"
+		}
+		addrs := []map[string]string{}
+		for _, a := range n.Addresses {
+			addrs = append(addrs, map[string]string{"type": "InternalIP", "address": a})
+		}
+		l.Items = append(l.Items, map[string]any{
+			"apiVersion": "v1", "kind": "Node",
+			"metadata": map[string]any{"name": n.Name, "labels": n.Labels, "creationTimestamp": n.StartedAt.UTC().Format(time.RFC3339),
+				"annotations": map[string]string{"shoal.dev/role": role, "shoal.dev/converged-commit": n.Converged}},
+			"spec": map[string]any{"unschedulable": n.Unschedulable},
+			"status": map[string]any{
+				"conditions":  []map[string]any{{"type": "Ready", "status": "True", "lastHeartbeatTime": n.Heartbeat.UTC().Format(time.RFC3339)}},
+				"addresses":   addrs,
+				"capacity":    resourceMap(n.Capacity),
+				"allocatable": resourceMap(n.Allocatable),
+				"nodeInfo":    map[string]string{"kubeletVersion": n.Version, "containerRuntimeVersion": "shoal://libcontainer"},
+			},
+		})
+	}
+	return l, nil
+}
+
+func resourceMap(r Resources) map[string]string {
+	return map[string]string{"cpu": fmt.Sprintf("%dm", r.MilliCPU), "memory": fmt.Sprintf("%dKi", r.Memory/1024)}
+}

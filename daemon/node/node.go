@@ -1,0 +1,336 @@
+// Package node assembles a Shoal node daemon: the shared store (embedded etcd or an external
+// cluster), git synchronisation, the election and the master, the node agent over the runtime,
+// and the API.
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/shoal-dev/shoal/daemon/api"
+	"github.com/shoal-dev/shoal/daemon/buildinfo"
+	"github.com/shoal-dev/shoal/daemon/cluster"
+	"github.com/shoal-dev/shoal/daemon/gitsync"
+	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/runtime/image"
+	"github.com/shoal-dev/shoal/runtime/lifecycle"
+	"github.com/shoal-dev/shoal/runtime/linux"
+	"golang.org/x/sys/unix"
+)
+
+// Config is a node's configuration (the flags of `shoal daemon`).
+type Config struct {
+	Name    string
+	DataDir string
+	Labels  map[string]string
+	// Repository.
+	Repo          string
+	Ref           string
+	Path          string
+	Poll          time.Duration
+	TokenFile     string
+	SSHKeyFile    string
+	KnownHosts    string
+	AllowHTTP     bool
+	VerifyKeyring string // file of an armored OpenPGP keyring
+	// Store: "" for the embedded etcd, else etcd://host:port,... or etcds://...
+	Store                         string
+	StoreCA, StoreCert, StoreKey  string
+	LeaseTTL                      time.Duration
+	NodeLostGrace                 time.Duration
+	Socket                        string
+	APIListen                     string // host:port for the TCP API (TLS + token), "" for none
+	APICert, APIKey, APITokenFile string
+	WebhookListen, WebhookSecret  string
+	InsecureRegistries            []string
+	AllowPrivileged               bool
+	AllowHostPaths                []string
+	AllowUnconfined               bool
+	CrashLoopBase                 time.Duration
+	CgroupParent                  string
+	ReservedCPU, ReservedMemory   int64
+	Logger                        *slog.Logger
+}
+
+// Run runs the node until ctx ends. Pods keep running after it returns.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node name: %w; pass --node-name", err)
+		}
+		cfg.Name = h
+	}
+	if cfg.Repo == "" {
+		return errors.New("no repository: pass --repo URL (file:///path, https://..., ssh://...)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	log = log.With("node", cfg.Name)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	goFn := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && ctx.Err() == nil {
+				log.Error(name+" stopped", "err", err)
+				cancel()
+			}
+		}()
+	}
+
+	// The store.
+	endpoints := []string{}
+	storeCfg := store.Config{Logger: log}
+	if cfg.Store == "" {
+		emb, err := store.StartEmbedded(ctx, store.EmbedConfig{Dir: filepath.Join(cfg.DataDir, "store"), Name: cfg.Name, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer emb.Close()
+		endpoints = emb.Endpoints()
+		storeCfg.Endpoints = endpoints
+	} else {
+		sc, err := store.ParseStoreURL(cfg.Store)
+		if err != nil {
+			return err
+		}
+		sc.CAFile, sc.CertFile, sc.KeyFile, sc.Logger = cfg.StoreCA, cfg.StoreCert, cfg.StoreKey, log
+		storeCfg = sc
+	}
+	st, err := store.Connect(ctx, storeCfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	// The runtime.
+	images, err := image.NewStore(ctx, image.Config{Root: filepath.Join(cfg.DataDir, "images"),
+		ImportDir: filepath.Join(cfg.DataDir, "images", "import"), InsecureRegistries: cfg.InsecureRegistries, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer images.Close()
+	cgroup := cfg.CgroupParent
+	if cgroup == "" {
+		cgroup = "/shoal/" + cfg.Name
+	}
+	driver, err := linux.New(linux.Config{Root: filepath.Join(cfg.DataDir, "runtime"), Images: images, CgroupParent: cgroup, Logger: log})
+	if err != nil {
+		return err
+	}
+	rt, err := lifecycle.New(lifecycle.Config{Driver: driver, Logger: log, Backoff: lifecycle.Backoff{Base: cfg.CrashLoopBase},
+		Policy: lifecycle.Policy{AllowPrivileged: cfg.AllowPrivileged, AllowHostPaths: cfg.AllowHostPaths, AllowUnconfined: cfg.AllowUnconfined}})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+
+	// Git.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := cluster.NewMetrics(reg)
+	gcfg := gitsync.Config{URL: cfg.Repo, Ref: cfg.Ref, Path: cfg.Path, CacheDir: filepath.Join(cfg.DataDir, "git"),
+		Poll: cfg.Poll, SSHKeyFile: cfg.SSHKeyFile, KnownHostsFile: cfg.KnownHosts, AllowInsecureHTTP: cfg.AllowHTTP, Logger: log,
+		OnFetch: func(err error, d time.Duration) {
+			metrics.GitFetchDuration.Observe(d.Seconds())
+			if err != nil {
+				metrics.GitFetchErrors.Inc()
+			}
+		}}
+	if cfg.TokenFile != "" {
+		tok, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return fmt.Errorf("token file: %w", err)
+		}
+		gcfg.Token = strings.TrimSpace(string(tok))
+	}
+	syncer, err := gitsync.New(gcfg)
+	if err != nil {
+		return err
+	}
+	keyring := ""
+	if cfg.VerifyKeyring != "" {
+		k, err := os.ReadFile(cfg.VerifyKeyring)
+		if err != nil {
+			return fmt.Errorf("--verify-signatures: %w", err)
+		}
+		keyring = string(k)
+	}
+	master := cluster.NewMaster(cluster.MasterConfig{Node: cfg.Name, Store: st, Git: gitAdapter{syncer}, Keyring: keyring,
+		NodeLostGrace: cfg.NodeLostGrace, Metrics: metrics, Logger: log})
+	goFn("git sync", func() error { return syncer.Run(ctx) })
+	goFn("git heads", func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case h := <-syncer.Heads():
+				master.SetHead(cluster.Head{SHA: h.SHA, SeenAt: h.SeenAt})
+			}
+		}
+	})
+	goFn("election", func() error {
+		for ctx.Err() == nil {
+			lead, err := st.Campaign(ctx, "/shoal/master", cfg.Name, cfg.LeaseTTL)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				log.Warn("campaign", "err", err)
+				time.Sleep(time.Second)
+				continue
+			}
+			if h, err := syncer.Last(); err == nil {
+				master.SetHead(cluster.Head{SHA: h.SHA, SeenAt: h.SeenAt})
+			}
+			err = master.Run(ctx, lead)
+			log.Info("master stopped", "err", err)
+			rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = lead.Resign(rctx)
+			rcancel()
+		}
+		return nil
+	})
+
+	// The agent.
+	var capCPU, capMem int64 = int64(goruntime.NumCPU()) * 1000, memTotal()
+	record := cluster.NodeRecord{Labels: cfg.Labels, Version: buildinfo.Get().Version,
+		Capacity:    cluster.Resources{MilliCPU: capCPU, Memory: capMem},
+		Allocatable: cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0)}}
+	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: st, Runtime: rt, Record: record, TTL: cfg.LeaseTTL, Logger: log})
+	goFn("agent", func() error { return agent.Run(ctx) })
+	goFn("image gc", func() error {
+		t := time.NewTicker(5 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				if res, err := driver.CollectImages(ctx); err != nil {
+					log.Warn("image gc", "err", err)
+				} else if len(res.ImagesRemoved) > 0 {
+					log.Info("image gc", "removed", len(res.ImagesRemoved), "freed", res.BytesFreed)
+				}
+			}
+		}
+	})
+
+	// The API.
+	backend := &cluster.Backend{Node: cfg.Name, Store: st, Runtime: rt}
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	sock, err := api.ListenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	servers := []*http.Server{}
+	serve := func(name string, l net.Listener, h http.Handler, tc *tls.Config) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc}
+		servers = append(servers, srv)
+		goFn(name, func() error {
+			var err error
+			if tc != nil {
+				err = srv.ServeTLS(l, "", "")
+			} else {
+				err = srv.Serve(l)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		})
+	}
+	serve("api socket", sock, api.NewHandler(api.Config{Backend: backend, Metrics: metricsHandler, Logger: log}), nil)
+	if cfg.APIListen != "" {
+		if cfg.APICert == "" || cfg.APIKey == "" || cfg.APITokenFile == "" {
+			return errors.New("--api-listen needs --api-tls-cert, --api-tls-key and --api-token-file: the TCP API has no anonymous access")
+		}
+		tok, err := os.ReadFile(cfg.APITokenFile)
+		if err != nil || len(strings.TrimSpace(string(tok))) < 16 {
+			return fmt.Errorf("--api-token-file: want a token of at least 16 characters (%v)", err)
+		}
+		cert, err := tls.LoadX509KeyPair(cfg.APICert, cfg.APIKey)
+		if err != nil {
+			return fmt.Errorf("API certificate: %w", err)
+		}
+		l, err := net.Listen("tcp", cfg.APIListen)
+		if err != nil {
+			return fmt.Errorf("--api-listen: %w", err)
+		}
+		serve("api tcp", l, api.NewHandler(api.Config{Backend: backend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Logger: log}),
+			&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	if cfg.WebhookListen != "" {
+		secret, err := os.ReadFile(cfg.WebhookSecret)
+		if err != nil {
+			return fmt.Errorf("--webhook-secret-file: %w", err)
+		}
+		l, err := net.Listen("tcp", cfg.WebhookListen)
+		if err != nil {
+			return fmt.Errorf("--webhook-listen: %w", err)
+		}
+		serve("webhooks", l, gitsync.WebhookHandler(syncer, gitsync.WebhookConfig{Secret: strings.TrimSpace(string(secret)), Logger: log}), nil)
+	}
+	log.Info("node started", "repo", cfg.Repo, "socket", cfg.Socket, "store", strings.Join(endpoints, ","), "data", cfg.DataDir)
+	<-ctx.Done()
+	log.Info("stopping; pods keep running")
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	for _, srv := range servers {
+		_ = srv.Shutdown(sctx)
+	}
+	os.Remove(cfg.Socket)
+	return nil
+}
+
+// memTotal returns the machine's memory in bytes.
+func memTotal() int64 {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return int64(si.Totalram) * int64(si.Unit)
+}
+
+// gitAdapter turns a gitsync.Syncer into the master's Git.
+type gitAdapter struct{ s *gitsync.Syncer }
+
+func (g gitAdapter) Tree(ctx context.Context, sha string) (fs.FS, error) { return g.s.Tree(ctx, sha) }
+func (g gitAdapter) IsAncestor(ctx context.Context, a, d string) (bool, error) {
+	return g.s.IsAncestor(ctx, a, d)
+}
+func (g gitAdapter) Verify(ctx context.Context, from, to, keyring string) error {
+	return g.s.Verify(ctx, from, to, keyring)
+}
+func (g gitAdapter) Commit(ctx context.Context, sha string) (cluster.CommitInfo, error) {
+	c, err := g.s.Commit(ctx, sha)
+	if err != nil {
+		return cluster.CommitInfo{}, err
+	}
+	return cluster.CommitInfo{SHA: c.SHA, Author: c.Author, Message: c.Message, Time: c.Time}, nil
+}
