@@ -1,0 +1,138 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/api"
+	"github.com/shoal-dev/shoal/daemon/client"
+	"github.com/shoal-dev/shoal/daemon/cluster"
+	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/runtime"
+)
+
+type backend struct{}
+
+func (backend) Snapshot(context.Context) (*cluster.Snapshot, error) {
+	pod := func(name string, labels map[string]string) cluster.Placement {
+		p := &manifests.Pod{ObjectMeta: manifests.ObjectMeta{Name: name, Namespace: "default", Labels: labels},
+			Spec: manifests.PodSpec{Containers: []manifests.Container{{Name: "app", Image: "app:v1"}}}}
+		return cluster.Placement{Spec: runtime.PodSpec{UID: "uid-" + name, Pod: p}, Node: "n1", Commit: "abc", Created: time.Now()}
+	}
+	return &cluster.Snapshot{
+		Now: time.Now(), Leader: "n1",
+		Nodes:      []cluster.NodeRecord{{Name: "n1", Converged: "abc", PodsRunning: 2, PodsDesired: 2}},
+		Applied:    cluster.AppliedRecord{SHA: "abc"},
+		Converged:  "abc",
+		Commits:    []cluster.CommitRecord{{SHA: "abc", Result: cluster.ResultApplied, SeenAt: time.Now().Add(-time.Minute), ConvergedAt: time.Now()}},
+		Placements: []cluster.Placement{pod("web-1", map[string]string{"app": "web"}), pod("db-1", map[string]string{"app": "db"})},
+		Statuses:   map[string]cluster.PodStatusRecord{},
+	}, nil
+}
+
+func (backend) Events(context.Context) ([]cluster.Event, error) {
+	return []cluster.Event{{Time: time.Now(), Type: "Normal", Reason: "Test", Object: "Pod default/web-1", Message: "hi"}}, nil
+}
+
+func (backend) Logs(_ context.Context, ns, name, _ string, _ runtime.LogOptions, w io.Writer) error {
+	if name != "web-1" {
+		return errors.Join(api.ErrNotFound)
+	}
+	_, err := io.WriteString(w, "line one\nline two\n")
+	return err
+}
+
+func (backend) Exec(_ context.Context, _, _, _ string, opts runtime.ExecOptions) (int, error) {
+	in, _ := io.ReadAll(opts.Stdin)
+	io.WriteString(opts.Stdout, "out:"+strings.Join(opts.Command, " ")+":"+string(in))
+	io.WriteString(opts.Stderr, "err")
+	return 7, nil
+}
+
+func serve(t *testing.T, token string) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	l, err := api.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: api.NewHandler(api.Config{Backend: backend{}, Token: token})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
+func TestAPI(t *testing.T) {
+	sock := serve(t, "")
+	c, err := client.New(client.Config{Socket: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	var st cluster.Status
+	if err := c.Get(ctx, "/v1/status", nil, &st); err != nil || st.Master != "n1" || len(st.Nodes) != 1 || st.Applied == nil {
+		t.Fatalf("status: %v %+v", err, st)
+	}
+	var list struct {
+		Kind  string `json:"kind"`
+		Items []struct {
+			Metadata struct{ Name, UID string }
+			Spec     struct{ NodeName string }
+		}
+	}
+	if err := c.Get(ctx, "/v1/pods", url.Values{"selector": {"app=web"}}, &list); err != nil {
+		t.Fatal(err)
+	}
+	if list.Kind != "List" || len(list.Items) != 1 || list.Items[0].Metadata.Name != "web-1" || list.Items[0].Spec.NodeName != "n1" || list.Items[0].Metadata.UID != "uid-web-1" {
+		t.Errorf("pods -l app=web: %+v", list)
+	}
+	if err := c.Get(ctx, "/v1/pods", url.Values{"selector": {"app in (web"}}, &list); err == nil {
+		t.Error("a bad selector was accepted")
+	}
+	if err := c.Get(ctx, "/v1/widgets", nil, &list); err == nil || !strings.Contains(err.Error(), "unknown resource") {
+		t.Errorf("unknown resource: %v", err)
+	}
+
+	var logs bytes.Buffer
+	if err := c.Logs(ctx, "default", "web-1", nil, &logs); err != nil || logs.String() != "line one\nline two\n" {
+		t.Errorf("logs: %v %q", err, logs.String())
+	}
+	var out, errb bytes.Buffer
+	code, err := c.Exec(ctx, "default", "web-1", "", []string{"cat", "-"}, strings.NewReader("input"), &out, &errb)
+	if err != nil || code != 7 || out.String() != "out:cat -:input" || errb.String() != "err" {
+		t.Errorf("exec: code %d err %v out %q stderr %q", code, err, out.String(), errb.String())
+	}
+}
+
+func TestTokenRequired(t *testing.T) {
+	sock := serve(t, "s3cret-token-0123456789")
+	var st cluster.Status
+	c, _ := client.New(client.Config{Socket: sock})
+	if err := c.Get(context.Background(), "/v1/status", nil, &st); err == nil || !strings.Contains(err.Error(), "bearer token") {
+		t.Errorf("no token: %v, want a refusal", err)
+	}
+	c, _ = client.New(client.Config{Socket: sock, Token: "wrong"})
+	if err := c.Get(context.Background(), "/v1/status", nil, &st); err == nil {
+		t.Error("a wrong token was accepted")
+	}
+	c, _ = client.New(client.Config{Socket: sock, Token: "s3cret-token-0123456789"})
+	if err := c.Get(context.Background(), "/v1/status", nil, &st); err != nil {
+		t.Errorf("the right token: %v", err)
+	}
+}
+
+func TestListenUnixRefusesALiveSocket(t *testing.T) {
+	sock := serve(t, "")
+	if _, err := api.ListenUnix(sock); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second listener on a live socket: %v", err)
+	}
+}
