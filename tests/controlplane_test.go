@@ -323,4 +323,34 @@ func TestCorruptStoreIsAClearError(t *testing.T) {
 			t.Errorf("app process %d died because of the corrupt store", pid)
 		}
 	}
+
+	// A missing store dir is an error too, not a new empty cluster that would remove the pods.
+	if err := os.RemoveAll(filepath.Join(n.dataDir, "store")); err != nil {
+		t.Fatal(err)
+	}
+	n.logMu.Lock()
+	n.log.Reset()
+	n.logMu.Unlock()
+	n.start()
+	go func() { done <- n.cmd.Wait() }()
+	select {
+	case err := <-done:
+		n.cmd = nil
+		if err == nil {
+			t.Fatal("the daemon started without its store")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the daemon neither failed nor reported the missing store in 60 s")
+	}
+	n.logMu.Lock()
+	log = n.log.String()
+	n.logMu.Unlock()
+	if !strings.Contains(log, "is missing, but this node had a store") {
+		t.Errorf("no clear error for the missing store:\n%s", lastLines(log, 10))
+	}
+	for pid := range pids {
+		if !appPIDs(t)[pid] {
+			t.Errorf("app process %d died because of the missing store", pid)
+		}
+	}
 }

@@ -3,10 +3,13 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -134,5 +137,33 @@ func TestListenUnixRefusesALiveSocket(t *testing.T) {
 	sock := serve(t, "")
 	if _, err := api.ListenUnix(sock); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second listener on a live socket: %v", err)
+	}
+}
+
+func TestTCPWithTLSAndToken(t *testing.T) {
+	srv := httptest.NewTLSServer(api.NewHandler(api.Config{Backend: backend{}, Token: "s3cret-token-0123456789"}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st cluster.Status
+	c, err := client.New(client.Config{Server: srv.URL, CAFile: ca, Token: "s3cret-token-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(context.Background(), "/v1/status", nil, &st); err != nil || st.Master != "n1" {
+		t.Fatalf("status over TLS: %v", err)
+	}
+	c, _ = client.New(client.Config{Server: srv.URL, CAFile: ca})
+	if err := c.Get(context.Background(), "/v1/status", nil, &st); err == nil {
+		t.Error("no token accepted over TCP")
+	}
+	c, _ = client.New(client.Config{Server: srv.URL, Token: "s3cret-token-0123456789"})
+	if err := c.Get(context.Background(), "/v1/status", nil, &st); err == nil {
+		t.Error("a server certificate from an unknown CA was accepted")
+	}
+	if _, err := client.New(client.Config{Server: "http://" + strings.TrimPrefix(srv.URL, "https://")}); err == nil {
+		t.Error("plain http:// accepted for the TCP API")
 	}
 }

@@ -107,8 +107,15 @@ func Run(ctx context.Context, cfg Config) error {
 	endpoints := []string{}
 	storeCfg := store.Config{Logger: log}
 	if cfg.Store == "" {
-		emb, err := store.StartEmbedded(ctx, store.EmbedConfig{Dir: filepath.Join(cfg.DataDir, "store"), Name: cfg.Name, Logger: log})
+		storeDir := filepath.Join(cfg.DataDir, "store")
+		if err := checkStoreDir(cfg.DataDir, storeDir); err != nil {
+			return err
+		}
+		emb, err := store.StartEmbedded(ctx, store.EmbedConfig{Dir: storeDir, Name: cfg.Name, Logger: log})
 		if err != nil {
+			return err
+		}
+		if err := markStore(cfg.DataDir); err != nil {
 			return err
 		}
 		defer emb.Close()
@@ -305,6 +312,34 @@ func Run(ctx context.Context, cfg Config) error {
 		_ = srv.Shutdown(sctx)
 	}
 	os.Remove(cfg.Socket)
+	return nil
+}
+
+// storeMarker records in the data dir that this node has had an embedded store, so that a store
+// directory that went missing is an error instead of a new, empty cluster (which would remove
+// every pod).
+const storeMarker = "store.created"
+
+func checkStoreDir(dataDir, storeDir string) error {
+	if _, err := os.Stat(filepath.Join(dataDir, storeMarker)); err != nil {
+		return nil // a new node
+	}
+	if _, err := os.Stat(storeDir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("the store's data dir %s is missing, but this node had a store: restore it from a backup "+
+			"or snapshot; to start a new, empty cluster instead, remove %s (the pods of this node keep running until "+
+			"the new cluster's master decides)", storeDir, filepath.Join(dataDir, storeMarker))
+	}
+	return nil
+}
+
+func markStore(dataDir string) error {
+	p := filepath.Join(dataDir, storeMarker)
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
 	return nil
 }
 
