@@ -935,6 +935,15 @@ func (v *validator) crossObject(items []located) {
 			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec})
 		}
 	}
+	// Index the pod templates by namespace and label, so that a Service's selector is matched
+	// against the pods that carry one of its labels rather than against every pod.
+	byLabel := map[string][]int{}
+	for i, p := range pods {
+		for k, val := range p.labels {
+			key := p.namespace + "\x00" + k + "=" + val
+			byLabel[key] = append(byLabel[key], i)
+		}
+	}
 	type nodePortKey struct {
 		port  int32
 		proto Protocol
@@ -959,12 +968,20 @@ func (v *validator) crossObject(items []located) {
 		if len(svc.Spec.Selector) == 0 {
 			continue
 		}
+		var firstKey string
+		for k := range svc.Spec.Selector {
+			if firstKey == "" || k < firstKey {
+				firstKey = k
+			}
+		}
+		candidates := byLabel[svc.Namespace+"\x00"+firstKey+"="+svc.Spec.Selector[firstKey]]
 		for i, port := range svc.Spec.Ports {
 			if port.TargetPort.Type != String || validatePortName(port.TargetPort.StrVal) != "" {
 				continue
 			}
-			for _, pod := range pods {
-				if pod.namespace != svc.Namespace || !matchesMap(svc.Spec.Selector, pod.labels) {
+			for _, pi := range candidates {
+				pod := pods[pi]
+				if !matchesMap(svc.Spec.Selector, pod.labels) {
 					continue
 				}
 				if hasPortNamed(pod.spec, port.TargetPort.StrVal) {
