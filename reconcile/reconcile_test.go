@@ -253,6 +253,9 @@ func TestImports(t *testing.T) {
 			}
 			switch first {
 			case "os", "net", "syscall", "unsafe", "runtime", "sync", "io":
+				if path == "net/netip" {
+					continue // addresses as values: no I/O
+				}
 				t.Errorf("%s imports %s; reconcile does no I/O and starts no goroutine", f, path)
 			}
 			if strings.HasSuffix(path, "/rand") || strings.HasPrefix(path, "math/rand") {

@@ -60,9 +60,11 @@ type Pod struct {
 	Phase      manifests.PodPhase
 	Ready      bool
 	ReadySince time.Time
-	Restarts   int32
-	Reason     string
-	Message    string
+	// IP is the pod's address, "" while it has none.
+	IP       string
+	Restarts int32
+	Reason   string
+	Message  string
 	// Terminating is set once deletion was requested; the pod stays until
 	// its node has stopped it.
 	Terminating bool

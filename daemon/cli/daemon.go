@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 func newDaemonCmd(s Streams) *cobra.Command {
 	var cfg node.Config
 	var labels []string
-	var logLevel string
+	var logLevel, serviceCIDR string
 	cmd := &cobra.Command{
 		Use:   "daemon --repo URL",
 		Short: "Run this node: follow the repository and converge the cluster to it",
@@ -36,6 +37,11 @@ them over again.`,
 				return usageErrorf("--log-level %q: use debug, info, warn or error", logLevel)
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: level}))
+			cidr, err := netip.ParsePrefix(serviceCIDR)
+			if err != nil {
+				return usageErrorf("--service-cidr %q: %v", serviceCIDR, err)
+			}
+			cfg.ServiceCIDR = cidr
 			cfg.Labels = map[string]string{}
 			for _, l := range labels {
 				k, v, ok := strings.Cut(l, "=")
@@ -87,6 +93,7 @@ them over again.`,
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "", "cgroup of this node's pods (default /shoal/<node>)")
 	f.Int64Var(&cfg.ReservedCPU, "reserved-cpu", 100, "millicores kept from pods for the system")
 	f.Int64Var(&cfg.ReservedMemory, "reserved-memory", 256<<20, "bytes of memory kept from pods for the system")
+	f.StringVar(&serviceCIDR, "service-cidr", "10.96.0.0/16", "where Services get their virtual IPs (the same on every node)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -452,7 +452,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 	case "Service":
 		h := []string{"NAME", "TYPE", "CLUSTER-IP", "PORT(S)"}
 		if wide {
-			h = append(h, "SELECTOR")
+			h = append(h, "SELECTOR", "ENDPOINTS")
 		}
 		cols(h...)
 		for i := range items {
@@ -463,7 +463,11 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			}
 			c := []string{it.Metadata.Name, it.Spec.Type, ip, portsText(it.Spec.Ports)}
 			if wide {
-				c = append(c, selectorText(it.Spec.Selector))
+				eps := it.Metadata.Annotations["shoal.dev/endpoints"]
+				if eps == "" {
+					eps = "<none>"
+				}
+				c = append(c, selectorText(it.Spec.Selector), eps)
 			}
 			row(it, c...)
 		}

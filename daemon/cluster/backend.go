@@ -34,7 +34,8 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the store: %w", err)
 	}
-	s := &Snapshot{Rev: resp.Header.Revision, Now: time.Now(), Statuses: map[string]PodStatusRecord{}, Deployments: map[string]DeploymentRecord{}}
+	s := &Snapshot{Rev: resp.Header.Revision, Now: time.Now(), Statuses: map[string]PodStatusRecord{},
+		Deployments: map[string]DeploymentRecord{}, Services: map[string]ServiceRecord{}}
 	var desired []store.KV[json.RawMessage]
 	type leaderKV struct {
 		name string
@@ -72,6 +73,11 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 			var st PodStatusRecord
 			if err = json.Unmarshal(val, &st); err == nil {
 				s.Statuses[st.UID] = st
+			}
+		case strings.HasPrefix(key, servicesPrefix):
+			var r ServiceRecord
+			if err = json.Unmarshal(val, &r); err == nil {
+				s.Services[r.Namespace+"/"+r.Name] = r
 			}
 		case strings.HasPrefix(key, deploymentsPrefix):
 			var d DeploymentRecord

@@ -166,9 +166,14 @@ func (c *testCluster) waitFor(what string, cond func(s *Snapshot) bool) *Snapsho
 
 func TestMasterAndAgentConverge(t *testing.T) {
 	c := newTestCluster(t)
-	one := c.git.commit("", "web: 2", map[string]string{"web.yaml": deploymentYAML("web", 2, "registry.local/app:v1")})
+	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n"
+	one := c.git.commit("", "web: 2", map[string]string{"web.yaml": deploymentYAML("web", 2, "registry.local/app:v1"), "svc.yaml": svc})
 	c.push(one)
 	s := c.waitFor("convergence", func(s *Snapshot) bool { return s.Converged == one })
+	s = c.waitFor("service endpoints", func(s *Snapshot) bool { return len(s.Services["default/web"].Endpoints) == 2 })
+	if rec := s.Services["default/web"]; rec.ClusterIP != "10.96.0.1" || rec.Endpoints[0].Ports[""] != 8080 {
+		t.Errorf("service record %+v, want 10.96.0.1 with 2 endpoints on port 8080", rec)
+	}
 	if pods := s.Pods(); len(pods) != 2 || pods[0].Node != "n1" {
 		t.Fatalf("pods %+v, want 2 on n1", pods)
 	}
@@ -178,7 +183,7 @@ func TestMasterAndAgentConverge(t *testing.T) {
 	}
 
 	// A bad commit is rejected whole.
-	bad := c.git.commit(one, "bad", map[string]string{"web.yaml": deploymentYAML("web", 5, "registry.local/app:v1"), "x.yaml": "kind: Nope\n"})
+	bad := c.git.commit(one, "bad", map[string]string{"web.yaml": deploymentYAML("web", 5, "registry.local/app:v1"), "svc.yaml": svc, "x.yaml": "kind: Nope\n"})
 	c.push(bad)
 	s = c.waitFor("rejection", func(s *Snapshot) bool { r := s.Status().LastRejected; return r != nil && r.SHA == bad })
 	if s.Applied.SHA != one || len(s.Pods()) != 2 {

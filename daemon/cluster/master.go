@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -49,9 +50,14 @@ type MasterConfig struct {
 	Keyring       string
 	Load          manifests.LoadOptions
 	NodeLostGrace time.Duration
-	Metrics       *Metrics
-	Logger        *slog.Logger
+	// ServiceCIDR is where Services get their virtual IPs (default 10.96.0.0/16).
+	ServiceCIDR netip.Prefix
+	Metrics     *Metrics
+	Logger      *slog.Logger
 }
+
+// DefaultServiceCIDR is where Services get their virtual IPs unless configured.
+var DefaultServiceCIDR = netip.MustParsePrefix("10.96.0.0/16")
 
 // Master accepts commits and runs the controllers while this daemon leads the election.
 type Master struct {
@@ -75,6 +81,9 @@ func NewMaster(cfg MasterConfig) *Master {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
+	}
+	if !cfg.ServiceCIDR.IsValid() {
+		cfg.ServiceCIDR = DefaultServiceCIDR
 	}
 	return &Master{cfg: cfg, log: cfg.Logger.With("component", "master"), headCh: make(chan struct{}, 1),
 		objects: map[string][]manifests.Object{}, lost: map[string]time.Time{}}
@@ -361,7 +370,7 @@ func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Nod
 			p.Reason, p.Message = "Unschedulable", pl.Reason
 		}
 		if st, ok := status[pl.Spec.UID]; ok {
-			p.Phase, p.Ready, p.ReadySince = st.Status.Phase, PodReady(st.Status), st.ReadySince
+			p.Phase, p.Ready, p.ReadySince, p.IP = st.Status.Phase, PodReady(st.Status), st.ReadySince, st.Status.PodIP
 			p.Reason, p.Message = st.Status.Reason, st.Status.Message
 			for _, cs := range st.Status.ContainerStatuses {
 				p.Restarts += cs.RestartCount
@@ -446,6 +455,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 		}
 	}
 	ops = append(ops, m.deploymentOps(ctx, plan)...)
+	ops = append(ops, m.serviceOps(ctx, objs, pods)...)
 	for len(ops) > 0 {
 		n := min(len(ops), 64)
 		if _, err := lead.Txn(ctx, ops[:n]...); err != nil {
@@ -541,6 +551,49 @@ func (m *Master) resolveRefs(objs []manifests.Object, spec *runtime.PodSpec) {
 			}
 		}
 	}
+}
+
+// serviceOps gives Services their virtual IPs and endpoints (the ready pods they select) and
+// records them when they change.
+func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods []reconcile.Pod) []clientv3.Op {
+	old, _, err := store.List[ServiceRecord](ctx, m.cfg.Store, servicesPrefix)
+	if err != nil {
+		return nil
+	}
+	allocated := map[netip.Addr]string{}
+	prev := map[string]ServiceRecord{}
+	for _, kv := range old {
+		prev[kv.Key] = kv.Value
+		if ip, err := netip.ParseAddr(kv.Value.ClusterIP); err == nil {
+			allocated[ip] = kv.Value.Namespace + "/" + kv.Value.Name
+		}
+	}
+	var addrs []reconcile.PodAddr
+	for _, p := range pods {
+		ip, _ := netip.ParseAddr(p.IP)
+		addrs = append(addrs, reconcile.PodAddr{Pod: p.Spec, IP: ip, Node: p.Node, Ready: p.Ready, Terminating: p.Terminating})
+	}
+	plan := reconcile.Services(objs, addrs, allocated, m.cfg.ServiceCIDR)
+	for _, e := range plan.Errors {
+		m.log.Warn("service", "err", e)
+	}
+	var ops []clientv3.Op
+	seen := map[string]bool{}
+	for _, s := range plan.Services {
+		key := serviceKey(s.Namespace, s.Name)
+		seen[key] = true
+		rec := serviceRecord(s)
+		if p, ok := prev[key]; ok && sameJSON(p, rec) {
+			continue
+		}
+		ops = append(ops, putOp(key, rec))
+	}
+	for key := range prev {
+		if !seen[key] {
+			ops = append(ops, clientv3.OpDelete(key))
+		}
+	}
+	return ops
 }
 
 // deploymentOps records the Deployments' rollout status when it changed.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/reconcile"
 	"github.com/shoal-dev/shoal/runtime"
 )
 
@@ -24,6 +25,10 @@ const (
 )
 
 func deploymentKey(ns, name string) string { return deploymentsPrefix + ns + "/" + name }
+
+const servicesPrefix = prefix + "services/"
+
+func serviceKey(ns, name string) string { return servicesPrefix + ns + "/" + name }
 
 func nodeKey(node string) string { return nodesPrefix + node }
 func seenKey(sha string) string  { return seenPrefix + sha }
@@ -125,4 +130,49 @@ type Event struct {
 	Object  string    `json:"object"`
 	Message string    `json:"message"`
 	Node    string    `json:"node,omitempty"`
+}
+
+// ServiceRecord is a Service as the network plane programs it: its virtual IP, ports and ready
+// endpoints. The master writes it; every node's network plane and DNS server read it.
+type ServiceRecord struct {
+	Namespace       string           `json:"namespace"`
+	Name            string           `json:"name"`
+	ClusterIP       string           `json:"clusterIP,omitempty"`
+	Headless        bool             `json:"headless,omitempty"`
+	Type            string           `json:"type"`
+	SessionAffinity string           `json:"sessionAffinity,omitempty"`
+	AffinityTimeout int32            `json:"affinityTimeoutSeconds,omitempty"`
+	Ports           []ServicePort    `json:"ports"`
+	Endpoints       []EndpointRecord `json:"endpoints"`
+}
+
+// ServicePort is a port of a Service.
+type ServicePort struct {
+	Name     string `json:"name,omitempty"`
+	Protocol string `json:"protocol"`
+	Port     int32  `json:"port"`
+	NodePort int32  `json:"nodePort,omitempty"`
+}
+
+// EndpointRecord is a ready pod behind a Service, with its port for each Service port name.
+type EndpointRecord struct {
+	IP    string           `json:"ip"`
+	Node  string           `json:"node"`
+	Pod   string           `json:"pod"`
+	Ports map[string]int32 `json:"ports"`
+}
+
+func serviceRecord(s reconcile.ServiceState) ServiceRecord {
+	r := ServiceRecord{Namespace: s.Namespace, Name: s.Name, Headless: s.Headless, Type: string(s.Type),
+		SessionAffinity: string(s.SessionAffinity), AffinityTimeout: s.AffinityTimeout, Ports: []ServicePort{}, Endpoints: []EndpointRecord{}}
+	if s.ClusterIP.IsValid() {
+		r.ClusterIP = s.ClusterIP.String()
+	}
+	for _, p := range s.Ports {
+		r.Ports = append(r.Ports, ServicePort{Name: p.Name, Protocol: string(p.Protocol), Port: p.Port, NodePort: p.NodePort})
+	}
+	for _, e := range s.Endpoints {
+		r.Endpoints = append(r.Endpoints, EndpointRecord{IP: e.IP.String(), Node: e.Node, Pod: e.Pod, Ports: e.Ports})
+	}
+	return r
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/manifests"
@@ -24,6 +25,7 @@ type Snapshot struct {
 	Placements  []Placement
 	Statuses    map[string]PodStatusRecord // by pod UID
 	Deployments map[string]DeploymentRecord
+	Services    map[string]ServiceRecord // by namespace/name
 }
 
 // DeploymentRecord is the master's view of a Deployment's rollout.
@@ -268,7 +270,7 @@ func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
 			}
 			l.Items = append(l.Items, obj)
 		case *manifests.Service:
-			obj.Status = s.serviceStatus(obj)
+			s.withService(obj)
 			l.Items = append(l.Items, obj)
 		default:
 			l.Items = append(l.Items, obj)
@@ -277,9 +279,31 @@ func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
 	return l, nil
 }
 
-// serviceStatus is a Service's status; endpoints arrive with the network plane.
-func (s *Snapshot) serviceStatus(svc *manifests.Service) manifests.ServiceStatus {
-	return svc.Status
+// withService fills in what the master decided for a Service: its virtual IP, and its endpoints
+// as the annotation shoal.dev/endpoints ("ip:port,...", the first port's target).
+func (s *Snapshot) withService(svc *manifests.Service) {
+	rec, ok := s.Services[svc.Namespace+"/"+svc.Name]
+	if !ok {
+		return
+	}
+	if svc.Spec.ClusterIP == "" && rec.ClusterIP != "" {
+		svc.Spec.ClusterIP = rec.ClusterIP
+		svc.Spec.ClusterIPs = []string{rec.ClusterIP}
+	}
+	var eps []string
+	for _, e := range rec.Endpoints {
+		addr := e.IP
+		if len(rec.Ports) > 0 {
+			if p, ok := e.Ports[rec.Ports[0].Name]; ok {
+				addr = fmt.Sprintf("%s:%d", e.IP, p)
+			}
+		}
+		eps = append(eps, addr)
+	}
+	if svc.Annotations == nil {
+		svc.Annotations = map[string]string{}
+	}
+	svc.Annotations["shoal.dev/endpoints"] = strings.Join(eps, ",")
 }
 
 // NodeList returns the nodes as kubectl-style v1 Node objects.

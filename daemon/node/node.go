@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -53,6 +54,7 @@ type Config struct {
 	StoreCA, StoreCert, StoreKey  string
 	LeaseTTL                      time.Duration
 	NodeLostGrace                 time.Duration
+	ServiceCIDR                   netip.Prefix
 	Socket                        string
 	APIListen                     string // host:port for the TCP API (TLS + token), "" for none
 	APICert, APIKey, APITokenFile string
@@ -189,7 +191,7 @@ func Run(ctx context.Context, cfg Config) error {
 		keyring = string(k)
 	}
 	master := cluster.NewMaster(cluster.MasterConfig{Node: cfg.Name, Store: st, Git: gitAdapter{syncer}, Keyring: keyring,
-		NodeLostGrace: cfg.NodeLostGrace, Metrics: metrics, Logger: log})
+		NodeLostGrace: cfg.NodeLostGrace, ServiceCIDR: cfg.ServiceCIDR, Metrics: metrics, Logger: log})
 	goFn("git sync", func() error { return syncer.Run(ctx) })
 	goFn("git heads", func() error {
 		for {

@@ -1,0 +1,190 @@
+package reconcile
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/shoal-dev/shoal/manifests"
+)
+
+// ServiceState is what the network plane needs of a Service: its virtual IP, its ports and the
+// addresses of the ready pods it selects.
+type ServiceState struct {
+	Namespace string
+	Name      string
+	// ClusterIP is the virtual IP; invalid for a headless Service (clusterIP: None).
+	ClusterIP       netip.Addr
+	Headless        bool
+	Type            manifests.ServiceType
+	SessionAffinity manifests.ServiceAffinity
+	AffinityTimeout int32
+	Ports           []ServicePortState
+	// Endpoints are the ready pods the selector matches, sorted by IP.
+	Endpoints []Endpoint
+}
+
+// ServicePortState is one port of a Service with the target resolved per endpoint.
+type ServicePortState struct {
+	Name     string
+	Protocol manifests.Protocol
+	Port     int32
+	NodePort int32
+	// TargetPort is the number, or the name of a container port (resolved per pod in
+	// Endpoint.Ports).
+	TargetPort manifests.IntOrString
+}
+
+// Endpoint is a ready pod behind a Service.
+type Endpoint struct {
+	IP    netip.Addr
+	Node  string
+	Pod   string // namespace/name
+	Ports map[string]int32 // by Service port name: the pod's port for it
+}
+
+// ServicePlan is the outcome of Services.
+type ServicePlan struct {
+	Services []ServiceState
+	// Allocated maps every virtual IP in use to its Service (namespace/name), to be stored.
+	Allocated map[netip.Addr]string
+	// Errors are Services that cannot get an address (the CIDR is full, or spec.clusterIP is taken
+	// or outside it); they are left without one.
+	Errors []string
+}
+
+// PodAddr is what Services needs of a pod: its address and readiness.
+type PodAddr struct {
+	Pod  *manifests.Pod
+	IP   netip.Addr
+	Node string
+	// Ready pods serve; Terminating ones do not.
+	Ready, Terminating bool
+}
+
+// Services gives every Service of the desired objects a virtual IP from cidr — keeping the one it
+// already has (allocated), honouring spec.clusterIP — and its endpoints among the pods. It is
+// pure and deterministic: allocations go to the lowest free address, Services in order of
+// namespace and name.
+func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Addr]string, cidr netip.Prefix) ServicePlan {
+	plan := ServicePlan{Allocated: map[netip.Addr]string{}}
+	var svcs []*manifests.Service
+	for _, o := range objects {
+		if s, ok := o.(*manifests.Service); ok {
+			svcs = append(svcs, s)
+		}
+	}
+	slices.SortFunc(svcs, func(a, b *manifests.Service) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	have := map[string]netip.Addr{}
+	for ip, owner := range allocated {
+		have[owner] = ip
+	}
+	used := map[netip.Addr]bool{}
+	// First the Services that keep their address or ask for one, then the others.
+	ips := map[string]netip.Addr{}
+	for _, s := range svcs {
+		key := s.Namespace + "/" + s.Name
+		want := s.Spec.ClusterIP
+		switch {
+		case want == "None":
+			continue
+		case want != "":
+			ip, err := netip.ParseAddr(want)
+			if err != nil || !cidr.Contains(ip) {
+				plan.Errors = append(plan.Errors, fmt.Sprintf("Service %s: clusterIP %s is not in the service CIDR %s", key, want, cidr))
+				continue
+			}
+			if used[ip] {
+				plan.Errors = append(plan.Errors, fmt.Sprintf("Service %s: clusterIP %s is already allocated", key, want))
+				continue
+			}
+			used[ip], ips[key] = true, ip
+		default:
+			if ip, ok := have[key]; ok && cidr.Contains(ip) && !used[ip] {
+				used[ip], ips[key] = true, ip
+			}
+		}
+	}
+	next := cidr.Masked().Addr().Next() // .0 is the network; .1 is the first Service
+	for _, s := range svcs {
+		key := s.Namespace + "/" + s.Name
+		if s.Spec.ClusterIP == "None" || ips[key].IsValid() || s.Spec.ClusterIP != "" {
+			continue
+		}
+		for next.IsValid() && cidr.Contains(next) && used[next] {
+			next = next.Next()
+		}
+		if !next.IsValid() || !cidr.Contains(next) || isBroadcast(next, cidr) {
+			plan.Errors = append(plan.Errors, fmt.Sprintf("Service %s: the service CIDR %s is full", key, cidr))
+			continue
+		}
+		used[next], ips[key] = true, next
+	}
+	for _, s := range svcs {
+		key := s.Namespace + "/" + s.Name
+		st := ServiceState{Namespace: s.Namespace, Name: s.Name, Headless: s.Spec.ClusterIP == "None", Type: s.Spec.Type,
+			SessionAffinity: s.Spec.SessionAffinity, ClusterIP: ips[key]}
+		if c := s.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+			st.AffinityTimeout = *c.ClientIP.TimeoutSeconds
+		}
+		if st.ClusterIP.IsValid() {
+			plan.Allocated[st.ClusterIP] = key
+		}
+		for _, p := range s.Spec.Ports {
+			st.Ports = append(st.Ports, ServicePortState{Name: p.Name, Protocol: p.Protocol, Port: p.Port, NodePort: p.NodePort, TargetPort: p.TargetPort})
+		}
+		if len(s.Spec.Selector) > 0 {
+			for _, p := range pods {
+				if p.Pod == nil || p.Pod.Namespace != s.Namespace || !p.Ready || p.Terminating || !p.IP.IsValid() ||
+					!labelsMatch(s.Spec.Selector, p.Pod.Labels) {
+					continue
+				}
+				ep := Endpoint{IP: p.IP, Node: p.Node, Pod: p.Pod.Namespace + "/" + p.Pod.Name, Ports: map[string]int32{}}
+				for _, sp := range st.Ports {
+					if port, ok := targetPort(p.Pod, sp); ok {
+						ep.Ports[sp.Name] = port
+					}
+				}
+				st.Endpoints = append(st.Endpoints, ep)
+			}
+			slices.SortFunc(st.Endpoints, func(a, b Endpoint) int { return a.IP.Compare(b.IP) })
+		}
+		plan.Services = append(plan.Services, st)
+	}
+	return plan
+}
+
+func isBroadcast(ip netip.Addr, cidr netip.Prefix) bool {
+	return ip.Is4() && !cidr.Contains(ip.Next())
+}
+
+func labelsMatch(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// targetPort resolves a Service port's target on a pod: a number as is, a name through the
+// pod's container ports.
+func targetPort(pod *manifests.Pod, sp ServicePortState) (int32, bool) {
+	if sp.TargetPort.Type == manifests.Int {
+		if sp.TargetPort.IntVal == 0 {
+			return sp.Port, true
+		}
+		return sp.TargetPort.IntVal, true
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, cp := range c.Ports {
+			if cp.Name == sp.TargetPort.StrVal && (cp.Protocol == sp.Protocol || cp.Protocol == "") {
+				return cp.ContainerPort, true
+			}
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,80 @@
+package reconcile
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/shoal-dev/shoal/manifests"
+)
+
+func service(name, clusterIP string, selector map[string]string, target manifests.IntOrString) *manifests.Service {
+	s := &manifests.Service{ObjectMeta: manifests.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: manifests.ServiceSpec{ClusterIP: clusterIP, Selector: selector,
+			Ports: []manifests.ServicePort{{Name: "http", Port: 80, TargetPort: target, Protocol: manifests.ProtocolTCP}}}}
+	manifests.SetDefaults(s)
+	return s
+}
+
+func podWith(name string, labels map[string]string) *manifests.Pod {
+	return &manifests.Pod{ObjectMeta: manifests.ObjectMeta{Name: name, Namespace: "default", Labels: labels},
+		Spec: manifests.PodSpec{Containers: []manifests.Container{{Name: "c", Ports: []manifests.ContainerPort{{Name: "web", ContainerPort: 8080, Protocol: manifests.ProtocolTCP}}}}}}
+}
+
+func TestServicesAllocateAndSelect(t *testing.T) {
+	cidr := netip.MustParsePrefix("10.96.0.0/16")
+	objs := []manifests.Object{
+		service("b", "", map[string]string{"app": "web"}, manifests.FromString("web")),
+		service("a", "", map[string]string{"app": "db"}, manifests.FromInt(5432)),
+		service("fixed", "10.96.0.1", nil, manifests.FromInt(80)),
+		service("headless", "None", map[string]string{"app": "web"}, manifests.FromInt(8080)),
+	}
+	pods := []PodAddr{
+		{Pod: podWith("web-1", map[string]string{"app": "web"}), IP: netip.MustParseAddr("10.244.0.3"), Node: "n1", Ready: true},
+		{Pod: podWith("web-2", map[string]string{"app": "web"}), IP: netip.MustParseAddr("10.244.0.2"), Node: "n1", Ready: true},
+		{Pod: podWith("web-3", map[string]string{"app": "web"}), IP: netip.MustParseAddr("10.244.0.4"), Node: "n1", Ready: false},
+		{Pod: podWith("web-4", map[string]string{"app": "web"}), IP: netip.MustParseAddr("10.244.0.5"), Node: "n1", Ready: true, Terminating: true},
+	}
+	plan := Services(objs, pods, nil, cidr)
+	if len(plan.Errors) != 0 {
+		t.Fatalf("errors %v", plan.Errors)
+	}
+	got := map[string]ServiceState{}
+	for _, s := range plan.Services {
+		got[s.Name] = s
+	}
+	if got["fixed"].ClusterIP != netip.MustParseAddr("10.96.0.1") || got["a"].ClusterIP != netip.MustParseAddr("10.96.0.2") ||
+		got["b"].ClusterIP != netip.MustParseAddr("10.96.0.3") || got["headless"].ClusterIP.IsValid() || !got["headless"].Headless {
+		t.Errorf("allocation: %+v", got)
+	}
+	eps := got["b"].Endpoints
+	if len(eps) != 2 || eps[0].IP != netip.MustParseAddr("10.244.0.2") || eps[0].Ports["http"] != 8080 {
+		t.Errorf("endpoints of b: %+v; want the 2 ready, not terminating pods, sorted, with the named port resolved", eps)
+	}
+	// Addresses stay with their Service across plans, whatever else comes and goes.
+	objs = append([]manifests.Object{service("aa", "", nil, manifests.FromInt(80))}, objs[1:]...)
+	again := Services(objs, pods, plan.Allocated, cidr)
+	for _, s := range again.Services {
+		if s.Name == "a" && s.ClusterIP != netip.MustParseAddr("10.96.0.2") {
+			t.Errorf("service a moved to %s", s.ClusterIP)
+		}
+		if s.Name == "aa" && s.ClusterIP != netip.MustParseAddr("10.96.0.3") {
+			t.Errorf("service aa got %s, want the address b freed", s.ClusterIP)
+		}
+	}
+}
+
+func TestServicesErrors(t *testing.T) {
+	cidr := netip.MustParsePrefix("10.96.0.0/30") // .1 and .2 usable
+	objs := []manifests.Object{
+		service("a", "", nil, manifests.FromInt(80)),
+		service("b", "", nil, manifests.FromInt(80)),
+		service("c", "", nil, manifests.FromInt(80)),
+		service("d", "192.168.1.1", nil, manifests.FromInt(80)),
+	}
+	plan := Services(objs, nil, nil, cidr)
+	msg := strings.Join(plan.Errors, "\n")
+	if !strings.Contains(msg, "Service default/c: the service CIDR 10.96.0.0/30 is full") || !strings.Contains(msg, "not in the service CIDR") {
+		t.Errorf("errors %q", msg)
+	}
+}
