@@ -40,7 +40,7 @@ type ServicePortState struct {
 type Endpoint struct {
 	IP    netip.Addr
 	Node  string
-	Pod   string // namespace/name
+	Pod   string           // namespace/name
 	Ports map[string]int32 // by Service port name: the pod's port for it
 }
 
