@@ -38,6 +38,17 @@ func (f *clientFlags) client() (*client.Client, error) {
 	return client.New(client.Config{Socket: f.socket, Server: f.server, Token: tok, CAFile: f.caFile})
 }
 
+// fetch decodes the daemon's JSON answer to GET path.
+func fetch[T any](cmd *cobra.Command, cf *clientFlags, path string, q url.Values) (T, error) {
+	var v T
+	c, err := cf.client()
+	if err != nil {
+		return v, err
+	}
+	err = c.Get(cmd.Context(), path, q, &v)
+	return v, err
+}
+
 func age(t time.Time, now time.Time) string {
 	if t.IsZero() {
 		return "<unknown>"
@@ -74,13 +85,9 @@ func newStatusCmd(s Streams, cf *clientFlags) *cobra.Command {
 		Short: "Show the cluster: nodes, the commit each has converged to, Deployments, rejections",
 		Args:  cobraArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			draw := func() error {
-				var st cluster.Status
-				if err := c.Get(cmd.Context(), "/v1/status", nil, &st); err != nil {
+				st, err := fetch[cluster.Status](cmd, cf, "/v1/status", nil)
+				if err != nil {
 					return err
 				}
 				if output == "json" {
@@ -644,12 +651,8 @@ func newEventsCmd(s Streams, cf *clientFlags) *cobra.Command {
 		Short: "Show recent events of the cluster",
 		Args:  cobraArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
+			evs, err := fetch[[]cluster.Event](cmd, cf, "/v1/events", nil)
 			if err != nil {
-				return err
-			}
-			var evs []cluster.Event
-			if err := c.Get(cmd.Context(), "/v1/events", nil, &evs); err != nil {
 				return err
 			}
 			now := time.Now()
@@ -670,12 +673,8 @@ func newHistoryCmd(s Streams, cf *clientFlags) *cobra.Command {
 		Short: "Show every commit seen: applied or rejected (with reasons), and how long it took to converge",
 		Args:  cobraArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
+			hist, err := fetch[[]api.HistoryEntry](cmd, cf, "/v1/history", nil)
 			if err != nil {
-				return err
-			}
-			var hist []api.HistoryEntry
-			if err := c.Get(cmd.Context(), "/v1/history", nil, &hist); err != nil {
 				return err
 			}
 			if output == "json" {
@@ -738,8 +737,8 @@ func newDescribeCmd(s Streams, cf *clientFlags) *cobra.Command {
 			if _, err := s.Out.Write(y); err != nil {
 				return err
 			}
-			var evs []cluster.Event
-			if err := c.Get(cmd.Context(), "/v1/events", nil, &evs); err != nil {
+			evs, err := fetch[[]cluster.Event](cmd, cf, "/v1/events", nil)
+			if err != nil {
 				return err
 			}
 			object := kind + " " + args[1]
