@@ -62,16 +62,15 @@ func TestBadDataDir(t *testing.T) {
 	tests := []struct {
 		name   string
 		damage func(t *testing.T, dir string)
-		root   bool // the damage does not stop root
 	}{
 		{"garbage db", func(t *testing.T, dir string) {
 			if err := os.WriteFile(db(dir), garbage(64<<10), 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
+		}},
 		{"db overwritten at the start", func(t *testing.T, dir string) {
 			overwrite(t, db(dir), 0, garbage(16<<10))
-		}, false},
+		}},
 		{"truncated db", func(t *testing.T, dir string) {
 			// cut into the pages in use (the file may be longer than they are)
 			b, err := bolt.Open(db(dir), 0o600, &bolt.Options{ReadOnly: true})
@@ -84,54 +83,52 @@ func TestBadDataDir(t *testing.T) {
 			if err := os.Truncate(db(dir), used-int64(os.Getpagesize())); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
+		}},
 		{"tiny db", func(t *testing.T, dir string) {
 			if err := os.Truncate(db(dir), 100); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
+		}},
 		{"empty db", func(t *testing.T, dir string) {
 			if err := os.Truncate(db(dir), 0); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
+		}},
 		{"db missing", func(t *testing.T, dir string) {
 			if err := os.Remove(db(dir)); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
+		}},
 		{"member dir missing", func(t *testing.T, dir string) {
 			if err := os.RemoveAll(filepath.Join(dir, "member")); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
+		}},
 		{"wal missing", func(t *testing.T, dir string) {
 			if err := os.RemoveAll(filepath.Join(dir, "member", "wal")); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
+		}},
 		{"garbage wal", func(t *testing.T, dir string) {
 			overwrite(t, walFile(t, dir), 0, garbage(4096))
-		}, false},
+		}},
 		{"wal with a bad name", func(t *testing.T, dir string) {
 			w := walFile(t, dir)
 			if err := os.Rename(w, filepath.Join(filepath.Dir(w), "bad.wal")); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
-		{"unreadable member dir", func(t *testing.T, dir string) {
-			m := filepath.Join(dir, "member")
-			if err := os.Chmod(m, 0); err != nil {
+		}},
+		{"database is a directory", func(t *testing.T, dir string) {
+			if err := os.Remove(db(dir)); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { os.Chmod(m, 0o700) })
-		}, true},
+			if err := os.Mkdir(db(dir), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.root && os.Geteuid() == 0 {
-				t.Skip("root reads any directory")
-			}
 			dir := usedStore(t)
 			tc.damage(t, dir)
 			e, err := StartEmbedded(testCtx(t), EmbedConfig{Dir: dir})
