@@ -14,7 +14,7 @@ DEMO_DIR ?= /tmp/shoal-demo
 
 export CGO_ENABLED := 1
 
-.PHONY: help build test test-short lint fmt verify fuzz bench demo demo-down clean
+.PHONY: help build test test-short lint fmt generate verify fuzz bench bench-lb demo demo-down clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,8 +35,12 @@ lint: ## run golangci-lint (v2, config in .golangci.yml)
 fmt: ## format the Go sources
 	gofmt -s -w $$(git ls-files '*.go')
 
-verify: ## fail if formatting, go.mod or generated files are not up to date
+generate: ## regenerate the eBPF objects with bpf2go (needs clang, llvm and libbpf-dev)
+	$(GO) generate ./netplane/...
+
+verify: generate ## fail if formatting, go.mod or generated files are not up to date
 	@test -z "$$(gofmt -s -l $$(git ls-files '*.go'))" || { gofmt -s -l $$(git ls-files '*.go'); echo 'run make fmt'; exit 1; }
+	@test -z "$$(git status --porcelain -- netplane)" || { git status --porcelain -- netplane; echo 'generated files are stale: run make generate and commit'; exit 1; }
 	$(GO) mod tidy -diff
 	$(GO) vet -tags '$(GOTAGS)' ./...
 
@@ -54,6 +58,10 @@ bench: ## run the benchmarks (root runs the container start and pod start benchm
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkPodStart -benchtime=60x ./runtime/linux/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . ./reconcile/ ./daemon/store/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkCommitToConverged -benchtime=20x -timeout 30m ./tests/
+
+bench-lb: ## the eBPF service load balancer's benchmarks (root)
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench 'ProgramServices' -benchtime=5x ./netplane/lb/
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench 'AddService|UpdateBackends|ProgForward' ./netplane/lb/
 
 demo: build ## run a one-node cluster following a repository made from examples/hello (root)
 	DEMO_DIR=$(DEMO_DIR) SHOAL=$(CURDIR)/$(BIN) ./examples/demo/up.sh

@@ -1,0 +1,188 @@
+package dns
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	miekg "github.com/miekg/dns"
+)
+
+// Defaults of Config.
+const (
+	DefaultDomain          = "cluster.local"
+	DefaultUpstreamTimeout = 2 * time.Second
+	DefaultTTL             = 5
+	// DefaultResolvConf is where the node's upstream servers are read from when Config.Upstreams is empty.
+	DefaultResolvConf = "/etc/resolv.conf"
+)
+
+// negativeTTL is the SOA minimum of the cluster zone: how long resolvers may remember that a
+// cluster name does not exist.
+const negativeTTL = 5
+
+// Config configures a Server.
+type Config struct {
+	// Domain is the cluster domain. Default: cluster.local.
+	Domain string
+	// Listen lists the addresses to serve, host:port; each is served over UDP and TCP on the same
+	// port. A port of 0 picks a free port (the same one for UDP and TCP); Server.Addrs tells which.
+	// Required.
+	Listen []string
+	// Upstreams are the servers (host:port, or a bare IP for port 53) that names outside the cluster
+	// domain are forwarded to. Default: the nameserver lines of ResolvConf.
+	Upstreams []string
+	// ResolvConf is the file read when Upstreams is empty. Default: /etc/resolv.conf.
+	ResolvConf string
+	// UpstreamTimeout bounds the time spent on one forwarded query, all upstreams together.
+	// Default: 2 s.
+	UpstreamTimeout time.Duration
+	// TTL is the time to live, in seconds, of the records of cluster names. Default: 5.
+	TTL uint32
+	// Logger receives warnings and errors. Default: discard.
+	Logger *slog.Logger
+}
+
+// withDefaults checks cfg and fills in defaults. Upstreams are resolved by New, after binding.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Domain == "" {
+		cfg.Domain = DefaultDomain
+	}
+	domain := strings.ToLower(strings.TrimSuffix(cfg.Domain, "."))
+	if domain == "" || strings.Contains(domain, `\`) {
+		return cfg, fmt.Errorf("dns domain %q: set a domain such as %q", cfg.Domain, DefaultDomain)
+	}
+	for _, l := range strings.Split(domain, ".") {
+		if !validLabel(l) {
+			return cfg, fmt.Errorf("dns domain %q: label %q is not a DNS label (letters, digits, hyphens, at most 63)", cfg.Domain, l)
+		}
+	}
+	cfg.Domain = domain + "."
+	if len(cfg.Listen) == 0 {
+		return cfg, errors.New("dns: no listen address: set Config.Listen, for example the pod gateway address with port 53")
+	}
+	if cfg.ResolvConf == "" {
+		cfg.ResolvConf = DefaultResolvConf
+	}
+	if cfg.UpstreamTimeout <= 0 {
+		cfg.UpstreamTimeout = DefaultUpstreamTimeout
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ups := make([]string, 0, len(cfg.Upstreams))
+	for _, u := range cfg.Upstreams {
+		hp, err := normalizeUpstream(u)
+		if err != nil {
+			return cfg, err
+		}
+		ups = append(ups, hp)
+	}
+	cfg.Upstreams = ups
+	return cfg, nil
+}
+
+// normalizeUpstream turns "1.2.3.4", "1.2.3.4:53", "[fd00::1]:53" or "fd00::1" into host:port.
+func normalizeUpstream(s string) (string, error) {
+	if addr, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(addr, 53).String(), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return "", fmt.Errorf("dns upstream %q: write it as ip:port, for example 192.0.2.53:53", s)
+	}
+	return ap.String(), nil
+}
+
+// readResolvConf returns the nameservers of a resolv.conf file as host:port.
+func readResolvConf(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read upstream servers: %w", err)
+	}
+	defer f.Close()
+	ups, err := parseResolvConf(f)
+	if err != nil {
+		return nil, fmt.Errorf("read upstream servers from %s: %w", path, err)
+	}
+	return ups, nil
+}
+
+// parseResolvConf returns the nameserver addresses of resolv.conf content, as host:port. Lines that
+// are not nameserver lines, and nameserver lines that do not hold an IP address, are skipped.
+func parseResolvConf(r io.Reader) ([]string, error) {
+	var ups []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || fields[0] != "nameserver" {
+			continue
+		}
+		addr, err := netip.ParseAddr(fields[1])
+		if err != nil {
+			continue
+		}
+		ups = append(ups, netip.AddrPortFrom(addr, 53).String())
+	}
+	return ups, sc.Err()
+}
+
+// dropLoops removes the upstreams that are this server itself: forwarding to them would loop.
+func dropLoops(ups []string, bound []net.Addr) (kept, dropped []string) {
+	for _, u := range ups {
+		ap, err := netip.ParseAddrPort(u)
+		if err != nil {
+			kept = append(kept, u)
+			continue
+		}
+		loop := false
+		for _, b := range bound {
+			var ba netip.AddrPort
+			switch b := b.(type) {
+			case *net.UDPAddr:
+				ba = b.AddrPort()
+			case *net.TCPAddr:
+				ba = b.AddrPort()
+			default:
+				continue
+			}
+			if ba.Port() != ap.Port() {
+				continue
+			}
+			bip, uip := ba.Addr().Unmap(), ap.Addr().Unmap()
+			if bip == uip || bip.IsUnspecified() && (uip.IsLoopback() || uip.IsUnspecified()) {
+				loop = true
+			}
+		}
+		if loop {
+			dropped = append(dropped, u)
+		} else {
+			kept = append(kept, u)
+		}
+	}
+	return kept, dropped
+}
+
+// soa returns the SOA record of the zone with the given owner name.
+func (z *zone) soa(ttl uint32) *miekg.SOA {
+	return &miekg.SOA{
+		Hdr:     miekg.RR_Header{Name: z.domain, Rrtype: miekg.TypeSOA, Class: miekg.ClassINET, Ttl: ttl},
+		Ns:      "ns.dns." + z.domain,
+		Mbox:    "hostmaster." + z.domain,
+		Serial:  z.serial,
+		Refresh: 7200,
+		Retry:   1800,
+		Expire:  86400,
+		Minttl:  negativeTTL,
+	}
+}

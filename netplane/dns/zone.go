@@ -1,0 +1,162 @@
+package dns
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// Service is what the DNS server knows of one Service: its name, virtual IP, named ports and the
+// addresses of its ready pods.
+type Service struct {
+	Namespace string
+	Name      string
+	// ClusterIP is the virtual IP; the zero Addr for headless Services.
+	ClusterIP netip.Addr
+	// Headless Services (clusterIP: None) resolve to the ready pod IPs instead of a virtual IP.
+	Headless bool
+	Ports    []Port
+	// Endpoints are the IPs of the ready pods.
+	Endpoints []netip.Addr
+}
+
+// Port is a port of a Service. Only named ports get SRV records.
+type Port struct {
+	Name string
+	// Protocol is "TCP", "UDP" or "SCTP"; empty means TCP.
+	Protocol string
+	Port     uint16
+}
+
+// zone is one immutable snapshot of the cluster names. Update builds a new one and swaps it in;
+// queries read whichever snapshot they loaded, without locks.
+type zone struct {
+	// domain is the lowercase fully qualified cluster domain.
+	domain string
+	// serial is the SOA serial: it grows with every Update.
+	serial uint32
+	// names maps lowercase fully qualified names to their records. Names that exist only as a
+	// parent of other names (svc.<domain>, <ns>.svc.<domain>) map to an empty entry.
+	names map[string]*entry
+	// services counts the Services in the snapshot.
+	services int
+}
+
+// entry holds the records of one name.
+type entry struct {
+	a    []netip.Addr // A records
+	aaaa []netip.Addr // AAAA records
+	srv  []srvRecord  // SRV records
+}
+
+// srvRecord is one SRV answer with the address of its target for the additional section.
+type srvRecord struct {
+	port   uint16
+	weight uint16
+	target string // lowercase fully qualified
+	addr   netip.Addr
+}
+
+// addAddr adds addr to the A or AAAA records of e.
+func (e *entry) addAddr(addr netip.Addr) {
+	addr = addr.Unmap()
+	if addr.Is4() {
+		e.a = append(e.a, addr)
+	} else if addr.Is6() {
+		e.aaaa = append(e.aaaa, addr.WithZone(""))
+	}
+}
+
+// buildZone turns services into a snapshot. Services whose namespace or name are not valid DNS
+// labels are skipped and counted in skipped. When a Service appears twice, the later one wins.
+func buildZone(domain string, serial uint32, services []Service) (z *zone, skipped int) {
+	z = &zone{domain: domain, serial: serial, names: make(map[string]*entry, len(services)*2+8)}
+	// The later of two Services with the same namespace and name wins.
+	last := make(map[[2]string]int, len(services))
+	for i, svc := range services {
+		last[[2]string{strings.ToLower(svc.Namespace), strings.ToLower(svc.Name)}] = i
+	}
+	z.ensure(domain)
+	z.ensure("svc." + domain)
+	z.ensure("pod." + domain)
+	for i, svc := range services {
+		if !validLabel(svc.Namespace) || !validLabel(svc.Name) {
+			skipped++
+			continue
+		}
+		ns, name := strings.ToLower(svc.Namespace), strings.ToLower(svc.Name)
+		if last[[2]string{ns, name}] != i {
+			continue
+		}
+		z.services++
+		z.addService(ns, name, svc)
+	}
+	return z, skipped
+}
+
+// ensure returns the entry of name, creating it if needed.
+func (z *zone) ensure(name string) *entry {
+	e, ok := z.names[name]
+	if !ok {
+		e = &entry{}
+		z.names[name] = e
+	}
+	return e
+}
+
+func (z *zone) addService(ns, name string, svc Service) {
+	nsName := ns + ".svc." + z.domain
+	svcName := name + "." + nsName
+	z.ensure(nsName)
+	se := z.ensure(svcName)
+	// Every endpoint of a headless Service gets a name of its own, the target of its SRV records.
+	type target struct {
+		name string
+		addr netip.Addr
+	}
+	var targets []target
+	switch {
+	case svc.Headless:
+		seen := make(map[netip.Addr]bool, len(svc.Endpoints))
+		for _, ep := range svc.Endpoints {
+			ep = ep.Unmap().WithZone("")
+			if !ep.IsValid() || seen[ep] {
+				continue
+			}
+			seen[ep] = true
+			se.addAddr(ep)
+			epName := dashed(ep) + "." + svcName
+			z.ensure(epName).addAddr(ep)
+			targets = append(targets, target{epName, ep})
+		}
+	case svc.ClusterIP.IsValid():
+		se.addAddr(svc.ClusterIP)
+		targets = []target{{svcName, svc.ClusterIP.Unmap().WithZone("")}}
+	}
+	for _, p := range svc.Ports {
+		if !validLabel(p.Name) {
+			continue // unnamed ports have no SRV records
+		}
+		proto := strings.ToLower(p.Protocol)
+		if proto == "" {
+			proto = "tcp"
+		}
+		if !validLabel(proto) {
+			continue
+		}
+		protoName := "_" + proto + "." + svcName
+		z.ensure(protoName)
+		pe := z.ensure("_" + strings.ToLower(p.Name) + "." + protoName)
+		weight := uint16(1)
+		if n := len(targets); n > 0 && n < 100 {
+			weight = uint16(100 / n)
+		}
+		for _, t := range targets {
+			pe.srv = append(pe.srv, srvRecord{port: p.Port, weight: weight, target: t.name, addr: t.addr})
+		}
+	}
+}
+
+// lookup returns the entry of the lowercase fully qualified name, or nil when it does not exist.
+func (z *zone) lookup(key string) *entry {
+	return z.names[key]
+}

@@ -1,0 +1,518 @@
+package lb
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+const flagAffinityClientIP = 1
+
+// hook is one cgroup program and where it attaches.
+type hook struct {
+	name   string
+	attach ebpf.AttachType
+	prog   func(*lbObjects) *ebpf.Program
+}
+
+var hooks = []hook{
+	{"connect4", ebpf.AttachCGroupInet4Connect, func(o *lbObjects) *ebpf.Program { return o.Lb4Connect }},
+	{"sendmsg4", ebpf.AttachCGroupUDP4Sendmsg, func(o *lbObjects) *ebpf.Program { return o.Lb4Sendmsg }},
+	{"recvmsg4", ebpf.AttachCGroupUDP4Recvmsg, func(o *lbObjects) *ebpf.Program { return o.Lb4Recvmsg }},
+	{"getpeername4", ebpf.AttachCgroupInet4GetPeername, func(o *lbObjects) *ebpf.Program { return o.Lb4Getpeername }},
+}
+
+// pinnedMaps are the names of the maps pinned in Config.PinDir.
+var pinnedMaps = []string{"lb4_services", "lb4_backends", "lb4_rr", "lb4_revnat", "lb4_affinity"}
+
+type linkCloser interface {
+	Close() error
+	Unpin() error
+}
+
+// Open loads the programs, opens the maps pinned in cfg.PinDir (creating
+// them on first use), and attaches the programs to cfg.CgroupPath, reusing
+// links pinned by an earlier Open: the pinned programs are replaced
+// atomically by the ones of this binary, so translation never stops. The
+// services already in the maps are kept.
+func Open(cfg Config) (*LB, error) {
+	if !filepath.IsAbs(cfg.CgroupPath) || !filepath.IsAbs(cfg.PinDir) {
+		return nil, fmt.Errorf("open load balancer: cgroup path %q and pin dir %q must be absolute paths", cfg.CgroupPath, cfg.PinDir)
+	}
+	cgID, err := cgroupID(cfg.CgroupPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensurePinDir(cfg.PinDir); err != nil {
+		return nil, err
+	}
+	spec, err := loadLb()
+	if err != nil {
+		return nil, fmt.Errorf("open load balancer: load embedded programs: %w", err)
+	}
+	l := &LB{cfg: cfg, links: make(map[string]linkCloser), ids: make(map[uint32]bool)}
+	err = spec.LoadAndAssign(&l.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinDir}})
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		return nil, fmt.Errorf("open load balancer: maps pinned in %s come from an incompatible version: remove the directory (connections through services will be rebalanced): %w", cfg.PinDir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open load balancer: load programs (needs root and Linux 6.5 or newer): %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			l.closeHandles()
+		}
+	}()
+	for _, h := range hooks {
+		lk, err := attach(cfg, cgID, h, h.prog(&l.objs))
+		if err != nil {
+			return nil, err
+		}
+		l.links[h.name] = lk
+	}
+	if l.destroy, err = newDestroyer(l.objs.Lb4SockDestroy, l.objs.Lb4Destroy); err != nil {
+		return nil, err
+	}
+	if err := l.adoptIDs(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return l, nil
+}
+
+// attach re-adopts the pinned link of h or creates and pins a new one.
+func attach(cfg Config, cgID uint64, h hook, prog *ebpf.Program) (linkCloser, error) {
+	pin := linkPin(cfg.PinDir, h.name)
+	if _, err := os.Stat(pin); err == nil {
+		lk, err := link.LoadPinnedLink(pin, nil)
+		if err != nil {
+			return nil, fmt.Errorf("open load balancer: load pinned link %s: %w", pin, err)
+		}
+		id := uint64(0)
+		if info, err := lk.Info(); err == nil && info.Cgroup() != nil {
+			id = info.Cgroup().CgroupId
+		}
+		switch id {
+		case cgID:
+			if err := lk.Update(prog); err != nil {
+				_ = lk.Close()
+				return nil, fmt.Errorf("open load balancer: replace program of %s: %w", pin, err)
+			}
+			return lk, nil
+		case 0:
+			// The cgroup the link was attached to is gone; start afresh.
+			_ = lk.Unpin()
+			_ = lk.Close()
+		default:
+			_ = lk.Close()
+			return nil, fmt.Errorf("open load balancer: %s is attached to another cgroup than %s: use another pin dir or remove this one", pin, cfg.CgroupPath)
+		}
+	}
+	lk, err := link.AttachCgroup(link.CgroupOptions{Path: cfg.CgroupPath, Attach: h.attach, Program: prog})
+	if err != nil {
+		return nil, fmt.Errorf("open load balancer: attach %s to %s: %w", h.name, cfg.CgroupPath, err)
+	}
+	if err := lk.Pin(pin); err != nil {
+		_ = lk.Close()
+		return nil, fmt.Errorf("open load balancer: pin %s: %w", pin, err)
+	}
+	return lk, nil
+}
+
+// cgroupID checks that path is a cgroup v2 directory and returns its id.
+func cgroupID(path string) (uint64, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return 0, fmt.Errorf("open load balancer: cgroup %s: %w (create it in the cgroup v2 hierarchy first)", path, err)
+	}
+	if fs.Type != unix.CGROUP2_SUPER_MAGIC {
+		return 0, fmt.Errorf("open load balancer: %s is not in a cgroup v2 file system: use a directory under the cgroup2 mount (e.g. /sys/fs/cgroup/unified)", path)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("open load balancer: cgroup %s: %w", path, err)
+	}
+	return st.Ino, nil
+}
+
+const bpffsRoot = "/sys/fs/bpf"
+
+// ensurePinDir creates dir in bpffs, mounting bpffs at /sys/fs/bpf (and only
+// there) when it is missing.
+func ensurePinDir(dir string) error {
+	if strings.HasPrefix(filepath.Clean(dir)+"/", bpffsRoot+"/") && !isBPFFS(bpffsRoot) {
+		if err := os.MkdirAll(bpffsRoot, 0o755); err != nil {
+			return fmt.Errorf("open load balancer: create %s: %w", bpffsRoot, err)
+		}
+		if err := unix.Mount("bpf", bpffsRoot, "bpf", 0, "mode=0700"); err != nil {
+			return fmt.Errorf("open load balancer: mount bpffs at %s: %w (mount it yourself: mount -t bpf bpf %s)", bpffsRoot, err, bpffsRoot)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("open load balancer: create pin dir: %w", err)
+	}
+	if !isBPFFS(dir) {
+		return fmt.Errorf("open load balancer: pin dir %s is not in a bpffs: use a directory under %s", dir, bpffsRoot)
+	}
+	return nil
+}
+
+func isBPFFS(path string) bool {
+	var fs unix.Statfs_t
+	return unix.Statfs(path, &fs) == nil && fs.Type == unix.BPF_FS_MAGIC
+}
+
+// adoptIDs records the service ids already in the maps.
+func (l *LB) adoptIDs() error {
+	var (
+		key lbLb4Key
+		val lbLb4Service
+	)
+	it := l.objs.Lb4Services.Iterate()
+	for it.Next(&key, &val) {
+		l.ids[val.Id] = true
+		if val.Id > l.lastID {
+			l.lastID = val.Id
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("open load balancer: read services: %w", err)
+	}
+	return nil
+}
+
+// Close releases the handles of this process. Pinned maps and links stay:
+// the programs keep translating until the next Open or Remove.
+func (l *LB) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	return l.closeHandles()
+}
+
+func (l *LB) closeHandles() error {
+	var errs []error
+	for _, lk := range l.links {
+		errs = append(errs, lk.Close())
+	}
+	l.links = nil
+	if l.destroy != nil {
+		errs = append(errs, l.destroy.Close())
+	}
+	errs = append(errs, l.objs.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close load balancer: %w", err)
+	}
+	return nil
+}
+
+// Remove detaches the programs, unpins the maps and links and removes the
+// pin directory. Sockets connected through a service keep their backend. To
+// remove what a closed instance left pinned, Open it again and Remove.
+func (l *LB) Remove() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	var errs []error
+	for _, lk := range l.links {
+		errs = append(errs, lk.Unpin())
+	}
+	maps := map[string]*ebpf.Map{
+		"lb4_services": l.objs.Lb4Services, "lb4_backends": l.objs.Lb4Backends, "lb4_rr": l.objs.Lb4Rr,
+		"lb4_revnat": l.objs.Lb4Revnat, "lb4_affinity": l.objs.Lb4Affinity,
+	}
+	for _, name := range pinnedMaps {
+		errs = append(errs, maps[name].Unpin())
+	}
+	l.closed = true
+	errs = append(errs, l.closeHandles())
+	if err := os.Remove(l.cfg.PinDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove load balancer: %w", err)
+	}
+	return nil
+}
+
+// Upsert adds or updates a service. New backend slots are written before the
+// service's backend count grows, the count shrinks before slots are deleted,
+// and removed backends are overwritten in place first, so a connect() never
+// sees a half-written service. Clients stuck to a removed backend by
+// affinity are rebalanced, and UDP sockets still connected to it through the
+// service are destroyed (their owner gets ECONNABORTED and reconnects).
+func (l *LB) Upsert(ctx context.Context, svc Service) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n, err := normalize(svc)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	var cur lbLb4Service
+	err = l.objs.Lb4Services.Lookup(&n.key, &cur)
+	switch {
+	case errors.Is(err, ebpf.ErrKeyNotExist):
+		return l.insert(svc, n)
+	case err != nil:
+		return fmt.Errorf("upsert service %s: read service: %w", svc, err)
+	}
+	old, err := l.slots(cur.Id, cur.Count)
+	if err != nil {
+		return fmt.Errorf("upsert service %s: %w", svc, err)
+	}
+	slots, writes := layout(old, n.backends)
+	for _, i := range writes {
+		if err := l.objs.Lb4Backends.Update(lbLb4SlotKey{Id: cur.Id, Slot: uint32(i)}, slots[i], ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("upsert service %s: write backend slot %d: %w", svc, i, err)
+		}
+	}
+	val := lbLb4Service{Id: cur.Id, Count: uint32(len(slots)), Flags: n.flags, AffinityTimeout: n.timeout}
+	if val != cur {
+		if err := l.objs.Lb4Services.Update(&n.key, &val, ebpf.UpdateExist); err != nil {
+			return fmt.Errorf("upsert service %s: write service: %w", svc, err)
+		}
+	}
+	if err := l.deleteSlots(cur.Id, len(slots), len(old)); err != nil {
+		return fmt.Errorf("upsert service %s: %w", svc, err)
+	}
+	kept := make(map[lbLb4Backend]bool, len(slots))
+	for _, b := range slots {
+		kept[b] = true
+	}
+	var removed []lbLb4Backend
+	for _, b := range old {
+		if !kept[b] {
+			removed = append(removed, b)
+			kept[b] = true // once
+		}
+	}
+	// Only a service that had affinity has entries (turning it off purges
+	// them); walking the affinity map costs tens of microseconds.
+	hadAffinity := cur.Flags&flagAffinityClientIP != 0
+	flagsOff := hadAffinity && n.flags&flagAffinityClientIP == 0
+	if hadAffinity && (len(removed) > 0 || flagsOff) {
+		if err := l.purgeAffinity(cur.Id, removed, flagsOff); err != nil {
+			return fmt.Errorf("upsert service %s: %w", svc, err)
+		}
+	}
+	if len(removed) > 0 && svc.Proto == UDP {
+		if err := l.destroySockets(ctx, cur.Id, removed); err != nil {
+			return fmt.Errorf("upsert service %s: %w", svc, err)
+		}
+	}
+	return nil
+}
+
+func (l *LB) insert(svc Service, n normalized) error {
+	id, err := l.allocID()
+	if err != nil {
+		return fmt.Errorf("upsert service %s: %w", svc, err)
+	}
+	fail := func(err error) error {
+		_ = l.deleteSlots(id, 0, len(n.backends))
+		delete(l.ids, id)
+		return fmt.Errorf("upsert service %s: %w", svc, err)
+	}
+	if err := l.objs.Lb4Rr.Update(id, uint32(0), ebpf.UpdateAny); err != nil {
+		return fail(fmt.Errorf("reset round-robin position: %w", err))
+	}
+	for i, b := range n.backends {
+		if err := l.objs.Lb4Backends.Update(lbLb4SlotKey{Id: id, Slot: uint32(i)}, b, ebpf.UpdateAny); err != nil {
+			return fail(fmt.Errorf("write backend slot %d: %w", i, err))
+		}
+	}
+	val := lbLb4Service{Id: id, Count: uint32(len(n.backends)), Flags: n.flags, AffinityTimeout: n.timeout}
+	if err := l.objs.Lb4Services.Update(&n.key, &val, ebpf.UpdateNoExist); err != nil {
+		return fail(fmt.Errorf("write service: %w", err))
+	}
+	return nil
+}
+
+// Delete removes the service VIP:port/proto; deleting a missing service is
+// no error. UDP sockets connected through it are destroyed.
+func (l *LB) Delete(ctx context.Context, vip netip.Addr, port uint16, proto Proto) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	svc := Service{VIP: vip, Port: port, Proto: proto}
+	n, err := normalize(svc)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	var cur lbLb4Service
+	err = l.objs.Lb4Services.Lookup(&n.key, &cur)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete service %s: read service: %w", svc, err)
+	}
+	old, err := l.slots(cur.Id, cur.Count)
+	if err != nil {
+		return fmt.Errorf("delete service %s: %w", svc, err)
+	}
+	if err := l.objs.Lb4Services.Delete(&n.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete service %s: %w", svc, err)
+	}
+	if err := l.deleteSlots(cur.Id, 0, len(old)); err != nil {
+		return fmt.Errorf("delete service %s: %w", svc, err)
+	}
+	delete(l.ids, cur.Id)
+	if cur.Flags&flagAffinityClientIP != 0 {
+		if err := l.purgeAffinity(cur.Id, nil, true); err != nil {
+			return fmt.Errorf("delete service %s: %w", svc, err)
+		}
+	}
+	if proto == UDP && len(old) > 0 {
+		if err := l.destroySockets(ctx, cur.Id, old); err != nil {
+			return fmt.Errorf("delete service %s: %w", svc, err)
+		}
+	}
+	return nil
+}
+
+// Services returns the services the kernel maps hold, sorted by address.
+func (l *LB) Services() ([]Service, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	var (
+		key lbLb4Key
+		val lbLb4Service
+		out []Service
+	)
+	it := l.objs.Lb4Services.Iterate()
+	for it.Next(&key, &val) {
+		s := Service{
+			VIP:   addr4(key.Vip),
+			Port:  ntohs(key.Port),
+			Proto: Proto(key.Proto),
+		}
+		if val.Flags&flagAffinityClientIP != 0 {
+			s.Affinity = ClientIP
+			s.AffinityTimeout = time.Duration(val.AffinityTimeout) * time.Second
+		}
+		slots, err := l.slots(val.Id, val.Count)
+		if err != nil {
+			return nil, fmt.Errorf("list services: %s: %w", s, err)
+		}
+		for _, b := range slots {
+			s.Backends = append(s.Backends, netip.AddrPortFrom(addr4(b.Ip), ntohs(b.Port)))
+		}
+		out = append(out, s)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	sortServices(out)
+	return out, nil
+}
+
+// slots reads backend slots 0..count-1 of service id.
+func (l *LB) slots(id, count uint32) ([]lbLb4Backend, error) {
+	out := make([]lbLb4Backend, count)
+	for i := range out {
+		if err := l.objs.Lb4Backends.Lookup(lbLb4SlotKey{Id: id, Slot: uint32(i)}, &out[i]); err != nil {
+			return nil, fmt.Errorf("read backend slot %d of service id %d: %w", i, id, err)
+		}
+	}
+	return out, nil
+}
+
+// deleteSlots deletes the slots from..to-1 of service id and any stale slot
+// after them that an interrupted update may have left.
+func (l *LB) deleteSlots(id uint32, from, to int) error {
+	for i := from; ; i++ {
+		err := l.objs.Lb4Backends.Delete(lbLb4SlotKey{Id: id, Slot: uint32(i)})
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			if i >= to {
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("delete backend slot %d: %w", i, err)
+		}
+	}
+}
+
+// purgeAffinity forgets the clients of service id stuck to one of removed
+// (or all of them).
+func (l *LB) purgeAffinity(id uint32, removed []lbLb4Backend, all bool) error {
+	gone := make(map[lbLb4Backend]bool, len(removed))
+	for _, b := range removed {
+		gone[b] = true
+	}
+	var (
+		key  lbLb4AffinityKey
+		val  lbLb4Affinity
+		dels []lbLb4AffinityKey
+	)
+	it := l.objs.Lb4Affinity.Iterate()
+	for it.Next(&key, &val) {
+		if key.Id == id && (all || gone[val.Backend]) {
+			dels = append(dels, key)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read affinity: %w", err)
+	}
+	for _, k := range dels {
+		if err := l.objs.Lb4Affinity.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete affinity: %w", err)
+		}
+	}
+	return nil
+}
+
+func ip4(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+func addr4(v uint32) netip.Addr {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+func htons(p uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], p)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func ntohs(p uint16) uint16 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], p)
+	return binary.BigEndian.Uint16(b[:])
+}
