@@ -251,7 +251,9 @@ func startNode(t testing.TB, repoURL string, extra ...string) *node {
 		t.Fatalf("pack: %v\n%s", err, out)
 	}
 	n.args = append([]string{"daemon", "--node-name", n.name, "--data-dir", n.dataDir, "--repo", repoURL,
-		"--socket", n.sock, "--poll", "1s", "--crash-loop-base", "1s", "--log-level", "debug"}, extra...)
+		"--socket", n.sock, "--poll", "1s", "--crash-loop-base", "1s", "--log-level", "debug",
+		// These nodes run in the machine's own network namespace: they must not change it.
+		"--pod-network", "none"}, extra...)
 	n.start()
 	t.Cleanup(func() {
 		n.kill()

@@ -44,7 +44,9 @@ type Config struct {
 	// Token, when set, is required as "Authorization: Bearer <token>" (TCP listeners).
 	Token   string
 	Metrics http.Handler
-	Logger  *slog.Logger
+	// Netplane, when set, returns what the node's service load balancer holds.
+	Netplane func() (any, error)
+	Logger   *slog.Logger
 }
 
 // Error is the body of an error response.
@@ -68,6 +70,18 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
+	mux.HandleFunc("GET /v1/netplane", func(w http.ResponseWriter, _ *http.Request) {
+		if cfg.Netplane == nil {
+			writeError(w, http.StatusNotFound, errors.New("this node runs without a network plane (--pod-network none)"))
+			return
+		}
+		v, err := cfg.Netplane()
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		writeJSON(w, v)
+	})
 	if cfg.Token == "" {
 		return mux
 	}

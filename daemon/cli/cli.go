@@ -70,7 +70,7 @@ and every node runs its pods with libcontainer.`,
 	var cf clientFlags
 	remote := []*cobra.Command{
 		newStatusCmd(s, &cf), newGetCmd(s, &cf), newDescribeCmd(s, &cf), newLogsCmd(s, &cf),
-		newExecCmd(s, &cf), newEventsCmd(s, &cf), newHistoryCmd(s, &cf),
+		newExecCmd(s, &cf), newEventsCmd(s, &cf), newHistoryCmd(s, &cf), newNetplaneCmd(s, &cf),
 	}
 	for _, c := range remote {
 		cf.add(c)

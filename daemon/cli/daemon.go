@@ -16,7 +16,7 @@ import (
 func newDaemonCmd(s Streams) *cobra.Command {
 	var cfg node.Config
 	var labels []string
-	var logLevel, serviceCIDR string
+	var logLevel, serviceCIDR, clusterCIDR string
 	cmd := &cobra.Command{
 		Use:   "daemon --repo URL",
 		Short: "Run this node: follow the repository and converge the cluster to it",
@@ -41,7 +41,15 @@ them over again.`,
 			if err != nil {
 				return usageErrorf("--service-cidr %q: %v", serviceCIDR, err)
 			}
-			cfg.ServiceCIDR = cidr
+			cfg.Net.ServiceCIDR = cidr
+			if cfg.Net.ClusterCIDR, err = netip.ParsePrefix(clusterCIDR); err != nil {
+				return usageErrorf("--cluster-cidr %q: %v", clusterCIDR, err)
+			}
+			switch cfg.Net.Mode {
+			case "bridge", "none":
+			default:
+				return usageErrorf("--pod-network %q: use bridge or none", cfg.Net.Mode)
+			}
 			cfg.Labels = map[string]string{}
 			for _, l := range labels {
 				k, v, ok := strings.Cut(l, "=")
@@ -94,6 +102,12 @@ them over again.`,
 	f.Int64Var(&cfg.ReservedCPU, "reserved-cpu", 100, "millicores kept from pods for the system")
 	f.Int64Var(&cfg.ReservedMemory, "reserved-memory", 256<<20, "bytes of memory kept from pods for the system")
 	f.StringVar(&serviceCIDR, "service-cidr", "10.96.0.0/16", "where Services get their virtual IPs (the same on every node)")
+	f.StringVar(&clusterCIDR, "cluster-cidr", "10.244.0.0/16", "where nodes get their pod CIDRs, a /24 each (the same on every node)")
+	f.StringVar(&cfg.Net.Mode, "pod-network", "bridge", "bridge: pods get addresses on a bridge and Services work; none: pods have only loopback")
+	f.StringVar(&cfg.Net.Domain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	f.StringVar(&cfg.Net.LBCgroup, "lb-cgroup", "", "cgroup v2 directory the service load balancer attaches to (default: the root, so every process of the machine reaches Services)")
+	f.StringSliceVar(&cfg.Net.Upstreams, "dns-upstream", nil, "name servers for names outside the cluster, HOST:PORT (default: the host's resolv.conf)")
+	f.StringSliceVar(&cfg.Addresses, "node-address", nil, "an address other nodes reach this node on (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,12 +53,17 @@ type MasterConfig struct {
 	NodeLostGrace time.Duration
 	// ServiceCIDR is where Services get their virtual IPs (default 10.96.0.0/16).
 	ServiceCIDR netip.Prefix
+	// ClusterCIDR is where nodes get their pod CIDRs, one /24 each (default 10.244.0.0/16).
+	ClusterCIDR netip.Prefix
 	Metrics     *Metrics
 	Logger      *slog.Logger
 }
 
-// DefaultServiceCIDR is where Services get their virtual IPs unless configured.
-var DefaultServiceCIDR = netip.MustParsePrefix("10.96.0.0/16")
+// Default address ranges of a cluster.
+var (
+	DefaultServiceCIDR = netip.MustParsePrefix("10.96.0.0/16")
+	DefaultClusterCIDR = netip.MustParsePrefix("10.244.0.0/16")
+)
 
 // Master accepts commits and runs the controllers while this daemon leads the election.
 type Master struct {
@@ -84,6 +90,9 @@ func NewMaster(cfg MasterConfig) *Master {
 	}
 	if !cfg.ServiceCIDR.IsValid() {
 		cfg.ServiceCIDR = DefaultServiceCIDR
+	}
+	if !cfg.ClusterCIDR.IsValid() {
+		cfg.ClusterCIDR = DefaultClusterCIDR
 	}
 	return &Master{cfg: cfg, log: cfg.Logger.With("component", "master"), headCh: make(chan struct{}, 1),
 		objects: map[string][]manifests.Object{}, lost: map[string]time.Time{}}
@@ -456,6 +465,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	}
 	ops = append(ops, m.deploymentOps(ctx, plan)...)
 	ops = append(ops, m.serviceOps(ctx, objs, pods)...)
+	ops = append(ops, m.podCIDROps(ctx, nodes)...)
 	for len(ops) > 0 {
 		n := min(len(ops), 64)
 		if _, err := lead.Txn(ctx, ops[:n]...); err != nil {
@@ -591,6 +601,47 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 	for key := range prev {
 		if !seen[key] {
 			ops = append(ops, clientv3.OpDelete(key))
+		}
+	}
+	return ops
+}
+
+// podCIDROps gives every registered node without a pod CIDR the lowest free /24 of the cluster
+// CIDR. A node keeps its CIDR for good (until it is removed from the cluster).
+func (m *Master) podCIDROps(ctx context.Context, nodes []reconcile.Node) []clientv3.Op {
+	kvs, _, err := store.List[string](ctx, m.cfg.Store, podCIDRsPrefix)
+	if err != nil {
+		return nil
+	}
+	have := map[string]bool{}
+	used := map[netip.Prefix]bool{}
+	for _, kv := range kvs {
+		have[strings.TrimPrefix(kv.Key, podCIDRsPrefix)] = true
+		if p, err := netip.ParsePrefix(kv.Value); err == nil {
+			used[p] = true
+		}
+	}
+	var ops []clientv3.Op
+	base := m.cfg.ClusterCIDR.Masked()
+	for _, n := range nodes {
+		if have[n.Name] || !n.Ready {
+			continue
+		}
+		b := base.Addr().As4()
+		start := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		for i := uint32(0); ; i++ {
+			v := start + i<<8
+			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), 24)
+			if i >= 1<<16 || base.Bits() > 24 || !base.Contains(p.Addr()) {
+				m.log.Warn("no pod CIDR left for node", "node", n.Name, "cluster", base)
+				break
+			}
+			if !used[p] {
+				used[p] = true
+				ops = append(ops, putOp(PodCIDRKey(n.Name), p.String()))
+				m.log.Info("pod CIDR allocated", "node", n.Name, "cidr", p)
+				break
+			}
 		}
 	}
 	return ops

@@ -26,7 +26,20 @@ const (
 
 func deploymentKey(ns, name string) string { return deploymentsPrefix + ns + "/" + name }
 
-const servicesPrefix = prefix + "services/"
+const (
+	servicesPrefix = prefix + "services/"
+	podCIDRsPrefix = prefix + "podcidrs/"
+)
+
+// PodCIDRKey is where the master records a node's pod CIDR.
+func PodCIDRKey(node string) string { return podCIDRsPrefix + node }
+
+// Prefixes the network plane of a node follows.
+const (
+	ServicesPrefix = servicesPrefix
+	PodCIDRsPrefix = podCIDRsPrefix
+	NodesPrefix    = nodesPrefix
+)
 
 func serviceKey(ns, name string) string { return servicesPrefix + ns + "/" + name }
 

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -54,7 +53,6 @@ type Config struct {
 	StoreCA, StoreCert, StoreKey  string
 	LeaseTTL                      time.Duration
 	NodeLostGrace                 time.Duration
-	ServiceCIDR                   netip.Prefix
 	Socket                        string
 	APIListen                     string // host:port for the TCP API (TLS + token), "" for none
 	APICert, APIKey, APITokenFile string
@@ -65,8 +63,12 @@ type Config struct {
 	AllowUnconfined               bool
 	CrashLoopBase                 time.Duration
 	CgroupParent                  string
-	ReservedCPU, ReservedMemory   int64
-	Logger                        *slog.Logger
+	// Net is the node's network plane.
+	Net NetConfig
+	// Addresses are the node's addresses other nodes reach it on (host-gw routes to its pods).
+	Addresses                   []string
+	ReservedCPU, ReservedMemory int64
+	Logger                      *slog.Logger
 }
 
 // Run runs the node until ctx ends. Pods keep running after it returns.
@@ -148,7 +150,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if cgroup == "" {
 		cgroup = "/shoal/" + cfg.Name
 	}
-	driver, err := linux.New(linux.Config{Root: filepath.Join(cfg.DataDir, "runtime"), Images: images, CgroupParent: cgroup, Logger: log})
+	var network *network
+	var podNetwork linux.Network = linux.LoopbackNetwork{}
+	if cfg.Net.Mode == "bridge" {
+		network = newNetwork(cfg.Net, cfg.Name, cfg.DataDir, st, log)
+		podNetwork = network
+	}
+	driver, err := linux.New(linux.Config{Root: filepath.Join(cfg.DataDir, "runtime"), Images: images, CgroupParent: cgroup, Network: podNetwork, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -191,7 +199,7 @@ func Run(ctx context.Context, cfg Config) error {
 		keyring = string(k)
 	}
 	master := cluster.NewMaster(cluster.MasterConfig{Node: cfg.Name, Store: st, Git: gitAdapter{syncer}, Keyring: keyring,
-		NodeLostGrace: cfg.NodeLostGrace, ServiceCIDR: cfg.ServiceCIDR, Metrics: metrics, Logger: log})
+		NodeLostGrace: cfg.NodeLostGrace, ServiceCIDR: cfg.Net.ServiceCIDR, ClusterCIDR: cfg.Net.ClusterCIDR, Metrics: metrics, Logger: log})
 	goFn("git sync", func() error { return syncer.Run(ctx) })
 	goFn("git heads", func() error {
 		for {
@@ -228,7 +236,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// The agent.
 	var capCPU, capMem int64 = int64(goruntime.NumCPU()) * 1000, memTotal()
-	record := cluster.NodeRecord{Labels: cfg.Labels, Version: buildinfo.Get().Version,
+	if network != nil {
+		goFn("network plane", func() error { return network.run(ctx) })
+	}
+	record := cluster.NodeRecord{Labels: cfg.Labels, Version: buildinfo.Get().Version, Addresses: cfg.Addresses,
 		Capacity:    cluster.Resources{MilliCPU: capCPU, Memory: capMem},
 		Allocatable: cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0)}}
 	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: st, Runtime: rt, Record: record, TTL: cfg.LeaseTTL, Logger: log})
@@ -274,7 +285,11 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		})
 	}
-	serve("api socket", sock, api.NewHandler(api.Config{Backend: backend, Metrics: metricsHandler, Logger: log}), nil)
+	var dump func() (any, error)
+	if network != nil {
+		dump = func() (any, error) { return network.Dump() }
+	}
+	serve("api socket", sock, api.NewHandler(api.Config{Backend: backend, Metrics: metricsHandler, Netplane: dump, Logger: log}), nil)
 	if cfg.APIListen != "" {
 		if cfg.APICert == "" || cfg.APIKey == "" || cfg.APITokenFile == "" {
 			return errors.New("--api-listen needs --api-tls-cert, --api-tls-key and --api-token-file: the TCP API has no anonymous access")
@@ -291,7 +306,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("--api-listen: %w", err)
 		}
-		serve("api tcp", l, api.NewHandler(api.Config{Backend: backend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Logger: log}),
+		serve("api tcp", l, api.NewHandler(api.Config{Backend: backend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Netplane: dump, Logger: log}),
 			&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	if cfg.WebhookListen != "" {

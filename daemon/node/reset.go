@@ -60,6 +60,9 @@ func Reset(ctx context.Context, dataDir, cgroupParent string, grace time.Duratio
 			errs = append(errs, err)
 		}
 	}
+	if err := resetNetwork(ctx, dataDir); err != nil {
+		errs = append(errs, err)
+	}
 	if parent := filepath.Dir(cgroupParent); parent != "/" && parent != "." {
 		_ = libct.RemoveCgroup(parent) // shared with other nodes: only when it is empty
 	}

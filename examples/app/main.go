@@ -3,6 +3,7 @@
 // requests over the replicas.
 //
 //	app [serve] [PORT]    listen on PORT (default $PORT, then 8080)
+//	app lookup NAME       print the addresses NAME resolves to, through the pod's resolv.conf
 //
 // GET /healthz answers "ok" for probes. SIGTERM stops it gracefully.
 package main
@@ -12,15 +13,26 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
 
 func main() {
 	args := os.Args[1:]
+	if len(args) == 2 && args[0] == "lookup" {
+		addrs, err := net.DefaultResolver.LookupHost(context.Background(), args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(strings.Join(addrs, " "))
+		return
+	}
 	if len(args) > 0 && args[0] == "serve" {
 		args = args[1:]
 	}

@@ -61,6 +61,9 @@ echo
 "$SHOAL" status
 echo
 "$SHOAL" get pods -o wide
+echo
+"$SHOAL" get services -o wide
+vip=$("$SHOAL" get services hello -o json | sed -n 's/.*"clusterIP": "\([0-9.]*\)".*/\1/p' | head -1)
 cat <<EOT
 
 The cluster runs and follows $DEMO_DIR/repo. Try:
@@ -72,6 +75,9 @@ The cluster runs and follows $DEMO_DIR/repo. Try:
   git revert --no-edit HEAD         # roll back: a new commit like any other
   shoal history                     # every commit seen, applied or rejected, and how long it took
   shoal get pods -o wide; shoal logs <pod>; shoal describe deployment hello
+  curl http://${vip:-<cluster IP>}/                  # the hello Service: each request to the next replica
+  shoal exec <pod> -- /app lookup hello   # the cluster DNS from inside a pod
+  shoal netplane dump                     # what the node's eBPF load balancer holds
 
 make demo-down stops the daemon and removes everything the demo made.
 EOT

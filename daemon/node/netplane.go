@@ -1,0 +1,328 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/cluster"
+	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/netplane/dns"
+	"github.com/shoal-dev/shoal/netplane/lb"
+	"github.com/shoal-dev/shoal/netplane/podnet"
+	"golang.org/x/sys/unix"
+)
+
+// NetConfig is the network plane of a node.
+type NetConfig struct {
+	// Mode is "bridge" (pods get addresses on a bridge, Services work) or "none" (pods have only
+	// loopback; for nodes that must not change the host's network).
+	Mode        string
+	ClusterCIDR netip.Prefix
+	ServiceCIDR netip.Prefix
+	Domain      string
+	// LBCgroup is the cgroup v2 directory the socket load balancer attaches to: "" for the root
+	// of the cgroup v2 hierarchy (every process of the machine, as Cilium does), or the node's
+	// own subtree for several nodes on one machine.
+	LBCgroup string
+	// Upstreams for names outside the cluster (default: the host's resolv.conf).
+	Upstreams []string
+}
+
+// netState is kept in the data dir so that `shoal node reset` can undo the network plane.
+type netState struct {
+	Node     string `json:"node"`
+	PodCIDR  string `json:"podCIDR"`
+	PinDir   string `json:"pinDir"`
+	LBCgroup string `json:"lbCgroup"`
+}
+
+// network is the node's network plane: the pod network (once the master has given the node a
+// pod CIDR), the Service load balancer and the DNS server, fed from the store.
+type network struct {
+	cfg     NetConfig
+	node    string
+	dataDir string
+	st      *store.Client
+	log     *slog.Logger
+
+	ready chan struct{} // closed once net is set
+	net   *podnet.Net
+	lb    *lb.LB
+	dns   *dns.Server
+	mu    sync.Mutex
+}
+
+func newNetwork(cfg NetConfig, node, dataDir string, st *store.Client, log *slog.Logger) *network {
+	return &network{cfg: cfg, node: node, dataDir: dataDir, st: st, log: log.With("component", "netplane"), ready: make(chan struct{})}
+}
+
+// Setup gives a pod its network once the node's pod network exists (linux.Network).
+func (n *network) Setup(ctx context.Context, uid, namespace, name, netnsPath string) (string, error) {
+	select {
+	case <-n.ready:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return n.net.Setup(ctx, uid, namespace, name, netnsPath)
+}
+
+// Teardown releases a pod's network.
+func (n *network) Teardown(ctx context.Context, uid, netnsPath string) error {
+	select {
+	case <-n.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return n.net.Teardown(ctx, uid, netnsPath)
+}
+
+// DNS returns the pods' resolv.conf.
+func (n *network) DNS(namespace string) string {
+	select {
+	case <-n.ready:
+		return n.net.DNS(namespace)
+	default:
+		return ""
+	}
+}
+
+// cgroup2Root finds the mount point of the cgroup v2 hierarchy.
+func cgroup2Root() (string, error) {
+	for _, p := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		var fs unix.Statfs_t
+		if err := unix.Statfs(p, &fs); err == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC {
+			return p, nil
+		}
+	}
+	return "", errors.New("no cgroup v2 hierarchy is mounted (at /sys/fs/cgroup/unified or /sys/fs/cgroup): the service load balancer needs one")
+}
+
+// run waits for the node's pod CIDR, builds the network plane and keeps it in step with the
+// store until ctx ends. The pinned load balancer and the bridge stay for the pods when it ends.
+func (n *network) run(ctx context.Context) error {
+	var cidr netip.Prefix
+	for {
+		v, _, found, err := store.Get[string](ctx, n.st, cluster.PodCIDRKey(n.node))
+		if err == nil && found {
+			if cidr, err = netip.ParsePrefix(v); err == nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	gw := cidr.Masked().Addr().Next()
+	net, err := podnet.New(ctx, podnet.Config{Node: n.node, PodCIDR: cidr, ServiceCIDR: n.cfg.ServiceCIDR, ClusterCIDR: n.cfg.ClusterCIDR,
+		StateDir: filepath.Join(n.dataDir, "netplane", "ipam"), DNSServer: gw, ClusterDomain: n.cfg.Domain})
+	if err != nil {
+		return fmt.Errorf("pod network: %w", err)
+	}
+	cg := n.cfg.LBCgroup
+	if cg == "" {
+		if cg, err = cgroup2Root(); err != nil {
+			return err
+		}
+	}
+	pins := filepath.Join("/sys/fs/bpf/shoal", n.node)
+	balancer, err := lb.Open(lb.Config{CgroupPath: cg, PinDir: pins})
+	if err != nil {
+		return fmt.Errorf("service load balancer: %w", err)
+	}
+	if err := writeNetState(n.dataDir, netState{Node: n.node, PodCIDR: cidr.String(), PinDir: pins, LBCgroup: cg}); err != nil {
+		return err
+	}
+	server, err := dns.New(dns.Config{Domain: n.cfg.Domain, Listen: []string{gw.String() + ":53"}, Upstreams: n.cfg.Upstreams, Logger: n.log})
+	if err != nil {
+		return fmt.Errorf("dns server: %w", err)
+	}
+	n.mu.Lock()
+	n.net, n.lb, n.dns = net, balancer, server
+	n.mu.Unlock()
+	close(n.ready)
+	n.log.Info("network plane ready", "podCIDR", cidr, "gateway", gw, "lbCgroup", cg)
+	defer balancer.Close()
+	defer net.Close()
+	done := make(chan error, 1)
+	go func() { done <- server.Run(ctx) }()
+	defer func() { <-done }()
+
+	for ctx.Err() == nil {
+		kvs, rev, err := store.List[cluster.ServiceRecord](ctx, n.st, cluster.ServicesPrefix)
+		if err != nil {
+			time.Sleep(time.Second)
+			continue
+		}
+		svcs := map[string]cluster.ServiceRecord{}
+		for _, kv := range kvs {
+			svcs[kv.Key] = kv.Value
+		}
+		n.program(ctx, svcs)
+		for ev := range store.Watch[cluster.ServiceRecord](ctx, n.st, cluster.ServicesPrefix, rev+1) {
+			if ev.Type == store.EventResync {
+				break
+			}
+			switch ev.Type {
+			case store.EventPut:
+				svcs[ev.Key] = ev.Value
+			case store.EventDelete:
+				delete(svcs, ev.Key)
+			}
+			n.program(ctx, svcs)
+		}
+	}
+	return nil
+}
+
+// program makes the load balancer and the DNS server match the Services.
+func (n *network) program(ctx context.Context, svcs map[string]cluster.ServiceRecord) {
+	var records []dns.Service
+	type key struct {
+		vip   netip.Addr
+		port  uint16
+		proto lb.Proto
+	}
+	want := map[key]lb.Service{}
+	for _, s := range svcs {
+		ip, _ := netip.ParseAddr(s.ClusterIP)
+		rec := dns.Service{Namespace: s.Namespace, Name: s.Name, ClusterIP: ip, Headless: s.Headless}
+		for _, p := range s.Ports {
+			rec.Ports = append(rec.Ports, dns.Port{Name: p.Name, Protocol: p.Protocol, Port: uint16(p.Port)})
+		}
+		for _, e := range s.Endpoints {
+			if a, err := netip.ParseAddr(e.IP); err == nil {
+				rec.Endpoints = append(rec.Endpoints, a)
+			}
+		}
+		records = append(records, rec)
+		if !ip.IsValid() {
+			continue
+		}
+		for _, p := range s.Ports {
+			proto := lb.TCP
+			if p.Protocol == "UDP" {
+				proto = lb.UDP
+			}
+			svc := lb.Service{VIP: ip, Port: uint16(p.Port), Proto: proto}
+			if s.SessionAffinity == "ClientIP" {
+				svc.Affinity = lb.ClientIP
+				svc.AffinityTimeout = time.Duration(s.AffinityTimeout) * time.Second
+			}
+			for _, e := range s.Endpoints {
+				a, err := netip.ParseAddr(e.IP)
+				target, ok := e.Ports[p.Name]
+				if err != nil || !ok {
+					continue
+				}
+				svc.Backends = append(svc.Backends, netip.AddrPortFrom(a, uint16(target)))
+			}
+			slices.SortFunc(svc.Backends, func(a, b netip.AddrPort) int { return a.Compare(b) })
+			want[key{ip, svc.Port, proto}] = svc
+		}
+	}
+	n.dns.Update(records)
+	have, err := n.lb.Services()
+	if err != nil {
+		n.log.Warn("read the load balancer's services", "err", err)
+		return
+	}
+	for _, h := range have {
+		k := key{h.VIP, h.Port, h.Proto}
+		w, ok := want[k]
+		if !ok {
+			if err := n.lb.Delete(ctx, h.VIP, h.Port, h.Proto); err != nil {
+				n.log.Warn("delete service", "vip", h.VIP, "port", h.Port, "err", err)
+			}
+			continue
+		}
+		if sameLB(h, w) {
+			delete(want, k)
+		}
+	}
+	for _, w := range want {
+		if err := n.lb.Upsert(ctx, w); err != nil {
+			n.log.Warn("program service", "service", w.String(), "err", err)
+		}
+	}
+}
+
+func sameLB(a, b lb.Service) bool {
+	if a.Affinity != b.Affinity || (a.Affinity == lb.ClientIP && a.AffinityTimeout != b.AffinityTimeout) || len(a.Backends) != len(b.Backends) {
+		return false
+	}
+	x, y := slices.Clone(a.Backends), slices.Clone(b.Backends)
+	slices.SortFunc(x, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	slices.SortFunc(y, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	return slices.Equal(x, y)
+}
+
+// Dump returns what the load balancer holds, for `shoal netplane dump`.
+func (n *network) Dump() ([]lb.Service, error) {
+	n.mu.Lock()
+	l := n.lb
+	n.mu.Unlock()
+	if l == nil {
+		return nil, errors.New("the network plane is not ready yet (waiting for the node's pod CIDR)")
+	}
+	return l.Services()
+}
+
+func writeNetState(dataDir string, st netState) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(dataDir, "netplane", "state.json")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(p, data, 0o600)
+}
+
+// resetNetwork removes the pod network and the load balancer a node made.
+func resetNetwork(ctx context.Context, dataDir string) error {
+	data, err := os.ReadFile(filepath.Join(dataDir, "netplane", "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st netState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("netplane state: %w", err)
+	}
+	var errs []error
+	if cidr, err := netip.ParsePrefix(st.PodCIDR); err == nil {
+		net, err := podnet.New(ctx, podnet.Config{Node: st.Node, PodCIDR: cidr, StateDir: filepath.Join(dataDir, "netplane", "ipam")})
+		if err == nil {
+			err = net.Remove(ctx)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pod network: %w", err))
+		}
+	}
+	if st.PinDir != "" && strings.HasPrefix(st.PinDir, "/sys/fs/bpf/") {
+		l, err := lb.Open(lb.Config{CgroupPath: st.LBCgroup, PinDir: st.PinDir})
+		if err == nil {
+			err = l.Remove()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("load balancer: %w", err))
+		}
+		_ = os.Remove(filepath.Dir(st.PinDir)) // /sys/fs/bpf/shoal, when empty
+	}
+	return errors.Join(errs...)
+}
