@@ -158,6 +158,12 @@ func (n *network) run(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- server.Run(ctx) }()
 	defer func() { <-done }()
+	routesDone := make(chan struct{})
+	go func() {
+		defer close(routesDone)
+		n.routes(ctx, net)
+	}()
+	defer func() { <-routesDone }()
 
 	for ctx.Err() == nil {
 		kvs, rev, err := store.List[cluster.ServiceRecord](ctx, n.st, cluster.ServicesPrefix)
@@ -184,6 +190,54 @@ func (n *network) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// routes keeps a route to every other node's pod CIDR through that node's first address
+// (host-gw).
+func (n *network) routes(ctx context.Context, net *podnet.Net) {
+	var last string
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		cidrs, _, err1 := store.List[string](ctx, n.st, cluster.PodCIDRsPrefix)
+		nodes, _, err2 := store.List[cluster.NodeRecord](ctx, n.st, cluster.NodesPrefix)
+		if err1 == nil && err2 == nil {
+			addr := map[string]netip.Addr{}
+			for _, kv := range nodes {
+				for _, a := range kv.Value.Addresses {
+					if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
+						addr[kv.Value.Name] = ip
+						break
+					}
+				}
+			}
+			var routes []podnet.Route
+			for _, kv := range cidrs {
+				node := strings.TrimPrefix(kv.Key, cluster.PodCIDRsPrefix)
+				p, err := netip.ParsePrefix(kv.Value)
+				via, ok := addr[node]
+				if node == n.node || err != nil || !ok {
+					continue
+				}
+				routes = append(routes, podnet.Route{CIDR: p, Via: via})
+			}
+			slices.SortFunc(routes, func(a, b podnet.Route) int { return a.CIDR.Addr().Compare(b.CIDR.Addr()) })
+			key := fmt.Sprint(routes)
+			if key != last {
+				if err := net.SetRoutes(ctx, routes); err != nil {
+					n.log.Warn("routes to other nodes' pods", "err", err)
+				} else {
+					last = key
+					n.log.Info("routes to other nodes' pods", "routes", key)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // program makes the load balancer and the DNS server match the Services.
