@@ -169,8 +169,8 @@ func TestMasterAndAgentConverge(t *testing.T) {
 	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n"
 	one := c.git.commit("", "web: 2", map[string]string{"web.yaml": deploymentYAML("web", 2, "registry.local/app:v1"), "svc.yaml": svc})
 	c.push(one)
-	s := c.waitFor("convergence", func(s *Snapshot) bool { return s.Converged == one })
-	s = c.waitFor("service endpoints", func(s *Snapshot) bool { return len(s.Services["default/web"].Endpoints) == 2 })
+	c.waitFor("convergence", func(s *Snapshot) bool { return s.Converged == one })
+	s := c.waitFor("service endpoints", func(s *Snapshot) bool { return len(s.Services["default/web"].Endpoints) == 2 })
 	if rec := s.Services["default/web"]; rec.ClusterIP != "10.96.0.1" || rec.Endpoints[0].Ports[""] != 8080 {
 		t.Errorf("service record %+v, want 10.96.0.1 with 2 endpoints on port 8080", rec)
 	}

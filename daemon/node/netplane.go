@@ -157,7 +157,11 @@ func (n *network) run(ctx context.Context) error {
 	defer net.Close()
 	done := make(chan error, 1)
 	go func() { done <- server.Run(ctx) }()
-	defer func() { <-done }()
+	defer func() {
+		if err := <-done; err != nil {
+			n.log.Warn("dns server stopped", "err", err)
+		}
+	}()
 	routesDone := make(chan struct{})
 	go func() {
 		defer close(routesDone)

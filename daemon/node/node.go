@@ -235,7 +235,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 
 	// The agent.
-	var capCPU, capMem int64 = int64(goruntime.NumCPU()) * 1000, memTotal()
+	capCPU, capMem := int64(goruntime.NumCPU())*1000, memTotal()
 	if network != nil {
 		goFn("network plane", func() error { return network.run(ctx) })
 	}

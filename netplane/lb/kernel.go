@@ -71,7 +71,7 @@ func Open(cfg Config) (*LB, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			l.closeHandles()
+			_ = l.closeHandles() // the error that got us here is the one to report
 		}
 	}()
 	for _, h := range hooks {
