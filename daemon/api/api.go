@@ -33,6 +33,8 @@ type Backend interface {
 	Events(ctx context.Context) ([]cluster.Event, error)
 	Logs(ctx context.Context, namespace, name, container string, opts runtime.LogOptions, w io.Writer) error
 	Exec(ctx context.Context, namespace, name, container string, opts runtime.ExecOptions) (int, error)
+	// Cordon marks a node unschedulable (drain: and moves its Deployment pods), or clears the mark.
+	Cordon(ctx context.Context, node string, cordon, drain bool) error
 }
 
 // ErrNotFound is returned by a Backend for an unknown pod or container.
@@ -67,6 +69,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/{kind}", h.list)
 	mux.HandleFunc("GET /v1/namespaces/{ns}/pods/{name}/log", h.logs)
 	mux.HandleFunc("POST /v1/namespaces/{ns}/pods/{name}/exec", h.exec)
+	mux.HandleFunc("POST /v1/nodes/{name}/{action}", h.nodeAction)
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
@@ -342,6 +345,29 @@ func (h *handler) exec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = out.frame(StreamExit, []byte(strconv.Itoa(code)))
+}
+
+func (h *handler) nodeAction(w http.ResponseWriter, r *http.Request) {
+	var cordon, drain bool
+	switch r.PathValue("action") {
+	case "cordon":
+		cordon = true
+	case "drain":
+		cordon, drain = true, true
+	case "uncordon":
+	default:
+		writeError(w, http.StatusNotFound, fmt.Errorf("unknown node action %q: use cordon, uncordon or drain", r.PathValue("action")))
+		return
+	}
+	if err := h.cfg.Backend.Cordon(r.Context(), r.PathValue("name"), cordon, drain); err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrNotFound) {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, err)
+		return
+	}
+	writeJSON(w, map[string]string{"node": r.PathValue("name"), "action": r.PathValue("action")})
 }
 
 // ListenUnix listens on a unix socket at path that only its owner (root) may use. A stale socket

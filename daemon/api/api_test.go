@@ -60,6 +60,13 @@ func (backend) Exec(_ context.Context, _, _, _ string, opts runtime.ExecOptions)
 	return 7, nil
 }
 
+func (backend) Cordon(_ context.Context, node string, _, _ bool) error {
+	if node != "n1" {
+		return api.ErrNotFound
+	}
+	return nil
+}
+
 func serve(t *testing.T, token string) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
@@ -103,6 +110,13 @@ func TestAPI(t *testing.T) {
 	}
 	if err := c.Get(ctx, "/v1/widgets", nil, &list); err == nil || !strings.Contains(err.Error(), "unknown resource") {
 		t.Errorf("unknown resource: %v", err)
+	}
+
+	if err := c.Post(ctx, "/v1/nodes/n1/drain"); err != nil {
+		t.Errorf("drain n1: %v", err)
+	}
+	if err := c.Post(ctx, "/v1/nodes/n9/cordon"); err == nil {
+		t.Error("cordon of an unknown node succeeded")
 	}
 
 	var logs bytes.Buffer

@@ -71,6 +71,9 @@ and every node runs its pods with libcontainer.`,
 	remote := []*cobra.Command{
 		newStatusCmd(s, &cf), newGetCmd(s, &cf), newDescribeCmd(s, &cf), newLogsCmd(s, &cf),
 		newExecCmd(s, &cf), newEventsCmd(s, &cf), newHistoryCmd(s, &cf), newNetplaneCmd(s, &cf),
+		newNodeActionCmd(s, &cf, "cordon", "Mark a node unschedulable: its pods stay, new pods go elsewhere"),
+		newNodeActionCmd(s, &cf, "uncordon", "Make a cordoned or drained node schedulable again"),
+		newNodeActionCmd(s, &cf, "drain", "Cordon a node and move its Deployment pods to other nodes"),
 	}
 	for _, c := range remote {
 		cf.add(c)

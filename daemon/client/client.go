@@ -136,6 +136,15 @@ func (c *Client) Get(ctx context.Context, path string, q url.Values, v any) erro
 	return nil
 }
 
+// Post sends an empty POST to path (node actions).
+func (c *Client) Post(ctx context.Context, path string) error {
+	resp, err := c.do(ctx, http.MethodPost, path, nil, nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
 // GetRaw returns the raw JSON answer to GET path.
 func (c *Client) GetRaw(ctx context.Context, path string, q url.Values) ([]byte, error) {
 	resp, err := c.do(ctx, http.MethodGet, path, q, nil)

@@ -79,6 +79,11 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 			if err = json.Unmarshal(val, &r); err == nil {
 				s.Services[r.Namespace+"/"+r.Name] = r
 			}
+		case strings.HasPrefix(key, cordonPrefix):
+			if s.Cordoned == nil {
+				s.Cordoned = map[string]bool{}
+			}
+			s.Cordoned[strings.TrimPrefix(key, cordonPrefix)] = true
 		case strings.HasPrefix(key, deploymentsPrefix):
 			var d DeploymentRecord
 			if err = json.Unmarshal(val, &d); err == nil {
@@ -178,4 +183,18 @@ func (b *Backend) Exec(ctx context.Context, namespace, name, container string, o
 		return -1, err
 	}
 	return b.Runtime.Exec(ctx, pl.Spec.UID, container, opts)
+}
+
+// Cordon marks a node unschedulable (and, with drain, moves its Deployment pods elsewhere), or
+// with cordon false makes it schedulable again.
+func (b *Backend) Cordon(ctx context.Context, node string, cordon, drain bool) error {
+	if _, _, found, err := store.Get[NodeRecord](ctx, b.Store, nodeKey(node)); err != nil {
+		return err
+	} else if !found {
+		return fmt.Errorf("node %q: %w", node, runtime.ErrNotFound)
+	}
+	if !cordon {
+		return store.Delete(ctx, b.Store, cordonKey(node))
+	}
+	return store.Put(ctx, b.Store, cordonKey(node), CordonRecord{Drain: drain, Since: time.Now()})
 }

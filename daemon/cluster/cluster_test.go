@@ -224,3 +224,51 @@ func TestMasterAndAgentConverge(t *testing.T) {
 		t.Errorf("events: %v, %d", err, len(evs))
 	}
 }
+
+func TestCordonAndDrain(t *testing.T) {
+	c := newTestCluster(t)
+	ctx := context.Background()
+	one := c.git.commit("", "web: 2", map[string]string{"web.yaml": deploymentYAML("web", 2, "registry.local/app:v1")})
+	c.push(one)
+	c.waitFor("convergence", func(s *Snapshot) bool { return s.Converged == one })
+
+	if err := c.backend.Cordon(ctx, "n1", true, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.backend.Cordon(ctx, "nope", true, false); err == nil {
+		t.Error("cordon of an unknown node succeeded")
+	}
+	three := c.git.commit(one, "web: 3", map[string]string{"web.yaml": deploymentYAML("web", 3, "registry.local/app:v1")})
+	c.push(three)
+	s := c.waitFor("a pending pod", func(s *Snapshot) bool { return s.Status().Pending == 1 })
+	if !s.Status().Nodes[0].Unschedulable {
+		t.Error("status does not show the cordoned node as unschedulable")
+	}
+	running := 0
+	for _, p := range s.Pods() {
+		if p.Node == "n1" {
+			running++
+		}
+	}
+	if running != 2 {
+		t.Errorf("%d pods on the cordoned node, want the 2 that were there", running)
+	}
+
+	if err := c.backend.Cordon(ctx, "n1", false, false); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("the pending pod placed after uncordon", func(s *Snapshot) bool { return s.Converged == three && s.Status().Pending == 0 })
+
+	// Drain: the Deployment's pods leave the node; with no other node they wait as Pending.
+	if err := c.backend.Cordon(ctx, "n1", true, true); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("the node drained", func(s *Snapshot) bool {
+		for _, p := range s.Pods() {
+			if p.Node == "n1" {
+				return false
+			}
+		}
+		return s.Status().Pending == 3
+	})
+}

@@ -340,6 +340,14 @@ func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Nod
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	cordons, _, err := store.List[CordonRecord](ctx, m.cfg.Store, cordonPrefix)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cordoned := map[string]bool{}
+	for _, kv := range cordons {
+		cordoned[strings.TrimPrefix(kv.Key, cordonPrefix)] = true
+	}
 	status := map[string]PodStatusRecord{}
 	for _, s := range sts {
 		status[s.Value.UID] = s.Value
@@ -349,7 +357,7 @@ func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Nod
 	registered := map[string]bool{}
 	for _, n := range nodes {
 		registered[n.Value.Name] = true
-		rnodes = append(rnodes, reconcile.Node{Name: n.Value.Name, Ready: true, Unschedulable: n.Value.Unschedulable,
+		rnodes = append(rnodes, reconcile.Node{Name: n.Value.Name, Ready: true, Unschedulable: n.Value.Unschedulable || cordoned[n.Value.Name],
 			Labels: n.Value.Labels, Allocatable: reconcile.Resources(n.Value.Allocatable)})
 	}
 	byUID := map[string]Placement{}
@@ -466,6 +474,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	ops = append(ops, m.deploymentOps(ctx, plan)...)
 	ops = append(ops, m.serviceOps(ctx, objs, pods)...)
 	ops = append(ops, m.podCIDROps(ctx, nodes)...)
+	ops = append(ops, m.drainOps(ctx, plan, byUID)...)
 	for len(ops) > 0 {
 		n := min(len(ops), 64)
 		if _, err := lead.Txn(ctx, ops[:n]...); err != nil {
@@ -602,6 +611,40 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 		if !seen[key] {
 			ops = append(ops, clientv3.OpDelete(key))
 		}
+	}
+	return ops
+}
+
+// drainOps moves the Deployment pods off draining nodes: they are stopped, and the controllers
+// start replacements on schedulable nodes. Standalone pods stay, as kubectl drain leaves
+// unmanaged pods without --force.
+func (m *Master) drainOps(ctx context.Context, plan reconcile.Plan, byUID map[string]Placement) []clientv3.Op {
+	cordons, _, err := store.List[CordonRecord](ctx, m.cfg.Store, cordonPrefix)
+	if err != nil {
+		return nil
+	}
+	draining := map[string]bool{}
+	for _, kv := range cordons {
+		if kv.Value.Drain {
+			draining[strings.TrimPrefix(kv.Key, cordonPrefix)] = true
+		}
+	}
+	if len(draining) == 0 {
+		return nil
+	}
+	planned := map[string]bool{}
+	for _, a := range plan.Actions {
+		if d, ok := a.(reconcile.DeletePod); ok {
+			planned[d.UID] = true
+		}
+	}
+	var ops []clientv3.Op
+	for uid, pl := range byUID {
+		if !draining[pl.Node] || pl.Owner == "" || pl.Terminating || planned[uid] {
+			continue
+		}
+		pl.Terminating, pl.Reason = true, "Drained"
+		ops = append(ops, putOp(placementKey(pl.Node, uid), pl))
 	}
 	return ops
 }

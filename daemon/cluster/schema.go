@@ -34,6 +34,17 @@ const (
 // PodCIDRKey is where the master records a node's pod CIDR.
 func PodCIDRKey(node string) string { return podCIDRsPrefix + node }
 
+const cordonPrefix = prefix + "cordon/"
+
+func cordonKey(node string) string { return cordonPrefix + node }
+
+// CordonRecord is an operator's maintenance mark on a node: no new pods (cordon), and with Drain
+// its Deployment pods move to other nodes.
+type CordonRecord struct {
+	Drain bool      `json:"drain,omitempty"`
+	Since time.Time `json:"since"`
+}
+
 // Prefixes the network plane of a node follows.
 const (
 	ServicesPrefix = servicesPrefix

@@ -26,6 +26,7 @@ type Snapshot struct {
 	Statuses    map[string]PodStatusRecord // by pod UID
 	Deployments map[string]DeploymentRecord
 	Services    map[string]ServiceRecord // by namespace/name
+	Cordoned    map[string]bool          // nodes marked unschedulable by an operator
 }
 
 // DeploymentRecord is the master's view of a Deployment's rollout.
@@ -149,7 +150,7 @@ func (s *Snapshot) Status() Status {
 	}
 	for _, n := range s.Nodes {
 		st.Nodes = append(st.Nodes, NodeStatus{Name: n.Name, Ready: true, Master: n.Name == s.Leader,
-			Unschedulable: n.Unschedulable, Converged: n.Converged, PodsRunning: n.PodsRunning,
+			Unschedulable: n.Unschedulable || s.Cordoned[n.Name], Converged: n.Converged, PodsRunning: n.PodsRunning,
 			PodsDesired: n.PodsDesired, Heartbeat: n.Heartbeat})
 	}
 	slices.SortFunc(st.Nodes, func(a, b NodeStatus) int { return cmp.Compare(a.Name, b.Name) })
@@ -325,7 +326,7 @@ func (s *Snapshot) NodeList(f Filter) (List, error) {
 			"apiVersion": "v1", "kind": "Node",
 			"metadata": map[string]any{"name": n.Name, "labels": n.Labels, "creationTimestamp": n.StartedAt.UTC().Format(time.RFC3339),
 				"annotations": map[string]string{"shoal.dev/role": role, "shoal.dev/converged-commit": n.Converged}},
-			"spec": map[string]any{"unschedulable": n.Unschedulable},
+			"spec": map[string]any{"unschedulable": n.Unschedulable || s.Cordoned[n.Name]},
 			"status": map[string]any{
 				"conditions":  []map[string]any{{"type": "Ready", "status": "True", "lastHeartbeatTime": n.Heartbeat.UTC().Format(time.RFC3339)}},
 				"addresses":   addrs,
