@@ -44,6 +44,12 @@ type Endpoint struct {
 	Ports map[string]int32 // by Service port name: the pod's port for it
 }
 
+// NodePortRange is where NodePort Services get their ports when spec.ports[].nodePort is unset.
+const (
+	NodePortMin = 30000
+	NodePortMax = 32767
+)
+
 // ServicePlan is the outcome of Services.
 type ServicePlan struct {
 	Services []ServiceState
@@ -67,7 +73,10 @@ type PodAddr struct {
 // already has (allocated), honouring spec.clusterIP — and its endpoints among the pods. It is
 // pure and deterministic: allocations go to the lowest free address, Services in order of
 // namespace and name.
-func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Addr]string, cidr netip.Prefix) ServicePlan {
+//
+// NodePort Services get a node port for each port that does not name one: the one they had
+// (nodePorts, keyed "namespace/name/port name"), or the lowest free one of the node port range.
+func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Addr]string, nodePorts map[string]int32, cidr netip.Prefix) ServicePlan {
 	plan := ServicePlan{Allocated: map[netip.Addr]string{}}
 	var svcs []*manifests.Service
 	for _, o := range objects {
@@ -123,6 +132,43 @@ func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Ad
 		}
 		used[next], ips[key] = true, next
 	}
+	// Node ports: those asked for in spec and those kept first, then the rest, lowest free.
+	usedPorts := map[int32]bool{}
+	ports := map[string]int32{}
+	for _, s := range svcs {
+		if s.Spec.Type != manifests.ServiceTypeNodePort {
+			continue
+		}
+		for _, p := range s.Spec.Ports {
+			key := s.Namespace + "/" + s.Name + "/" + p.Name
+			switch {
+			case p.NodePort != 0:
+				usedPorts[p.NodePort], ports[key] = true, p.NodePort
+			case nodePorts[key] != 0 && !usedPorts[nodePorts[key]]:
+				usedPorts[nodePorts[key]], ports[key] = true, nodePorts[key]
+			}
+		}
+	}
+	nextPort := int32(NodePortMin)
+	for _, s := range svcs {
+		if s.Spec.Type != manifests.ServiceTypeNodePort {
+			continue
+		}
+		for _, p := range s.Spec.Ports {
+			key := s.Namespace + "/" + s.Name + "/" + p.Name
+			if ports[key] != 0 {
+				continue
+			}
+			for nextPort <= NodePortMax && usedPorts[nextPort] {
+				nextPort++
+			}
+			if nextPort > NodePortMax {
+				plan.Errors = append(plan.Errors, fmt.Sprintf("Service %s/%s: no node port left in %d-%d", s.Namespace, s.Name, NodePortMin, NodePortMax))
+				continue
+			}
+			usedPorts[nextPort], ports[key] = true, nextPort
+		}
+	}
 	for _, s := range svcs {
 		key := s.Namespace + "/" + s.Name
 		st := ServiceState{Namespace: s.Namespace, Name: s.Name, Headless: s.Spec.ClusterIP == "None", Type: s.Spec.Type,
@@ -134,7 +180,7 @@ func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Ad
 			plan.Allocated[st.ClusterIP] = key
 		}
 		for _, p := range s.Spec.Ports {
-			st.Ports = append(st.Ports, ServicePortState{Name: p.Name, Protocol: p.Protocol, Port: p.Port, NodePort: p.NodePort, TargetPort: p.TargetPort})
+			st.Ports = append(st.Ports, ServicePortState{Name: p.Name, Protocol: p.Protocol, Port: p.Port, NodePort: ports[key+"/"+p.Name], TargetPort: p.TargetPort})
 		}
 		if len(s.Spec.Selector) > 0 {
 			for _, p := range pods {

@@ -35,7 +35,7 @@ func TestServicesAllocateAndSelect(t *testing.T) {
 		{Pod: podWith("web-3", map[string]string{"app": "web"}), IP: netip.MustParseAddr("10.244.0.4"), Node: "n1", Ready: false},
 		{Pod: podWith("web-4", map[string]string{"app": "web"}), IP: netip.MustParseAddr("10.244.0.5"), Node: "n1", Ready: true, Terminating: true},
 	}
-	plan := Services(objs, pods, nil, cidr)
+	plan := Services(objs, pods, nil, nil, cidr)
 	if len(plan.Errors) != 0 {
 		t.Fatalf("errors %v", plan.Errors)
 	}
@@ -53,7 +53,7 @@ func TestServicesAllocateAndSelect(t *testing.T) {
 	}
 	// Addresses stay with their Service across plans, whatever else comes and goes.
 	objs = append([]manifests.Object{service("aa", "", nil, manifests.FromInt(80))}, objs[1:]...)
-	again := Services(objs, pods, plan.Allocated, cidr)
+	again := Services(objs, pods, plan.Allocated, nil, cidr)
 	for _, s := range again.Services {
 		if s.Name == "a" && s.ClusterIP != netip.MustParseAddr("10.96.0.2") {
 			t.Errorf("service a moved to %s", s.ClusterIP)
@@ -72,9 +72,38 @@ func TestServicesErrors(t *testing.T) {
 		service("c", "", nil, manifests.FromInt(80)),
 		service("d", "192.168.1.1", nil, manifests.FromInt(80)),
 	}
-	plan := Services(objs, nil, nil, cidr)
+	plan := Services(objs, nil, nil, nil, cidr)
 	msg := strings.Join(plan.Errors, "\n")
 	if !strings.Contains(msg, "Service default/c: the service CIDR 10.96.0.0/30 is full") || !strings.Contains(msg, "not in the service CIDR") {
 		t.Errorf("errors %q", msg)
+	}
+}
+
+func TestNodePorts(t *testing.T) {
+	cidr := netip.MustParsePrefix("10.96.0.0/16")
+	np := func(name string, port int32) *manifests.Service {
+		s := service(name, "", nil, manifests.FromInt(80))
+		s.Spec.Type = manifests.ServiceTypeNodePort
+		s.Spec.Ports[0].NodePort = port
+		return s
+	}
+	objs := []manifests.Object{np("a", 0), np("b", 30000), np("c", 0)}
+	plan := Services(objs, nil, nil, nil, cidr)
+	got := map[string]int32{}
+	for _, s := range plan.Services {
+		got[s.Name] = s.Ports[0].NodePort
+	}
+	if got["b"] != 30000 || got["a"] != 30001 || got["c"] != 30002 {
+		t.Errorf("node ports %v, want b's own 30000 and a, c the next free", got)
+	}
+	// Kept across plans even when another Service takes the lower port away from the allocation order.
+	again := Services([]manifests.Object{np("a", 0), np("c", 0)}, nil, nil, map[string]int32{"default/c/http": 30002}, cidr)
+	for _, s := range again.Services {
+		if s.Name == "c" && s.Ports[0].NodePort != 30002 {
+			t.Errorf("c moved to %d", s.Ports[0].NodePort)
+		}
+		if s.Name == "a" && s.Ports[0].NodePort != 30000 {
+			t.Errorf("a got %d, want the lowest free 30000", s.Ports[0].NodePort)
+		}
 	}
 }

@@ -45,6 +45,14 @@ them over again.`,
 			if cfg.Net.ClusterCIDR, err = netip.ParsePrefix(clusterCIDR); err != nil {
 				return usageErrorf("--cluster-cidr %q: %v", clusterCIDR, err)
 			}
+			if cfg.Net.NodeInterface != "" {
+				if len(cfg.Addresses) == 0 {
+					return usageErrorf("--node-interface needs --node-address: the address NodePorts answer on")
+				}
+				if cfg.Net.NodeIP, err = netip.ParseAddr(cfg.Addresses[0]); err != nil {
+					return usageErrorf("--node-address %q: %v", cfg.Addresses[0], err)
+				}
+			}
 			switch cfg.Net.Mode {
 			case "bridge", "none":
 			default:
@@ -108,6 +116,7 @@ them over again.`,
 	f.StringVar(&cfg.Net.LBCgroup, "lb-cgroup", "", "cgroup v2 directory the service load balancer attaches to (default: the root, so every process of the machine reaches Services)")
 	f.StringSliceVar(&cfg.Net.Upstreams, "dns-upstream", nil, "name servers for names outside the cluster, HOST:PORT (default: the host's resolv.conf)")
 	f.StringSliceVar(&cfg.Addresses, "node-address", nil, "an address other nodes reach this node on (repeatable)")
+	f.StringVar(&cfg.Net.NodeInterface, "node-interface", "", "the interface NodePort Services are served on, with the first --node-address (default: no NodePorts)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -580,11 +580,17 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 		return nil
 	}
 	allocated := map[netip.Addr]string{}
+	nodePorts := map[string]int32{}
 	prev := map[string]ServiceRecord{}
 	for _, kv := range old {
 		prev[kv.Key] = kv.Value
 		if ip, err := netip.ParseAddr(kv.Value.ClusterIP); err == nil {
 			allocated[ip] = kv.Value.Namespace + "/" + kv.Value.Name
+		}
+		for _, p := range kv.Value.Ports {
+			if p.NodePort != 0 {
+				nodePorts[kv.Value.Namespace+"/"+kv.Value.Name+"/"+p.Name] = p.NodePort
+			}
 		}
 	}
 	var addrs []reconcile.PodAddr
@@ -592,7 +598,7 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 		ip, _ := netip.ParseAddr(p.IP)
 		addrs = append(addrs, reconcile.PodAddr{Pod: p.Spec, IP: ip, Node: p.Node, Ready: p.Ready, Terminating: p.Terminating})
 	}
-	plan := reconcile.Services(objs, addrs, allocated, m.cfg.ServiceCIDR)
+	plan := reconcile.Services(objs, addrs, allocated, nodePorts, m.cfg.ServiceCIDR)
 	for _, e := range plan.Errors {
 		m.log.Warn("service", "err", e)
 	}

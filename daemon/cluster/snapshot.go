@@ -291,6 +291,13 @@ func (s *Snapshot) withService(svc *manifests.Service) {
 		svc.Spec.ClusterIP = rec.ClusterIP
 		svc.Spec.ClusterIPs = []string{rec.ClusterIP}
 	}
+	for i := range svc.Spec.Ports {
+		for _, rp := range rec.Ports {
+			if rp.Name == svc.Spec.Ports[i].Name && svc.Spec.Ports[i].NodePort == 0 {
+				svc.Spec.Ports[i].NodePort = rp.NodePort
+			}
+		}
+	}
 	var eps []string
 	for _, e := range rec.Endpoints {
 		addr := e.IP

@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/netplane/dns"
 	"github.com/shoal-dev/shoal/netplane/lb"
+	"github.com/shoal-dev/shoal/netplane/nodeport"
 	"github.com/shoal-dev/shoal/netplane/podnet"
 	"golang.org/x/sys/unix"
 )
@@ -36,14 +37,20 @@ type NetConfig struct {
 	LBCgroup string
 	// Upstreams for names outside the cluster (default: the host's resolv.conf).
 	Upstreams []string
+	// NodeInterface, when set, carries NodePort Services: tc programs on it send
+	// <node address>:<nodePort> to the Services' backends. NodeIP is the node's address on it.
+	NodeInterface string
+	NodeIP        netip.Addr
 }
 
 // netState is kept in the data dir so that `shoal node reset` can undo the network plane.
 type netState struct {
-	Node     string `json:"node"`
-	PodCIDR  string `json:"podCIDR"`
-	PinDir   string `json:"pinDir"`
-	LBCgroup string `json:"lbCgroup"`
+	Node          string `json:"node"`
+	PodCIDR       string `json:"podCIDR"`
+	PinDir        string `json:"pinDir"`
+	LBCgroup      string `json:"lbCgroup"`
+	NodeInterface string `json:"nodeInterface,omitempty"`
+	NodeIP        string `json:"nodeIP,omitempty"`
 }
 
 // network is the node's network plane: the pod network (once the master has given the node a
@@ -58,6 +65,7 @@ type network struct {
 	ready chan struct{} // closed once net is set
 	net   *podnet.Net
 	lb    *lb.LB
+	np    *nodeport.NodePort // nil without a NodeInterface
 	dns   *dns.Server
 	mu    sync.Mutex
 }
@@ -141,7 +149,18 @@ func (n *network) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("service load balancer: %w", err)
 	}
-	if err := writeNetState(n.dataDir, netState{Node: n.node, PodCIDR: cidr.String(), PinDir: pins, LBCgroup: cg}); err != nil {
+	var np *nodeport.NodePort
+	if n.cfg.NodeInterface != "" {
+		if np, err = nodeport.Open(nodeport.Config{Interface: n.cfg.NodeInterface, NodeIP: n.cfg.NodeIP, PinDir: filepath.Join(pins, "nodeport")}); err != nil {
+			return fmt.Errorf("node ports: %w", err)
+		}
+		defer np.Close()
+	}
+	st := netState{Node: n.node, PodCIDR: cidr.String(), PinDir: pins, LBCgroup: cg, NodeInterface: n.cfg.NodeInterface}
+	if n.cfg.NodeIP.IsValid() {
+		st.NodeIP = n.cfg.NodeIP.String()
+	}
+	if err := writeNetState(n.dataDir, st); err != nil {
 		return err
 	}
 	server, err := dns.New(dns.Config{Domain: n.cfg.Domain, Listen: []string{gw.String() + ":53"}, Upstreams: n.cfg.Upstreams, Logger: n.log})
@@ -149,7 +168,7 @@ func (n *network) run(ctx context.Context) error {
 		return fmt.Errorf("dns server: %w", err)
 	}
 	n.mu.Lock()
-	n.net, n.lb, n.dns = net, balancer, server
+	n.net, n.lb, n.np, n.dns = net, balancer, np, server
 	n.mu.Unlock()
 	close(n.ready)
 	n.log.Info("network plane ready", "podCIDR", cidr, "gateway", gw, "lbCgroup", cg)
@@ -253,6 +272,11 @@ func (n *network) program(ctx context.Context, svcs map[string]cluster.ServiceRe
 		proto lb.Proto
 	}
 	want := map[key]lb.Service{}
+	type npKey struct {
+		port  uint16
+		proto nodeport.Proto
+	}
+	wantNP := map[npKey]nodeport.Service{}
 	for _, s := range svcs {
 		ip, _ := netip.ParseAddr(s.ClusterIP)
 		rec := dns.Service{Namespace: s.Namespace, Name: s.Name, ClusterIP: ip, Headless: s.Headless}
@@ -288,6 +312,9 @@ func (n *network) program(ctx context.Context, svcs map[string]cluster.ServiceRe
 			}
 			slices.SortFunc(svc.Backends, func(a, b netip.AddrPort) int { return a.Compare(b) })
 			want[key{ip, svc.Port, proto}] = svc
+			if p.NodePort != 0 {
+				wantNP[npKey{uint16(p.NodePort), nodeport.Proto(proto)}] = nodeport.Service{NodePort: uint16(p.NodePort), Proto: nodeport.Proto(proto), Backends: svc.Backends}
+			}
 		}
 	}
 	n.dns.Update(records)
@@ -312,6 +339,34 @@ func (n *network) program(ctx context.Context, svcs map[string]cluster.ServiceRe
 	for _, w := range want {
 		if err := n.lb.Upsert(ctx, w); err != nil {
 			n.log.Warn("program service", "service", w.String(), "err", err)
+		}
+	}
+	if n.np == nil {
+		return
+	}
+	haveNP, err := n.np.Services()
+	if err != nil {
+		n.log.Warn("read the node ports", "err", err)
+		return
+	}
+	for _, h := range haveNP {
+		k := npKey{h.NodePort, h.Proto}
+		w, ok := wantNP[k]
+		if !ok {
+			if err := n.np.Delete(ctx, h.NodePort, h.Proto); err != nil {
+				n.log.Warn("delete node port", "port", h.NodePort, "err", err)
+			}
+			continue
+		}
+		hb := slices.Clone(h.Backends)
+		slices.SortFunc(hb, func(a, b netip.AddrPort) int { return a.Compare(b) })
+		if slices.Equal(hb, w.Backends) {
+			delete(wantNP, k)
+		}
+	}
+	for _, w := range wantNP {
+		if err := n.np.Upsert(ctx, w); err != nil {
+			n.log.Warn("program node port", "service", w.String(), "err", err)
 		}
 	}
 }
@@ -380,6 +435,17 @@ func resetNetwork(ctx context.Context, dataDir string) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("load balancer: %w", err))
 		}
+		if st.NodeInterface != "" {
+			ip, _ := netip.ParseAddr(st.NodeIP)
+			np, err := nodeport.Open(nodeport.Config{Interface: st.NodeInterface, NodeIP: ip, PinDir: filepath.Join(st.PinDir, "nodeport")})
+			if err == nil {
+				err = np.Remove()
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("node ports: %w", err))
+			}
+		}
+		_ = os.Remove(st.PinDir)
 		_ = os.Remove(filepath.Dir(st.PinDir)) // /sys/fs/bpf/shoal, when empty
 	}
 	return errors.Join(errs...)
