@@ -59,7 +59,9 @@ bench: ## run the benchmarks (root runs the container start and pod start benchm
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . ./reconcile/ ./daemon/store/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkCommitToConverged -benchtime=20x -timeout 30m ./tests/
 
-bench-lb: ## the eBPF service load balancer's benchmarks (root)
+bench-lb: ## Service load balancing side by side: direct, eBPF, kube-proxy iptables at 1/1k/10k services (root, iptables)
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkConnect -count 3 -timeout 20m ./netplane/lb/lbbench/
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench 'BenchmarkProgram' -timeout 20m ./netplane/lb/lbbench/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench 'ProgramServices' -benchtime=5x ./netplane/lb/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench 'AddService|UpdateBackends|ProgForward' ./netplane/lb/
 
