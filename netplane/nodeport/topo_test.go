@@ -294,7 +294,6 @@ func parseReply(s string) (reply, error) {
 	return reply{ID: f[0], Peer: f[1]}, nil
 }
 
-
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
