@@ -58,6 +58,9 @@ them over again.`,
 			default:
 				return usageErrorf("--pod-network %q: use bridge or none", cfg.Net.Mode)
 			}
+			if cfg.StoreListen != "" && cfg.Store != "" {
+				return usageErrorf("--store-listen serves the embedded store, --store uses another one: pass only one of them")
+			}
 			cfg.Labels = map[string]string{}
 			for _, l := range labels {
 				k, v, ok := strings.Cut(l, "=")
@@ -89,6 +92,7 @@ them over again.`,
 	f.BoolVar(&cfg.AllowHTTP, "allow-insecure-http", false, "allow plain http:// repositories that are not on loopback")
 	f.StringVar(&cfg.VerifyKeyring, "verify-signatures", "", "armored OpenPGP keyring: refuse every new commit not signed by it")
 	f.StringVar(&cfg.Store, "store", "", "an external etcd: etcd://host:2379,... or etcds://... (default: embedded)")
+	f.StringVar(&cfg.StoreListen, "store-listen", "", "where the embedded etcd serves other nodes, http://IP:PORT (default: a unix socket in the data dir)")
 	f.StringVar(&cfg.StoreCA, "store-ca", "", "CA of the external etcd")
 	f.StringVar(&cfg.StoreCert, "store-cert", "", "client certificate for the external etcd")
 	f.StringVar(&cfg.StoreKey, "store-key", "", "client key for the external etcd")

@@ -51,6 +51,7 @@ type Config struct {
 	// Store: "" for the embedded etcd, else etcd://host:port,... or etcds://...
 	Store                         string
 	StoreCA, StoreCert, StoreKey  string
+	StoreListen                   string // the embedded etcd's client URL, http://IP:PORT; "" for a socket in the data dir
 	LeaseTTL                      time.Duration
 	NodeLostGrace                 time.Duration
 	Socket                        string
@@ -115,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := checkStoreDir(cfg.DataDir, storeDir); err != nil {
 			return err
 		}
-		emb, err := store.StartEmbedded(ctx, store.EmbedConfig{Dir: storeDir, Name: cfg.Name, Logger: log})
+		emb, err := store.StartEmbedded(ctx, store.EmbedConfig{Dir: storeDir, Name: cfg.Name, ClientURL: cfg.StoreListen, Logger: log})
 		if err != nil {
 			return err
 		}

@@ -55,13 +55,14 @@ func Reset(ctx context.Context, dataDir, cgroupParent string, grace time.Duratio
 			}
 		}
 	}
+	// The network plane before the cgroups: the load balancer may be attached to the node's cgroup.
+	if err := resetNetwork(ctx, dataDir); err != nil {
+		errs = append(errs, err)
+	}
 	for _, cg := range []string{cgroupParent + "/pods", cgroupParent + "/shims", cgroupParent} {
 		if err := libct.RemoveCgroup(cg); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if err := resetNetwork(ctx, dataDir); err != nil {
-		errs = append(errs, err)
 	}
 	if parent := filepath.Dir(cgroupParent); parent != "/" && parent != "." {
 		_ = libct.RemoveCgroup(parent) // shared with other nodes: only when it is empty

@@ -4,6 +4,7 @@
 //
 //	app [serve] [PORT]    listen on PORT (default $PORT, then 8080)
 //	app lookup NAME       print the addresses NAME resolves to, through the pod's resolv.conf
+//	app get URL           GET URL and print the body (exit 1 unless the answer is 200 OK)
 //
 // GET /healthz answers "ok" for probes. SIGTERM stops it gracefully.
 package main
@@ -12,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -31,6 +33,13 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Println(strings.Join(addrs, " "))
+		return
+	}
+	if len(args) == 2 && args[0] == "get" {
+		if err := get(args[1]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		return
 	}
 	if len(args) > 0 && args[0] == "serve" {
@@ -68,4 +77,23 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
+}
+
+// get prints the body of a GET of url.
+func get(url string) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("get %s: %s: %s", url, resp.Status, body)
+	}
+	_, err = os.Stdout.Write(body)
+	return err
 }

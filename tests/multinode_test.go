@@ -1,0 +1,331 @@
+package tests
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const webService = `apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+    - {name: http, port: 80, targetPort: http}
+`
+
+// TestMultiNode runs three nodes, each in its own network namespace with the real pod network,
+// against one repository, and follows a cluster through its life: convergence and spreading,
+// Services and pod-to-pod traffic across nodes, the loss of the master, a frozen node whose pods
+// are replaced and stopped when it comes back, and a revert. The steps share the cluster and run
+// in order; the first failure stops the rest.
+func TestMultiNode(t *testing.T) {
+	needRoot(t)
+	c := newLANCluster(t, 3)
+	c.repo.commit("start", map[string]string{"README.md": "cluster\n"})
+	c.startAll()
+	var web []lanPod
+
+	step := func(name string, f func(t *testing.T)) {
+		start := time.Now()
+		ok := t.Run(name, f)
+		t.Logf("%s: ok=%v in %v", name, ok, time.Since(start).Round(100*time.Millisecond))
+		if !ok {
+			t.FailNow()
+		}
+	}
+
+	step("ConvergeAndSpread", func(t *testing.T) {
+		sha := c.repo.commit("web: 6 replicas", map[string]string{"web.yaml": deployment("web", 6, "v1", ""), "web-svc.yaml": webService})
+		c.waitAllConverged(t, sha, 3*time.Minute)
+		for _, n := range c.nodes {
+			st := n.status()
+			if len(st.Nodes) != 3 {
+				t.Errorf("status of %s shows %d nodes, want 3", n.name, len(st.Nodes))
+			}
+		}
+		pods, err := c.nodes[0].lanPods()
+		if err != nil {
+			t.Fatal(err)
+		}
+		spread := podsByNode(pods, "web-")
+		for _, n := range c.nodes {
+			if spread[n.name] != 2 {
+				t.Errorf("web pods per node %v, want 2 on each", spread)
+				break
+			}
+		}
+		for _, p := range pods {
+			if strings.HasPrefix(p.Name, "web-") {
+				if !strings.HasPrefix(p.IP, "10.244.") {
+					t.Errorf("pod %s on %s has address %q, want one in 10.244.0.0/16", p.Name, p.Node, p.IP)
+				}
+				web = append(web, p)
+			}
+		}
+	})
+
+	step("ServiceAcrossNodes", func(t *testing.T) {
+		n1 := c.nodes[0]
+		vip := ""
+		waitUntil(t, "the Service's virtual IP", 30*time.Second, func() bool { vip = n1.serviceIP("web"); return vip != "" })
+		for _, n := range c.nodes {
+			client := firstOn(web, n.name)
+			if client.Name == "" {
+				t.Fatalf("no web pod on %s", n.name)
+			}
+			// Name resolution through the node's DNS server.
+			var out string
+			waitUntil(t, "web resolving in "+client.Name, 30*time.Second, func() bool {
+				o, err := n.exec(client.Name, "/app", "lookup", "web")
+				out = strings.TrimSpace(o)
+				return err == nil
+			})
+			if out != vip {
+				t.Errorf("lookup web from %s: %q, want the virtual IP %s", client.Name, out, vip)
+			}
+			// GET through the virtual IP until answers came from pods on more than one node.
+			from := map[string]bool{}
+			deadline := time.Now().Add(60 * time.Second)
+			for tries := 0; len(from) < 2 || tries < 6; tries++ {
+				if time.Now().After(deadline) {
+					t.Fatalf("from %s through %s: answers came from the pods of %v only", client.Name, vip, keys(from))
+				}
+				o, err := n.exec(client.Name, "/app", "get", "http://"+vip+"/")
+				if err != nil {
+					t.Logf("GET %s from %s: %v", vip, client.Name, err)
+					time.Sleep(500 * time.Millisecond)
+					continue
+				}
+				for _, p := range web {
+					if strings.Contains(o, "from "+p.Name) {
+						from[p.Node] = true
+					}
+				}
+			}
+			t.Logf("from %s on %s: answers from the pods of nodes %v", client.Name, n.name, keys(from))
+		}
+	})
+
+	step("PodToPodAcrossNodes", func(t *testing.T) {
+		for _, pair := range [][2]int{{0, 1}, {1, 2}, {2, 0}} {
+			a, b := c.nodes[pair[0]], c.nodes[pair[1]]
+			client, server := firstOn(web, a.name), firstOn(web, b.name)
+			var out string
+			var err error
+			waitUntil(t, fmt.Sprintf("GET from %s to %s", a.name, b.name), 30*time.Second, func() bool {
+				out, err = a.exec(client.Name, "/app", "get", "http://"+server.IP+":8080/")
+				return err == nil
+			})
+			if !strings.Contains(out, "from "+server.Name) {
+				t.Errorf("GET %s (%s on %s) from %s on %s: %q", server.IP, server.Name, b.name, client.Name, a.name, out)
+			}
+		}
+	})
+
+	step("MasterFailover", func(t *testing.T) {
+		n1 := c.nodes[0]
+		// Node 1 holds the store: killing it would stop the cluster. Restart it so that the
+		// mastership moves to another node, which is then the one to lose.
+		for try := 0; n1.status().Master == n1.name; try++ {
+			if try == 3 {
+				t.Fatal("the mastership stays on the store's node after restarts")
+			}
+			t.Logf("restarting %s, the master and the store's node", n1.name)
+			n1.kill()
+			n1.start(t)
+			n1.waitAPI(t)
+			// The old session of node 1 expires after the lease TTL; the nodes that campaigned
+			// before its restart come first.
+			deadline := time.Now().Add(30 * time.Second)
+			for m := n1.status().Master; (m == "" || m == n1.name) && time.Now().Before(deadline); m = n1.status().Master {
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		master := c.node(t, n1.status().Master)
+		t.Logf("killing the master %s", master.name)
+		killed := time.Now()
+		master.kill()
+		var next string
+		waitUntil(t, "a new master", 30*time.Second, func() bool {
+			next = n1.status().Master
+			return next != "" && next != master.name
+		})
+		t.Logf("%s became master %v after the kill", next, time.Since(killed).Round(100*time.Millisecond))
+
+		// A new commit is applied; the lost node's pods move to the others.
+		sha := c.repo.commit("extra", map[string]string{"extra.yaml": deployment("extra", 1, "v1", "")})
+		waitUntil(t, "the new commit applied", 60*time.Second, func() bool {
+			st := n1.status()
+			return st.Applied != nil && st.Applied.SHA == sha
+		})
+		waitUntil(t, "the pods of the lost node rescheduled", 2*time.Minute, func() bool {
+			pods, err := n1.lanPods()
+			if err != nil {
+				return false
+			}
+			web, extra := podsByNode(pods, "web-"), podsByNode(pods, "extra-")
+			return web[master.name] == 0 && sum(web) == 6 && extra[master.name] == 0 && sum(extra) == 1
+		})
+		t.Logf("the lost node's pods run elsewhere %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+
+		// The lost node comes back and the whole cluster converges.
+		master.start(t)
+		master.waitAPI(t)
+		c.waitAllConverged(t, sha, 2*time.Minute)
+		c.waitOnlyAssignedRun(t, master)
+	})
+
+	step("PausedNodeIsReplacedAndFenced", func(t *testing.T) {
+		n1 := c.nodes[0]
+		// Scale up so that the node that came back gets pods again.
+		sha := c.repo.commit("web: 9 replicas", map[string]string{"web.yaml": deployment("web", 9, "v1", "")})
+		c.waitAllConverged(t, sha, 2*time.Minute)
+		st := n1.status()
+		pods, err := n1.lanPods()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Pause the node with the most pods of those that neither hold the store nor are master.
+		var p *lanNode
+		spread := podsByNode(pods, "web-")
+		for _, n := range c.nodes[1:] {
+			if n.name != st.Master && (p == nil || spread[n.name] > spread[p.name]) {
+				p = n
+			}
+		}
+		if spread[p.name] == 0 {
+			t.Fatalf("no web pod on %s to replace: %v", p.name, spread)
+		}
+		client := lanPod{}
+		for _, pod := range pods {
+			if pod.Node != p.name && strings.HasPrefix(pod.Name, "web-") {
+				client = pod
+			}
+		}
+		t.Logf("pausing %s", p.name)
+		paused := time.Now()
+		p.pause()
+		var now []lanPod
+		waitUntil(t, "the paused node's pods replaced", 2*time.Minute, func() bool {
+			now, err = n1.lanPods()
+			web := podsByNode(now, "web-")
+			return err == nil && web[p.name] == 0 && sum(web) == 9
+		})
+		t.Logf("the %d pods of the paused node were replaced %v after the pause", spread[p.name], time.Since(paused).Round(100*time.Millisecond))
+
+		// The paused node's containers still run, but the Service sends nothing to them.
+		serving := map[string]bool{}
+		for _, pod := range now {
+			if pod.Node != p.name {
+				serving[pod.Name] = true
+			}
+		}
+		vip := n1.serviceIP("web")
+		client.Node = ""
+		for _, pod := range now {
+			if pod.Name == client.Name {
+				client = pod
+			}
+		}
+		if client.Node == "" {
+			t.Fatalf("the client pod %s is gone", client.Name)
+		}
+		cn := c.node(t, client.Node)
+		waitUntil(t, "the Service without the paused node", 30*time.Second, func() bool {
+			for i := 0; i < 6; i++ {
+				out, err := cn.exec(client.Name, "/app", "get", "http://"+vip+"/")
+				if err != nil {
+					return false
+				}
+				_, from, _ := strings.Cut(strings.TrimSpace(out), " from ")
+				if !serving[from] {
+					t.Logf("answer from %q, a pod of the paused node", from)
+					return false
+				}
+			}
+			return true
+		})
+
+		// Back: the node stops its replaced pods and the cluster converges.
+		p.resume()
+		c.waitAllConverged(t, st.Applied.SHA, 2*time.Minute)
+		c.waitOnlyAssignedRun(t, p)
+	})
+
+	step("RevertRollsBackEveryNode", func(t *testing.T) {
+		git(t, c.repo.work, "revert", "--no-edit", "HEAD")
+		git(t, c.repo.work, "push", "-q", "origin", "main")
+		sha := c.repo.head()
+		c.waitAllConverged(t, sha, 2*time.Minute)
+		for _, n := range c.nodes {
+			waitUntil(t, "6 web pods on "+n.name, time.Minute, func() bool {
+				pods, err := n.lanPods()
+				return err == nil && countLAN(pods, "web-") == 6
+			})
+		}
+	})
+}
+
+// waitOnlyAssignedRun waits until the app processes in n's pods are exactly those of the web
+// pods the cluster places on n: the pods replaced while n was gone are stopped.
+func (c *lanCluster) waitOnlyAssignedRun(t testing.TB, n *lanNode) {
+	t.Helper()
+	want, got := -1, -1
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		pods, err := c.nodes[0].lanPods()
+		if err == nil {
+			want = 0
+			for _, p := range pods {
+				if p.Node == n.name && strings.HasPrefix(p.Name, "web-") {
+					want++
+				}
+			}
+			if got = n.appProcesses(); got == want {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%d app processes run in the pods of %s, want the %d of its web pods", got, n.name, want)
+}
+
+// firstOn returns the first pod on node.
+func firstOn(pods []lanPod, node string) lanPod {
+	for _, p := range pods {
+		if p.Node == node {
+			return p
+		}
+	}
+	return lanPod{}
+}
+
+func countLAN(pods []lanPod, prefix string) int {
+	n := 0
+	for _, p := range pods {
+		if strings.HasPrefix(p.Name, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func sum(m map[string]int) int {
+	s := 0
+	for _, v := range m {
+		s += v
+	}
+	return s
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
