@@ -126,6 +126,78 @@ func TestMultiNode(t *testing.T) {
 		}
 	})
 
+	step("ServiceWorksWhileTheDaemonIsDown", func(t *testing.T) {
+		// A pod on node 3 polls the Service through its virtual IP, over a kept-alive connection and
+		// over new ones; node 3's daemon is SIGKILLed for a while. The pinned eBPF programs keep
+		// translating: the open connection keeps working and new connections still reach pods.
+		n1, n3 := c.nodes[0], c.nodes[2]
+		vip := n1.serviceIP("web")
+		poller := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: poller
+spec:
+  selector:
+    matchLabels: {app: poller}
+  template:
+    metadata:
+      labels: {app: poller}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: %s}
+      containers:
+        - name: app
+          image: localhost/e2e/app:v1
+          args: ["poll", "http://%s/"]
+`, n3.name, vip)
+		sha := c.repo.commit("poller on "+n3.name, map[string]string{"poller.yaml": poller})
+		c.waitAllConverged(t, sha, 2*time.Minute)
+		var pod string
+		waitUntil(t, "the poller's pod", 30*time.Second, func() bool {
+			pods, err := n1.lanPods()
+			for _, p := range pods {
+				if strings.HasPrefix(p.Name, "poller-") && p.Node == n3.name {
+					pod = p.Name
+				}
+			}
+			return err == nil && pod != ""
+		})
+		time.Sleep(time.Second)
+		n3.kill()
+		down := time.Now()
+		time.Sleep(3 * time.Second)
+		up := time.Now()
+		n3.start(t)
+		n3.waitAPI(t)
+		var logs string
+		waitUntil(t, "the poller's logs", 30*time.Second, func() bool {
+			out, err := n3.shoal("logs", pod)
+			logs = out
+			return err == nil
+		})
+		okWhileDown := map[string]int{}
+		var failures []string
+		for _, line := range strings.Split(logs, "\n") {
+			f := strings.SplitN(line, " ", 4)
+			if len(f) < 4 {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, f[0])
+			if err != nil || at.Before(down) || at.After(up) {
+				continue
+			}
+			if f[3] == "ok" {
+				okWhileDown[f[1]]++
+			} else {
+				failures = append(failures, line)
+			}
+		}
+		if okWhileDown["keepalive"] < 5 || okWhileDown["fresh"] < 5 || len(failures) > 0 {
+			t.Errorf("while %s's daemon was down: %v requests answered, failures %q", n3.name, okWhileDown, failures)
+		}
+		t.Logf("while %s's daemon was down for %v: %v requests through %s answered", n3.name, up.Sub(down).Round(100*time.Millisecond), okWhileDown, vip)
+		c.waitAllConverged(t, sha, 2*time.Minute)
+	})
+
 	step("MasterFailover", func(t *testing.T) {
 		n1 := c.nodes[0]
 		// Node 1 holds the store: killing it would stop the cluster. Restart it so that the

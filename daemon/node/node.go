@@ -240,7 +240,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if network != nil {
 		goFn("network plane", func() error { return network.run(ctx) })
 	}
-	record := cluster.NodeRecord{Labels: cfg.Labels, Version: buildinfo.Get().Version, Addresses: cfg.Addresses,
+	labels := map[string]string{"kubernetes.io/hostname": cfg.Name, "kubernetes.io/os": "linux", "kubernetes.io/arch": goruntime.GOARCH}
+	for k, v := range cfg.Labels {
+		labels[k] = v
+	}
+	record := cluster.NodeRecord{Labels: labels, Version: buildinfo.Get().Version, Addresses: cfg.Addresses,
 		Capacity:    cluster.Resources{MilliCPU: capCPU, Memory: capMem},
 		Allocatable: cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0)}}
 	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: st, Runtime: rt, Record: record, TTL: cfg.LeaseTTL, Logger: log})

@@ -5,6 +5,8 @@
 //	app [serve] [PORT]    listen on PORT (default $PORT, then 8080)
 //	app lookup NAME       print the addresses NAME resolves to, through the pod's resolv.conf
 //	app get URL           GET URL and print the body (exit 1 unless the answer is 200 OK)
+//	app poll URL          GET URL every 200 ms forever, over one kept-alive connection and over a
+//	                      new connection each time, printing one line per request
 //
 // GET /healthz answers "ok" for probes. SIGTERM stops it gracefully.
 package main
@@ -33,6 +35,10 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Println(strings.Join(addrs, " "))
+		return
+	}
+	if len(args) == 2 && args[0] == "poll" {
+		poll(args[1])
 		return
 	}
 	if len(args) == 2 && args[0] == "get" {
@@ -76,6 +82,33 @@ func main() {
 	log.Printf("%s serving on :%s", host, port)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
+	}
+}
+
+// poll GETs url forever over a kept-alive connection and over fresh ones, so that a test can see
+// both kinds of connection keep working while something changes underneath.
+func poll(url string) {
+	keep := &http.Client{Timeout: 2 * time.Second}
+	fresh := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := 0; ; i++ {
+		for _, c := range []struct {
+			name   string
+			client *http.Client
+		}{{"keepalive", keep}, {"fresh", fresh}} {
+			status := "ok"
+			resp, err := c.client.Get(url)
+			if err != nil {
+				status = "error " + err.Error()
+			} else {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					status = "error " + resp.Status
+				}
+			}
+			fmt.Printf("%s %s %d %s\n", time.Now().UTC().Format(time.RFC3339Nano), c.name, i, status)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
