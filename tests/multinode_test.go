@@ -22,6 +22,20 @@ spec:
 // Services and pod-to-pod traffic across nodes, the loss of the master, a frozen node whose pods
 // are replaced and stopped when it comes back, and a revert. The steps share the cluster and run
 // in order; the first failure stops the rest.
+const webNodePort = `apiVersion: v1
+kind: Service
+metadata:
+  name: web-np
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports:
+    - name: http
+      port: 80
+      targetPort: http
+      nodePort: 30080
+`
+
 func TestMultiNode(t *testing.T) {
 	needRoot(t)
 	c := newLANCluster(t, 3)
@@ -124,6 +138,34 @@ func TestMultiNode(t *testing.T) {
 				t.Errorf("GET %s (%s on %s) from %s on %s: %q", server.IP, server.Name, b.name, client.Name, a.name, out)
 			}
 		}
+	})
+
+	step("NodePortFromOtherNodes", func(t *testing.T) {
+		// web as a NodePort Service too: a pod on node 1 reaches it on node 2's address.
+		sha := c.repo.commit("web: node port", map[string]string{"web-np.yaml": webNodePort})
+		c.waitAllConverged(t, sha, 2*time.Minute)
+		n1, n2 := c.nodes[0], c.nodes[1]
+		client := firstOn(web, n1.name)
+		url := "http://" + n2.addr + ":30080/"
+		from := map[string]bool{}
+		deadline := time.Now().Add(60 * time.Second)
+		for tries := 0; len(from) < 2 || tries < 6; tries++ {
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s from %s: answers from the pods of %v only", url, client.Name, keys(from))
+			}
+			o, err := n1.exec(client.Name, "/app", "get", url)
+			if err != nil {
+				t.Logf("GET %s from %s: %v", url, client.Name, err)
+				time.Sleep(500 * time.Millisecond)
+				continue
+			}
+			for _, p := range web {
+				if strings.Contains(o, "from "+p.Name) {
+					from[p.Node] = true
+				}
+			}
+		}
+		t.Logf("GET %s from %s on %s: answers from the pods of nodes %v", url, client.Name, n1.name, keys(from))
 	})
 
 	step("ServiceWorksWhileTheDaemonIsDown", func(t *testing.T) {

@@ -145,7 +145,7 @@ func (c *lanCluster) addNode(i int) {
 	}
 	ln.args = []string{"daemon", "--node-name", name, "--data-dir", ln.dataDir, "--socket", ln.sock,
 		"--repo", "file://" + c.repo.bare, "--poll", "1s", "--crash-loop-base", "1s", "--lease-ttl", "5s",
-		"--cgroup-parent", ln.cgParent, "--node-address", ln.addr, "--pod-network", "bridge",
+		"--cgroup-parent", ln.cgParent, "--node-address", ln.addr, "--node-interface", "eth0", "--pod-network", "bridge",
 		"--lb-cgroup", ln.lbCgroup, "--dns-upstream", "127.0.0.1:53", "--log-level", "debug"}
 	if i == 1 {
 		ln.args = append(ln.args, "--store-listen", "http://10.99.0.1:2379")

@@ -428,13 +428,7 @@ func resetNetwork(ctx context.Context, dataDir string) error {
 		}
 	}
 	if st.PinDir != "" && strings.HasPrefix(st.PinDir, "/sys/fs/bpf/") {
-		l, err := lb.Open(lb.Config{CgroupPath: st.LBCgroup, PinDir: st.PinDir})
-		if err == nil {
-			err = l.Remove()
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("load balancer: %w", err))
-		}
+		// The node ports' pins live inside the load balancer's pin dir: they go first.
 		if st.NodeInterface != "" {
 			ip, _ := netip.ParseAddr(st.NodeIP)
 			np, err := nodeport.Open(nodeport.Config{Interface: st.NodeInterface, NodeIP: ip, PinDir: filepath.Join(st.PinDir, "nodeport")})
@@ -444,6 +438,13 @@ func resetNetwork(ctx context.Context, dataDir string) error {
 			if err != nil {
 				errs = append(errs, fmt.Errorf("node ports: %w", err))
 			}
+		}
+		l, err := lb.Open(lb.Config{CgroupPath: st.LBCgroup, PinDir: st.PinDir})
+		if err == nil {
+			err = l.Remove()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("load balancer: %w", err))
 		}
 		_ = os.Remove(st.PinDir)
 		_ = os.Remove(filepath.Dir(st.PinDir)) // /sys/fs/bpf/shoal, when empty
