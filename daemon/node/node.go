@@ -116,6 +116,9 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := checkStoreDir(cfg.DataDir, storeDir); err != nil {
 			return err
 		}
+		if strings.HasPrefix(cfg.StoreListen, "http://") {
+			log.Warn("the store is served without TLS or authentication: use --store-listen only on a network you trust", "url", cfg.StoreListen)
+		}
 		emb, err := store.StartEmbedded(ctx, store.EmbedConfig{Dir: storeDir, Name: cfg.Name, ClientURL: cfg.StoreListen, Logger: log})
 		if err != nil {
 			return err
