@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
 	"io"
 	"net"
 	"net/netip"
@@ -54,7 +55,7 @@ func newEnv(t testing.TB, subnet int) *env {
 	requireRoot(t)
 	e := &env{subnet: subnet}
 	e.cfg.CgroupPath = newCgroup(t)
-	e.cfg.PinDir = filepath.Join(bpffsRoot, randName("shoal-test-"))
+	e.cfg.PinDir = filepath.Join(bpffs.Root, randName("shoal-test-"))
 	t.Cleanup(func() {
 		if err := os.RemoveAll(e.cfg.PinDir); err != nil {
 			t.Errorf("remove pin dir: %v", err)

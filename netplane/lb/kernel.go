@@ -8,11 +8,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,8 +53,8 @@ func Open(cfg Config) (*LB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ensurePinDir(cfg.PinDir); err != nil {
-		return nil, err
+	if err := bpffs.EnsurePinDir(cfg.PinDir); err != nil {
+		return nil, fmt.Errorf("open load balancer: %w", err)
 	}
 	spec, err := loadLb()
 	if err != nil {
@@ -144,33 +144,6 @@ func cgroupID(path string) (uint64, error) {
 		return 0, fmt.Errorf("open load balancer: cgroup %s: %w", path, err)
 	}
 	return st.Ino, nil
-}
-
-const bpffsRoot = "/sys/fs/bpf"
-
-// ensurePinDir creates dir in bpffs, mounting bpffs at /sys/fs/bpf (and only
-// there) when it is missing.
-func ensurePinDir(dir string) error {
-	if strings.HasPrefix(filepath.Clean(dir)+"/", bpffsRoot+"/") && !isBPFFS(bpffsRoot) {
-		if err := os.MkdirAll(bpffsRoot, 0o755); err != nil {
-			return fmt.Errorf("open load balancer: create %s: %w", bpffsRoot, err)
-		}
-		if err := unix.Mount("bpf", bpffsRoot, "bpf", 0, "mode=0700"); err != nil {
-			return fmt.Errorf("open load balancer: mount bpffs at %s: %w (mount it yourself: mount -t bpf bpf %s)", bpffsRoot, err, bpffsRoot)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("open load balancer: create pin dir: %w", err)
-	}
-	if !isBPFFS(dir) {
-		return fmt.Errorf("open load balancer: pin dir %s is not in a bpffs: use a directory under %s", dir, bpffsRoot)
-	}
-	return nil
-}
-
-func isBPFFS(path string) bool {
-	var fs unix.Statfs_t
-	return unix.Statfs(path, &fs) == nil && fs.Type == unix.BPF_FS_MAGIC
 }
 
 // adoptIDs records the service ids already in the maps.

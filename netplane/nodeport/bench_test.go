@@ -3,6 +3,7 @@ package nodeport
 import (
 	"context"
 	"fmt"
+	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
 	"net"
 	"net/netip"
 	"os"
@@ -19,7 +20,7 @@ import (
 func BenchmarkConnect(b *testing.B) {
 	requireRoot(b)
 	tp := newTopo(b)
-	pinDir := filepath.Join(bpffsRoot, fmt.Sprintf("shoal-bench-nodeport-%d", os.Getpid()))
+	pinDir := filepath.Join(bpffs.Root, fmt.Sprintf("shoal-bench-nodeport-%d", os.Getpid()))
 	b.Cleanup(func() { _ = os.RemoveAll(pinDir) })
 	np, err := Open(Config{Interface: extIf, NodeIP: node1, PinDir: pinDir, NetNS: tp.node1})
 	if err != nil {

@@ -2,6 +2,7 @@ package nodeport
 
 import (
 	"context"
+	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -83,7 +84,7 @@ func TestOpenConfigErrors(t *testing.T) {
 func TestOpenMissingInterface(t *testing.T) {
 	requireRoot(t)
 	ns := newNetNS(t, "node")
-	pinDir := filepath.Join(bpffsRoot, "shoal-test-nodeport-missing")
+	pinDir := filepath.Join(bpffs.Root, "shoal-test-nodeport-missing")
 	_, err := Open(Config{Interface: "shoal-none0", NodeIP: netip.MustParseAddr("192.168.251.1"), PinDir: pinDir, NetNS: ns})
 	if err == nil || !strings.Contains(err.Error(), "shoal-none0") {
 		t.Fatalf("Open() error = %v, want one naming the interface", err)

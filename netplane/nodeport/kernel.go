@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // hook is one tc program and where it attaches.
@@ -58,8 +57,8 @@ func Open(cfg Config) (*NodePort, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open nodeport: %w", err)
 	}
-	if err := ensurePinDir(cfg.PinDir); err != nil {
-		return nil, err
+	if err := bpffs.EnsurePinDir(cfg.PinDir); err != nil {
+		return nil, fmt.Errorf("open nodeport: %w", err)
 	}
 	spec, err := loadNodeport()
 	if err != nil {
@@ -141,33 +140,6 @@ func attach(cfg Config, ifindex int, h hook, prog *ebpf.Program) (linkCloser, er
 		return nil, fmt.Errorf("open nodeport: pin %s: %w", pin, err)
 	}
 	return lk, nil
-}
-
-const bpffsRoot = "/sys/fs/bpf"
-
-// ensurePinDir creates dir in bpffs, mounting bpffs at /sys/fs/bpf (and only
-// there) when it is missing.
-func ensurePinDir(dir string) error {
-	if strings.HasPrefix(filepath.Clean(dir)+"/", bpffsRoot+"/") && !isBPFFS(bpffsRoot) {
-		if err := os.MkdirAll(bpffsRoot, 0o755); err != nil {
-			return fmt.Errorf("open nodeport: create %s: %w", bpffsRoot, err)
-		}
-		if err := unix.Mount("bpf", bpffsRoot, "bpf", 0, "mode=0700"); err != nil {
-			return fmt.Errorf("open nodeport: mount bpffs at %s: %w (mount it yourself: mount -t bpf bpf %s)", bpffsRoot, err, bpffsRoot)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("open nodeport: create pin dir: %w", err)
-	}
-	if !isBPFFS(dir) {
-		return fmt.Errorf("open nodeport: pin dir %s is not in a bpffs: use a directory under %s", dir, bpffsRoot)
-	}
-	return nil
-}
-
-func isBPFFS(path string) bool {
-	var fs unix.Statfs_t
-	return unix.Statfs(path, &fs) == nil && fs.Type == unix.BPF_FS_MAGIC
 }
 
 // adoptIDs records the service ids already in the maps.

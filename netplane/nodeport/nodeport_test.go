@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
 	"net"
 	"net/netip"
 	"os"
@@ -141,7 +142,7 @@ func checkTCP(t *testing.T, tp *topo, n int) {
 func TestNodePort(t *testing.T) {
 	requireRoot(t)
 	tp := newTopo(t)
-	pinDir := filepath.Join(bpffsRoot, fmt.Sprintf("shoal-test-nodeport-%d", os.Getpid()))
+	pinDir := filepath.Join(bpffs.Root, fmt.Sprintf("shoal-test-nodeport-%d", os.Getpid()))
 	t.Cleanup(func() { _ = os.RemoveAll(pinDir) })
 	np := openNode1(t, tp, pinDir)
 	t.Cleanup(func() {
