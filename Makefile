@@ -58,6 +58,7 @@ bench: ## run the benchmarks (root runs the container start and pod start benchm
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkPodStart -benchtime=60x ./runtime/linux/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . ./reconcile/ ./daemon/store/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkCommitToConverged -benchtime=20x -timeout 30m ./tests/
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkFailover -benchtime=10x -timeout 30m ./tests/
 
 bench-lb: ## Service load balancing side by side: direct, eBPF, kube-proxy iptables at 1/1k/10k services (root, iptables)
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkConnect -count 3 -timeout 20m ./netplane/lb/lbbench/

@@ -22,7 +22,7 @@ import (
 // the embedded store on 10.99.0.1:2379; the others use it. Nothing is changed in the machine's
 // own network namespace.
 type lanCluster struct {
-	t      *testing.T
+	t      testing.TB
 	id     string // shoal-e2e-<rand>
 	lan    string // the lan namespace
 	repo   *gitRepo
@@ -65,7 +65,7 @@ func cgroup2Mount() (string, error) {
 
 // newLANCluster builds the namespaces of n nodes and a repository; it starts no daemon.
 // Everything is removed in t.Cleanup, also when the test fails.
-func newLANCluster(t *testing.T, n int) *lanCluster {
+func newLANCluster(t testing.TB, n int) *lanCluster {
 	t.Helper()
 	shoal, app := binaries(t)
 	for _, tool := range []string{"ip", "nsenter"} {
