@@ -14,15 +14,18 @@ DEMO_DIR ?= /tmp/shoal-demo
 
 export CGO_ENABLED := 1
 
-.PHONY: help build test test-short lint fmt generate verify fuzz bench bench-lb demo demo-down clean
+.PHONY: help deps build test test-short lint fmt generate verify fuzz bench bench-lb demo demo-down clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+deps: ## install the Debian packages that building, testing and the demo need (root)
+	./.ci/deps
+
 build: ## build bin/shoal
 	$(GO) build -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./daemon/cmd/shoal
 
-test: ## run every test with the race detector (root runs the kernel tests too)
+test: deps ## run every test with the race detector (root runs the kernel tests too)
 	$(GO) vet -tags '$(GOTAGS)' ./...
 	$(GO) test -tags '$(GOTAGS)' -race -count=1 -timeout 20m ./...
 
@@ -66,7 +69,7 @@ bench-lb: ## Service load balancing side by side: direct, eBPF, kube-proxy iptab
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench 'ProgramServices' -benchtime=5x ./netplane/lb/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench 'AddService|UpdateBackends|ProgForward' ./netplane/lb/
 
-demo: build ## run a one-node cluster following a repository made from examples/hello (root)
+demo: deps build ## run a one-node cluster following a repository made from examples/hello (root)
 	DEMO_DIR=$(DEMO_DIR) SHOAL=$(CURDIR)/$(BIN) ./examples/demo/up.sh
 
 demo-down: build ## stop the demo and remove everything it made
