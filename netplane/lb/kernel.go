@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -60,7 +61,7 @@ func Open(cfg Config) (*LB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open load balancer: load embedded programs: %w", err)
 	}
-	l := &LB{cfg: cfg, links: make(map[string]linkCloser), ids: make(map[uint32]bool)}
+	l := &LB{cfg: cfg, links: make(map[string]linkCloser), ids: slots.IDs{Max: MaxServices, What: "service"}}
 	err = spec.LoadAndAssign(&l.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinDir}})
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		return nil, fmt.Errorf("open load balancer: maps pinned in %s come from an incompatible version: remove the directory (connections through services will be rebalanced): %w", cfg.PinDir, err)
@@ -154,10 +155,7 @@ func (l *LB) adoptIDs() error {
 	)
 	it := l.objs.Lb4Services.Iterate()
 	for it.Next(&key, &val) {
-		l.ids[val.Id] = true
-		if val.Id > l.lastID {
-			l.lastID = val.Id
-		}
+		l.ids.Mark(val.Id)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("open load balancer: read services: %w", err)
@@ -299,13 +297,13 @@ func (l *LB) Upsert(ctx context.Context, svc Service) error {
 }
 
 func (l *LB) insert(svc Service, n normalized) error {
-	id, err := l.allocID()
+	id, err := l.ids.Alloc()
 	if err != nil {
 		return fmt.Errorf("upsert service %s: %w", svc, err)
 	}
 	fail := func(err error) error {
 		_ = l.deleteSlots(id, 0, len(n.backends))
-		delete(l.ids, id)
+		l.ids.Free(id)
 		return fmt.Errorf("upsert service %s: %w", svc, err)
 	}
 	if err := l.objs.Lb4Rr.Update(id, uint32(0), ebpf.UpdateAny); err != nil {
@@ -357,7 +355,7 @@ func (l *LB) Delete(ctx context.Context, vip netip.Addr, port uint16, proto Prot
 	if err := l.deleteSlots(cur.Id, 0, len(old)); err != nil {
 		return fmt.Errorf("delete service %s: %w", svc, err)
 	}
-	delete(l.ids, cur.Id)
+	l.ids.Free(cur.Id)
 	if cur.Flags&flagAffinityClientIP != 0 {
 		if err := l.purgeAffinity(cur.Id, nil, true); err != nil {
 			return fmt.Errorf("delete service %s: %w", svc, err)
@@ -410,32 +408,16 @@ func (l *LB) Services() ([]Service, error) {
 	return out, nil
 }
 
+func slotKey(id, slot uint32) lbLb4SlotKey { return lbLb4SlotKey{Id: id, Slot: slot} }
+
 // slots reads backend slots 0..count-1 of service id.
 func (l *LB) slots(id, count uint32) ([]lbLb4Backend, error) {
-	out := make([]lbLb4Backend, count)
-	for i := range out {
-		if err := l.objs.Lb4Backends.Lookup(lbLb4SlotKey{Id: id, Slot: uint32(i)}, &out[i]); err != nil {
-			return nil, fmt.Errorf("read backend slot %d of service id %d: %w", i, id, err)
-		}
-	}
-	return out, nil
+	return slots.Read[lbLb4SlotKey, lbLb4Backend](l.objs.Lb4Backends, id, count, slotKey)
 }
 
-// deleteSlots deletes the slots from..to-1 of service id and any stale slot
-// after them that an interrupted update may have left.
+// deleteSlots deletes the slots from..to-1 of service id and any stale slot after them.
 func (l *LB) deleteSlots(id uint32, from, to int) error {
-	for i := from; ; i++ {
-		err := l.objs.Lb4Backends.Delete(lbLb4SlotKey{Id: id, Slot: uint32(i)})
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			if i >= to {
-				return nil
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("delete backend slot %d: %w", i, err)
-		}
-	}
+	return slots.Delete(l.objs.Lb4Backends, id, from, to, slotKey)
 }
 
 // purgeAffinity forgets the clients of service id stuck to one of removed

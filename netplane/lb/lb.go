@@ -20,6 +20,7 @@ package lb
 import (
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"net/netip"
 	"path/filepath"
 	"sort"
@@ -124,8 +125,7 @@ type LB struct {
 	objs    lbObjects
 	links   map[string]linkCloser
 	destroy destroyer
-	ids     map[uint32]bool
-	lastID  uint32
+	ids     slots.IDs
 	closed  bool
 }
 
@@ -216,24 +216,6 @@ func layout(old, want []lbLb4Backend) (slots []lbLb4Backend, writes []int) {
 		}
 	}
 	return slots, writes
-}
-
-func (l *LB) allocID() (uint32, error) {
-	if len(l.ids) >= MaxServices {
-		return 0, fmt.Errorf("all %d service slots are in use: delete services first", MaxServices)
-	}
-	id := l.lastID
-	for {
-		id++
-		if id > MaxServices {
-			id = 1
-		}
-		if !l.ids[id] {
-			l.ids[id] = true
-			l.lastID = id
-			return id, nil
-		}
-	}
 }
 
 func sortServices(svcs []Service) {

@@ -3,6 +3,7 @@ package lb
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"net/netip"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func newHarness(t testing.TB) *harness {
 		t.Fatalf("load harness: %v", err)
 	}
 	t.Cleanup(func() { _ = objs.Close() })
-	l := &LB{ids: make(map[uint32]bool), objs: lbObjects{lbMaps: lbMaps{
+	l := &LB{ids: slots.IDs{Max: MaxServices, What: "service"}, objs: lbObjects{lbMaps: lbMaps{
 		Lb4Services: objs.Lb4Services, Lb4Backends: objs.Lb4Backends, Lb4Rr: objs.Lb4Rr,
 		Lb4Revnat: objs.Lb4Revnat, Lb4Affinity: objs.Lb4Affinity,
 	}}}

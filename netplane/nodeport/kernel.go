@@ -3,6 +3,7 @@ package nodeport
 import (
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"os"
 	"path/filepath"
 
@@ -67,7 +68,7 @@ func Open(cfg Config) (*NodePort, error) {
 	if err := spec.Variables["node_ip"].Set(ip4(cfg.NodeIP)); err != nil {
 		return nil, fmt.Errorf("open nodeport: set node address: %w", err)
 	}
-	np := &NodePort{cfg: cfg, links: make(map[string]linkCloser), ids: make(map[uint32]bool)}
+	np := &NodePort{cfg: cfg, links: make(map[string]linkCloser), ids: slots.IDs{Max: MaxServices, What: "nodeport"}}
 	err = spec.LoadAndAssign(&np.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinDir}})
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		return nil, fmt.Errorf("open nodeport: maps pinned in %s come from an incompatible version: remove the directory (NodePort connections will break): %w", cfg.PinDir, err)
@@ -150,10 +151,7 @@ func (np *NodePort) adoptIDs() error {
 	)
 	it := np.objs.Np4Services.Iterate()
 	for it.Next(&key, &val) {
-		np.ids[val.Id] = true
-		if val.Id > np.lastID {
-			np.lastID = val.Id
-		}
+		np.ids.Mark(val.Id)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("open nodeport: read services: %w", err)

@@ -48,6 +48,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"net/netip"
 	"sort"
 	"sync"
@@ -122,8 +123,7 @@ type NodePort struct {
 	cfg    Config
 	objs   nodeportObjects
 	links  map[string]linkCloser
-	ids    map[uint32]bool
-	lastID uint32
+	ids    slots.IDs
 	closed bool
 }
 
@@ -159,24 +159,6 @@ func normalize(s Service) (normalized, error) {
 		n.backends = append(n.backends, kb)
 	}
 	return n, nil
-}
-
-func (np *NodePort) allocID() (uint32, error) {
-	if len(np.ids) >= MaxServices {
-		return 0, fmt.Errorf("all %d nodeport slots are in use: delete services first", MaxServices)
-	}
-	id := np.lastID
-	for {
-		id++
-		if id > MaxServices {
-			id = 1
-		}
-		if !np.ids[id] {
-			np.ids[id] = true
-			np.lastID = id
-			return id, nil
-		}
-	}
 }
 
 // Upsert adds or updates a NodePort. Backend slots are written before the
@@ -244,13 +226,13 @@ func (np *NodePort) Upsert(ctx context.Context, svc Service) error {
 }
 
 func (np *NodePort) insert(svc Service, n normalized) error {
-	id, err := np.allocID()
+	id, err := np.ids.Alloc()
 	if err != nil {
 		return fmt.Errorf("upsert nodeport %s: %w", svc, err)
 	}
 	fail := func(err error) error {
 		_ = np.deleteSlots(id, 0, len(n.backends))
-		delete(np.ids, id)
+		np.ids.Free(id)
 		return fmt.Errorf("upsert nodeport %s: %w", svc, err)
 	}
 	if err := np.objs.Np4Rr.Update(id, uint32(0), ebpf.UpdateAny); err != nil {
@@ -298,7 +280,7 @@ func (np *NodePort) Delete(ctx context.Context, port uint16, proto Proto) error 
 	if err := np.deleteSlots(cur.Id, 0, int(cur.Count)); err != nil {
 		return fmt.Errorf("delete nodeport %s: %w", svc, err)
 	}
-	delete(np.ids, cur.Id)
+	np.ids.Free(cur.Id)
 	if err := np.forgetFlows(ctx, cur.Id, nil); err != nil {
 		return fmt.Errorf("delete nodeport %s: %w", svc, err)
 	}
@@ -342,32 +324,16 @@ func (np *NodePort) Services() ([]Service, error) {
 	return out, nil
 }
 
+func slotKey(id, slot uint32) nodeportNp4SlotKey { return nodeportNp4SlotKey{Id: id, Slot: slot} }
+
 // slots reads backend slots 0..count-1 of service id.
 func (np *NodePort) slots(id, count uint32) ([]nodeportNp4Backend, error) {
-	out := make([]nodeportNp4Backend, count)
-	for i := range out {
-		if err := np.objs.Np4Backends.Lookup(nodeportNp4SlotKey{Id: id, Slot: uint32(i)}, &out[i]); err != nil {
-			return nil, fmt.Errorf("read backend slot %d of service id %d: %w", i, id, err)
-		}
-	}
-	return out, nil
+	return slots.Read[nodeportNp4SlotKey, nodeportNp4Backend](np.objs.Np4Backends, id, count, slotKey)
 }
 
-// deleteSlots deletes the slots from..to-1 of service id and any stale slot
-// after them that an interrupted update may have left.
+// deleteSlots deletes the slots from..to-1 of service id and any stale slot after them.
 func (np *NodePort) deleteSlots(id uint32, from, to int) error {
-	for i := from; ; i++ {
-		err := np.objs.Np4Backends.Delete(nodeportNp4SlotKey{Id: id, Slot: uint32(i)})
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			if i >= to {
-				return nil
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("delete backend slot %d: %w", i, err)
-		}
-	}
+	return slots.Delete(np.objs.Np4Backends, id, from, to, slotKey)
 }
 
 // forgetFlows deletes the tracked flows of service id that go to one of
