@@ -140,6 +140,11 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// A head to accept: the newest one known when this term starts (a previous term may have
+	// ended before accepting it), and any that arrives; kept after a failure, to try again.
+	m.mu.Lock()
+	headPending := m.head.SHA != ""
+	m.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
@@ -152,21 +157,25 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 			}
 			return ctx.Err()
 		case <-m.headCh:
-			m.mu.Lock()
-			h := m.head
-			m.mu.Unlock()
-			if err := m.accept(ctx, lead, h); err != nil {
-				if errors.Is(err, store.ErrNotLeader) {
-					return err
-				}
-				m.log.Warn("commit", "sha", h.SHA, "err", err)
-			}
-			poke()
-			continue
+			headPending = true
 		case <-changes:
 			// Let a burst of changes settle into one pass.
 			time.Sleep(10 * time.Millisecond)
 		case <-timer.C:
+		}
+		if headPending {
+			m.mu.Lock()
+			h := m.head
+			m.mu.Unlock()
+			err := m.accept(ctx, lead, h)
+			switch {
+			case errors.Is(err, store.ErrNotLeader):
+				return err
+			case err != nil && ctx.Err() == nil:
+				m.log.Warn("commit; trying again", "sha", h.SHA, "err", err)
+			case err == nil:
+				headPending = false
+			}
 		}
 		next, err := m.reconcile(ctx, lead)
 		if errors.Is(err, store.ErrNotLeader) {
