@@ -1,0 +1,193 @@
+package pki
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustCA(t *testing.T) *CA {
+	t.Helper()
+	ca, err := NewCA("test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+func signed(t *testing.T, ca *CA, node string, ips ...net.IP) (certPEM, keyPEM []byte) {
+	t.Helper()
+	keyPEM, csr, err := NewRequest(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err = ca.SignNode(csr, node, ips, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certPEM, keyPEM
+}
+
+func TestCASaveLoad(t *testing.T) {
+	ca := mustCA(t)
+	dir := filepath.Join(t.TempDir(), "pki")
+	if err := ca.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Hash() != ca.Hash() || got.Key == nil {
+		t.Fatalf("loaded CA differs: hash %s, key %v", got.Hash(), got.Key != nil)
+	}
+	other := mustCA(t)
+	if _, err := ParseCA(ca.CertPEM, other.KeyPEM); err == nil || !strings.Contains(err.Error(), "does not belong") {
+		t.Errorf("a CA with another CA's key: %v", err)
+	}
+	trust, err := ParseCA(ca.CertPEM, nil)
+	if err != nil || trust.Key != nil {
+		t.Fatalf("trust-only CA: %v", err)
+	}
+	_, csr, _ := NewRequest("n1")
+	if _, err := trust.SignNode(csr, "n1", nil, nil, time.Now()); err == nil {
+		t.Error("a CA without its key signed")
+	}
+}
+
+func TestSignNode(t *testing.T) {
+	ca := mustCA(t)
+	certPEM, _ := signed(t, ca, "node-1", net.ParseIP("10.0.0.1"))
+	block, _ := pem.Decode(certPEM)
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := ca.NodeName(c)
+	if err != nil || name != "node-1" {
+		t.Fatalf("node name %q, %v", name, err)
+	}
+	if err := c.VerifyHostname("10.0.0.1"); err != nil {
+		t.Error(err)
+	}
+	if err := c.VerifyHostname("127.0.0.1"); err != nil {
+		t.Error(err)
+	}
+	if _, err := mustCA(t).NodeName(c); err == nil {
+		t.Error("another CA accepted the node's certificate")
+	}
+	for _, bad := range []string{"", "Node_1", "a/b", strings.Repeat("a", 254)} {
+		if _, _, err := NewRequest(bad); err == nil {
+			t.Errorf("node name %q accepted", bad)
+		}
+	}
+	if _, err := ca.SignNode([]byte("not a request"), "n1", nil, nil, time.Now()); err == nil {
+		t.Error("garbage signed")
+	}
+}
+
+func TestToken(t *testing.T) {
+	ca := mustCA(t)
+	tok, err := NewToken(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseToken(" " + tok.String() + "\n")
+	if err != nil || got != tok {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if !tok.CheckSecret(tok.Secret) || tok.CheckSecret(strings.Repeat("0", 32)) || (Token{}).CheckSecret("") {
+		t.Error("CheckSecret")
+	}
+	path := filepath.Join(t.TempDir(), "token")
+	if err := tok.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadToken(path); err != nil || got != tok {
+		t.Fatalf("read: %+v %v", got, err)
+	}
+	for _, bad := range []string{"", tok.CAHash, "shoal1." + tok.CAHash, "shoal2." + tok.CAHash + "." + tok.Secret,
+		"shoal1." + strings.ToUpper(tok.CAHash) + "." + tok.Secret, "shoal1." + tok.CAHash + "." + tok.Secret + ".x"} {
+		if _, err := ParseToken(bad); err == nil {
+			t.Errorf("token %q accepted", bad)
+		}
+	}
+}
+
+func FuzzParseToken(f *testing.F) {
+	f.Add("shoal1." + strings.Repeat("ab", 32) + "." + strings.Repeat("0", 32))
+	f.Add("shoal1..")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := ParseToken(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseToken(tok.String())
+		if err != nil || again != tok {
+			t.Fatalf("%q parsed to %+v, which does not round-trip: %v", s, tok, err)
+		}
+	})
+}
+
+// TestTLS checks the three configurations against each other over real TLS connections.
+func TestTLS(t *testing.T) {
+	ca := mustCA(t)
+	srvCert, srvKey := signed(t, ca, "server")
+	cliCert, cliKey := signed(t, ca, "client")
+	stc, err := ServerTLS(ca, srvCert, srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := "-"
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			name, _ = ca.NodeName(r.TLS.PeerCertificates[0])
+		}
+		w.Write([]byte(name))
+	}))
+	srv.TLS = stc
+	srv.StartTLS()
+	defer srv.Close()
+
+	get := func(tc *tls.Config) (string, error) {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get(srv.URL)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b := make([]byte, 64)
+		n, _ := resp.Body.Read(b)
+		return string(b[:n]), nil
+	}
+	var seen *CA
+	if who, err := get(PinnedTLS(ca.Hash(), &seen)); err != nil || who != "-" || seen == nil || seen.Hash() != ca.Hash() {
+		t.Errorf("pinned: %q %v (seen %v)", who, err, seen != nil)
+	}
+	if _, err := get(PinnedTLS(mustCA(t).Hash(), nil)); err == nil || !strings.Contains(err.Error(), "join token names") {
+		t.Errorf("pinned to another CA: %v", err)
+	}
+	ctc, err := ClientTLS(ca, cliCert, cliKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if who, err := get(ctc); err != nil || who != "client" {
+		t.Errorf("mutual TLS: %q %v", who, err)
+	}
+	// A client of another cluster is refused by the server, and refuses it.
+	other := mustCA(t)
+	oc, ok := signed(t, other, "intruder")
+	otc, _ := ClientTLS(other, oc, ok)
+	if _, err := get(otc); err == nil {
+		t.Error("a node of another cluster connected")
+	}
+}
