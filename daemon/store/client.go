@@ -37,6 +37,9 @@ type Config struct {
 	KeyFile  string
 	CAFile   string
 	Secure   bool
+	// AutoSync, when set, refreshes the endpoints from the members' advertised client URLs at
+	// this interval, so that a client follows members that join and leave.
+	AutoSync time.Duration
 	// DialTimeout bounds connecting. Default 5 s.
 	DialTimeout time.Duration
 	// Logger receives the client's warnings and errors. Nil discards them.
@@ -69,6 +72,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            cfg.Endpoints,
 		DialTimeout:          dial,
+		AutoSyncInterval:     cfg.AutoSync,
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
 		TLS:                  tlsCfg,

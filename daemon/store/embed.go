@@ -78,6 +78,9 @@ type EmbedConfig struct {
 	// inside the data directory, so several members on one machine never collide and
 	// nothing listens on the network. Use http(s)://IP:PORT to serve other nodes.
 	ClientURL string
+	// NetworkClientURL, when set, is served besides ClientURL (normally the socket) and is the
+	// only client URL the member advertises to the others: https://IP:PORT with ClientTLS.
+	NetworkClientURL string
 	// PeerURL is where other members reach this one. Default DefaultPeerURL.
 	PeerURL string
 	// InitialCluster lists the members at bootstrap ("a=https://10.0.0.1:2380,b=...").
@@ -247,6 +250,14 @@ func etcdConfig(cfg EmbedConfig) (*embed.Config, error) {
 		adv := *curl
 		adv.Host = "localhost:0"
 		ec.AdvertiseClientUrls = []url.URL{adv}
+	}
+	if cfg.NetworkClientURL != "" {
+		nurl, err := parseListenURL(cfg.NetworkClientURL)
+		if err != nil || nurl.Scheme == "unix" || nurl.Scheme == "unixs" {
+			return nil, fmt.Errorf("start the store: network client URL %q: use https://IP:PORT", cfg.NetworkClientURL)
+		}
+		ec.ListenClientUrls = append(ec.ListenClientUrls, *nurl)
+		ec.AdvertiseClientUrls = []url.URL{*nurl}
 	}
 	ec.ListenPeerUrls = []url.URL{*purl}
 	ec.AdvertisePeerUrls = []url.URL{*purl}
@@ -446,3 +457,6 @@ func checkWAL(walDir, snapDir string) (err error) {
 	}
 	return nil
 }
+
+// ID returns the member's id in the cluster.
+func (e *Embedded) ID() uint64 { return uint64(e.etcd.Server.MemberID()) }

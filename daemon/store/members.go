@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+)
+
+// Member is one member of the store's etcd cluster.
+type Member struct {
+	ID         uint64
+	Name       string // empty until the member has started
+	PeerURLs   []string
+	ClientURLs []string
+	Learner    bool
+}
+
+// Started reports whether the member has started and published its name.
+func (m Member) Started() bool { return m.Name != "" }
+
+// ErrTooManyLearners is returned by AddLearner while another member is still catching up: try
+// again once it has been promoted.
+var ErrTooManyLearners = errors.New("another store member is still joining")
+
+// Members lists the store's members, ordered by name.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	resp, err := c.cli.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the store's members: %w", err)
+	}
+	out := make([]Member, 0, len(resp.Members))
+	for _, m := range resp.Members {
+		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// AddLearner adds a member that does not vote until it is promoted, so that a member which
+// never starts or is slow to catch up costs the cluster no quorum. It returns the new member's
+// id and the members afterwards.
+func (c *Client) AddLearner(ctx context.Context, peerURL string) (uint64, []Member, error) {
+	resp, err := c.cli.MemberAddAsLearner(ctx, []string{peerURL})
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrGRPCTooManyLearners) || strings.Contains(err.Error(), rpctypes.ErrGRPCTooManyLearners.Error()) {
+			return 0, nil, ErrTooManyLearners
+		}
+		return 0, nil, fmt.Errorf("add a store member at %s: %w", peerURL, err)
+	}
+	var out []Member
+	for _, m := range resp.Members {
+		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
+	}
+	return resp.Member.ID, out, nil
+}
+
+// Promote makes a learner a voting member. etcd refuses while the learner is behind the
+// leader's log; callers retry.
+func (c *Client) Promote(ctx context.Context, id uint64) error {
+	if _, err := c.cli.MemberPromote(ctx, id); err != nil {
+		return fmt.Errorf("promote store member %x: %w", id, err)
+	}
+	return nil
+}
+
+// RemoveMember removes a member from the store's cluster.
+func (c *Client) RemoveMember(ctx context.Context, id uint64) error {
+	if _, err := c.cli.MemberRemove(ctx, id); err != nil {
+		return fmt.Errorf("remove store member %x: %w", id, err)
+	}
+	return nil
+}
+
+// UpdatePeerURLs changes where the other members reach member id.
+func (c *Client) UpdatePeerURLs(ctx context.Context, id uint64, urls []string) error {
+	if _, err := c.cli.MemberUpdate(ctx, id, urls); err != nil {
+		return fmt.Errorf("update store member %x: %w", id, err)
+	}
+	return nil
+}
+
+// SyncEndpoints sets the client's endpoints to the client URLs the members advertise, so that
+// it follows members that join and leave. It keeps the current endpoints when none are
+// advertised.
+func (c *Client) SyncEndpoints(ctx context.Context) ([]string, error) {
+	if err := c.cli.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("sync the store's endpoints: %w", err)
+	}
+	return c.cli.Endpoints(), nil
+}
