@@ -16,7 +16,7 @@ import (
 func newDaemonCmd(s Streams) *cobra.Command {
 	var cfg node.Config
 	var labels []string
-	var logLevel, serviceCIDR, clusterCIDR string
+	var logLevel, serviceCIDR, clusterCIDR, joinTokenFile string
 	cmd := &cobra.Command{
 		Use:   "daemon --repo URL",
 		Short: "Run this node: follow the repository and converge the cluster to it",
@@ -25,6 +25,9 @@ in the election of the master through the shared store (an embedded etcd by defa
 the pods placed on this node. Pods keep running when the daemon stops; a restarted daemon takes
 them over again.`,
 		Example: `  shoal daemon --repo file:///srv/cluster.git
+  shoal daemon --repo git://git.example.com/cluster.git --node-address 10.0.0.1
+  shoal daemon --repo git://git.example.com/cluster.git --node-address 10.0.0.2 \
+      --join 10.0.0.1 --join-token-file /etc/shoal/join-token
   shoal daemon --repo https://git.example.com/ops/cluster.git --branch prod --path clusters/eu \
       --token-file /etc/shoal/git-token --verify-signatures /etc/shoal/keyring.asc`,
 		Args: cobraArgs(cobra.NoArgs),
@@ -58,8 +61,21 @@ them over again.`,
 			default:
 				return usageErrorf("--pod-network %q: use bridge or none", cfg.Net.Mode)
 			}
-			if cfg.StoreListen != "" && cfg.Store != "" {
-				return usageErrorf("--store-listen serves the embedded store, --store uses another one: pass only one of them")
+			if cfg.Join != "" && cfg.Store != "" {
+				return usageErrorf("--join joins the cluster's embedded store, --store uses an external one: pass only one of them")
+			}
+			if joinTokenFile != "" {
+				b, err := os.ReadFile(joinTokenFile)
+				if err != nil {
+					return usageErrorf("--join-token-file: %v", err)
+				}
+				cfg.JoinToken = strings.TrimSpace(string(b))
+			}
+			if cfg.JoinToken == "" {
+				cfg.JoinToken = os.Getenv("SHOAL_JOIN_TOKEN")
+			}
+			if cfg.Join != "" && cfg.JoinToken == "" {
+				return usageErrorf("--join needs the cluster's join token: --join-token-file FILE (a copy of the first node's <data dir>/token) or $SHOAL_JOIN_TOKEN")
 			}
 			cfg.Labels = map[string]string{}
 			for _, l := range labels {
@@ -92,7 +108,12 @@ them over again.`,
 	f.BoolVar(&cfg.AllowHTTP, "allow-insecure-http", false, "allow plain http:// repositories that are not on loopback")
 	f.StringVar(&cfg.VerifyKeyring, "verify-signatures", "", "armored OpenPGP keyring: refuse every new commit not signed by it")
 	f.StringVar(&cfg.Store, "store", "", "an external etcd: etcd://host:2379,... or etcds://... (default: embedded)")
-	f.StringVar(&cfg.StoreListen, "store-listen", "", "where the embedded etcd serves other nodes, http://IP:PORT (default: a unix socket in the data dir)")
+	f.StringVar(&cfg.StoreListen, "store-listen", "", "")
+	_ = f.MarkHidden("store-listen")
+	f.StringVar(&cfg.Join, "join", "", "join the cluster of the node at HOST[:PORT] (its --node-address); needs the join token")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "file with the cluster's join token (default $SHOAL_JOIN_TOKEN)")
+	f.BoolVar(&cfg.NoStoreMember, "no-store-member", false, "when joining, never run a store member (the first three nodes run one by default)")
+	f.IntVar(&cfg.ClusterPort, "cluster-port", 7443, "port of the cluster endpoint other nodes join through, on the first --node-address")
 	f.StringVar(&cfg.StoreCA, "store-ca", "", "CA of the external etcd")
 	f.StringVar(&cfg.StoreCert, "store-cert", "", "client certificate for the external etcd")
 	f.StringVar(&cfg.StoreKey, "store-key", "", "client key for the external etcd")

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,8 @@ import (
 	"github.com/shoal-dev/shoal/daemon/buildinfo"
 	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/daemon/gitsync"
+	"github.com/shoal-dev/shoal/daemon/join"
+	"github.com/shoal-dev/shoal/daemon/pki"
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/runtime/image"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
@@ -51,7 +54,15 @@ type Config struct {
 	// Store: "" for the embedded etcd, else etcd://host:port,... or etcds://...
 	Store                         string
 	StoreCA, StoreCert, StoreKey  string
-	StoreListen                   string // the embedded etcd's client URL, http://IP:PORT; "" for a socket in the data dir
+	// Join is the address of a node of the cluster to join (HOST or HOST:PORT), "" to found a
+	// cluster or to start again as what the node was; JoinToken is the cluster's join token.
+	Join, JoinToken string
+	// NoStoreMember keeps a joining node from running a store member even while the store has
+	// fewer than three.
+	NoStoreMember bool
+	// ClusterPort is the port of the cluster endpoint (joins), on the first address.
+	ClusterPort int
+	StoreListen string
 	LeaseTTL                      time.Duration
 	NodeLostGrace                 time.Duration
 	Socket                        string
@@ -109,34 +120,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	// The store.
-	endpoints := []string{}
-	storeCfg := store.Config{Logger: log}
-	if cfg.Store == "" {
-		storeDir := filepath.Join(cfg.DataDir, "store")
-		if err := checkStoreDir(cfg.DataDir, storeDir); err != nil {
-			return err
-		}
-		if strings.HasPrefix(cfg.StoreListen, "http://") {
-			log.Warn("the store is served without TLS or authentication: use --store-listen only on a network you trust", "url", cfg.StoreListen)
-		}
-		emb, err := store.StartEmbedded(ctx, store.EmbedConfig{Dir: storeDir, Name: cfg.Name, ClientURL: cfg.StoreListen, Logger: log})
-		if err != nil {
-			return err
-		}
-		if err := markStore(cfg.DataDir); err != nil {
-			return err
-		}
-		defer emb.Close()
-		endpoints = emb.Endpoints()
-		storeCfg.Endpoints = endpoints
-	} else {
-		sc, err := store.ParseStoreURL(cfg.Store)
-		if err != nil {
-			return err
-		}
-		sc.CAFile, sc.CertFile, sc.KeyFile, sc.Logger = cfg.StoreCA, cfg.StoreCert, cfg.StoreKey, log
-		storeCfg = sc
+	setup, err := setupStore(ctx, cfg, log)
+	if err != nil {
+		return err
 	}
+	defer setup.close()
+	endpoints := setup.cfg.Endpoints
+	storeCfg := setup.cfg
 	st, err := store.Connect(ctx, storeCfg)
 	if err != nil {
 		return err
@@ -316,6 +306,21 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		serve("api tcp", l, api.NewHandler(api.Config{Backend: backend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Netplane: dump, Logger: log}),
 			&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	if setup.ca != nil && setup.addr != "" {
+		tc, err := pki.ServerTLS(setup.ca, setup.certPEM, setup.keyPEM)
+		if err != nil {
+			return err
+		}
+		port := cfg.ClusterPort
+		if port == 0 {
+			port = join.DefaultPort
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(setup.addr, strconv.Itoa(port)))
+		if err != nil {
+			return fmt.Errorf("the cluster endpoint: %w; another process uses the port: choose another with --cluster-port", err)
+		}
+		serve("cluster endpoint", l, setup.clusterHandler(st, log), tc)
 	}
 	if cfg.WebhookListen != "" {
 		secret, err := os.ReadFile(cfg.WebhookSecret)

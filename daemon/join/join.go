@@ -1,0 +1,310 @@
+// Package join admits new nodes into a cluster and lets a node join one.
+//
+// A node joins by calling POST /v1/join on a node that runs a store member, over TLS. It has no
+// CA yet, so it pins the cluster CA by the hash in its join token; it proves that it was given
+// the token with the token's secret. It sends a certificate request (its key never leaves it)
+// and gets its certificate signed by the cluster CA. While the store has fewer than MaxMembers
+// members, the node is added as a store member: first as a learner that does not vote, so that a
+// node which never starts costs the cluster no quorum; it promotes itself once it has caught up.
+// Further nodes are store clients only.
+package join
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/pki"
+	"github.com/shoal-dev/shoal/daemon/store"
+)
+
+// Ports a node serves other nodes on.
+const (
+	DefaultPort      = 7443 // the cluster endpoint: joins and node-to-node calls
+	DefaultPeerPort  = 2380 // the store's peer traffic
+	DefaultStorePort = 2379 // the store's client traffic
+)
+
+// MaxMembers is how many nodes run a store member: three survive the loss of any one.
+const MaxMembers = 3
+
+// Path is where the cluster endpoint takes joins.
+const Path = "/v1/join"
+
+// Request is what a joining node sends.
+type Request struct {
+	Node      string   `json:"node"`
+	Addresses []string `json:"addresses"`
+	CSR       string   `json:"csr"`
+	// PeerURL is where the node's store member would listen; empty for a node that must not
+	// run one.
+	PeerURL string `json:"peerURL,omitempty"`
+}
+
+// Response is what an admitted node gets.
+type Response struct {
+	CA   string `json:"ca"`
+	Cert string `json:"cert"`
+	// Member is set when the node runs a store member; then CAKey and Token let it admit
+	// further nodes, and InitialCluster is the member list to start with.
+	Member         bool   `json:"member"`
+	CAKey          string `json:"caKey,omitempty"`
+	Token          string `json:"token,omitempty"`
+	InitialCluster string `json:"initialCluster,omitempty"`
+	// Endpoints are the store's client URLs (those of the other members).
+	Endpoints []string `json:"endpoints"`
+}
+
+// Error is the body of a refused join.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Admitter serves joins on a node that holds the CA key.
+type Admitter struct {
+	CA    *pki.CA
+	Token pki.Token
+	Store *store.Client
+	// NodeLive reports whether a node of that name is registered and alive.
+	NodeLive func(ctx context.Context, name string) (bool, error)
+	Logger   *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// ServeHTTP admits one node.
+func (a *Admitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		refuse(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || !a.Token.CheckSecret(secret) {
+		refuse(w, http.StatusUnauthorized, "the join token is wrong: copy it from the first node's <data dir>/token")
+		return
+	}
+	var req Request
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		refuse(w, http.StatusBadRequest, "the join request is not valid JSON: "+err.Error())
+		return
+	}
+	resp, code, err := a.admit(r.Context(), req)
+	if err != nil {
+		if code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		a.log().Warn("join refused", "node", req.Node, "err", err)
+		refuse(w, code, err.Error())
+		return
+	}
+	a.log().Info("node admitted", "node", req.Node, "member", resp.Member, "addresses", req.Addresses)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func (a *Admitter) log() *slog.Logger {
+	if a.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Logger
+}
+
+func (a *Admitter) admit(ctx context.Context, req Request) (Response, int, error) {
+	var ips []net.IP
+	for _, s := range req.Addresses {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return Response{}, http.StatusBadRequest, fmt.Errorf("address %q is not an IP address", s)
+		}
+		ips = append(ips, ip)
+	}
+	if a.NodeLive != nil {
+		live, err := a.NodeLive(ctx, req.Node)
+		if err != nil {
+			return Response{}, http.StatusServiceUnavailable, err
+		}
+		if live {
+			return Response{}, http.StatusConflict, fmt.Errorf("a node named %q is already in the cluster and running: "+
+				"give the new node another --node-name", req.Node)
+		}
+	}
+	members, err := a.Store.Members(ctx)
+	if err != nil {
+		return Response{}, http.StatusServiceUnavailable, err
+	}
+	for _, m := range members {
+		if m.Name == req.Node {
+			return Response{}, http.StatusConflict, fmt.Errorf("node %q is still a store member: if it lost its data, "+
+				"run `shoal node remove %s` on another node first", req.Node, req.Node)
+		}
+	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	cert, err := a.CA.SignNode([]byte(req.CSR), req.Node, ips, nil, now())
+	if err != nil {
+		return Response{}, http.StatusBadRequest, err
+	}
+	resp := Response{CA: string(a.CA.CertPEM), Cert: string(cert)}
+	// A member that was added for this address but never started (the node failed before it
+	// could) is taken over; otherwise a new learner is added while there is room.
+	var pending *store.Member
+	for i, m := range members {
+		if !m.Started() && req.PeerURL != "" && slices.Contains(m.PeerURLs, req.PeerURL) {
+			pending = &members[i]
+		}
+	}
+	if pending == nil && req.PeerURL != "" && len(members) < MaxMembers {
+		id, after, err := a.Store.AddLearner(ctx, req.PeerURL)
+		if errors.Is(err, store.ErrTooManyLearners) {
+			return Response{}, http.StatusServiceUnavailable, fmt.Errorf("%w; the node tries again", err)
+		}
+		if err != nil {
+			return Response{}, http.StatusServiceUnavailable, err
+		}
+		members = after
+		for i, m := range members {
+			if m.ID == id {
+				pending = &members[i]
+			}
+		}
+	}
+	for _, m := range members {
+		if m.Started() && (pending == nil || m.ID != pending.ID) {
+			resp.Endpoints = append(resp.Endpoints, m.ClientURLs...)
+		}
+	}
+	if pending != nil {
+		var cluster []string
+		for _, m := range members {
+			name := m.Name
+			if m.ID == pending.ID {
+				name = req.Node
+			}
+			if name == "" {
+				continue
+			}
+			for _, u := range m.PeerURLs {
+				cluster = append(cluster, name+"="+u)
+			}
+		}
+		resp.Member = true
+		resp.CAKey = string(a.CA.KeyPEM)
+		resp.Token = a.Token.String()
+		resp.InitialCluster = strings.Join(cluster, ",")
+	}
+	return resp, http.StatusOK, nil
+}
+
+func refuse(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(Error{Error: msg})
+}
+
+// RefuseHandler answers joins on a node that cannot admit any (it has no CA key), naming the
+// nodes that can.
+func RefuseHandler(members func() []string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		refuse(w, http.StatusMisdirectedRequest, "this node runs no store member and cannot admit nodes: join through one of "+
+			strings.Join(members(), ", "))
+	})
+}
+
+// Address turns a --join value (HOST or HOST:PORT) into the cluster endpoint's URL.
+func Address(s string) (string, error) {
+	s = strings.TrimPrefix(strings.TrimSuffix(s, "/"), "https://")
+	if s == "" || strings.ContainsAny(s, "/?#@ ") {
+		return "", fmt.Errorf("--join %q: give the address of a node of the cluster, HOST or HOST:PORT", s)
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		host, port = strings.Trim(s, "[]"), fmt.Sprint(DefaultPort)
+	}
+	if host == "" {
+		return "", fmt.Errorf("--join %q: no host", s)
+	}
+	return "https://" + net.JoinHostPort(host, port), nil
+}
+
+// Join asks the node at url (see Address) to admit this one, trying again while the cluster
+// says so (another member still joining) or cannot be reached, until ctx ends. It returns the
+// response and the cluster CA it pinned.
+func Join(ctx context.Context, url string, tok pki.Token, req Request, log *slog.Logger) (Response, *pki.CA, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return Response{}, nil, fmt.Errorf("join: %w", err)
+	}
+	delay := 500 * time.Millisecond
+	for {
+		resp, ca, retry, err := try(ctx, url, tok, body)
+		if err == nil {
+			return resp, ca, nil
+		}
+		if !retry {
+			return Response{}, nil, err
+		}
+		if log != nil {
+			log.Warn("join: trying again", "at", url, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return Response{}, nil, fmt.Errorf("join %s: %w (last: %v)", url, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func try(ctx context.Context, url string, tok pki.Token, body []byte) (Response, *pki.CA, bool, error) {
+	var seen *pki.CA
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.PinnedTLS(tok.CAHash, &seen)}}
+	defer client.CloseIdleConnections()
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, url+Path, bytes.NewReader(body))
+	if err != nil {
+		return Response{}, nil, false, fmt.Errorf("join %s: %w", url, err)
+	}
+	hr.Header.Set("Authorization", "Bearer "+tok.Secret)
+	hr.Header.Set("Content-Type", "application/json")
+	r, err := client.Do(hr)
+	if err != nil {
+		// A node that does not present the pinned CA is not retried: it is not this cluster.
+		if strings.Contains(err.Error(), "join token names") || strings.Contains(err.Error(), "not signed by the cluster CA") {
+			return Response{}, nil, false, fmt.Errorf("join %s: %w", url, err)
+		}
+		return Response{}, nil, true, fmt.Errorf("join %s: %w", url, err)
+	}
+	defer r.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return Response{}, nil, true, fmt.Errorf("join %s: %w", url, err)
+	}
+	if r.StatusCode != http.StatusOK {
+		var e Error
+		_ = json.Unmarshal(data, &e)
+		if e.Error == "" {
+			e.Error = strings.TrimSpace(string(data))
+		}
+		retry := r.StatusCode == http.StatusServiceUnavailable || r.StatusCode >= 500
+		return Response{}, nil, retry, fmt.Errorf("join %s: refused (%s): %s", url, r.Status, e.Error)
+	}
+	var resp Response
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return Response{}, nil, false, fmt.Errorf("join %s: the answer: %w", url, err)
+	}
+	if seen == nil || !bytes.Equal(bytes.TrimSpace([]byte(resp.CA)), bytes.TrimSpace(seen.CertPEM)) {
+		return Response{}, nil, false, fmt.Errorf("join %s: the answer names another CA than the node presented", url)
+	}
+	return resp, seen, false, nil
+}
