@@ -35,7 +35,12 @@ type Backend interface {
 	Exec(ctx context.Context, namespace, name, container string, opts runtime.ExecOptions) (int, error)
 	// Cordon marks a node unschedulable (drain: and moves its Deployment pods), or clears the mark.
 	Cordon(ctx context.Context, node string, cordon, drain bool) error
+	// RemoveNode deletes a stopped node for good (ErrConflict while it runs).
+	RemoveNode(ctx context.Context, node string) error
 }
+
+// ErrConflict is returned by a Backend for a request the current state does not allow.
+var ErrConflict = cluster.ErrNodeRunning
 
 // ErrNotFound is returned by a Backend for an unknown pod or container.
 var ErrNotFound = runtime.ErrNotFound
@@ -70,6 +75,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/namespaces/{ns}/pods/{name}/log", h.logs)
 	mux.HandleFunc("POST /v1/namespaces/{ns}/pods/{name}/exec", h.exec)
 	mux.HandleFunc("POST /v1/nodes/{name}/{action}", h.nodeAction)
+	mux.HandleFunc("DELETE /v1/nodes/{name}", h.removeNode)
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
@@ -368,6 +374,21 @@ func (h *handler) nodeAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, map[string]string{"node": r.PathValue("name"), "action": r.PathValue("action")})
+}
+
+func (h *handler) removeNode(w http.ResponseWriter, r *http.Request) {
+	if err := h.cfg.Backend.RemoveNode(r.Context(), r.PathValue("name")); err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, ErrNotFound):
+			code = http.StatusNotFound
+		case errors.Is(err, ErrConflict):
+			code = http.StatusConflict
+		}
+		writeError(w, code, err)
+		return
+	}
+	writeJSON(w, map[string]string{"node": r.PathValue("name"), "action": "removed"})
 }
 
 // ListenUnix listens on a unix socket at path that only its owner (root) may use. A stale socket

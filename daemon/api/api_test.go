@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -67,6 +68,16 @@ func (backend) Cordon(_ context.Context, node string, _, _ bool) error {
 	return nil
 }
 
+func (backend) RemoveNode(_ context.Context, node string) error {
+	switch node {
+	case "gone":
+		return nil
+	case "n1":
+		return fmt.Errorf("node %q: %w", node, api.ErrConflict)
+	}
+	return api.ErrNotFound
+}
+
 func serve(t *testing.T, token string) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
@@ -117,6 +128,15 @@ func TestAPI(t *testing.T) {
 	}
 	if err := c.Post(ctx, "/v1/nodes/n9/cordon"); err == nil {
 		t.Error("cordon of an unknown node succeeded")
+	}
+	if err := c.Delete(ctx, "/v1/nodes/gone"); err != nil {
+		t.Errorf("remove a stopped node: %v", err)
+	}
+	if err := c.Delete(ctx, "/v1/nodes/n1"); err == nil || !strings.Contains(err.Error(), "running") {
+		t.Errorf("remove a running node: %v", err)
+	}
+	if err := c.Delete(ctx, "/v1/nodes/n9"); err == nil {
+		t.Error("remove of an unknown node succeeded")
 	}
 
 	var logs bytes.Buffer

@@ -84,7 +84,7 @@ and every node runs its pods with libcontainer.`,
 		newRenderCmd(s),
 		newImageCmd(s),
 		newDaemonCmd(s),
-		newNodeCmd(s),
+		newNodeCmd(s, &cf),
 		newDiffCmd(s),
 	)
 	root.AddCommand(remote...)

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"time"
 
@@ -9,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newNodeCmd(s Streams) *cobra.Command {
-	cmd := &cobra.Command{Use: "node", Short: "Manage this node"}
+func newNodeCmd(s Streams, cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Reset this node, or remove a node from the cluster"}
 	var dataDir, name, cgroup string
 	var grace time.Duration
 	var keepData bool
@@ -41,5 +43,29 @@ their cgroups and mounts, and deletes the data directory unless --keep-data is g
 	reset.Flags().DurationVar(&grace, "grace", 5*time.Second, "how long pods get to stop before SIGKILL")
 	reset.Flags().BoolVar(&keepData, "keep-data", false, "keep the data directory")
 	cmd.AddCommand(reset)
+	remove := &cobra.Command{
+		Use:   "remove NODE",
+		Short: "Delete a stopped node from the cluster for good, with its store member",
+		Long: `Remove deletes a node that is gone for good: its store member leaves the store's cluster (so
+that a new node can take its place as a member), and its record, pod CIDR and cordon are deleted.
+Its pods are placed on other nodes at once. A running node is refused: drain it, stop its daemon
+and reset it first. A removed node that should come back joins again with an empty data dir.`,
+		Example: `  shoal drain n3 && ssh n3 'systemctl stop shoal && shoal node reset'
+  shoal node remove n3`,
+		Args: cobraArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Delete(cmd.Context(), "/v1/nodes/"+url.PathEscape(args[0])); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "node/%s removed\n", args[0])
+			return nil
+		},
+	}
+	cf.add(remove)
+	cmd.AddCommand(remove)
 	return cmd
 }

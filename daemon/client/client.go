@@ -145,6 +145,15 @@ func (c *Client) Post(ctx context.Context, path string) error {
 	return resp.Body.Close()
 }
 
+// Delete sends DELETE to path.
+func (c *Client) Delete(ctx context.Context, path string) error {
+	resp, err := c.do(ctx, http.MethodDelete, path, nil, nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
 // GetRaw returns the raw JSON answer to GET path.
 func (c *Client) GetRaw(ctx context.Context, path string, q url.Values) ([]byte, error) {
 	resp, err := c.do(ctx, http.MethodGet, path, q, nil)

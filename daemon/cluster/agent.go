@@ -68,6 +68,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	defer reg.Close()
+	if err := store.Put(ctx, a.cfg.Store, knownKey(a.cfg.Node), rec); err != nil {
+		a.log.Warn("record the node", "err", err)
+	}
 
 	wake := make(chan struct{}, 1)
 	poke := func() {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -50,6 +51,11 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 			var n NodeRecord
 			if err = json.Unmarshal(val, &n); err == nil {
 				s.Nodes = append(s.Nodes, n)
+			}
+		case strings.HasPrefix(key, knownPrefix):
+			var n NodeRecord
+			if err = json.Unmarshal(val, &n); err == nil {
+				s.Known = append(s.Known, n)
 			}
 		case strings.HasPrefix(key, masterPrefix+"/"):
 			leaders = append(leaders, leaderKV{string(val), kv.CreateRevision})
@@ -197,4 +203,56 @@ func (b *Backend) Cordon(ctx context.Context, node string, cordon, drain bool) e
 		return store.Delete(ctx, b.Store, cordonKey(node))
 	}
 	return store.Put(ctx, b.Store, cordonKey(node), CordonRecord{Drain: drain, Since: time.Now()})
+}
+
+// ErrNodeRunning is returned by RemoveNode for a node whose lease is alive.
+var ErrNodeRunning = errors.New("the node is running")
+
+// RemoveNode deletes a node for good: its store member (when it runs one), its record, pod CIDR
+// and cordon. The master places the pods it had elsewhere at once, without the node-lost grace.
+// A node that is still running is refused: stop its daemon first.
+func (b *Backend) RemoveNode(ctx context.Context, node string) error {
+	live, err := NodeRegistered(ctx, b.Store, node)
+	if err != nil {
+		return err
+	}
+	if live {
+		return fmt.Errorf("node %q: %w: drain it (`shoal drain %s`), stop its daemon and `shoal node reset` it, then remove it",
+			node, ErrNodeRunning, node)
+	}
+	_, _, known, err := store.Get[NodeRecord](ctx, b.Store, knownKey(node))
+	if err != nil {
+		return err
+	}
+	members, err := b.Store.Members(ctx)
+	if err != nil {
+		return err
+	}
+	member := false
+	for _, m := range members {
+		if m.Name != node {
+			continue
+		}
+		if len(members) == 1 {
+			return fmt.Errorf("node %q runs the only store member: it cannot be removed", node)
+		}
+		if err := b.Store.RemoveMember(ctx, m.ID); err != nil {
+			return err
+		}
+		member = true
+	}
+	if !known && !member {
+		return fmt.Errorf("node %q: %w", node, runtime.ErrNotFound)
+	}
+	// The pods placed on the node are the master's to move: it treats a node that is neither
+	// registered nor known as gone long ago.
+	ops := []clientv3.Op{
+		clientv3.OpDelete(knownKey(node)),
+		clientv3.OpDelete(PodCIDRKey(node)),
+		clientv3.OpDelete(cordonKey(node)),
+	}
+	if _, err := b.Store.Etcd().Txn(ctx).Then(ops...).Commit(); err != nil {
+		return fmt.Errorf("remove node %q from the store: %w", node, err)
+	}
+	return nil
 }

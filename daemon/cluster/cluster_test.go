@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/runtime"
 	"github.com/shoal-dev/shoal/runtime/fake"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
 )
@@ -95,6 +96,8 @@ spec:
 // testCluster runs a master and an agent over an embedded etcd and the fake runtime.
 type testCluster struct {
 	t       *testing.T
+	ctx     context.Context
+	st      *store.Client
 	git     *fakeGit
 	master  *Master
 	backend *Backend
@@ -102,7 +105,7 @@ type testCluster struct {
 	wg      sync.WaitGroup
 }
 
-func newTestCluster(t *testing.T) *testCluster {
+func newTestCluster(t *testing.T, opts ...func(*MasterConfig)) *testCluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	emb, err := store.StartEmbedded(ctx, store.EmbedConfig{Dir: t.TempDir(), Name: "n1"})
 	if err != nil {
@@ -117,8 +120,12 @@ func newTestCluster(t *testing.T) *testCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testCluster{t: t, git: &fakeGit{commits: map[string]fakeCommit{}}, cancel: cancel}
-	c.master = NewMaster(MasterConfig{Node: "n1", Store: st, Git: c.git})
+	c := &testCluster{t: t, ctx: ctx, st: st, git: &fakeGit{commits: map[string]fakeCommit{}}, cancel: cancel}
+	mcfg := MasterConfig{Node: "n1", Store: st, Git: c.git}
+	for _, o := range opts {
+		o(&mcfg)
+	}
+	c.master = NewMaster(mcfg)
 	agent := NewAgent(AgentConfig{Node: "n1", Store: st, Runtime: rt, TTL: 2 * time.Second,
 		Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}})
 	c.backend = &Backend{Node: "n1", Store: st, Runtime: rt}
@@ -271,4 +278,82 @@ func TestCordonAndDrain(t *testing.T) {
 		}
 		return s.Status().Pending == 3
 	})
+}
+
+// addNode runs another node's agent over its own fake runtime until the returned stop is called.
+func (c *testCluster) addNode(name string) (stop func()) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	driver := fake.New(fake.TestAppImage("registry.local/app:v1"))
+	rt, err := lifecycle.New(lifecycle.Config{Driver: driver})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	agent := NewAgent(AgentConfig{Node: name, Store: c.st, Runtime: rt, TTL: time.Second,
+		Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = agent.Run(ctx)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			rt.Close()
+		})
+	}
+	c.t.Cleanup(stop)
+	return stop
+}
+
+// TestRemoveNode: a stopped node shows NotReady and keeps its pods through the node-lost grace;
+// removing it moves them at once. A running node cannot be removed.
+func TestRemoveNode(t *testing.T) {
+	c := newTestCluster(t, func(m *MasterConfig) { m.NodeLostGrace = time.Hour })
+	ctx := context.Background()
+	stopN2 := c.addNode("n2")
+	c.waitFor("two nodes", func(s *Snapshot) bool { return len(s.Nodes) == 2 })
+	one := c.git.commit("", "web: 4", map[string]string{"web.yaml": deploymentYAML("web", 4, "registry.local/app:v1")})
+	c.push(one)
+	c.waitFor("convergence", func(s *Snapshot) bool { return s.Converged == one })
+	onN2 := func(s *Snapshot) int {
+		n := 0
+		for _, p := range s.Pods() {
+			if p.Node == "n2" {
+				n++
+			}
+		}
+		return n
+	}
+	if err := c.backend.RemoveNode(ctx, "n2"); !errors.Is(err, ErrNodeRunning) {
+		t.Fatalf("remove a running node: %v", err)
+	}
+	s := c.waitFor("pods on n2", func(s *Snapshot) bool { return onN2(s) > 0 })
+	had := onN2(s)
+
+	stopN2()
+	s = c.waitFor("n2 NotReady", func(s *Snapshot) bool {
+		for _, n := range s.Status().Nodes {
+			if n.Name == "n2" && !n.Ready {
+				return true
+			}
+		}
+		return false
+	})
+	if got := onN2(s); got != had {
+		t.Errorf("%d pods on n2 within the grace, want the %d it had", got, had)
+	}
+	if err := c.backend.RemoveNode(ctx, "n2"); err != nil {
+		t.Fatal(err)
+	}
+	s = c.waitFor("n2's pods moved", func(s *Snapshot) bool { return onN2(s) == 0 && s.Status().Pending == 0 && len(s.Pods()) == 4 })
+	for _, n := range s.Status().Nodes {
+		if n.Name == "n2" {
+			t.Errorf("status still shows the removed node: %+v", n)
+		}
+	}
+	if err := c.backend.RemoveNode(ctx, "n2"); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("remove it again: %v", err)
+	}
 }

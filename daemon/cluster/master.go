@@ -349,6 +349,14 @@ func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Nod
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	known, _, err := store.List[NodeRecord](ctx, m.cfg.Store, knownPrefix)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	isKnown := map[string]bool{}
+	for _, kv := range known {
+		isKnown[kv.Value.Name] = true
+	}
 	cordons, _, err := store.List[CordonRecord](ctx, m.cfg.Store, cordonPrefix)
 	if err != nil {
 		return nil, nil, nil, err
@@ -378,11 +386,18 @@ func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Nod
 			delete(m.lost, name)
 		}
 	}
+	referenced := map[string]bool{}
 	for _, kv := range pls {
 		pl := kv.Value
 		byUID[pl.Spec.UID] = pl
 		if pl.Node != "" && !registered[pl.Node] {
-			if _, ok := m.lost[pl.Node]; !ok {
+			referenced[pl.Node] = true
+			switch since, ok := m.lost[pl.Node]; {
+			case !isKnown[pl.Node] && !since.IsZero():
+				// Removed (`shoal node remove`): gone long ago, its pods move at once.
+				m.lost[pl.Node] = time.Time{}
+				m.log.Warn("node removed", "node", pl.Node)
+			case !ok:
 				m.lost[pl.Node] = now
 				m.log.Warn("node not registered", "node", pl.Node)
 			}
@@ -403,6 +418,11 @@ func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Nod
 			}
 		}
 		pods = append(pods, p)
+	}
+	for name := range m.lost {
+		if !referenced[name] {
+			delete(m.lost, name) // nothing is placed there any more
+		}
 	}
 	for name, since := range m.lost {
 		rnodes = append(rnodes, reconcile.Node{Name: name, Ready: false, NotReadySince: since})

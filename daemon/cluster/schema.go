@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"strings"
 	"time"
 
+	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/reconcile"
 	"github.com/shoal-dev/shoal/runtime"
@@ -55,7 +57,13 @@ const (
 func serviceKey(ns, name string) string { return servicesPrefix + ns + "/" + name }
 
 func nodeKey(node string) string { return nodesPrefix + node }
-func seenKey(sha string) string  { return seenPrefix + sha }
+
+// knownPrefix holds, without a lease, the record of every node that ever registered, so that a
+// node whose lease expired still shows as NotReady until `shoal node remove` deletes it.
+const knownPrefix = prefix + "known/"
+
+func knownKey(node string) string { return knownPrefix + node }
+func seenKey(sha string) string   { return seenPrefix + sha }
 func desiredKey(sha string, k manifests.ObjectKey) string {
 	return desiredPrefix + sha + "/" + k.Kind + "/" + k.Namespace + "/" + k.Name
 }
@@ -199,4 +207,13 @@ func serviceRecord(s reconcile.ServiceState) ServiceRecord {
 		r.Endpoints = append(r.Endpoints, EndpointRecord{IP: e.IP.String(), Node: e.Node, Pod: e.Pod, Ports: e.Ports})
 	}
 	return r
+}
+
+// NodeRegistered reports whether a node of that name holds a live registration.
+func NodeRegistered(ctx context.Context, st *store.Client, name string) (bool, error) {
+	_, _, ok, err := store.Get[NodeRecord](ctx, st, nodeKey(name))
+	if err != nil {
+		return false, err
+	}
+	return ok, nil
 }

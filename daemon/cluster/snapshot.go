@@ -17,7 +17,8 @@ type Snapshot struct {
 	Rev         int64
 	Now         time.Time
 	Leader      string
-	Nodes       []NodeRecord
+	Nodes       []NodeRecord // registered: their lease is alive
+	Known       []NodeRecord // every node that registered and was not removed
 	Applied     AppliedRecord
 	Converged   string
 	Commits     []CommitRecord // oldest seen first
@@ -152,6 +153,10 @@ func (s *Snapshot) Status() Status {
 		st.Nodes = append(st.Nodes, NodeStatus{Name: n.Name, Ready: true, Master: n.Name == s.Leader,
 			Unschedulable: n.Unschedulable || s.Cordoned[n.Name], Converged: n.Converged, PodsRunning: n.PodsRunning,
 			PodsDesired: n.PodsDesired, Heartbeat: n.Heartbeat})
+	}
+	for _, n := range s.notReady() {
+		st.Nodes = append(st.Nodes, NodeStatus{Name: n.Name, Master: n.Name == s.Leader, Unschedulable: n.Unschedulable || s.Cordoned[n.Name],
+			Heartbeat: n.Heartbeat})
 	}
 	slices.SortFunc(st.Nodes, func(a, b NodeStatus) int { return cmp.Compare(a.Name, b.Name) })
 	for _, o := range s.Objects {
@@ -314,10 +319,31 @@ func (s *Snapshot) withService(svc *manifests.Service) {
 	svc.Annotations["shoal.dev/endpoints"] = strings.Join(eps, ",")
 }
 
-// NodeList returns the nodes as kubectl-style v1 Node objects.
+// notReady returns the known nodes that are not registered.
+func (s *Snapshot) notReady() []NodeRecord {
+	live := map[string]bool{}
+	for _, n := range s.Nodes {
+		live[n.Name] = true
+	}
+	var out []NodeRecord
+	for _, n := range s.Known {
+		if !live[n.Name] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// NodeList returns the nodes as kubectl-style v1 Node objects; a node whose lease expired has
+// the Ready condition Unknown, as Kubernetes shows a node that stopped posting its status.
 func (s *Snapshot) NodeList(f Filter) (List, error) {
 	l := List{APIVersion: "v1", Kind: "List", Items: []any{}}
-	for _, n := range s.Nodes {
+	gone := s.notReady()
+	for i, n := range append(append([]NodeRecord{}, s.Nodes...), gone...) {
+		ready := "True"
+		if i >= len(s.Nodes) {
+			ready = "Unknown"
+		}
 		if !f.Selector.Matches(n.Labels) {
 			continue
 		}
@@ -335,7 +361,7 @@ func (s *Snapshot) NodeList(f Filter) (List, error) {
 				"annotations": map[string]string{"shoal.dev/role": role, "shoal.dev/converged-commit": n.Converged}},
 			"spec": map[string]any{"unschedulable": n.Unschedulable || s.Cordoned[n.Name]},
 			"status": map[string]any{
-				"conditions":  []map[string]any{{"type": "Ready", "status": "True", "lastHeartbeatTime": n.Heartbeat.UTC().Format(time.RFC3339)}},
+				"conditions":  []map[string]any{{"type": "Ready", "status": ready, "lastHeartbeatTime": n.Heartbeat.UTC().Format(time.RFC3339)}},
 				"addresses":   addrs,
 				"capacity":    resourceMap(n.Capacity),
 				"allocatable": resourceMap(n.Allocatable),
