@@ -156,7 +156,7 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tREADY\tMASTER\tCONVERGED\tPODS")
+	fmt.Fprintln(tw, "NODE\tREADY\tMASTER\tSTORE\tCONVERGED\tPODS")
 	for _, n := range st.Nodes {
 		m := ""
 		if n.Master {
@@ -169,7 +169,7 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 		if n.Unschedulable {
 			ready += ",SchedulingDisabled"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\n", n.Name, ready, m, short(n.Converged), n.PodsRunning, n.PodsDesired)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\n", n.Name, ready, m, n.Store, short(n.Converged), n.PodsRunning, n.PodsDesired)
 	}
 	tw.Flush()
 	if len(st.Deployments) > 0 {

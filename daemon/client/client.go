@@ -32,6 +32,8 @@ type Config struct {
 	Server string
 	Token  string
 	CAFile string
+	// TLS, when set, is used for Server as is (a node calling another with its certificate).
+	TLS *tls.Config
 }
 
 // Client is an API client.
@@ -49,7 +51,9 @@ func New(cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("server %q: use https://HOST:PORT (the TCP API always uses TLS)", cfg.Server)
 		}
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if cfg.CAFile != "" {
+		if cfg.TLS != nil {
+			tc = cfg.TLS
+		} else if cfg.CAFile != "" {
 			pem, err := os.ReadFile(cfg.CAFile)
 			if err != nil {
 				return nil, fmt.Errorf("CA file: %w", err)

@@ -151,6 +151,29 @@ func (b *Backend) Events(ctx context.Context) ([]Event, error) {
 	return out, nil
 }
 
+// PodNode returns the node a pod is placed on ("" while pending) and that node's cluster
+// endpoint ("" if it serves none).
+func (b *Backend) PodNode(ctx context.Context, namespace, name string) (node, endpoint string, err error) {
+	kvs, _, err := store.List[Placement](ctx, b.Store, placementPrefix)
+	if err != nil {
+		return "", "", err
+	}
+	for _, kv := range kvs {
+		pl := kv.Value
+		if pl.Spec.Pod != nil && pl.Spec.Pod.Namespace == namespace && pl.Spec.Pod.Name == name {
+			if pl.Node == "" {
+				return "", "", nil
+			}
+			rec, _, _, err := store.Get[NodeRecord](ctx, b.Store, knownKey(pl.Node))
+			if err != nil {
+				return "", "", err
+			}
+			return pl.Node, rec.Endpoint, nil
+		}
+	}
+	return "", "", fmt.Errorf("pod %s/%s: %w", namespace, name, runtime.ErrNotFound)
+}
+
 // pod finds a pod by namespace and name, and checks it runs on this node.
 func (b *Backend) pod(ctx context.Context, namespace, name string) (Placement, error) {
 	kvs, _, err := store.List[Placement](ctx, b.Store, placementPrefix)

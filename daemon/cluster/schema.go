@@ -86,6 +86,12 @@ type NodeRecord struct {
 	Capacity    Resources         `json:"capacity"`
 	Allocatable Resources         `json:"allocatable"`
 	Version     string            `json:"version"`
+	// Endpoint is the node's cluster endpoint (https://ADDR:PORT), where other nodes forward
+	// the logs and exec of its pods; "" when it serves none.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Store is "member" for a node that runs a member of the embedded store, "client" for one
+	// that uses the members, "external" for a node on an external etcd.
+	Store string `json:"store,omitempty"`
 	// Converged is the commit whose pods this node runs as placed (all Ready), "" until then.
 	Converged     string    `json:"converged,omitempty"`
 	PodsRunning   int       `json:"podsRunning"`

@@ -106,6 +106,7 @@ type NodeStatus struct {
 	Master        bool      `json:"master"`
 	Unschedulable bool      `json:"unschedulable,omitempty"`
 	Converged     string    `json:"converged,omitempty"`
+	Store         string    `json:"store,omitempty"`
 	PodsRunning   int       `json:"podsRunning"`
 	PodsDesired   int       `json:"podsDesired"`
 	Heartbeat     time.Time `json:"heartbeat"`
@@ -151,12 +152,12 @@ func (s *Snapshot) Status() Status {
 	}
 	for _, n := range s.Nodes {
 		st.Nodes = append(st.Nodes, NodeStatus{Name: n.Name, Ready: true, Master: n.Name == s.Leader,
-			Unschedulable: n.Unschedulable || s.Cordoned[n.Name], Converged: n.Converged, PodsRunning: n.PodsRunning,
+			Unschedulable: n.Unschedulable || s.Cordoned[n.Name], Converged: n.Converged, Store: n.Store, PodsRunning: n.PodsRunning,
 			PodsDesired: n.PodsDesired, Heartbeat: n.Heartbeat})
 	}
 	for _, n := range s.notReady() {
 		st.Nodes = append(st.Nodes, NodeStatus{Name: n.Name, Master: n.Name == s.Leader, Unschedulable: n.Unschedulable || s.Cordoned[n.Name],
-			Heartbeat: n.Heartbeat})
+			Store: n.Store, Heartbeat: n.Heartbeat})
 	}
 	slices.SortFunc(st.Nodes, func(a, b NodeStatus) int { return cmp.Compare(a.Name, b.Name) })
 	for _, o := range s.Objects {

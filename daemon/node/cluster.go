@@ -397,9 +397,13 @@ func (s *storeSetup) advertisePeer(ctx context.Context, id uint64) error {
 	return nil
 }
 
-// serveCluster starts the node's cluster endpoint: joins, taken by nodes that hold the CA key.
-func (s *storeSetup) clusterHandler(st *store.Client, log *slog.Logger) http.Handler {
+// clusterHandler is the node's cluster endpoint: joins (taken by nodes that hold the CA key),
+// and the API of this node's pods for other nodes (local, which never forwards further).
+func (s *storeSetup) clusterHandler(st *store.Client, local http.Handler, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	if local != nil {
+		mux.Handle("/", nodesOnly(local))
+	}
 	if s.ca.Key != nil {
 		mux.Handle(join.Path, &join.Admitter{CA: s.ca, Token: s.token, Store: st, Logger: log,
 			NodeLive: func(ctx context.Context, name string) (bool, error) { return cluster.NodeRegistered(ctx, st, name) }})

@@ -60,7 +60,7 @@ func startTestNode(t *testing.T, ctx context.Context, cfg Config, port int) (*te
 		n.stop()
 		return nil, err
 	}
-	n.srv = &http.Server{Handler: n.setup.clusterHandler(n.st, log), TLSConfig: tc, ReadHeaderTimeout: 5 * time.Second}
+	n.srv = &http.Server{Handler: n.setup.clusterHandler(n.st, nil, log), TLSConfig: tc, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.srv.ServeTLS(l, "", "") }()
 	return n, nil
 }

@@ -52,8 +52,8 @@ type Config struct {
 	AllowHTTP     bool
 	VerifyKeyring string // file of an armored OpenPGP keyring
 	// Store: "" for the embedded etcd, else etcd://host:port,... or etcds://...
-	Store                         string
-	StoreCA, StoreCert, StoreKey  string
+	Store                        string
+	StoreCA, StoreCert, StoreKey string
 	// Join is the address of a node of the cluster to join (HOST or HOST:PORT), "" to found a
 	// cluster or to start again as what the node was; JoinToken is the cluster's join token.
 	Join, JoinToken string
@@ -61,8 +61,8 @@ type Config struct {
 	// fewer than three.
 	NoStoreMember bool
 	// ClusterPort is the port of the cluster endpoint (joins), on the first address.
-	ClusterPort int
-	StoreListen string
+	ClusterPort                   int
+	StoreListen                   string
 	LeaseTTL                      time.Duration
 	NodeLostGrace                 time.Duration
 	Socket                        string
@@ -94,7 +94,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("node name: %w; pass --node-name", err)
 		}
-		cfg.Name = h
+		cfg.Name = strings.ToLower(h) // node names are DNS names, as the kubelet makes them
 	}
 	if cfg.Repo == "" {
 		return errors.New("no repository: pass --repo URL (file:///path, https://..., ssh://...)")
@@ -240,6 +240,20 @@ func Run(ctx context.Context, cfg Config) error {
 	record := cluster.NodeRecord{Labels: labels, Version: buildinfo.Get().Version, Addresses: cfg.Addresses,
 		Capacity:    cluster.Resources{MilliCPU: capCPU, Memory: capMem},
 		Allocatable: cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0)}}
+	if cfg.ClusterPort == 0 {
+		cfg.ClusterPort = join.DefaultPort
+	}
+	if setup.ca != nil && setup.addr != "" {
+		record.Endpoint = "https://" + net.JoinHostPort(setup.addr, strconv.Itoa(cfg.ClusterPort))
+	}
+	switch {
+	case cfg.Store != "":
+		record.Store = "external"
+	case setup.emb != nil:
+		record.Store = "member"
+	default:
+		record.Store = "client"
+	}
 	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: st, Runtime: rt, Record: record, TTL: cfg.LeaseTTL, Logger: log})
 	goFn("agent", func() error { return agent.Run(ctx) })
 	goFn("image gc", func() error {
@@ -287,7 +301,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if network != nil {
 		dump = func() (any, error) { return network.Dump() }
 	}
-	serve("api socket", sock, api.NewHandler(api.Config{Backend: backend, Metrics: metricsHandler, Netplane: dump, Logger: log}), nil)
+	apiBackend := &forwardingBackend{Backend: backend}
+	if setup.ca != nil && setup.addr != "" {
+		if apiBackend.tls, err = pki.ClientTLS(setup.ca, setup.certPEM, setup.keyPEM); err != nil {
+			return err
+		}
+	}
+	serve("api socket", sock, api.NewHandler(api.Config{Backend: apiBackend, Metrics: metricsHandler, Netplane: dump, Logger: log}), nil)
 	if cfg.APIListen != "" {
 		if cfg.APICert == "" || cfg.APIKey == "" || cfg.APITokenFile == "" {
 			return errors.New("--api-listen needs --api-tls-cert, --api-tls-key and --api-token-file: the TCP API has no anonymous access")
@@ -304,7 +324,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("--api-listen: %w", err)
 		}
-		serve("api tcp", l, api.NewHandler(api.Config{Backend: backend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Netplane: dump, Logger: log}),
+		serve("api tcp", l, api.NewHandler(api.Config{Backend: apiBackend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Netplane: dump, Logger: log}),
 			&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	if setup.ca != nil && setup.addr != "" {
@@ -312,15 +332,12 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		port := cfg.ClusterPort
-		if port == 0 {
-			port = join.DefaultPort
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort(setup.addr, strconv.Itoa(port)))
+		l, err := net.Listen("tcp", net.JoinHostPort(setup.addr, strconv.Itoa(cfg.ClusterPort)))
 		if err != nil {
 			return fmt.Errorf("the cluster endpoint: %w; another process uses the port: choose another with --cluster-port", err)
 		}
-		serve("cluster endpoint", l, setup.clusterHandler(st, log), tc)
+		local := api.NewHandler(api.Config{Backend: backend, Logger: log})
+		serve("cluster endpoint", l, setup.clusterHandler(st, local, log), tc)
 	}
 	if cfg.WebhookListen != "" {
 		secret, err := os.ReadFile(cfg.WebhookSecret)

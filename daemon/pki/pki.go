@@ -231,7 +231,7 @@ func (ca *CA) NodeName(c *x509.Certificate) (string, error) {
 
 func checkNodeName(n string) error {
 	if n == "" || len(n) > 253 || strings.ContainsFunc(n, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.')
+		return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '.'
 	}) {
 		return fmt.Errorf("node name %q: use lower-case letters, digits, '-' and '.' (a DNS name)", n)
 	}
