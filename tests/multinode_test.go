@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/daemon/cluster"
 )
 
 const webService = `apiVersion: v1
@@ -17,11 +19,6 @@ spec:
     - {name: http, port: 80, targetPort: http}
 `
 
-// TestMultiNode runs three nodes, each in its own network namespace with the real pod network,
-// against one repository, and follows a cluster through its life: convergence and spreading,
-// Services and pod-to-pod traffic across nodes, the loss of the master, a frozen node whose pods
-// are replaced and stopped when it comes back, and a revert. The steps share the cluster and run
-// in order; the first failure stops the rest.
 const webNodePort = `apiVersion: v1
 kind: Service
 metadata:
@@ -36,6 +33,12 @@ spec:
       nodePort: 30080
 `
 
+// TestMultiNode runs three nodes, each in its own network namespace with the real pod network,
+// against one repository, and follows a cluster through its life: convergence and spreading,
+// Services and pod-to-pod traffic across nodes, the loss of the master, a frozen node whose pods
+// are replaced and stopped when it comes back, a node cut off the network and healed, and a
+// revert. The nodes follow the repository on a git server in its own namespace. The steps share
+// the cluster and run in order; the first failure stops the rest.
 func TestMultiNode(t *testing.T) {
 	needRoot(t)
 	c := newLANCluster(t, 3)
@@ -140,6 +143,8 @@ func TestMultiNode(t *testing.T) {
 		}
 	})
 
+	step("LogsAndExecFromAnyNode", func(t *testing.T) { stepLogsAndExecFromAnyNode(t, c) })
+
 	step("NodePortFromOtherNodes", func(t *testing.T) {
 		// web as a NodePort Service too: a pod on node 1 reaches it on node 2's address.
 		sha := c.repo.commit("web: node port", map[string]string{"web-np.yaml": webNodePort})
@@ -241,25 +246,13 @@ spec:
 	})
 
 	step("MasterFailover", func(t *testing.T) {
+		// Any node may be the master, node 1 included: the store keeps two of its three members.
+		// The test watches through a node that is not the master.
+		master := c.node(t, c.nodes[0].status().Master)
 		n1 := c.nodes[0]
-		// Node 1 holds the store: killing it would stop the cluster. Restart it so that the
-		// mastership moves to another node, which is then the one to lose.
-		for try := 0; n1.status().Master == n1.name; try++ {
-			if try == 3 {
-				t.Fatal("the mastership stays on the store's node after restarts")
-			}
-			t.Logf("restarting %s, the master and the store's node", n1.name)
-			n1.kill()
-			n1.start(t)
-			n1.waitAPI(t)
-			// The old session of node 1 expires after the lease TTL; the nodes that campaigned
-			// before its restart come first.
-			deadline := time.Now().Add(30 * time.Second)
-			for m := n1.status().Master; (m == "" || m == n1.name) && time.Now().Before(deadline); m = n1.status().Master {
-				time.Sleep(200 * time.Millisecond)
-			}
+		if master == n1 {
+			n1 = c.nodes[1]
 		}
-		master := c.node(t, n1.status().Master)
 		t.Logf("killing the master %s", master.name)
 		killed := time.Now()
 		master.kill()
@@ -370,6 +363,101 @@ spec:
 		c.waitOnlyAssignedRun(t, p)
 	})
 
+	step("PartitionAndHeal", func(t *testing.T) {
+		// A node that neither holds the store nor leads is cut off the lan. Its pods keep
+		// running (losing the store is no reason to stop workloads), the others replace them;
+		// after the heal it stops the replaced pods and no pod runs twice.
+		n1 := c.nodes[0]
+		st := n1.status()
+		if st.Applied == nil {
+			t.Fatal("no applied commit")
+		}
+		sha := st.Applied.SHA
+		webWant, extraWant := desiredReplicas(st, "web"), desiredReplicas(st, "extra")
+		pods, err := n1.lanPods()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p *lanNode
+		spread := podsByNode(pods, "web-")
+		for _, n := range c.nodes[1:] {
+			if n.name != st.Master && (p == nil || spread[n.name] > spread[p.name]) {
+				p = n
+			}
+		}
+		if p == nil {
+			t.Fatalf("every node but %s is master (%s)", n1.name, st.Master)
+		}
+		if spread[p.name] == 0 {
+			// p lost its pods to the others earlier: drain node 1 so that the replacements of
+			// its pods fill p, then make node 1 schedulable again.
+			t.Logf("no web pod on %s %v: draining %s", p.name, spread, n1.name)
+			if _, err := n1.shoal("drain", n1.name); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "web pods on "+p.name, 2*time.Minute, func() bool {
+				pods, err = n1.lanPods()
+				spread = podsByNode(pods, "web-")
+				return err == nil && spread[p.name] > 0 && spread[n1.name] == 0 && sum(spread) == webWant
+			})
+			if _, err := n1.shoal("uncordon", n1.name); err != nil {
+				t.Fatal(err)
+			}
+			c.waitAllConverged(t, sha, 2*time.Minute)
+			for _, n := range c.nodes {
+				c.waitOnlyAssignedRun(t, n)
+			}
+		}
+		before := p.appProcesses()
+		t.Logf("cutting %s off (master %s): web pods %v, %d app processes on it", p.name, st.Master, spread, before)
+		cut := time.Now()
+		p.partition(t)
+		fewest := before
+		watch := func() {
+			if n := p.appProcesses(); n < fewest {
+				fewest = n
+			}
+		}
+		waitUntil(t, "the cut-off node's pods replaced", 2*time.Minute, func() bool {
+			watch()
+			now, err := n1.lanPods()
+			web, extra := podsByNode(now, "web-"), podsByNode(now, "extra-")
+			return err == nil && web[p.name] == 0 && sum(web) == webWant && extra[p.name] == 0 && sum(extra) == extraWant
+		})
+		t.Logf("the %d web pods of %s were replaced %v after the cut", spread[p.name], p.name, time.Since(cut).Round(100*time.Millisecond))
+		// Stay cut off a little longer: long enough for the node to act on the lost store.
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			watch()
+		}
+		if fewest != before {
+			t.Errorf("while cut off, %s ran as few as %d app processes, %d before the cut: it stopped pods", p.name, fewest, before)
+		}
+
+		p.heal(t)
+		healed := time.Now()
+		c.waitAllConverged(t, sha, 3*time.Minute)
+		c.waitOnlyAssignedRun(t, p)
+		t.Logf("%s rejoined and stopped its replaced pods %v after the heal", p.name, time.Since(healed).Round(100*time.Millisecond))
+		// No duplicates anywhere: one app process per serving pod the cluster places.
+		var running, placed int
+		waitUntil(t, "one app process per placed pod", time.Minute, func() bool {
+			pods, err := n1.lanPods()
+			if err != nil {
+				return false
+			}
+			placed, running = 0, 0
+			for _, pod := range pods {
+				if isServing(pod.Name) {
+					placed++
+				}
+			}
+			for _, n := range c.nodes {
+				running += n.appProcesses()
+			}
+			return placed == webWant+extraWant && running == placed
+		})
+	})
+
 	step("RevertRollsBackEveryNode", func(t *testing.T) {
 		git(t, c.repo.work, "revert", "--no-edit", "HEAD")
 		git(t, c.repo.work, "push", "-q", "origin", "main")
@@ -382,10 +470,12 @@ spec:
 			})
 		}
 	})
+
+	step("StoreMemberLostAndNodeRemoved", func(t *testing.T) { stepStoreMemberLost(t, c) })
 }
 
-// waitOnlyAssignedRun waits until the app processes in n's pods are exactly those of the web
-// pods the cluster places on n: the pods replaced while n was gone are stopped.
+// waitOnlyAssignedRun waits until the app processes in n's pods are exactly those of the
+// serving pods the cluster places on n: the pods replaced while n was gone are stopped.
 func (c *lanCluster) waitOnlyAssignedRun(t testing.TB, n *lanNode) {
 	t.Helper()
 	want, got := -1, -1
@@ -395,7 +485,7 @@ func (c *lanCluster) waitOnlyAssignedRun(t testing.TB, n *lanNode) {
 		if err == nil {
 			want = 0
 			for _, p := range pods {
-				if p.Node == n.name && strings.HasPrefix(p.Name, "web-") {
+				if p.Node == n.name && isServing(p.Name) {
 					want++
 				}
 			}
@@ -405,7 +495,24 @@ func (c *lanCluster) waitOnlyAssignedRun(t testing.TB, n *lanNode) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("%d app processes run in the pods of %s, want the %d of its web pods", got, n.name, want)
+	t.Fatalf("%d app processes run in the pods of %s, want the %d of its serving pods", got, n.name, want)
+}
+
+// isServing tells the pods whose app runs `serve` (counted by appProcesses): those of the web
+// and extra Deployments, not the poller.
+func isServing(pod string) bool {
+	return strings.HasPrefix(pod, "web-") || strings.HasPrefix(pod, "extra-")
+}
+
+// desiredReplicas returns the replicas the status shows for a Deployment of the default
+// namespace (0 when there is none).
+func desiredReplicas(st cluster.Status, name string) int {
+	for _, d := range st.Deployments {
+		if d.Name == name && (d.Namespace == "" || d.Namespace == "default") {
+			return int(d.Desired)
+		}
+	}
+	return 0
 }
 
 // firstOn returns the first pod on node.

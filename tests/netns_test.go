@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,9 +19,11 @@ import (
 )
 
 // lanCluster is a cluster of shoal daemons, each in its own network namespace, joined by a
-// bridge in a "lan" namespace: node N has the address 10.99.0.N/24 on its eth0. Node 1 serves
-// the embedded store on 10.99.0.1:2379; the others use it. Nothing is changed in the machine's
-// own network namespace.
+// bridge in a "lan" namespace: node N has the address 10.99.0.N/24 on its eth0. A git server
+// namespace on the same bridge (gitAddr) serves the repository with `git daemon`; the nodes
+// follow it over git://. Node 1 founds the cluster; the others join it with its token, and the
+// first three run the members of the store. Nothing is changed in the machine's own network
+// namespace.
 type lanCluster struct {
 	t      testing.TB
 	id     string // shoal-e2e-<rand>
@@ -29,17 +32,29 @@ type lanCluster struct {
 	image  string // the packed example app
 	cgRoot string // the cgroup v2 mount
 	nodes  []*lanNode
+
+	gitNS   string    // the git server's namespace, once created
+	gitCmd  *exec.Cmd // git daemon, the leader of its process group
+	gitPgid int       // its process group, also after it was killed
+	gitLog  bytes.Buffer
+	gitMu   sync.Mutex // guards gitLog
+	repoURL string     // what the nodes follow
 }
+
+// gitAddr is the git server's address on the lan.
+const gitAddr = "10.99.0.250"
 
 // lanNode is one daemon of a lanCluster.
 type lanNode struct {
 	*node
-	c        *lanCluster
-	ns       string
-	addr     string
-	cgParent string
-	lbCgroup string
-	stopped  bool
+	c           *lanCluster
+	ns          string
+	addr        string
+	veth        string // the lan end of the node's link, in the lan namespace
+	cgParent    string
+	lbCgroup    string
+	stopped     bool
+	partitioned bool
 }
 
 // ipCmd runs ip(8) with args.
@@ -98,10 +113,84 @@ func newLANCluster(t testing.TB, n int) *lanCluster {
 			t.Fatal(err)
 		}
 	}
+	c.startGitServer()
 	for i := 1; i <= n; i++ {
 		c.addNode(i)
 	}
+	if n > 0 {
+		c.waitGitServer(c.nodes[0].ns)
+	}
 	return c
+}
+
+// attach adds the namespace ns to the lan: a veth pair with the lan end, named veth, on the
+// bridge and the other end, eth0, in ns with addr/24.
+func (c *lanCluster) attach(ns, veth, addr string) error {
+	steps := [][]string{
+		{"netns", "add", ns},
+		{"-n", ns, "link", "set", "lo", "up"},
+		{"-n", c.lan, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
+		{"-n", c.lan, "link", "set", veth, "master", "shoal-lan", "up"},
+		{"-n", ns, "addr", "add", addr + "/24", "dev", "eth0"},
+		{"-n", ns, "link", "set", "eth0", "up"},
+	}
+	for _, s := range steps {
+		if err := ipCmd(s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startGitServer makes the git server's namespace and runs `git daemon` in it, serving the
+// bare repository at git://gitAddr/cluster.git. The tests still commit by pushing to the bare
+// repository on disk.
+func (c *lanCluster) startGitServer() {
+	t := c.t
+	c.gitNS = c.id + "-git"
+	if err := c.attach(c.gitNS, "shoal-git", gitAddr); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Dir(c.repo.bare)
+	// nsenter enters only the network namespace and execs git, which runs git-daemon as a
+	// child that forks per connection: they share the process group killed at cleanup.
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+c.gitNS, "--", "git", "daemon", "--reuseaddr",
+		"--export-all", "--base-path="+base, "--listen="+gitAddr, base)
+	cmd.Stdout = syncBuffer{&c.gitMu, &c.gitLog}
+	cmd.Stderr = syncBuffer{&c.gitMu, &c.gitLog}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start git daemon: %v", err)
+	}
+	c.gitCmd, c.gitPgid = cmd, cmd.Process.Pid
+	c.repoURL = "git://" + gitAddr + "/cluster.git"
+}
+
+// waitGitServer waits until the repository can be listed from the namespace ns.
+func (c *lanCluster) waitGitServer(ns string) {
+	t := c.t
+	var out []byte
+	var err error
+	for try := 0; try < 100; try++ {
+		out, err = exec.Command("nsenter", "--net=/run/netns/"+ns, "--", "git", "ls-remote", c.repoURL).CombinedOutput()
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.gitMu.Lock()
+	defer c.gitMu.Unlock()
+	t.Fatalf("the git server at %s does not answer from %s: %v\n%s\ngit daemon: %s", c.repoURL, ns, err, out, c.gitLog.String())
+}
+
+// stopGitServer kills the git server's process group.
+func (c *lanCluster) stopGitServer() {
+	if c.gitCmd == nil {
+		return
+	}
+	_ = syscall.Kill(-c.gitPgid, syscall.SIGKILL)
+	_ = c.gitCmd.Wait()
+	c.gitCmd = nil
 }
 
 func (c *lanCluster) addNode(i int) {
@@ -114,20 +203,10 @@ func (c *lanCluster) addNode(i int) {
 		cgParent: "/" + c.id + "/" + name + "/node",
 		node:     &node{t: t, name: name, dataDir: filepath.Join(dir, "data"), sock: filepath.Join(dir, "shoal.sock"), log: &bytes.Buffer{}}}
 	ln.lbCgroup = filepath.Join(c.cgRoot, c.id, name)
+	ln.veth = "shoal-" + name
 	c.nodes = append(c.nodes, ln)
-	veth := "shoal-" + name
-	steps := [][]string{
-		{"netns", "add", ln.ns},
-		{"-n", ln.ns, "link", "set", "lo", "up"},
-		{"-n", c.lan, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ln.ns},
-		{"-n", c.lan, "link", "set", veth, "master", "shoal-lan", "up"},
-		{"-n", ln.ns, "addr", "add", ln.addr + "/24", "dev", "eth0"},
-		{"-n", ln.ns, "link", "set", "eth0", "up"},
-	}
-	for _, s := range steps {
-		if err := ipCmd(s...); err != nil {
-			t.Fatal(err)
-		}
+	if err := c.attach(ln.ns, ln.veth, ln.addr); err != nil {
+		t.Fatal(err)
 	}
 	if err := os.MkdirAll(ln.lbCgroup, 0o755); err != nil {
 		t.Fatal(err)
@@ -144,18 +223,17 @@ func (c *lanCluster) addNode(i int) {
 		t.Fatal(err)
 	}
 	ln.args = []string{"daemon", "--node-name", name, "--data-dir", ln.dataDir, "--socket", ln.sock,
-		"--repo", "file://" + c.repo.bare, "--poll", "1s", "--crash-loop-base", "1s", "--lease-ttl", "5s",
+		"--repo", c.repoURL, "--poll", "1s", "--crash-loop-base", "1s", "--lease-ttl", "5s",
 		"--cgroup-parent", ln.cgParent, "--node-address", ln.addr, "--node-interface", "eth0", "--pod-network", "bridge",
 		"--lb-cgroup", ln.lbCgroup, "--dns-upstream", "127.0.0.1:53", "--log-level", "debug"}
-	if i == 1 {
-		ln.args = append(ln.args, "--store-listen", "http://10.99.0.1:2379")
-	} else {
-		ln.args = append(ln.args, "--store", "etcd://10.99.0.1:2379")
+	if i > 1 {
+		// Node 1 founds the cluster and writes the join token at its first start.
+		ln.args = append(ln.args, "--join", c.nodes[0].addr, "--join-token-file", filepath.Join(c.nodes[0].dataDir, "token"))
 	}
 }
 
-// startAll starts node 1 (the store), waits for its API, then starts the others and waits until
-// the status shows every node.
+// startAll starts node 1 (the founder), waits for its API, then starts the others, which join,
+// and waits until the status shows every node.
 func (c *lanCluster) startAll() {
 	c.t.Helper()
 	for i, n := range c.nodes {
@@ -212,6 +290,29 @@ func (n *lanNode) resume() {
 		_ = n.cmd.Process.Signal(syscall.SIGCONT)
 		n.stopped = false
 	}
+}
+
+// partition cuts the node off the lan: the lan end of its link goes down, as if its cable were
+// pulled. The node then reaches no other node, not the store (served by node 1, so partitioning
+// node 1 cuts every node off the store), and not the git server; none of them reach it. Inside
+// the node nothing changes: its daemon keeps running, its API socket answers on the machine, its
+// pods keep running and reach each other. Nothing is reset: packets between the node and the lan
+// are lost (new connections fail or time out, open ones stall) until heal brings the link back.
+func (n *lanNode) partition(t testing.TB) {
+	t.Helper()
+	if err := ipCmd("-n", n.c.lan, "link", "set", n.veth, "down"); err != nil {
+		t.Fatal(err)
+	}
+	n.partitioned = true
+}
+
+// heal ends a partition.
+func (n *lanNode) heal(t testing.TB) {
+	t.Helper()
+	if err := ipCmd("-n", n.c.lan, "link", "set", n.veth, "up"); err != nil {
+		t.Fatal(err)
+	}
+	n.partitioned = false
 }
 
 // exec runs a command in a pod through this node's API.
@@ -348,10 +449,19 @@ func (c *lanCluster) waitAllConverged(t testing.TB, sha string, timeout time.Dur
 	})
 }
 
-// cleanup kills the daemons, resets every node inside its namespace and removes the namespaces,
-// cgroups and bpf pins; then it checks that nothing of the cluster is left.
+// cleanup heals partitions, kills the daemons and the git server, resets every node inside its
+// namespace and removes the namespaces, cgroups and bpf pins; then it checks that nothing of the
+// cluster is left.
 func (c *lanCluster) cleanup() {
 	t := c.t
+	for _, n := range c.nodes {
+		if n.partitioned {
+			if err := ipCmd("-n", c.lan, "link", "set", n.veth, "up"); err != nil {
+				t.Error(err)
+			}
+			n.partitioned = false
+		}
+	}
 	var wg sync.WaitGroup
 	for _, n := range c.nodes {
 		if n.cmd != nil && n.cmd.Process != nil {
@@ -360,9 +470,13 @@ func (c *lanCluster) cleanup() {
 		n.kill()
 		if t.Failed() {
 			n.logMu.Lock()
-			t.Logf("daemon log of %s:\n%s", n.name, lastLines(n.log.String(), 60))
+			t.Logf("daemon log of %s (without debug lines):\n%s", n.name, lastLines(withoutDebug(n.log.String()), 80))
 			n.logMu.Unlock()
 		}
+	}
+	c.stopGitServer()
+	if t.Failed() && c.gitLog.Len() > 0 { // the git server is stopped: nothing writes gitLog
+		t.Logf("git daemon log:\n%s", lastLines(c.gitLog.String(), 30))
 	}
 	for _, n := range c.nodes {
 		wg.Add(1)
@@ -381,6 +495,11 @@ func (c *lanCluster) cleanup() {
 		}
 	}
 	_ = os.Remove("/sys/fs/bpf/shoal") // only when empty: other nodes of the machine may use it
+	if c.gitNS != "" {
+		if err := ipCmd("netns", "del", c.gitNS); err != nil {
+			t.Error(err)
+		}
+	}
 	if err := ipCmd("netns", "del", c.lan); err != nil {
 		t.Error(err)
 	}
@@ -476,4 +595,47 @@ func (c *lanCluster) checkNothingLeft() {
 			t.Errorf("bpf pins left in /sys/fs/bpf/shoal/%s", n.name)
 		}
 	}
+	if c.gitPgid != 0 {
+		if left := liveInGroup(c.gitPgid); len(left) > 0 {
+			t.Errorf("git server processes left: %v", left)
+		}
+	}
+}
+
+// liveInGroup returns the processes of the process group pgid that are not zombies (which only
+// wait for their parent to reap them).
+func liveInGroup(pgid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid {
+			pid, _ := strconv.Atoi(e.Name())
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// withoutDebug drops the debug lines of a daemon log.
+func withoutDebug(log string) string {
+	var keep []string
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, "level=DEBUG") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
