@@ -115,7 +115,10 @@ func (p *planner) deployment(d *manifests.Deployment, pods []*Pod) {
 // deployment controller does with ReplicaSets.
 func (p *planner) rollingUpdate(r *rollout) {
 	surge, unavailable := RolloutBounds(r.d)
-	total := len(r.newPods) + len(r.oldPods) + r.newTerm + r.oldTerm
+	// Terminating pods do not count against the surge, as in Kubernetes (a ReplicaSet stops
+	// counting a pod once its deletion started): the next pods do not wait for the old pods'
+	// grace periods.
+	total := len(r.newPods) + len(r.oldPods)
 
 	switch n := len(r.newPods); {
 	case n > r.replicas:

@@ -31,8 +31,8 @@ spec:
 // TestRollingUpdateInvariants drives rolling updates through random node
 // reports (pods becoming ready or not, stopping, failing, nodes going down
 // and coming back, time passing, new templates and replica counts) and
-// checks after every plan that no more than replicas+maxSurge pods exist
-// when pods are created and that availability never drops below
+// checks after every plan that no more than replicas+maxSurge pods that are
+// not terminating exist when pods are created and that availability never drops below
 // replicas-maxUnavailable. Once the nodes behave, the rollout completes.
 func TestRollingUpdateInvariants(t *testing.T) {
 	for seed := range uint64(60) {

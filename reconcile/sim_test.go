@@ -138,7 +138,8 @@ func (s *sim) available(p *Pod, minReady time.Duration) bool {
 
 // checkInvariants asserts the rolling-update guarantees for every
 // RollingUpdate Deployment: a plan that creates pods leaves at most
-// replicas+maxSurge pods (terminating ones included), and a plan never
+// replicas+maxSurge pods that are not terminating (as Kubernetes counts a
+// ReplicaSet's replicas), and a plan never
 // takes the available pods below replicas-maxUnavailable (nor below what
 // was available before, when that was already lower).
 func (s *sim) checkInvariants(st State, plan Plan) {
@@ -167,8 +168,8 @@ func (s *sim) checkInvariants(st State, plan Plan) {
 			if p.Owner != owner {
 				continue
 			}
-			del, isDel := deleted[p.UID]
-			if !isDel || !del.Force {
+			_, isDel := deleted[p.UID]
+			if !isDel && !p.Terminating {
 				total++
 			}
 			if s.available(p, minReady) {
