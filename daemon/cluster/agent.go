@@ -84,10 +84,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.stops.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		a.watchPlacements(ctx, poke)
+	}()
+	go func() {
+		// The node reports the converged commit as soon as the master marks it.
+		defer wg.Done()
+		for range store.Watch[json.RawMessage](ctx, a.cfg.Store, convergedKey, 0) {
+			poke()
+		}
 	}()
 	go func() {
 		defer wg.Done()

@@ -57,6 +57,10 @@ type MasterConfig struct {
 	ClusterCIDR netip.Prefix
 	Metrics     *Metrics
 	Logger      *slog.Logger
+	// AvoidStoreLeader is set on a node that runs a store member: while it is master, it hands
+	// the store's leadership to another member, so that losing this node costs one lease TTL
+	// and not also a store election (which renews every lease).
+	AvoidStoreLeader bool
 }
 
 // Default address ranges of a cluster.
@@ -138,6 +142,14 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 			}
 		}()
 	}
+	if m.cfg.AvoidStoreLeader {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			m.avoidStoreLeader(ctx)
+		}()
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	// A head to accept: the newest one known when this term starts (a previous term may have
@@ -189,6 +201,29 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 			next = time.Second
 		}
 		timer.Reset(next)
+	}
+}
+
+// avoidStoreLeader checks every second whether this node's store member leads the store and
+// hands the leadership on when it does.
+func (m *Master) avoidStoreLeader(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		moved, err := m.cfg.Store.HandOffLeadership(cctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			m.log.Debug("hand off the store's leadership", "err", err)
+		case moved:
+			m.log.Info("handed the store's leadership to another member, away from the master's node")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

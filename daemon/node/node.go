@@ -193,7 +193,8 @@ func Run(ctx context.Context, cfg Config) error {
 		keyring = string(k)
 	}
 	master := cluster.NewMaster(cluster.MasterConfig{Node: cfg.Name, Store: st, Git: gitAdapter{syncer}, Keyring: keyring,
-		NodeLostGrace: cfg.NodeLostGrace, ServiceCIDR: cfg.Net.ServiceCIDR, ClusterCIDR: cfg.Net.ClusterCIDR, Metrics: metrics, Logger: log})
+		NodeLostGrace: cfg.NodeLostGrace, ServiceCIDR: cfg.Net.ServiceCIDR, ClusterCIDR: cfg.Net.ClusterCIDR, Metrics: metrics, Logger: log,
+		AvoidStoreLeader: setup.emb != nil})
 	goFn("git sync", func() error { return syncer.Run(ctx) })
 	goFn("git heads", func() error {
 		for {

@@ -92,3 +92,35 @@ func (c *Client) SyncEndpoints(ctx context.Context) ([]string, error) {
 	}
 	return c.cli.Endpoints(), nil
 }
+
+// HandOffLeadership makes another voting member lead the store when the member behind the
+// client's first endpoint leads it. It reports whether it moved the leadership. The master's node
+// calls it so that losing that node never also costs a store election: a new store leader renews
+// every lease by an election timeout, which would delay the failover by that much.
+func (c *Client) HandOffLeadership(ctx context.Context) (bool, error) {
+	eps := c.cli.Endpoints()
+	if len(eps) == 0 {
+		return false, nil
+	}
+	st, err := c.cli.Status(ctx, eps[0])
+	if err != nil {
+		return false, fmt.Errorf("store status: %w", err)
+	}
+	self := st.Header.MemberId
+	if st.Leader != self {
+		return false, nil
+	}
+	members, err := c.Members(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range members {
+		if m.ID != self && m.Started() && !m.Learner {
+			if _, err := c.cli.MoveLeader(ctx, m.ID); err != nil {
+				return false, fmt.Errorf("hand the store's leadership to %s: %w", m.Name, err)
+			}
+			return true, nil
+		}
+	}
+	return false, nil
+}
