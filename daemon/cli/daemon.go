@@ -108,8 +108,6 @@ them over again.`,
 	f.BoolVar(&cfg.AllowHTTP, "allow-insecure-http", false, "allow plain http:// repositories that are not on loopback")
 	f.StringVar(&cfg.VerifyKeyring, "verify-signatures", "", "armored OpenPGP keyring: refuse every new commit not signed by it")
 	f.StringVar(&cfg.Store, "store", "", "an external etcd: etcd://host:2379,... or etcds://... (default: embedded)")
-	f.StringVar(&cfg.StoreListen, "store-listen", "", "")
-	_ = f.MarkHidden("store-listen")
 	f.StringVar(&cfg.Join, "join", "", "join the cluster of the node at HOST[:PORT] (its --node-address); needs the join token")
 	f.StringVar(&joinTokenFile, "join-token-file", "", "file with the cluster's join token (default $SHOAL_JOIN_TOKEN)")
 	f.BoolVar(&cfg.NoStoreMember, "no-store-member", false, "when joining, never run a store member (the first three nodes run one by default)")

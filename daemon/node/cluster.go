@@ -300,9 +300,6 @@ func (s *storeSetup) startMember(ctx context.Context, cfg Config, pkiDir string,
 		ec.PeerURL, ec.NetworkClientURL = peerURL(s.addr), storeURL(s.addr)
 		ec.PeerTLS, ec.ClientTLS = files, files
 	}
-	if cfg.StoreListen != "" {
-		ec.NetworkClientURL, ec.ClientTLS = cfg.StoreListen, store.TLSFiles{}
-	}
 	if state.Joined && !state.Promoted {
 		// A learner catching up on a large store may take a while before it serves.
 		ec.ReadyTimeout = 5 * time.Minute

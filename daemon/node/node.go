@@ -62,7 +62,6 @@ type Config struct {
 	NoStoreMember bool
 	// ClusterPort is the port of the cluster endpoint (joins), on the first address.
 	ClusterPort                   int
-	StoreListen                   string
 	LeaseTTL                      time.Duration
 	NodeLostGrace                 time.Duration
 	Socket                        string
