@@ -173,9 +173,18 @@ func (a *Admitter) admit(ctx context.Context, req Request) (Response, int, error
 		if err != nil {
 			return Response{}, http.StatusServiceUnavailable, err
 		}
+		if len(after) > MaxMembers {
+			// Another node was added between the count and this add: take this one back, and
+			// the node joins as a client.
+			if err := a.Store.RemoveMember(ctx, id); err != nil {
+				return Response{}, http.StatusServiceUnavailable, err
+			}
+			after = slices.DeleteFunc(after, func(m store.Member) bool { return m.ID == id })
+			id = 0
+		}
 		members = after
 		for i, m := range members {
-			if m.ID == id {
+			if id != 0 && m.ID == id {
 				pending = &members[i]
 			}
 		}
