@@ -121,3 +121,63 @@ func (n *lanNode) importImage(t testing.TB) {
 		t.Fatal(err)
 	}
 }
+
+// stepPausedMasterIsFenced freezes the master with SIGSTOP past its lease. Another node takes
+// over and applies a new commit while the old master sleeps; when the old master wakes, its
+// session is gone, so it steps down without a write (the store fences its term), and no pod is
+// placed or run twice.
+func stepPausedMasterIsFenced(t *testing.T, c *lanCluster) {
+	master := c.node(t, c.nodes[0].status().Master)
+	obs := c.nodes[0] // the node the step watches through: not the master
+	if obs == master {
+		obs = c.nodes[1]
+	}
+	mark := master.logLen()
+	t.Logf("pausing the master %s", master.name)
+	paused := time.Now()
+	master.pause()
+	var next string
+	waitUntil(t, "another master", 30*time.Second, func() bool {
+		next = obs.status().Master
+		return next != "" && next != master.name
+	})
+	t.Logf("%s became master %v after the pause", next, time.Since(paused).Round(100*time.Millisecond))
+	sha := c.repo.commit("extra: 2 replicas", map[string]string{"extra.yaml": deployment("extra", 2, "v1", "")})
+	waitUntil(t, "the commit applied by the new master", time.Minute, func() bool {
+		st := obs.status()
+		return st.Applied != nil && st.Applied.SHA == sha
+	})
+	master.resume()
+	t.Logf("resumed %s after %v", master.name, time.Since(paused).Round(100*time.Millisecond))
+	waitUntil(t, "the old master stepping down", 30*time.Second, func() bool {
+		return strings.Contains(master.logSince(mark), `msg="master stopped"`)
+	})
+	if m := obs.status().Master; m != next {
+		t.Errorf("master after the old one woke: %q, want %s", m, next)
+	}
+	c.waitAllConverged(t, sha, 2*time.Minute)
+	for _, n := range c.nodes {
+		c.waitOnlyAssignedRun(t, n)
+	}
+	pods, err := obs.lanPods()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := countLAN(pods, "extra-"); got != 2 {
+		t.Errorf("%d extra pods, want 2", got)
+	}
+}
+
+// logLen returns the length of the node's daemon log so far.
+func (n *lanNode) logLen() int {
+	n.logMu.Lock()
+	defer n.logMu.Unlock()
+	return n.log.Len()
+}
+
+// logSince returns the node's daemon log from offset on.
+func (n *lanNode) logSince(offset int) string {
+	n.logMu.Lock()
+	defer n.logMu.Unlock()
+	return n.log.String()[offset:]
+}

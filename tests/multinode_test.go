@@ -286,6 +286,8 @@ spec:
 		c.waitOnlyAssignedRun(t, master)
 	})
 
+	step("PausedMasterIsFenced", func(t *testing.T) { stepPausedMasterIsFenced(t, c) })
+
 	step("PausedNodeIsReplacedAndFenced", func(t *testing.T) {
 		n1 := c.nodes[0]
 		// Scale up so that the node that came back gets pods again.

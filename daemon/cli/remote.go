@@ -294,6 +294,7 @@ type listItem struct {
 		ClusterIP     string            `json:"clusterIP"`
 		Selector      json.RawMessage   `json:"selector"`
 		Unschedulable bool              `json:"unschedulable"`
+		PodCIDR       string            `json:"podCIDR"`
 		Ports         []json.RawMessage `json:"ports"`
 		Containers    []struct {
 			Name  string `json:"name"`
@@ -481,7 +482,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 	case "Node":
 		h := []string{"NAME", "STATUS", "ROLES", "AGE", "VERSION"}
 		if wide {
-			h = append(h, "INTERNAL-IP", "CONVERGED")
+			h = append(h, "INTERNAL-IP", "POD-CIDR", "CONVERGED")
 		}
 		cols(h...)
 		for i := range items {
@@ -501,7 +502,11 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 				if len(it.Status.Addresses) > 0 {
 					ip = it.Status.Addresses[0].Address
 				}
-				c = append(c, ip, short(it.Metadata.Annotations["shoal.dev/converged-commit"]))
+				cidr := it.Spec.PodCIDR
+				if cidr == "" {
+					cidr = "<none>"
+				}
+				c = append(c, ip, cidr, short(it.Metadata.Annotations["shoal.dev/converged-commit"]))
 			}
 			row(it, c...)
 		}

@@ -52,6 +52,14 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 			if err = json.Unmarshal(val, &n); err == nil {
 				s.Nodes = append(s.Nodes, n)
 			}
+		case strings.HasPrefix(key, podCIDRsPrefix):
+			var cidr string
+			if err = json.Unmarshal(val, &cidr); err == nil {
+				if s.PodCIDRs == nil {
+					s.PodCIDRs = map[string]string{}
+				}
+				s.PodCIDRs[strings.TrimPrefix(key, podCIDRsPrefix)] = cidr
+			}
 		case strings.HasPrefix(key, knownPrefix):
 			var n NodeRecord
 			if err = json.Unmarshal(val, &n); err == nil {

@@ -28,6 +28,7 @@ type Snapshot struct {
 	Deployments map[string]DeploymentRecord
 	Services    map[string]ServiceRecord // by namespace/name
 	Cordoned    map[string]bool          // nodes marked unschedulable by an operator
+	PodCIDRs    map[string]string        // by node
 }
 
 // DeploymentRecord is the master's view of a Deployment's rollout.
@@ -360,7 +361,7 @@ func (s *Snapshot) NodeList(f Filter) (List, error) {
 			"apiVersion": "v1", "kind": "Node",
 			"metadata": map[string]any{"name": n.Name, "labels": n.Labels, "creationTimestamp": n.StartedAt.UTC().Format(time.RFC3339),
 				"annotations": map[string]string{"shoal.dev/role": role, "shoal.dev/converged-commit": n.Converged}},
-			"spec": map[string]any{"unschedulable": n.Unschedulable || s.Cordoned[n.Name]},
+			"spec": podCIDRSpec(n.Unschedulable || s.Cordoned[n.Name], s.PodCIDRs[n.Name]),
 			"status": map[string]any{
 				"conditions":  []map[string]any{{"type": "Ready", "status": ready, "lastHeartbeatTime": n.Heartbeat.UTC().Format(time.RFC3339)}},
 				"addresses":   addrs,
@@ -371,6 +372,15 @@ func (s *Snapshot) NodeList(f Filter) (List, error) {
 		})
 	}
 	return l, nil
+}
+
+// podCIDRSpec is a Node's spec: unschedulable, and its pod CIDR once the master gave it one.
+func podCIDRSpec(unschedulable bool, cidr string) map[string]any {
+	spec := map[string]any{"unschedulable": unschedulable}
+	if cidr != "" {
+		spec["podCIDR"], spec["podCIDRs"] = cidr, []string{cidr}
+	}
+	return spec
 }
 
 func resourceMap(r Resources) map[string]string {
