@@ -112,6 +112,67 @@ func (a *Admitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
+func (a *Admitter) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// StaleJoin is how long a store member added for a joining node may stay unstarted before
+// another join removes it: the node failed before it could start it, and etcd admits one
+// learner at a time.
+const StaleJoin = 10 * time.Minute
+
+// pendingPrefix records, under the member's id, when a learner was added and for which node.
+const pendingPrefix = "/shoal/joins/"
+
+func pendingKey(id uint64) string { return fmt.Sprintf("%s%016x", pendingPrefix, id) }
+
+type pendingJoin struct {
+	Node    string    `json:"node"`
+	PeerURL string    `json:"peerURL"`
+	Added   time.Time `json:"added"`
+}
+
+// dropStaleJoins removes members added for a join more than StaleJoin ago that never started
+// (except one at peerURL, which the node now asking takes over), and the records of joins that
+// completed.
+func (a *Admitter) dropStaleJoins(ctx context.Context, members []store.Member, peerURL string) ([]store.Member, error) {
+	kvs, _, err := store.List[pendingJoin](ctx, a.Store, pendingPrefix)
+	if err != nil {
+		return nil, err
+	}
+	byKey := map[string]pendingJoin{}
+	for _, kv := range kvs {
+		byKey[kv.Key] = kv.Value
+	}
+	var keep []store.Member
+	for _, m := range members {
+		key := pendingKey(m.ID)
+		rec, ok := byKey[key]
+		delete(byKey, key)
+		switch {
+		case !ok || m.Started():
+			if ok {
+				_ = store.Delete(ctx, a.Store, key)
+			}
+		case !slices.Contains(m.PeerURLs, peerURL) && a.now().Sub(rec.Added) > StaleJoin:
+			a.log().Warn("removing a store member whose node never started it", "node", rec.Node, "peer", rec.PeerURL, "added", rec.Added)
+			if err := a.Store.RemoveMember(ctx, m.ID); err != nil {
+				return nil, err
+			}
+			_ = store.Delete(ctx, a.Store, key)
+			continue
+		}
+		keep = append(keep, m)
+	}
+	for key := range byKey { // members that are gone
+		_ = store.Delete(ctx, a.Store, key)
+	}
+	return keep, nil
+}
+
 func (a *Admitter) log() *slog.Logger {
 	if a.Logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -148,17 +209,16 @@ func (a *Admitter) admit(ctx context.Context, req Request) (Response, int, error
 				"run `shoal node remove %s` on another node first", req.Node, req.Node)
 		}
 	}
-	now := time.Now
-	if a.Now != nil {
-		now = a.Now
-	}
-	cert, err := a.CA.SignNode([]byte(req.CSR), req.Node, ips, nil, now())
+	cert, err := a.CA.SignNode([]byte(req.CSR), req.Node, ips, nil, a.now())
 	if err != nil {
 		return Response{}, http.StatusBadRequest, err
 	}
 	resp := Response{CA: string(a.CA.CertPEM), Cert: string(cert)}
 	// A member that was added for this address but never started (the node failed before it
 	// could) is taken over; otherwise a new learner is added while there is room.
+	if members, err = a.dropStaleJoins(ctx, members, req.PeerURL); err != nil {
+		return Response{}, http.StatusServiceUnavailable, err
+	}
 	var pending *store.Member
 	for i, m := range members {
 		if !m.Started() && req.PeerURL != "" && slices.Contains(m.PeerURLs, req.PeerURL) {
@@ -186,6 +246,12 @@ func (a *Admitter) admit(ctx context.Context, req Request) (Response, int, error
 		for i, m := range members {
 			if id != 0 && m.ID == id {
 				pending = &members[i]
+			}
+		}
+		if id != 0 {
+			rec := pendingJoin{Node: req.Node, PeerURL: req.PeerURL, Added: a.now()}
+			if err := store.Put(ctx, a.Store, pendingKey(id), rec); err != nil {
+				a.log().Warn("record the pending join", "node", req.Node, "err", err)
 			}
 		}
 	}
