@@ -1,6 +1,9 @@
 package tests
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -48,6 +51,10 @@ func BenchmarkFailover(b *testing.B) {
 			b.Fatal(err)
 		}
 		had := podsByNode(before, "web-")[master.name]
+		marks := map[*lanNode]int{}
+		for _, n := range c.nodes {
+			marks[n] = n.logLen()
+		}
 		b.StartTimer()
 		killed := time.Now()
 		master.kill()
@@ -70,7 +77,18 @@ func BenchmarkFailover(b *testing.B) {
 			return ready == 6
 		})
 		if had > 0 {
-			loss = append(loss, time.Since(killed))
+			d := time.Since(killed)
+			loss = append(loss, d)
+			if dir := os.Getenv("SHOAL_BENCH_LOG_DIR"); dir != "" && d > 20*time.Second {
+				// Above the target: keep what the other nodes said, to see where the time went.
+				for _, n := range c.nodes {
+					if n != master {
+						p := filepath.Join(dir, fmt.Sprintf("round%d-%s.log", i, n.name))
+						_ = os.WriteFile(p, []byte(withoutDebug(n.logSince(marks[n]))), 0o644)
+						b.Logf("round %d: node loss took %v; log of %s since the kill in %s", i, d.Round(100*time.Millisecond), n.name, p)
+					}
+				}
+			}
 		}
 		b.StopTimer()
 		master.start(b)

@@ -205,19 +205,30 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 }
 
 // avoidStoreLeader checks every second whether this node's store member leads the store and
-// hands the leadership on when it does.
+// hands the leadership to the member of a node that is alive (registered, with a fresh heartbeat)
+// when it does. After a
+// failed hand-off it waits half a minute before it tries again.
 func (m *Master) avoidStoreLeader(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var quietUntil time.Time
 	for {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		moved, err := m.cfg.Store.HandOffLeadership(cctx)
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil:
-			m.log.Debug("hand off the store's leadership", "err", err)
-		case moved:
-			m.log.Info("handed the store's leadership to another member, away from the master's node")
+		if time.Now().After(quietUntil) {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			moved, err := m.cfg.Store.HandOffLeadership(cctx, func(name string) bool {
+				// Registered, with a heartbeat of the last seconds: a node killed moments ago
+				// is still registered until its lease expires.
+				rec, _, ok, err := store.Get[NodeRecord](cctx, m.cfg.Store, nodeKey(name))
+				return err == nil && ok && time.Since(rec.Heartbeat) < 3*time.Second
+			})
+			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				m.log.Warn("hand off the store's leadership; trying again in 30s", "err", err)
+				quietUntil = time.Now().Add(30 * time.Second)
+			case moved:
+				m.log.Info("handed the store's leadership to another member, away from the master's node")
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -94,10 +94,13 @@ func (c *Client) SyncEndpoints(ctx context.Context) ([]string, error) {
 }
 
 // HandOffLeadership makes another voting member lead the store when the member behind the
-// client's first endpoint leads it. It reports whether it moved the leadership. The master's node
-// calls it so that losing that node never also costs a store election: a new store leader renews
-// every lease by an election timeout, which would delay the failover by that much.
-func (c *Client) HandOffLeadership(ctx context.Context) (bool, error) {
+// client's first endpoint leads it, and every other member is alive (alive(name)): a leadership
+// handed to a member that is down stalls every write until the transfer times out, and any new
+// leader renews every lease, those of nodes that are down included. It reports whether it moved
+// the leadership. The master's node calls it so that losing that node
+// never also costs a store election: a new store leader renews every lease by an election
+// timeout, which would delay the failover by that much.
+func (c *Client) HandOffLeadership(ctx context.Context, alive func(name string) bool) (bool, error) {
 	eps := c.cli.Endpoints()
 	if len(eps) == 0 {
 		return false, nil
@@ -114,13 +117,25 @@ func (c *Client) HandOffLeadership(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, m := range members {
-		if m.ID != self && m.Started() && !m.Learner {
-			if _, err := c.cli.MoveLeader(ctx, m.ID); err != nil {
-				return false, fmt.Errorf("hand the store's leadership to %s: %w", m.Name, err)
-			}
-			return true, nil
+	var to *Member
+	for i, m := range members {
+		if m.ID == self {
+			continue
+		}
+		if !m.Started() || m.Learner || !alive(m.Name) {
+			// A member is down or joining: a new store leader would renew the leases of the
+			// nodes that are down too, and delay moving their pods. Stay until all are back.
+			return false, nil
+		}
+		if to == nil {
+			to = &members[i]
 		}
 	}
-	return false, nil
+	if to == nil {
+		return false, nil
+	}
+	if _, err := c.cli.MoveLeader(ctx, to.ID); err != nil {
+		return false, fmt.Errorf("hand the store's leadership to %s: %w", to.Name, err)
+	}
+	return true, nil
 }
