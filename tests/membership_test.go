@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/daemon/cluster"
 )
 
 // stepLogsAndExecFromAnyNode checks that one node's CLI reaches the pods of every node: the
@@ -132,8 +134,15 @@ func stepPausedMasterIsFenced(t *testing.T, c *lanCluster) {
 	if obs == master {
 		obs = c.nodes[1]
 	}
+	// With every node up, the master keeps the store's leadership off its own node, so that
+	// losing it costs no store election.
+	var st cluster.Status
+	waitUntil(t, "the store led by another node than the master", 30*time.Second, func() bool {
+		st = obs.status()
+		return st.StoreLeader != "" && st.StoreLeader != master.name
+	})
 	mark := master.logLen()
-	t.Logf("pausing the master %s", master.name)
+	t.Logf("pausing the master %s (the store's leader is %s)", master.name, st.StoreLeader)
 	paused := time.Now()
 	master.pause()
 	var next string

@@ -169,7 +169,11 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 		if n.Unschedulable {
 			ready += ",SchedulingDisabled"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\n", n.Name, ready, m, n.Store, short(n.Converged), n.PodsRunning, n.PodsDesired)
+		storeRole := n.Store
+		if n.Name == st.StoreLeader && storeRole == "member" {
+			storeRole = "leader"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\n", n.Name, ready, m, storeRole, short(n.Converged), n.PodsRunning, n.PodsDesired)
 	}
 	tw.Flush()
 	if len(st.Deployments) > 0 {

@@ -118,6 +118,10 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, err
 	}
 	s.Objects = objs
+	// Which member leads the store, for `shoal status`; not knowing it is no reason to fail.
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	s.StoreLeader, _ = b.Store.StoreLeader(lctx)
+	cancel()
 	return s, nil
 }
 

@@ -17,6 +17,7 @@ type Snapshot struct {
 	Rev         int64
 	Now         time.Time
 	Leader      string
+	StoreLeader string       // the node (or external etcd member) that leads the store
 	Nodes       []NodeRecord // registered: their lease is alive
 	Known       []NodeRecord // every node that registered and was not removed
 	Applied     AppliedRecord
@@ -127,6 +128,7 @@ type DeploymentSummary struct {
 // Status is what `shoal status` shows.
 type Status struct {
 	Master       string              `json:"master,omitempty"`
+	StoreLeader  string              `json:"storeLeader,omitempty"`
 	Applied      *CommitRecord       `json:"applied,omitempty"`
 	Converged    string              `json:"converged,omitempty"`
 	LastRejected *CommitRecord       `json:"lastRejected,omitempty"`
@@ -137,7 +139,7 @@ type Status struct {
 
 // Status summarises the cluster.
 func (s *Snapshot) Status() Status {
-	st := Status{Master: s.Leader, Converged: s.Converged, Nodes: []NodeStatus{}, Deployments: []DeploymentSummary{}}
+	st := Status{Master: s.Leader, StoreLeader: s.StoreLeader, Converged: s.Converged, Nodes: []NodeStatus{}, Deployments: []DeploymentSummary{}}
 	for i := range s.Commits {
 		c := s.Commits[i]
 		if c.SHA == s.Applied.SHA && c.Result == ResultApplied {

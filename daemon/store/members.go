@@ -139,3 +139,26 @@ func (c *Client) HandOffLeadership(ctx context.Context, alive func(name string) 
 	}
 	return true, nil
 }
+
+// StoreLeader returns the name of the member that leads the store, as the member behind the
+// client's first endpoint sees it ("" while there is none).
+func (c *Client) StoreLeader(ctx context.Context) (string, error) {
+	eps := c.cli.Endpoints()
+	if len(eps) == 0 {
+		return "", nil
+	}
+	st, err := c.cli.Status(ctx, eps[0])
+	if err != nil {
+		return "", fmt.Errorf("store status: %w", err)
+	}
+	members, err := c.Members(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range members {
+		if m.ID == st.Leader {
+			return m.Name, nil
+		}
+	}
+	return "", nil
+}
