@@ -71,7 +71,8 @@ type Runtime interface {
 	// EnsurePod makes the pod run: sandbox, init containers in order, then the app containers,
 	// restarted per restartPolicy with crash-loop backoff and probed as the spec says. It returns
 	// once the pod is accepted; progress shows in PodStatus. Idempotent: a pod already known by
-	// UID (also one adopted from an earlier process) is left as it is.
+	// UID (also one adopted from an earlier process) is left as it is. The Runtime keeps its own
+	// copy of spec: the caller may change or reuse it afterwards.
 	EnsurePod(ctx context.Context, spec *PodSpec) error
 	// RemovePod stops the pod's containers (SIGTERM, then SIGKILL after grace; nil grace means
 	// the pod's terminationGracePeriodSeconds) and removes its sandbox and state. Removing an

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -85,6 +86,10 @@ func (m *Manager) EnsurePod(ctx context.Context, spec *runtime.PodSpec) error {
 	}
 	if _, ok := m.pods[spec.UID]; ok {
 		return nil
+	}
+	spec, err := clonePodSpec(spec)
+	if err != nil {
+		return err
 	}
 	w := newPodWorker(m, spec)
 	m.pods[spec.UID] = w
@@ -340,4 +345,18 @@ func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
 	return nil
+}
+
+// clonePodSpec deep-copies a pod spec (through JSON, the form it is stored in), so that a worker
+// never shares memory with its caller.
+func clonePodSpec(spec *runtime.PodSpec) (*runtime.PodSpec, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("ensure pod %s: copy the spec: %w", spec.UID, err)
+	}
+	out := new(runtime.PodSpec)
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("ensure pod %s: copy the spec: %w", spec.UID, err)
+	}
+	return out, nil
 }
