@@ -135,13 +135,32 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 		default:
 		}
 	}
-	for _, p := range []string{placementPrefix, statusPrefix, nodesPrefix, appliedKey} {
+	for _, p := range []string{placementPrefix, statusPrefix, appliedKey} {
 		go func() {
 			for range store.Watch[json.RawMessage](ctx, m.cfg.Store, p, 0) {
 				poke()
 			}
 		}()
 	}
+	go func() {
+		// A node rewrites its record every second and whenever its pods change; only what the
+		// controllers use (the node's presence, labels, allocatable resources, schedulability)
+		// is worth a pass.
+		seen := map[string]string{}
+		for ev := range store.Watch[NodeRecord](ctx, m.cfg.Store, nodesPrefix, 0) {
+			if ev.Type == store.EventPut && ev.Err == nil {
+				n := ev.Value
+				d := fmt.Sprint(n.Labels, n.Allocatable, n.Unschedulable, n.Addresses)
+				if seen[ev.Key] == d {
+					continue
+				}
+				seen[ev.Key] = d
+			} else {
+				delete(seen, ev.Key)
+			}
+			poke()
+		}
+	}()
 	if m.cfg.AvoidStoreLeader {
 		done := make(chan struct{})
 		defer func() { <-done }()
