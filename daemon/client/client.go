@@ -149,6 +149,9 @@ func (c *Client) Post(ctx context.Context, path string) error {
 	return resp.Body.Close()
 }
 
+// Close closes the client's idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
 // Delete sends DELETE to path.
 func (c *Client) Delete(ctx context.Context, path string) error {
 	resp, err := c.do(ctx, http.MethodDelete, path, nil, nil)

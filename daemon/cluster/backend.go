@@ -163,31 +163,8 @@ func (b *Backend) Events(ctx context.Context) ([]Event, error) {
 	return out, nil
 }
 
-// PodNode returns the node a pod is placed on ("" while pending) and that node's cluster
-// endpoint ("" if it serves none).
-func (b *Backend) PodNode(ctx context.Context, namespace, name string) (node, endpoint string, err error) {
-	kvs, _, err := store.List[Placement](ctx, b.Store, placementPrefix)
-	if err != nil {
-		return "", "", err
-	}
-	for _, kv := range kvs {
-		pl := kv.Value
-		if pl.Spec.Pod != nil && pl.Spec.Pod.Namespace == namespace && pl.Spec.Pod.Name == name {
-			if pl.Node == "" {
-				return "", "", nil
-			}
-			rec, _, _, err := store.Get[NodeRecord](ctx, b.Store, knownKey(pl.Node))
-			if err != nil {
-				return "", "", err
-			}
-			return pl.Node, rec.Endpoint, nil
-		}
-	}
-	return "", "", fmt.Errorf("pod %s/%s: %w", namespace, name, runtime.ErrNotFound)
-}
-
-// pod finds a pod by namespace and name, and checks it runs on this node.
-func (b *Backend) pod(ctx context.Context, namespace, name string) (Placement, error) {
+// findPod returns the placement of a pod by namespace and name.
+func (b *Backend) findPod(ctx context.Context, namespace, name string) (Placement, error) {
 	kvs, _, err := store.List[Placement](ctx, b.Store, placementPrefix)
 	if err != nil {
 		return Placement{}, err
@@ -195,17 +172,40 @@ func (b *Backend) pod(ctx context.Context, namespace, name string) (Placement, e
 	for _, kv := range kvs {
 		pl := kv.Value
 		if pl.Spec.Pod != nil && pl.Spec.Pod.Namespace == namespace && pl.Spec.Pod.Name == name {
-			if pl.Node != b.Node {
-				where := "is not scheduled on any node yet"
-				if pl.Node != "" {
-					where = "runs on node " + pl.Node + ": ask that node's daemon (shoal --socket or --server)"
-				}
-				return pl, fmt.Errorf("pod %s/%s %s", namespace, name, where)
-			}
 			return pl, nil
 		}
 	}
 	return Placement{}, fmt.Errorf("pod %s/%s: %w", namespace, name, runtime.ErrNotFound)
+}
+
+// PodNode returns the node a pod is placed on ("" while pending) and that node's cluster
+// endpoint ("" if it serves none).
+func (b *Backend) PodNode(ctx context.Context, namespace, name string) (node, endpoint string, err error) {
+	pl, err := b.findPod(ctx, namespace, name)
+	if err != nil || pl.Node == "" {
+		return "", "", err
+	}
+	rec, _, _, err := store.Get[NodeRecord](ctx, b.Store, knownKey(pl.Node))
+	if err != nil {
+		return "", "", err
+	}
+	return pl.Node, rec.Endpoint, nil
+}
+
+// pod finds a pod by namespace and name, and checks it runs on this node.
+func (b *Backend) pod(ctx context.Context, namespace, name string) (Placement, error) {
+	pl, err := b.findPod(ctx, namespace, name)
+	if err != nil {
+		return Placement{}, err
+	}
+	if pl.Node != b.Node {
+		where := "is not scheduled on any node yet"
+		if pl.Node != "" {
+			where = "runs on node " + pl.Node + ": its node cannot be reached from here; ask that node's daemon (shoal --socket or --server)"
+		}
+		return pl, fmt.Errorf("pod %s/%s %s", namespace, name, where)
+	}
+	return pl, nil
 }
 
 // Logs writes the log of a container of a pod that runs on this node.

@@ -42,6 +42,7 @@ func (f *forwardingBackend) Logs(ctx context.Context, namespace, name, container
 	if c == nil {
 		return f.Backend.Logs(ctx, namespace, name, container, opts, w)
 	}
+	defer c.Close()
 	q := url.Values{}
 	if container != "" {
 		q.Set("container", container)
@@ -65,6 +66,7 @@ func (f *forwardingBackend) Exec(ctx context.Context, namespace, name, container
 	if c == nil {
 		return f.Backend.Exec(ctx, namespace, name, container, opts)
 	}
+	defer c.Close()
 	return c.Exec(ctx, namespace, name, container, opts.Command, opts.Stdin, opts.Stdout, opts.Stderr)
 }
 
