@@ -167,6 +167,10 @@ func (s *storeSetup) join(ctx context.Context, cfg Config, pkiDir string, log *s
 	if s.addr == "" {
 		return nil, errors.New("--join needs --node-address: the address the other nodes reach this one on")
 	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, storeMarker)); err == nil {
+		return nil, fmt.Errorf("this node has a store of its own in %s: it cannot join another cluster with it; "+
+			"run `shoal node reset` to start it empty (its pods stop), then join", cfg.DataDir)
+	}
 	tok, err := pki.ParseToken(cfg.JoinToken)
 	if err != nil {
 		return nil, err
@@ -421,6 +425,32 @@ func (s *storeSetup) clusterHandler(st *store.Client, local http.Handler, log *s
 		}))
 	}
 	return mux
+}
+
+// followMembers keeps the store endpoints a client node starts with current: the members it
+// joined through may all be replaced while it runs.
+func followMembers(ctx context.Context, dataDir string, st *store.Client, log *slog.Logger) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		eps, err := st.SyncEndpoints(ctx)
+		if err != nil || len(eps) == 0 {
+			continue
+		}
+		state, err := loadState(dataDir)
+		if err != nil || state == nil || slices.Equal(state.Endpoints, eps) {
+			continue
+		}
+		state.Endpoints = eps
+		if err := saveState(dataDir, state); err != nil {
+			log.Warn("save the store's endpoints", "err", err)
+		}
+	}
 }
 
 func loadState(dataDir string) (*clusterState, error) {

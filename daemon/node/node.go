@@ -131,6 +131,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer st.Close()
+	if setup.emb == nil && setup.ca != nil {
+		goFn("store endpoints", func() error { return followMembers(ctx, cfg.DataDir, st, log) })
+	}
 
 	// The runtime.
 	images, err := image.NewStore(ctx, image.Config{Root: filepath.Join(cfg.DataDir, "images"),
