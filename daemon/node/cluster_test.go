@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -85,8 +87,12 @@ func TestJoin(t *testing.T) {
 			n.stop()
 		}
 	})
+	// Loopback addresses of their own, so that the fixed store ports never collide with another
+	// run on the machine.
+	lo := fmt.Sprintf("127.%d.%d.", 1+rand.IntN(250), 1+rand.IntN(250))
+	addr := func(i int) string { return lo + strconv.Itoa(40+i) }
 	cfg := func(i int) Config {
-		return Config{Name: "node-" + strconv.Itoa(i), DataDir: dirs[i], Addresses: []string{"127.0.0." + strconv.Itoa(40+i)}}
+		return Config{Name: "node-" + strconv.Itoa(i), DataDir: dirs[i], Addresses: []string{addr(i)}}
 	}
 	first, err := startTestNode(t, ctx, cfg(1), port)
 	if err != nil {
@@ -97,7 +103,7 @@ func TestJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	joinAt := "127.0.0.41:" + strconv.Itoa(port)
+	joinAt := addr(1) + ":" + strconv.Itoa(port)
 
 	t.Run("WrongToken", func(t *testing.T) {
 		bad := tok
@@ -157,8 +163,8 @@ func TestJoin(t *testing.T) {
 
 	// The fourth node cannot admit others, and says where to go.
 	c := cfg(5)
-	c.Join, c.JoinToken = "127.0.0.44:"+strconv.Itoa(port), tok.String()
-	if _, err := setupStore(ctx, c, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "127.0.0.41") {
+	c.Join, c.JoinToken = addr(4)+":"+strconv.Itoa(port), tok.String()
+	if _, err := setupStore(ctx, c, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), addr(1)) {
 		t.Errorf("join through a client node: %v", err)
 	}
 
