@@ -94,7 +94,7 @@ func stepStoreMemberLost(t *testing.T, c *lanCluster) {
 	if out, err := victim.reset(); err != nil {
 		t.Fatalf("node reset %s: %v\n%s", victim.name, err, out)
 	}
-	victim.importImage(t)
+	victim.prepareEmpty(t)
 	victim.start(t)
 	victim.waitAPI(t)
 	waitUntil(t, victim.name+" back as a store member", 2*time.Minute, func() bool {
@@ -108,9 +108,14 @@ func stepStoreMemberLost(t *testing.T, c *lanCluster) {
 	c.waitAllConverged(t, sha, 2*time.Minute)
 }
 
-// importImage puts the example app's image where the node imports images at start.
-func (n *lanNode) importImage(t testing.TB) {
+// prepareEmpty makes again what addNode made for a node whose data `shoal node reset` removed:
+// the example app's image where the node imports images at start, and the cgroup its load
+// balancer attaches to.
+func (n *lanNode) prepareEmpty(t testing.TB) {
 	t.Helper()
+	if err := os.MkdirAll(n.lbCgroup, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	imports := filepath.Join(n.dataDir, "images", "import")
 	if err := os.MkdirAll(imports, 0o700); err != nil {
 		t.Fatal(err)

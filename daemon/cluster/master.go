@@ -223,6 +223,10 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 	}
 }
 
+// settleTime is how long a node must have run before the store's leadership is handed to its
+// member (which catches up with the others after a start).
+const settleTime = 30 * time.Second
+
 // avoidStoreLeader checks every second whether this node's store member leads the store and
 // hands the leadership to the member of a node that is alive (registered, with a fresh heartbeat)
 // when it does. After a
@@ -234,11 +238,17 @@ func (m *Master) avoidStoreLeader(ctx context.Context) {
 	for {
 		if time.Now().After(quietUntil) {
 			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			moved, err := m.cfg.Store.HandOffLeadership(cctx, func(name string) bool {
+			moved, err := m.cfg.Store.HandOffLeadership(cctx, func(name string) store.MemberHealth {
 				// Registered, with a heartbeat of the last seconds: a node killed moments ago
 				// is still registered until its lease expires.
 				rec, _, ok, err := store.Get[NodeRecord](cctx, m.cfg.Store, nodeKey(name))
-				return err == nil && ok && time.Since(rec.Heartbeat) < 3*time.Second
+				switch {
+				case err != nil || !ok || time.Since(rec.Heartbeat) > 3*time.Second:
+					return store.MemberDown
+				case time.Since(rec.StartedAt) < settleTime:
+					return store.MemberStarting
+				}
+				return store.MemberSettled
 			})
 			cancel()
 			switch {

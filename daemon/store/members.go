@@ -93,14 +93,28 @@ func (c *Client) SyncEndpoints(ctx context.Context) ([]string, error) {
 	return c.cli.Endpoints(), nil
 }
 
+// MemberHealth is what HandOffLeadership needs to know of a member's node.
+type MemberHealth int
+
+const (
+	// MemberDown: the member's node is not running.
+	MemberDown MemberHealth = iota
+	// MemberStarting: the node runs but started moments ago; its member may still be catching
+	// up, and a leadership handed to it would stall writes until it has.
+	MemberStarting
+	// MemberSettled: the node has run for a while.
+	MemberSettled
+)
+
 // HandOffLeadership makes another voting member lead the store when the member behind the
-// client's first endpoint leads it, and every other member is alive (alive(name)): a leadership
-// handed to a member that is down stalls every write until the transfer times out, and any new
-// leader renews every lease, those of nodes that are down included. It reports whether it moved
+// client's first endpoint leads it and every other member's node runs, to a member whose node
+// has run for a while (health reports both): a leadership handed to a member that is down or
+// behind stalls every write until the transfer ends, and any new leader renews every lease,
+// those of nodes that are down included. It reports whether it moved
 // the leadership. The master's node calls it so that losing that node
 // never also costs a store election: a new store leader renews every lease by an election
 // timeout, which would delay the failover by that much.
-func (c *Client) HandOffLeadership(ctx context.Context, alive func(name string) bool) (bool, error) {
+func (c *Client) HandOffLeadership(ctx context.Context, health func(name string) MemberHealth) (bool, error) {
 	eps := c.cli.Endpoints()
 	if len(eps) == 0 {
 		return false, nil
@@ -122,12 +136,13 @@ func (c *Client) HandOffLeadership(ctx context.Context, alive func(name string) 
 		if m.ID == self {
 			continue
 		}
-		if !m.Started() || m.Learner || !alive(m.Name) {
+		h := health(m.Name)
+		if !m.Started() || m.Learner || h == MemberDown {
 			// A member is down or joining: a new store leader would renew the leases of the
 			// nodes that are down too, and delay moving their pods. Stay until all are back.
 			return false, nil
 		}
-		if to == nil {
+		if to == nil && h == MemberSettled {
 			to = &members[i]
 		}
 	}
