@@ -327,6 +327,10 @@ func (s *storeSetup) startMember(ctx context.Context, cfg Config, pkiDir string,
 			emb.Close()
 			return err
 		}
+		if err := waitVoter(ctx, s.cfg); err != nil {
+			emb.Close()
+			return err
+		}
 		state.Promoted = true
 		if err := saveState(cfg.DataDir, state); err != nil {
 			emb.Close()
@@ -358,7 +362,7 @@ func (s *storeSetup) promote(ctx context.Context, id uint64, endpoints []string,
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := cli.Promote(pctx, id)
 		cancel()
-		if err == nil || strings.Contains(err.Error(), "not a learner") {
+		if err == nil || errors.Is(err, store.ErrNotLearner) {
 			log.Info("this node's store member votes")
 			return nil
 		}
@@ -369,6 +373,24 @@ func (s *storeSetup) promote(ctx context.Context, id uint64, endpoints []string,
 		case <-ctx.Done():
 			return fmt.Errorf("promote this node's store member: %w", ctx.Err())
 		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// waitVoter waits until the local member serves clients: it learns of its own promotion only
+// when it applies it, a moment after the others, and refuses clients until then.
+func waitVoter(ctx context.Context, cfg store.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		cli, err := store.Connect(ctx, cfg)
+		if err == nil {
+			return cli.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("this node's store member does not serve after its promotion: %w", err)
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -58,10 +58,16 @@ func (c *Client) AddLearner(ctx context.Context, peerURL string) (uint64, []Memb
 	return resp.Member.ID, out, nil
 }
 
+// ErrNotLearner is returned by Promote for a member that votes already.
+var ErrNotLearner = errors.New("the store member votes already")
+
 // Promote makes a learner a voting member. etcd refuses while the learner is behind the
 // leader's log; callers retry.
 func (c *Client) Promote(ctx context.Context, id uint64) error {
 	if _, err := c.cli.MemberPromote(ctx, id); err != nil {
+		if errors.Is(err, rpctypes.ErrMemberNotLearner) || err.Error() == rpctypes.ErrMemberNotLearner.Error() {
+			return ErrNotLearner
+		}
 		return fmt.Errorf("promote store member %x: %w", id, err)
 	}
 	return nil
