@@ -142,7 +142,7 @@ func stepPausedMasterIsFenced(t *testing.T, c *lanCluster) {
 	// With every node up, the master keeps the store's leadership off its own node, so that
 	// losing it costs no store election.
 	var st cluster.Status
-	waitUntil(t, "the store led by another node than the master", 30*time.Second, func() bool {
+	waitUntil(t, "the store led by another node than the master", time.Minute, func() bool {
 		st = obs.status()
 		return st.StoreLeader != "" && st.StoreLeader != master.name
 	})
