@@ -225,7 +225,7 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 
 // settleTime is how long a node must have run before the store's leadership is handed to its
 // member (which catches up with the others after a start).
-const settleTime = 30 * time.Second
+const settleTime = 5 * time.Second
 
 // avoidStoreLeader checks every second whether this node's store member leads the store and
 // hands the leadership to the member of a node that is alive (registered, with a fresh heartbeat)
