@@ -103,12 +103,12 @@ func (c *Client) SyncEndpoints(ctx context.Context) ([]string, error) {
 type MemberHealth int
 
 const (
-	// MemberDown: the member's node is not running.
+	// MemberDown means the member's node is not running.
 	MemberDown MemberHealth = iota
-	// MemberStarting: the node runs but started moments ago; its member may still be catching
+	// MemberStarting means the node runs but started moments ago; its member may still be catching
 	// up, and a leadership handed to it would stall writes until it has.
 	MemberStarting
-	// MemberSettled: the node has run for a while.
+	// MemberSettled means the node has run for a while.
 	MemberSettled
 )
 
