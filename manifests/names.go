@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -51,6 +52,15 @@ func validateDNS1035Label(s string) string {
 		return fmt.Sprintf("%q must start with a lowercase letter", s)
 	}
 	return ""
+}
+
+// CheckDNSSubdomain returns an error when s is not a DNS-1123 subdomain, what Kubernetes
+// requires of most names, node names among them.
+func CheckDNSSubdomain(s string) error {
+	if m := validateDNS1123Subdomain(s); m != "" {
+		return errors.New(m)
+	}
+	return nil
 }
 
 // validateDNS1123Subdomain: dot-separated DNS-1123 labels, at most 253

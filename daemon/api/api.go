@@ -35,6 +35,8 @@ type Backend interface {
 	Exec(ctx context.Context, namespace, name, container string, opts runtime.ExecOptions) (int, error)
 	// Cordon marks a node unschedulable (drain: and moves its Deployment pods), or clears the mark.
 	Cordon(ctx context.Context, node string, cordon, drain bool) error
+	// StoreLeader names the member that leads the store ("" when unknown).
+	StoreLeader(ctx context.Context) string
 	// RemoveNode deletes a stopped node for good (ErrConflict while it runs).
 	RemoveNode(ctx context.Context, node string) error
 }
@@ -132,7 +134,9 @@ func (h *handler) snapshot(w http.ResponseWriter, r *http.Request) (*cluster.Sna
 
 func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	if s, ok := h.snapshot(w, r); ok {
-		writeJSON(w, s.Status())
+		st := s.Status()
+		st.StoreLeader = h.cfg.Backend.StoreLeader(r.Context())
+		writeJSON(w, st)
 	}
 }
 

@@ -68,6 +68,8 @@ func (backend) Cordon(_ context.Context, node string, _, _ bool) error {
 	return nil
 }
 
+func (backend) StoreLeader(context.Context) string { return "" }
+
 func (backend) RemoveNode(_ context.Context, node string) error {
 	switch node {
 	case "gone":

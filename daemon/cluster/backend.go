@@ -118,11 +118,16 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, err
 	}
 	s.Objects = objs
-	// Which member leads the store, for `shoal status`; not knowing it is no reason to fail.
-	lctx, cancel := context.WithTimeout(ctx, time.Second)
-	s.StoreLeader, _ = b.Store.StoreLeader(lctx)
-	cancel()
 	return s, nil
+}
+
+// StoreLeader returns the node (or external etcd member) that leads the store, "" when it is
+// not known: `shoal status` shows it, and not knowing it is no reason to fail.
+func (b *Backend) StoreLeader(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	name, _ := b.Store.StoreLeader(ctx)
+	return name
 }
 
 // objectsOf decodes the desired objects of the applied commit, once per commit.

@@ -17,7 +17,6 @@ type Snapshot struct {
 	Rev         int64
 	Now         time.Time
 	Leader      string
-	StoreLeader string       // the node (or external etcd member) that leads the store
 	Nodes       []NodeRecord // registered: their lease is alive
 	Known       []NodeRecord // every node that registered and was not removed
 	Applied     AppliedRecord
@@ -128,7 +127,7 @@ type DeploymentSummary struct {
 // Status is what `shoal status` shows.
 type Status struct {
 	Master       string              `json:"master,omitempty"`
-	StoreLeader  string              `json:"storeLeader,omitempty"`
+	StoreLeader  string              `json:"storeLeader,omitempty"` // set by the API, not from a Snapshot
 	Applied      *CommitRecord       `json:"applied,omitempty"`
 	Converged    string              `json:"converged,omitempty"`
 	LastRejected *CommitRecord       `json:"lastRejected,omitempty"`
@@ -139,7 +138,7 @@ type Status struct {
 
 // Status summarises the cluster.
 func (s *Snapshot) Status() Status {
-	st := Status{Master: s.Leader, StoreLeader: s.StoreLeader, Converged: s.Converged, Nodes: []NodeStatus{}, Deployments: []DeploymentSummary{}}
+	st := Status{Master: s.Leader, Converged: s.Converged, Nodes: []NodeStatus{}, Deployments: []DeploymentSummary{}}
 	for i := range s.Commits {
 		c := s.Commits[i]
 		if c.SHA == s.Applied.SHA && c.Result == ResultApplied {

@@ -24,8 +24,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
 )
 
 // Lifetimes of what the CA signs.
@@ -230,10 +231,8 @@ func (ca *CA) NodeName(c *x509.Certificate) (string, error) {
 }
 
 func checkNodeName(n string) error {
-	if n == "" || len(n) > 253 || strings.ContainsFunc(n, func(r rune) bool {
-		return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '.'
-	}) {
-		return fmt.Errorf("node name %q: use lower-case letters, digits, '-' and '.' (a DNS name)", n)
+	if err := manifests.CheckDNSSubdomain(n); err != nil {
+		return fmt.Errorf("node name: %w", err)
 	}
 	return nil
 }
