@@ -123,6 +123,204 @@ type PodSpec struct {
 	NodeSelector                  map[string]string   `json:"nodeSelector,omitempty"`
 	SecurityContext               *PodSecurityContext `json:"securityContext,omitempty"`
 	Hostname                      string              `json:"hostname,omitempty"`
+	// ServiceAccountName names a ServiceAccount of the commit, or
+	// "default". Shoal has no Kubernetes API, so no token is mounted.
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// DeprecatedServiceAccount is the old name of ServiceAccountName
+	// (serviceAccount); SetDefaults copies one to the other.
+	DeprecatedServiceAccount     string                     `json:"serviceAccount,omitempty"`
+	AutomountServiceAccountToken *bool                      `json:"automountServiceAccountToken,omitempty"`
+	ImagePullSecrets             []LocalObjectReference     `json:"imagePullSecrets,omitempty"`
+	HostAliases                  []HostAlias                `json:"hostAliases,omitempty"`
+	DNSPolicy                    DNSPolicy                  `json:"dnsPolicy,omitempty"`
+	DNSConfig                    *PodDNSConfig              `json:"dnsConfig,omitempty"`
+	Affinity                     *Affinity                  `json:"affinity,omitempty"`
+	Tolerations                  []Toleration               `json:"tolerations,omitempty"`
+	TopologySpreadConstraints    []TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+}
+
+// HostAlias is an entry of the pod's /etc/hosts.
+type HostAlias struct {
+	IP        string   `json:"ip"`
+	Hostnames []string `json:"hostnames,omitempty"`
+}
+
+// DNSPolicy is how a pod's /etc/resolv.conf is made.
+type DNSPolicy string
+
+// DNS policies. ClusterFirstWithHostNet is only meaningful with
+// hostNetwork, which Shoal does not support.
+const (
+	// DNSClusterFirst: the cluster DNS server, with the namespace's search
+	// domains.
+	DNSClusterFirst DNSPolicy = "ClusterFirst"
+	// DNSClusterFirstWithHostNet behaves as ClusterFirst for pods without
+	// hostNetwork.
+	DNSClusterFirstWithHostNet DNSPolicy = "ClusterFirstWithHostNet"
+	// DNSDefault: the node's own resolver configuration.
+	DNSDefault DNSPolicy = "Default"
+	// DNSNone: only what dnsConfig says.
+	DNSNone DNSPolicy = "None"
+)
+
+// PodDNSConfig adds to (or, with dnsPolicy None, makes) the pod's
+// resolv.conf.
+type PodDNSConfig struct {
+	Nameservers []string             `json:"nameservers,omitempty"`
+	Searches    []string             `json:"searches,omitempty"`
+	Options     []PodDNSConfigOption `json:"options,omitempty"`
+}
+
+// PodDNSConfigOption is one resolv.conf option, such as ndots:2.
+type PodDNSConfigOption struct {
+	Name  string  `json:"name,omitempty"`
+	Value *string `json:"value,omitempty"`
+}
+
+// Affinity holds a pod's scheduling constraints.
+type Affinity struct {
+	NodeAffinity    *NodeAffinity    `json:"nodeAffinity,omitempty"`
+	PodAffinity     *PodAffinity     `json:"podAffinity,omitempty"`
+	PodAntiAffinity *PodAntiAffinity `json:"podAntiAffinity,omitempty"`
+}
+
+// NodeAffinity selects nodes by their labels.
+type NodeAffinity struct {
+	RequiredDuringSchedulingIgnoredDuringExecution  *NodeSelector             `json:"requiredDuringSchedulingIgnoredDuringExecution,omitempty"`
+	PreferredDuringSchedulingIgnoredDuringExecution []PreferredSchedulingTerm `json:"preferredDuringSchedulingIgnoredDuringExecution,omitempty"`
+}
+
+// NodeSelector is a list of terms, of which one must match.
+type NodeSelector struct {
+	NodeSelectorTerms []NodeSelectorTerm `json:"nodeSelectorTerms"`
+}
+
+// NodeSelectorTerm matches a node when all its requirements hold.
+type NodeSelectorTerm struct {
+	MatchExpressions []NodeSelectorRequirement `json:"matchExpressions,omitempty"`
+	MatchFields      []NodeSelectorRequirement `json:"matchFields,omitempty"`
+}
+
+// NodeSelectorOperator is In, NotIn, Exists, DoesNotExist, Gt or Lt.
+type NodeSelectorOperator string
+
+// Node selector operators.
+const (
+	NodeSelectorOpIn           NodeSelectorOperator = "In"
+	NodeSelectorOpNotIn        NodeSelectorOperator = "NotIn"
+	NodeSelectorOpExists       NodeSelectorOperator = "Exists"
+	NodeSelectorOpDoesNotExist NodeSelectorOperator = "DoesNotExist"
+	NodeSelectorOpGt           NodeSelectorOperator = "Gt"
+	NodeSelectorOpLt           NodeSelectorOperator = "Lt"
+)
+
+// NodeSelectorRequirement is one requirement on a node label (or, in
+// matchFields, on metadata.name).
+type NodeSelectorRequirement struct {
+	Key      string               `json:"key"`
+	Operator NodeSelectorOperator `json:"operator"`
+	Values   []string             `json:"values,omitempty"`
+}
+
+// PreferredSchedulingTerm is a weighted preference for nodes.
+type PreferredSchedulingTerm struct {
+	Weight     int32            `json:"weight"`
+	Preference NodeSelectorTerm `json:"preference"`
+}
+
+// PodAffinity asks to run near pods that match.
+type PodAffinity struct {
+	RequiredDuringSchedulingIgnoredDuringExecution  []PodAffinityTerm         `json:"requiredDuringSchedulingIgnoredDuringExecution,omitempty"`
+	PreferredDuringSchedulingIgnoredDuringExecution []WeightedPodAffinityTerm `json:"preferredDuringSchedulingIgnoredDuringExecution,omitempty"`
+}
+
+// PodAntiAffinity asks to run away from pods that match.
+type PodAntiAffinity struct {
+	RequiredDuringSchedulingIgnoredDuringExecution  []PodAffinityTerm         `json:"requiredDuringSchedulingIgnoredDuringExecution,omitempty"`
+	PreferredDuringSchedulingIgnoredDuringExecution []WeightedPodAffinityTerm `json:"preferredDuringSchedulingIgnoredDuringExecution,omitempty"`
+}
+
+// PodAffinityTerm selects pods, in some namespaces, within a topology
+// domain (Shoal supports the topology key kubernetes.io/hostname).
+type PodAffinityTerm struct {
+	LabelSelector     *LabelSelector `json:"labelSelector,omitempty"`
+	Namespaces        []string       `json:"namespaces,omitempty"`
+	TopologyKey       string         `json:"topologyKey"`
+	NamespaceSelector *LabelSelector `json:"namespaceSelector,omitempty"`
+	MatchLabelKeys    []string       `json:"matchLabelKeys,omitempty"`
+	MismatchLabelKeys []string       `json:"mismatchLabelKeys,omitempty"`
+}
+
+// WeightedPodAffinityTerm is a weighted preference.
+type WeightedPodAffinityTerm struct {
+	Weight          int32           `json:"weight"`
+	PodAffinityTerm PodAffinityTerm `json:"podAffinityTerm"`
+}
+
+// TaintEffect is NoSchedule, PreferNoSchedule or NoExecute.
+type TaintEffect string
+
+// Taint effects.
+const (
+	TaintEffectNoSchedule       TaintEffect = "NoSchedule"
+	TaintEffectPreferNoSchedule TaintEffect = "PreferNoSchedule"
+	TaintEffectNoExecute        TaintEffect = "NoExecute"
+)
+
+// Taint keeps pods that do not tolerate it off a node.
+type Taint struct {
+	Key    string      `json:"key"`
+	Value  string      `json:"value,omitempty"`
+	Effect TaintEffect `json:"effect"`
+}
+
+// TolerationOperator is Exists or Equal.
+type TolerationOperator string
+
+// Toleration operators.
+const (
+	TolerationOpExists TolerationOperator = "Exists"
+	TolerationOpEqual  TolerationOperator = "Equal"
+)
+
+// Toleration lets a pod run on nodes with a matching taint.
+type Toleration struct {
+	Key               string             `json:"key,omitempty"`
+	Operator          TolerationOperator `json:"operator,omitempty"`
+	Value             string             `json:"value,omitempty"`
+	Effect            TaintEffect        `json:"effect,omitempty"`
+	TolerationSeconds *int64             `json:"tolerationSeconds,omitempty"`
+}
+
+// UnsatisfiableConstraintAction is DoNotSchedule or ScheduleAnyway.
+type UnsatisfiableConstraintAction string
+
+// What the scheduler does with a pod that would break a spread constraint.
+const (
+	DoNotSchedule  UnsatisfiableConstraintAction = "DoNotSchedule"
+	ScheduleAnyway UnsatisfiableConstraintAction = "ScheduleAnyway"
+)
+
+// NodeInclusionPolicy is Honor or Ignore.
+type NodeInclusionPolicy string
+
+// Node inclusion policies of topology spread constraints.
+const (
+	NodeInclusionPolicyIgnore NodeInclusionPolicy = "Ignore"
+	NodeInclusionPolicyHonor  NodeInclusionPolicy = "Honor"
+)
+
+// TopologySpreadConstraint spreads matching pods over topology domains
+// (Shoal supports the topology key kubernetes.io/hostname).
+type TopologySpreadConstraint struct {
+	MaxSkew            int32                         `json:"maxSkew"`
+	TopologyKey        string                        `json:"topologyKey"`
+	WhenUnsatisfiable  UnsatisfiableConstraintAction `json:"whenUnsatisfiable"`
+	LabelSelector      *LabelSelector                `json:"labelSelector,omitempty"`
+	MinDomains         *int32                        `json:"minDomains,omitempty"`
+	NodeAffinityPolicy *NodeInclusionPolicy          `json:"nodeAffinityPolicy,omitempty"`
+	NodeTaintsPolicy   *NodeInclusionPolicy          `json:"nodeTaintsPolicy,omitempty"`
+	MatchLabelKeys     []string                      `json:"matchLabelKeys,omitempty"`
 }
 
 // PullPolicy is Always, IfNotPresent or Never.
@@ -152,6 +350,51 @@ type Container struct {
 	StartupProbe    *Probe               `json:"startupProbe,omitempty"`
 	ImagePullPolicy PullPolicy           `json:"imagePullPolicy,omitempty"`
 	SecurityContext *SecurityContext     `json:"securityContext,omitempty"`
+	Lifecycle       *Lifecycle           `json:"lifecycle,omitempty"`
+	// RestartPolicy, on an init container, is Always for a sidecar: it
+	// starts in order with the init containers and runs beside the app
+	// containers (Kubernetes 1.29). Not allowed on app containers.
+	RestartPolicy            *ContainerRestartPolicy  `json:"restartPolicy,omitempty"`
+	TerminationMessagePath   string                   `json:"terminationMessagePath,omitempty"`
+	TerminationMessagePolicy TerminationMessagePolicy `json:"terminationMessagePolicy,omitempty"`
+}
+
+// ContainerRestartPolicy is Always (a sidecar init container).
+type ContainerRestartPolicy string
+
+// Container restart policies.
+const ContainerRestartPolicyAlways ContainerRestartPolicy = "Always"
+
+// TerminationMessagePolicy is File or FallbackToLogsOnError.
+type TerminationMessagePolicy string
+
+// Termination message policies.
+const (
+	TerminationMessageReadFile              TerminationMessagePolicy = "File"
+	TerminationMessageFallbackToLogsOnError TerminationMessagePolicy = "FallbackToLogsOnError"
+)
+
+// DefaultTerminationMessagePath is where a container writes its
+// termination message unless it says otherwise.
+const DefaultTerminationMessagePath = "/dev/termination-log"
+
+// Lifecycle holds a container's hooks.
+type Lifecycle struct {
+	PostStart *LifecycleHandler `json:"postStart,omitempty"`
+	PreStop   *LifecycleHandler `json:"preStop,omitempty"`
+}
+
+// LifecycleHandler is what a hook does; exactly one member is set.
+type LifecycleHandler struct {
+	Exec      *ExecAction      `json:"exec,omitempty"`
+	HTTPGet   *HTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket *TCPSocketAction `json:"tcpSocket,omitempty"`
+	Sleep     *SleepAction     `json:"sleep,omitempty"`
+}
+
+// SleepAction waits before the hook returns.
+type SleepAction struct {
+	Seconds int64 `json:"seconds"`
 }
 
 // Protocol is TCP or UDP (SCTP is not supported by Shoal).
@@ -169,6 +412,10 @@ type ContainerPort struct {
 	Name          string   `json:"name,omitempty"`
 	ContainerPort int32    `json:"containerPort"`
 	Protocol      Protocol `json:"protocol,omitempty"`
+	// HostPort exposes the port on the node's addresses (HostIP, when
+	// set, only on that one).
+	HostPort int32  `json:"hostPort,omitempty"`
+	HostIP   string `json:"hostIP,omitempty"`
 }
 
 // EnvVar is an environment variable: a literal value or a reference.
@@ -181,16 +428,25 @@ type EnvVar struct {
 // EnvVarSource is where an environment variable's value comes from; exactly
 // one member is set.
 type EnvVarSource struct {
-	FieldRef        *ObjectFieldSelector  `json:"fieldRef,omitempty"`
-	ConfigMapKeyRef *ConfigMapKeySelector `json:"configMapKeyRef,omitempty"`
-	SecretKeyRef    *SecretKeySelector    `json:"secretKeyRef,omitempty"`
+	FieldRef         *ObjectFieldSelector   `json:"fieldRef,omitempty"`
+	ResourceFieldRef *ResourceFieldSelector `json:"resourceFieldRef,omitempty"`
+	ConfigMapKeyRef  *ConfigMapKeySelector  `json:"configMapKeyRef,omitempty"`
+	SecretKeyRef     *SecretKeySelector     `json:"secretKeyRef,omitempty"`
 }
 
-// ObjectFieldSelector selects a field of the pod: metadata.name,
-// metadata.namespace or status.podIP.
+// ObjectFieldSelector selects a field of the pod (the downward API), such
+// as metadata.name, spec.nodeName, status.podIP or metadata.labels['app'].
 type ObjectFieldSelector struct {
 	APIVersion string `json:"apiVersion,omitempty"`
 	FieldPath  string `json:"fieldPath"`
+}
+
+// ResourceFieldSelector selects a container's resource request or limit,
+// such as limits.memory, divided by Divisor (default 1).
+type ResourceFieldSelector struct {
+	ContainerName string    `json:"containerName,omitempty"`
+	Resource      string    `json:"resource"`
+	Divisor       *Quantity `json:"divisor,omitempty"`
 }
 
 // ConfigMapKeySelector selects a key of a ConfigMap.
@@ -232,8 +488,9 @@ type ResourceName string
 
 // Resource names Shoal supports.
 const (
-	ResourceCPU    ResourceName = "cpu"
-	ResourceMemory ResourceName = "memory"
+	ResourceCPU              ResourceName = "cpu"
+	ResourceMemory           ResourceName = "memory"
+	ResourceEphemeralStorage ResourceName = "ephemeral-storage"
 )
 
 // ResourceList maps resource names to quantities.
@@ -269,6 +526,14 @@ type ProbeHandler struct {
 	Exec      *ExecAction      `json:"exec,omitempty"`
 	HTTPGet   *HTTPGetAction   `json:"httpGet,omitempty"`
 	TCPSocket *TCPSocketAction `json:"tcpSocket,omitempty"`
+	GRPC      *GRPCAction      `json:"grpc,omitempty"`
+}
+
+// GRPCAction calls the grpc.health.v1 Health service's Check; SERVING is
+// success. Service is the service name to ask about ("" : the server).
+type GRPCAction struct {
+	Port    int32   `json:"port"`
+	Service *string `json:"service,omitempty"`
 }
 
 // ExecAction runs a command in the container; exit status 0 is success.
@@ -361,10 +626,27 @@ type Volume struct {
 
 // VolumeSource is the kind of a volume.
 type VolumeSource struct {
-	HostPath  *HostPathVolumeSource  `json:"hostPath,omitempty"`
-	EmptyDir  *EmptyDirVolumeSource  `json:"emptyDir,omitempty"`
-	Secret    *SecretVolumeSource    `json:"secret,omitempty"`
-	ConfigMap *ConfigMapVolumeSource `json:"configMap,omitempty"`
+	HostPath    *HostPathVolumeSource    `json:"hostPath,omitempty"`
+	EmptyDir    *EmptyDirVolumeSource    `json:"emptyDir,omitempty"`
+	Secret      *SecretVolumeSource      `json:"secret,omitempty"`
+	ConfigMap   *ConfigMapVolumeSource   `json:"configMap,omitempty"`
+	DownwardAPI *DownwardAPIVolumeSource `json:"downwardAPI,omitempty"`
+}
+
+// DownwardAPIVolumeSource projects fields of the pod and resources of its
+// containers as files.
+type DownwardAPIVolumeSource struct {
+	Items       []DownwardAPIVolumeFile `json:"items,omitempty"`
+	DefaultMode *int32                  `json:"defaultMode,omitempty"`
+}
+
+// DownwardAPIVolumeFile is one file of a downwardAPI volume; exactly one of
+// FieldRef and ResourceFieldRef is set.
+type DownwardAPIVolumeFile struct {
+	Path             string                 `json:"path"`
+	FieldRef         *ObjectFieldSelector   `json:"fieldRef,omitempty"`
+	ResourceFieldRef *ResourceFieldSelector `json:"resourceFieldRef,omitempty"`
+	Mode             *int32                 `json:"mode,omitempty"`
 }
 
 // HostPathType checks what exists at a hostPath before mounting.
@@ -728,8 +1010,85 @@ type Namespace struct {
 	ObjectMeta `json:"metadata,omitempty"`
 }
 
-// Object is implemented by *Pod, *Deployment, *Service, *ConfigMap, *Secret
-// and *Namespace.
+// ServiceAccount is a v1 ServiceAccount: an identity for pods. Shoal has
+// no Kubernetes API, so it mounts no token; a pod's account's
+// imagePullSecrets are used to pull the pod's images, as Kubernetes does.
+type ServiceAccount struct {
+	TypeMeta                     `json:",inline"`
+	ObjectMeta                   `json:"metadata,omitempty"`
+	ImagePullSecrets             []LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	AutomountServiceAccountToken *bool                  `json:"automountServiceAccountToken,omitempty"`
+}
+
+// PolicyRule is one rule of a Role or ClusterRole.
+type PolicyRule struct {
+	Verbs           []string `json:"verbs"`
+	APIGroups       []string `json:"apiGroups,omitempty"`
+	Resources       []string `json:"resources,omitempty"`
+	ResourceNames   []string `json:"resourceNames,omitempty"`
+	NonResourceURLs []string `json:"nonResourceURLs,omitempty"`
+}
+
+// Subject is who a binding grants a role to.
+type Subject struct {
+	Kind      string `json:"kind"`
+	APIGroup  string `json:"apiGroup,omitempty"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// RoleRef names the role a binding grants.
+type RoleRef struct {
+	APIGroup string `json:"apiGroup"`
+	Kind     string `json:"kind"`
+	Name     string `json:"name"`
+}
+
+// AggregationRule builds a ClusterRole from others.
+type AggregationRule struct {
+	ClusterRoleSelectors []LabelSelector `json:"clusterRoleSelectors,omitempty"`
+}
+
+// Role is an rbac.authorization.k8s.io/v1 Role. It only configures access
+// to the Kubernetes API, which Shoal does not have: it is accepted and has
+// no effect (validate, status and history say so).
+type Role struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata,omitempty"`
+	Rules      []PolicyRule `json:"rules,omitempty"`
+}
+
+// ClusterRole is an rbac.authorization.k8s.io/v1 ClusterRole; accepted, no
+// effect (see Role).
+type ClusterRole struct {
+	TypeMeta        `json:",inline"`
+	ObjectMeta      `json:"metadata,omitempty"`
+	Rules           []PolicyRule     `json:"rules,omitempty"`
+	AggregationRule *AggregationRule `json:"aggregationRule,omitempty"`
+}
+
+// RoleBinding is an rbac.authorization.k8s.io/v1 RoleBinding; accepted, no
+// effect (see Role).
+type RoleBinding struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata,omitempty"`
+	Subjects   []Subject `json:"subjects,omitempty"`
+	RoleRef    RoleRef   `json:"roleRef"`
+}
+
+// ClusterRoleBinding is an rbac.authorization.k8s.io/v1
+// ClusterRoleBinding; accepted, no effect (see Role).
+type ClusterRoleBinding struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata,omitempty"`
+	Subjects   []Subject `json:"subjects,omitempty"`
+	RoleRef    RoleRef   `json:"roleRef"`
+}
+
+// Object is implemented by the pointer types of every supported kind:
+// *Pod, *Deployment, *Service, *ConfigMap, *Secret, *Namespace,
+// *ServiceAccount, *Role, *ClusterRole, *RoleBinding and
+// *ClusterRoleBinding.
 type Object interface {
 	GetKind() string
 	GetAPIVersion() string
@@ -777,6 +1136,21 @@ func (s *Secret) DeepCopyObject() Object { return clone(s) }
 
 // DeepCopyObject returns an independent copy of the namespace.
 func (n *Namespace) DeepCopyObject() Object { return clone(n) }
+
+// DeepCopyObject returns an independent copy of the service account.
+func (s *ServiceAccount) DeepCopyObject() Object { return clone(s) }
+
+// DeepCopyObject returns an independent copy of the role.
+func (r *Role) DeepCopyObject() Object { return clone(r) }
+
+// DeepCopyObject returns an independent copy of the cluster role.
+func (r *ClusterRole) DeepCopyObject() Object { return clone(r) }
+
+// DeepCopyObject returns an independent copy of the role binding.
+func (r *RoleBinding) DeepCopyObject() Object { return clone(r) }
+
+// DeepCopyObject returns an independent copy of the cluster role binding.
+func (r *ClusterRoleBinding) DeepCopyObject() Object { return clone(r) }
 
 // DeepCopy returns an independent copy of the pod spec.
 func (s *PodSpec) DeepCopy() *PodSpec { return clone(s) }
