@@ -83,8 +83,8 @@ type builtObject struct {
 }
 
 // kustomizationIn returns the kustomization file of directory dir of fsys
-// ("" when there is none), or an error for several or for one that cannot be
-// read.
+// ("" when there is none), or an error, with the file it is about, for
+// several or for one that cannot be read.
 func kustomizationIn(fsys fs.FS, dir string) (string, error) {
 	var found []string
 	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
@@ -93,12 +93,10 @@ func kustomizationIn(fsys fs.FS, dir string) (string, error) {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
-		case err != nil && isSymlinkErr(err):
-			return "", fmt.Errorf("%s is a symbolic link; Shoal never follows links in a manifest tree: replace it with the file it points to", n)
+		case err != nil && isSymlinkErr(err), err == nil && fi.Mode()&fs.ModeSymlink != 0:
+			return p, errors.New("is a symbolic link; Shoal never follows links in a manifest tree: replace it with the file it points to")
 		case err != nil:
-			return "", fmt.Errorf("cannot read %s: %v", n, unwrapPathError(err))
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return "", fmt.Errorf("%s is a symbolic link; Shoal never follows links in a manifest tree: replace it with the file it points to", n)
+			return p, fmt.Errorf("cannot read: %v", unwrapPathError(err))
 		case fi.IsDir():
 			continue
 		}
@@ -110,7 +108,7 @@ func kustomizationIn(fsys fs.FS, dir string) (string, error) {
 	case 1:
 		return found[0], nil
 	}
-	return "", fmt.Errorf("the directory has more than one kustomization file (%s); kustomize needs exactly one: remove the others", strings.Join(baseNames(found), ", "))
+	return found[0], fmt.Errorf("the directory has more than one kustomization file (%s); kustomize needs exactly one: remove the others", strings.Join(baseNames(found), ", "))
 }
 
 func baseNames(ps []string) []string {
@@ -252,11 +250,11 @@ func buildKustomization(ctx context.Context, fsys fs.FS, dir, kfile string, name
 		for _, e := range derrs {
 			errs = append(errs, m.mapError(e, src, built))
 		}
-		for _, it := range got {
-			it.src = src
-			SetDefaults(it.obj)
-			items = append(items, it)
+		for i := range got {
+			got[i].src = src
+			SetDefaults(got[i].obj)
 		}
+		items = append(items, got...)
 		for _, e := range validateEach(got) {
 			errs = append(errs, m.annotate(e, src))
 		}

@@ -303,10 +303,10 @@ type kustFile struct {
 	info memInfo
 }
 
-func (f *kustFile) Read(p []byte) (int, error)  { return f.r.Read(p) }
-func (f *kustFile) Write([]byte) (int, error)   { return 0, errReadOnly }
-func (f *kustFile) Close() error                { return nil }
-func (f *kustFile) Stat() (os.FileInfo, error)  { return f.info, nil }
+func (f *kustFile) Read(p []byte) (int, error) { return f.r.Read(p) }
+func (f *kustFile) Write([]byte) (int, error)  { return 0, errReadOnly }
+func (f *kustFile) Close() error               { return nil }
+func (f *kustFile) Stat() (os.FileInfo, error) { return f.info, nil }
 func (f *kustFile) Seek(o int64, w int) (int64, error) {
 	return f.r.Seek(o, w)
 }

@@ -262,6 +262,8 @@ var (
 	// triedFileRE is kustomize's note that a resource is not a file, before
 	// it reads it as a directory.
 	triedFileRE = regexp.MustCompile(`accumulation err='accumulating resources from '[^']*': [^']*(?:is a directory|does not exist|not exist)[^']*': `)
+	// pluginRE finds kustomize's refusal of a plugin that is not builtin.
+	pluginRE = regexp.MustCompile(`unable to load external plugin '([^']*)'`)
 	// resIDRE finds a resource id (Kind.version.group/name.namespace).
 	resIDRE = regexp.MustCompile(`\b([A-Z][A-Za-z0-9]*)\.[A-Za-z0-9.\[\]-]*/([a-z0-9][a-z0-9.-]*?)\.(?:\[noNs\]|[a-z0-9-]+)`)
 )
@@ -288,6 +290,9 @@ func (b *build) kustomizeError(err error) *Error {
 		return b.name(rel)
 	})
 	msg = strings.TrimSpace(msg)
+	if m := pluginRE.FindStringSubmatch(msg); m != nil {
+		msg += fmt.Sprintf(": %s is not one of kustomize's builtin plugins; Shoal runs only builtin generators and transformers (apiVersion: builtin), never exec or KRM function plugins: use a builtin one, or run the plugin yourself and commit its output", m[1])
+	}
 	line := 0
 	if kd := b.kusts[kfile]; kd != nil {
 		line = b.lineOfTarget(kd, msg)

@@ -27,7 +27,7 @@ const (
 	DefaultMaxDepth      = 64
 	DefaultMaxAliasNodes = 10000
 	DefaultMaxBuildTime  = 30 * time.Second
-	DefaultMaxBuildReads = 10000
+	DefaultMaxBuildReads = 2000
 	DefaultMaxBuildSteps = 2000
 )
 
@@ -411,7 +411,7 @@ func (l *treeLoader) walk(ctx context.Context, fsys fs.FS, root, prefix string) 
 	if fi, err := fs.Stat(fsys, root); err == nil && fi.IsDir() {
 		kf, err := kustomizationIn(fsys, root)
 		if err != nil {
-			l.errorf(name(root)+"/", "%v", err)
+			l.errorf(name(kf), "%v", err)
 			return nil
 		}
 		if kf != "" {
@@ -448,7 +448,7 @@ func (l *treeLoader) walk(ctx context.Context, fsys fs.FS, root, prefix string) 
 			}
 			kf, err := kustomizationIn(fsys, p)
 			if err != nil {
-				l.errorf(rel+"/", "%v", err)
+				l.errorf(name(kf), "%v", err)
 				return fs.SkipDir
 			}
 			if kf != "" {
