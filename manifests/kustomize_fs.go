@@ -3,6 +3,7 @@ package manifests
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
@@ -271,6 +273,11 @@ func (k *kustFS) ReadFile(p string) ([]byte, error) {
 	if b.bytesRead > b.lim.maxTreeSize {
 		return nil, b.limitf(rel, "kustomize builds read more than %d bytes (LoadOptions.MaxTreeSize) at this file; a kustomization that includes the same large files many times makes this: simplify it or raise the limit", b.lim.maxTreeSize)
 	}
+	if line, ok := aliasesWithin(data, b.lim.maxAliasNodes); !ok {
+		b.errs = append(b.errs, &Error{File: b.name(rel), Line: line,
+			Msg: fmt.Sprintf("YAML aliases expand to more than %d nodes (LoadOptions.MaxAliasNodes); write the values out instead of nesting aliases", b.lim.maxAliasNodes)})
+		return nil, &fs.PathError{Op: "read", Path: kustPath(rel), Err: errRefused}
+	}
 	if isKustomizationName(path.Base(rel)) {
 		return b.serveKustomization(rel, data)
 	}
@@ -324,3 +331,68 @@ func (m memInfo) Mode() fs.FileMode  { return 0o444 }
 func (m memInfo) ModTime() time.Time { return time.Time{} }
 func (m memInfo) IsDir() bool        { return false }
 func (m memInfo) Sys() any           { return nil }
+
+// aliasesWithin reports whether the YAML aliases of every document of data
+// expand to at most limit nodes beyond the document's own, as Shoal's decoder
+// allows: kustomize expands aliases without a bound. Data that is not YAML
+// passes (kustomize reports it). When it fails, line is where the document
+// starts.
+func aliasesWithin(data []byte, limit int) (line int, ok bool) {
+	if !bytes.Contains(data, []byte("*")) || !bytes.Contains(data, []byte("&")) {
+		return 0, true
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for range 100000 {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			return 0, true
+		}
+		c := &aliasCounter{cap: limit + len(data), memo: map[*yaml.Node]int{}}
+		if total := c.size(&doc, 0); c.failed || total-c.distinct > limit {
+			return doc.Line, false
+		}
+	}
+	return 0, true
+}
+
+// aliasCounter measures the size of a YAML document with its aliases
+// expanded, in time linear in its nodes. It gives up past cap, which is
+// more than the limit plus as many distinct nodes as the file can hold.
+type aliasCounter struct {
+	cap      int
+	memo     map[*yaml.Node]int // expanded size; -1 while being measured
+	distinct int
+	failed   bool
+}
+
+func (c *aliasCounter) size(n *yaml.Node, depth int) int {
+	if n == nil || c.failed {
+		return 0
+	}
+	if depth > 10000 {
+		c.failed = true
+		return 0
+	}
+	if n.Kind == yaml.AliasNode {
+		return c.size(n.Alias, depth+1)
+	}
+	if v, ok := c.memo[n]; ok {
+		if v < 0 {
+			c.failed = true // an alias inside the node it names
+			return 0
+		}
+		return v
+	}
+	c.memo[n] = -1
+	c.distinct++
+	total := 1
+	for _, e := range n.Content {
+		total += c.size(e, depth+1)
+		if total > c.cap {
+			c.failed = true
+			break
+		}
+	}
+	c.memo[n] = total
+	return total
+}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -798,6 +800,17 @@ func TestKustomizeLimits(t *testing.T) {
 			"prod/kustomization.yaml": "patches:\n" + strings.Repeat("- {target: {kind: Deployment}, patch: '[{\"op\": \"add\", \"path\": \"/metadata/labels/a\", \"value\": \"b\"}]'}\n", 50),
 		}, LoadOptions{MaxBuildSteps: 20}, "more than 20 generators"},
 		{"objects built", doubling(4), LoadOptions{MaxObjects: 10}, "builds 16 objects, more than 10 (LoadOptions.MaxObjects)"},
+		{"aliases in a resource", map[string]string{
+			"prod/kustomization.yaml": "resources: [bomb.yaml]\n",
+			"prod/bomb.yaml":          billionLaughs("    command: *l9\n"),
+		}, LoadOptions{}, "bomb.yaml:1: YAML aliases expand to more than 10000 nodes (LoadOptions.MaxAliasNodes)"},
+		{"aliases in a patch", map[string]string{
+			"prod/kustomization.yaml": "patches: [{path: bomb.yaml}]\n",
+			"prod/bomb.yaml":          billionLaughs("    command: *l9\n"),
+		}, LoadOptions{}, "bomb.yaml:1: YAML aliases expand to more than 10000 nodes"},
+		{"aliases in the kustomization", map[string]string{
+			"prod/kustomization.yaml": "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
+		}, LoadOptions{}, "kustomization.yaml:1: YAML aliases expand to more than 10000 nodes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -931,4 +944,138 @@ func TestDisplayName(t *testing.T) {
 			t.Errorf("displayName(%q, %q, %q) = %q, want %q", tt.root, tt.prefix, tt.rel, got, tt.want)
 		}
 	}
+}
+
+// writeTree writes files under dir.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestKustomizeOnDisk(t *testing.T) {
+	t.Run("in a git work tree, an overlay may use ../base", func(t *testing.T) {
+		dir := t.TempDir()
+		writeTree(t, dir, withFiles(kustBase, map[string]string{"prod/kustomization.yaml": "resources:\n- ../base\n"}))
+		if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		set, err := LoadPaths(context.Background(), []string{filepath.Join(dir, "prod")}, LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, l := set.Source(byKind(set, "Deployment")["web"]); f != filepath.Join(dir, "base", "deployment.yaml") || l != 1 {
+			t.Errorf("Source %s:%d", f, l)
+		}
+		t.Chdir(filepath.Join(dir, "prod"))
+		set, err = LoadPaths(context.Background(), []string{"."}, LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, _ := set.Source(byKind(set, "Deployment")["web"]); f != "../base/deployment.yaml" {
+			t.Errorf("Source %s, want it relative to the current directory", f)
+		}
+		// A kustomization file given stands for its directory.
+		if _, err := LoadPaths(context.Background(), []string{"kustomization.yaml"}, LoadOptions{}); err != nil {
+			t.Errorf("kustomization file as a path: %v", err)
+		}
+	})
+	t.Run("outside git, the directory given is the repository", func(t *testing.T) {
+		dir := t.TempDir()
+		writeTree(t, dir, withFiles(kustBase, map[string]string{"prod/kustomization.yaml": "resources:\n- ../base\n"}))
+		_, err := LoadDir(context.Background(), filepath.Join(dir, "prod"), LoadOptions{})
+		want := `kustomization.yaml:2: resources[0]: "../base" is outside the repository`
+		if got := errorStrings(t, err); !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, want) }) {
+			t.Errorf("errors %q, want one starting %q", got, want)
+		}
+		if _, err := LoadDir(context.Background(), dir, LoadOptions{}); err == nil {
+			// From the top, prod and base are both built: their objects clash.
+			t.Error("the top loads: base and prod are both units and define the same objects")
+		} else if got := errorStrings(t, err); !slices.ContainsFunc(got, func(s string) bool {
+			return strings.Contains(s, "base/kustomization.yaml: this directory is built on its own") && strings.Contains(s, "also included by prod/kustomization.yaml")
+		}) {
+			t.Errorf("errors %q: want the base named as built twice", got)
+		}
+	})
+	t.Run("symbolic links are refused", func(t *testing.T) {
+		dir := t.TempDir()
+		writeTree(t, dir, withFiles(kustBase, map[string]string{
+			"prod/kustomization.yaml":  "resources:\n- ../linked\n",
+			"other/kustomization.yaml": "resources:\n- ../base/link.yaml\n",
+		}))
+		if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("base", filepath.Join(dir, "linked")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("service.yaml", filepath.Join(dir, "base", "link.yaml")); err != nil {
+			t.Fatal(err)
+		}
+		for sub, want := range map[string]string{
+			"prod":  `resources[0]: "../linked" is a symbolic link`,
+			"other": `resources[0]: "../base/link.yaml" is a symbolic link`,
+		} {
+			_, err := LoadDir(context.Background(), filepath.Join(dir, sub), LoadOptions{})
+			if got := errorStrings(t, err); !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, want) }) {
+				t.Errorf("%s: errors %q, want %q", sub, got, want)
+			}
+		}
+		// A link inside the path is refused by the file system too.
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer root.Close()
+		if _, err := (noFollowFS{root}).Open("linked/service.yaml"); !errors.Is(err, errSymlink) {
+			t.Errorf("open through a linked directory: %v", err)
+		}
+	})
+}
+
+// FuzzKustomize builds a kustomization and one resource of arbitrary bytes
+// next to a base: the loader never panics and returns a Set or an
+// ErrorList whose errors name a file.
+func FuzzKustomize(f *testing.F) {
+	f.Add([]byte("resources:\n- ../base\n- res.yaml\n"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"))
+	f.Add([]byte("resources: [../base]\nnamePrefix: p-\nimages: [{name: nginx, newTag: \"2\"}]\n"), []byte(""))
+	f.Add([]byte("patches:\n- path: res.yaml\nresources: [../base]\n"), []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 2}\n"))
+	f.Add([]byte("configMapGenerator:\n- name: c\n  files: [res.yaml]\n  literals: [a=b]\n"), []byte("x"))
+	f.Add([]byte("resources: [res.yaml]\nreplacements:\n- source: {kind: ConfigMap, name: c, fieldPath: data.a}\n  targets: [{select: {kind: ConfigMap}, fieldPaths: [data.b]}]\n"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: x, b: y}\n"))
+	f.Add([]byte("patchesJson6902:\n- target: {kind: Deployment, name: web}\n  path: res.yaml\nbases: [../base]\n"), []byte("- {op: remove, path: /spec}\n"))
+	f.Add([]byte("resources: [github.com/a/b]\n"), []byte(""))
+	f.Add([]byte("a: &a [*a]\n"), []byte("{"))
+	f.Add([]byte("resources: [res.yaml]\n"), []byte("a: &a [x,x,x]\nb: &b [*a,*a,*a]\nc: [*b,*b,*b]\n"))
+	f.Add([]byte("transformers: [res.yaml]\n"), []byte("apiVersion: builtin\nkind: PrefixSuffixTransformer\nmetadata: {name: p}\nprefix: x-\n"))
+	f.Fuzz(func(t *testing.T, kust, res []byte) {
+		fsys := mapFS(map[string]string{
+			"base/kustomization.yaml": "resources: [d.yaml]\n",
+			"base/d.yaml":             deployWeb,
+			"k/kustomization.yaml":    string(kust),
+			"k/res.yaml":              string(res),
+		})
+		set, err := LoadFS(context.Background(), fsys, "k", LoadOptions{MaxBuildTime: 20 * time.Second, MaxObjects: 200, MaxBuildReads: 200})
+		if err == nil {
+			if set == nil {
+				t.Fatal("neither a set nor an error")
+			}
+			return
+		}
+		var list ErrorList
+		if !errors.As(err, &list) {
+			t.Fatalf("error %T is not an ErrorList: %v", err, err)
+		}
+		for _, e := range list {
+			if e.File == "" || e.Msg == "" {
+				t.Fatalf("error without file or message: %#v", e)
+			}
+		}
+	})
 }
