@@ -25,7 +25,8 @@ func newDiffCmd(s Streams) *cobra.Command {
 		Long: `Diff loads the manifests of two commits of a local repository, with defaults applied,
 and prints the objects added, removed and changed, with a line diff of each change. It needs no
 daemon: use it to review a branch before merging. FROM and TO are revisions as git takes them
-(main, HEAD~1, a tag, a SHA).
+(main, HEAD~1, a tag, a SHA). Both are read from the repository's commits, never from its work
+tree, and loaded as the daemon loads them: kustomizations are built.
 
 The exit code is 0 when nothing changes, 1 when something does (as kubectl diff) or when TO
 does not validate, and 2 on a usage error.`,
