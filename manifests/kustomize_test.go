@@ -1079,3 +1079,26 @@ func FuzzKustomize(f *testing.F) {
 		}
 	})
 }
+
+func TestKustomizeCancelledIsNotAnErrorList(t *testing.T) {
+	files := map[string]string{
+		"prod/kustomization.yaml": "resources:\n- stuck.yaml\n",
+		"prod/stuck.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+	}
+	sfs := &stuckFS{MapFS: mapFS(files), release: make(chan struct{}), opened: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sfs.opened
+		cancel()
+	}()
+	_, err := LoadFS(ctx, sfs, "prod", LoadOptions{})
+	close(sfs.release)
+	var list ErrorList
+	if !errors.Is(err, context.Canceled) || errors.As(err, &list) {
+		t.Fatalf("error %v (%T), want the cancellation, not a verdict on the tree", err, err)
+	}
+	// The build's goroutine returns and frees the slot.
+	if _, err := LoadFS(context.Background(), mapFS(map[string]string{"ok/kustomization.yaml": "resources: [c.yaml]\n", "ok/c.yaml": files["prod/stuck.yaml"]}), "ok", LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -165,7 +165,7 @@ func LoadDir(ctx context.Context, dir string, opts LoadOptions) (*Set, error) {
 	if err := l.dir(ctx, dir, ""); err != nil {
 		return nil, err
 	}
-	return l.finish()
+	return l.finish(ctx)
 }
 
 // noFollowFS reads a directory through an os.Root (no path can leave it)
@@ -270,7 +270,7 @@ func LoadFS(ctx context.Context, fsys fs.FS, root string, opts LoadOptions) (*Se
 	if err := l.walk(ctx, fsys, root, ""); err != nil {
 		return nil, err
 	}
-	return l.finish()
+	return l.finish(ctx)
 }
 
 // LoadPaths loads several directories and files as one tree, as `shoal
@@ -323,7 +323,7 @@ func LoadPaths(ctx context.Context, paths []string, opts LoadOptions) (*Set, err
 			return nil, fmt.Errorf("load manifests: %s is not a regular file or a directory", p)
 		}
 	}
-	return l.finish()
+	return l.finish(ctx)
 }
 
 // dir loads directory dir of the disk in its repository (see LoadPaths);
@@ -416,7 +416,7 @@ func (l *treeLoader) walk(ctx context.Context, fsys fs.FS, root, prefix string) 
 		}
 		if kf != "" {
 			l.kustomize(ctx, fsys, root, kf, name)
-			return ctx.Err()
+			return nil
 		}
 	}
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
@@ -576,7 +576,11 @@ func (l *treeLoader) decodeAll() ([]located, ErrorList) {
 
 // finish decodes, defaults and validates what was read: each object, then
 // the tree.
-func (l *treeLoader) finish() (*Set, error) {
+func (l *treeLoader) finish(ctx context.Context) (*Set, error) {
+	if err := ctx.Err(); err != nil {
+		// A build cut short says nothing about the tree.
+		return nil, fmt.Errorf("load manifests: %w", err)
+	}
 	if l.tooBig {
 		return nil, l.errs.Err()
 	}
