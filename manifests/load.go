@@ -36,7 +36,9 @@ const (
 type LoadOptions struct {
 	// MaxFileSize is the largest manifest file in bytes.
 	MaxFileSize int64
-	// MaxTreeSize is the total size in bytes of all manifest files.
+	// MaxTreeSize is the total size in bytes of all manifest files. The
+	// bytes kustomize builds read (each time they read a file) count against
+	// it too, and so does the YAML each build produces.
 	MaxTreeSize int64
 	// MaxDocuments is the most YAML documents in one file.
 	MaxDocuments int
