@@ -5,6 +5,13 @@
 // validation, label selectors, safe loading of a manifest tree, and rendering
 // back to YAML or JSON.
 //
+// A directory with a kustomization (kustomization.yaml, kustomization.yml or
+// Kustomization) is built with sigs.k8s.io/kustomize/api, the library of
+// `kustomize build` and Flux, by Flux's directory rule: see LoadFS. Builds read
+// only the repository they are given (never the network, never a program),
+// within limits (LoadOptions), and errors about built objects name the file
+// and line each object was written in.
+//
 // The package is pure: it performs no I/O beyond reading the files it is asked
 // to load and imports no other Shoal package.
 //

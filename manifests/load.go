@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Default limits of LoadOptions.
@@ -25,6 +26,9 @@ const (
 	DefaultMaxObjects    = 10000
 	DefaultMaxDepth      = 64
 	DefaultMaxAliasNodes = 10000
+	DefaultMaxBuildTime  = 30 * time.Second
+	DefaultMaxBuildReads = 2000
+	DefaultMaxBuildSteps = 2000
 )
 
 // LoadOptions bounds what a load may consume. The zero value means the
@@ -32,7 +36,9 @@ const (
 type LoadOptions struct {
 	// MaxFileSize is the largest manifest file in bytes.
 	MaxFileSize int64
-	// MaxTreeSize is the total size in bytes of all manifest files.
+	// MaxTreeSize is the total size in bytes of all manifest files. The
+	// bytes kustomize builds read (each time they read a file) count against
+	// it too, and so does the YAML each build produces.
 	MaxTreeSize int64
 	// MaxDocuments is the most YAML documents in one file.
 	MaxDocuments int
@@ -43,6 +49,18 @@ type LoadOptions struct {
 	// MaxAliasNodes is the most nodes YAML aliases may expand to per
 	// document.
 	MaxAliasNodes int
+	// MaxBuildTime is the longest one kustomize build may take.
+	MaxBuildTime time.Duration
+	// MaxBuildReads is the most file reads the kustomize builds of a load
+	// may make in all (kustomize reads a file again each time it is
+	// included). The bytes they read count against MaxTreeSize, each file
+	// against MaxFileSize.
+	MaxBuildReads int
+	// MaxBuildSteps is the most generators and their sources, patches,
+	// replacements, plugin configurations, images and replicas entries the
+	// kustomizations of a load may declare in all, counting a kustomization
+	// again each time it is included.
+	MaxBuildSteps int
 }
 
 type limits struct {
@@ -52,9 +70,12 @@ type limits struct {
 	maxObjects    int
 	maxDepth      int
 	maxAliasNodes int
+	maxBuildTime  time.Duration
+	maxBuildReads int
+	maxBuildSteps int
 }
 
-func orDefault[T int | int64](v, def T) T {
+func orDefault[T int | int64 | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
 	}
@@ -69,6 +90,9 @@ func (o LoadOptions) limits() limits {
 		maxObjects:    orDefault(o.MaxObjects, DefaultMaxObjects),
 		maxDepth:      orDefault(o.MaxDepth, DefaultMaxDepth),
 		maxAliasNodes: orDefault(o.MaxAliasNodes, DefaultMaxAliasNodes),
+		maxBuildTime:  orDefault(o.MaxBuildTime, DefaultMaxBuildTime),
+		maxBuildReads: orDefault(o.MaxBuildReads, DefaultMaxBuildReads),
+		maxBuildSteps: orDefault(o.MaxBuildSteps, DefaultMaxBuildSteps),
 	}
 }
 
@@ -134,36 +158,53 @@ func DecodeFile(name string, data []byte, opts LoadOptions) ([]Object, ErrorList
 	return objs, errs
 }
 
-// LoadDir loads the manifest tree under the directory dir. It never follows
-// a symbolic link: a link anywhere in the tree is an error.
+// LoadDir loads the manifest tree under the directory dir, as LoadPaths
+// loads one directory: kustomizations may use files anywhere in the
+// enclosing git work tree (or, outside git, under dir). It never follows a
+// symbolic link: a link anywhere in what it reads is an error.
 func LoadDir(ctx context.Context, dir string, opts LoadOptions) (*Set, error) {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load manifests: %w", err)
+	l := newTreeLoader(opts)
+	if err := l.dir(ctx, dir, ""); err != nil {
+		return nil, err
 	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		return nil, fmt.Errorf("load manifests: %s is a symbolic link; pass the directory it points to", dir)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("load manifests: %s is not a directory", dir)
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load manifests: %w", err)
-	}
-	defer root.Close()
-	return LoadFS(ctx, noFollowFS{root}, ".", opts)
+	return l.finish(ctx)
 }
 
 // noFollowFS reads a directory through an os.Root (no path can leave it)
-// and refuses to open symbolic links.
+// and refuses symbolic links: a path that is or passes through one cannot be
+// opened.
 type noFollowFS struct {
 	root *os.Root
+}
+
+var (
+	_ fs.ReadDirFS = noFollowFS{}
+	_ fs.StatFS    = noFollowFS{}
+)
+
+// parents refuses a name whose parent directories include a symbolic link.
+func (f noFollowFS) parents(op, name string) error {
+	for i := 0; i < len(name); i++ {
+		if name[i] != '/' {
+			continue
+		}
+		fi, err := f.root.Lstat(name[:i])
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return &fs.PathError{Op: op, Path: name, Err: errSymlink}
+		}
+	}
+	return nil
 }
 
 func (f noFollowFS) Open(name string) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	if err := f.parents("open", name); err != nil {
+		return nil, err
 	}
 	fi, err := f.root.Lstat(name)
 	if err != nil {
@@ -173,6 +214,17 @@ func (f noFollowFS) Open(name string) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errSymlink}
 	}
 	return f.root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+}
+
+// Stat does not follow links: a link is described as a link.
+func (f noFollowFS) Stat(name string) (fs.FileInfo, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrInvalid}
+	}
+	if err := f.parents("stat", name); err != nil {
+		return nil, err
+	}
+	return f.root.Lstat(name)
 }
 
 func (f noFollowFS) ReadDir(name string) ([]fs.DirEntry, error) {
@@ -192,28 +244,48 @@ func (f noFollowFS) ReadDir(name string) ([]fs.DirEntry, error) {
 
 var errSymlink = errors.New("is a symbolic link")
 
-// LoadFS loads the manifest tree under root in fsys: every *.yaml and *.yml
-// file, skipping hidden files and directories (names starting with '.').
-// Symbolic links are errors and are never followed. It returns an ErrorList
-// with every problem of the tree when the tree is invalid.
+// LoadFS loads the manifest tree at directory root of fsys, the repository.
+//
+// The directory rule, as Flux's kustomize-controller applies it: when root
+// has a kustomization (kustomization.yaml, kustomization.yml or
+// Kustomization), it is built as `kustomize build` builds it and nothing
+// else is loaded. Otherwise every *.yaml and *.yml file under root is loaded
+// as it is, recursively, except that a subdirectory with a kustomization of
+// its own is built as one unit and not descended into (its other files are
+// not loaded as plain YAML). Hidden files and directories (names starting
+// with '.') are skipped.
+//
+// Kustomize builds read only fsys: a kustomization may use files anywhere in
+// it (such as ../base from root), never outside it, never remote bases or
+// resources, never plugins other than kustomize's builtin ones, and never
+// Helm charts (see LoadOptions for their limits). Errors about built objects
+// name the file and line the object was written in.
+//
+// Symbolic links are errors and are never followed. Errors name files
+// relative to root. It returns an ErrorList with every problem of the tree
+// when the tree is invalid.
 func LoadFS(ctx context.Context, fsys fs.FS, root string, opts LoadOptions) (*Set, error) {
 	if !fs.ValidPath(root) {
 		return nil, fmt.Errorf("load manifests: invalid root %q: use a slash-separated path inside the tree, without '..' or a leading '/'", root)
 	}
-	l := &treeLoader{lim: opts.limits()}
+	l := newTreeLoader(opts)
 	if err := l.walk(ctx, fsys, root, ""); err != nil {
 		return nil, err
 	}
-	return l.finish()
+	return l.finish(ctx)
 }
 
 // LoadPaths loads several directories and files as one tree, as `shoal
 // validate PATH...` does: objects must be unique across all of them, and
 // errors name files by the paths given (a directory's files joined to it).
-// Directories are read as LoadDir reads them; a path that is a symbolic link
-// is an error.
+// Each directory is loaded as LoadFS loads its root, in the repository of
+// the git work tree that encloses it (found by looking for .git in it and
+// its parents) or, outside git, in the directory itself: kustomize builds
+// may use files anywhere in that repository, never outside it. A path that
+// is a symbolic link is an error; a kustomization file stands for its
+// directory.
 func LoadPaths(ctx context.Context, paths []string, opts LoadOptions) (*Set, error) {
-	l := &treeLoader{lim: opts.limits()}
+	l := newTreeLoader(opts)
 	for _, p := range paths {
 		fi, err := os.Lstat(p)
 		if err != nil {
@@ -223,17 +295,20 @@ func LoadPaths(ctx context.Context, paths []string, opts LoadOptions) (*Set, err
 		case fi.Mode()&fs.ModeSymlink != 0:
 			return nil, fmt.Errorf("load manifests: %s is a symbolic link; pass the file or directory it points to", p)
 		case fi.IsDir():
-			root, err := os.OpenRoot(p)
-			if err != nil {
-				return nil, fmt.Errorf("load manifests: %w", err)
-			}
 			prefix := strings.TrimSuffix(filepath.ToSlash(p), "/") + "/"
 			if p == "." {
 				prefix = ""
 			}
-			err = l.walk(ctx, noFollowFS{root}, ".", prefix)
-			root.Close()
-			if err != nil {
+			if err := l.dir(ctx, p, prefix); err != nil {
+				return nil, err
+			}
+		case fi.Mode().IsRegular() && isKustomizationName(filepath.Base(p)):
+			d := filepath.Dir(p)
+			prefix := strings.TrimSuffix(filepath.ToSlash(d), "/") + "/"
+			if d == "." {
+				prefix = ""
+			}
+			if err := l.dir(ctx, d, prefix); err != nil {
 				return nil, err
 			}
 		case fi.Mode().IsRegular():
@@ -250,7 +325,57 @@ func LoadPaths(ctx context.Context, paths []string, opts LoadOptions) (*Set, err
 			return nil, fmt.Errorf("load manifests: %s is not a regular file or a directory", p)
 		}
 	}
-	return l.finish()
+	return l.finish(ctx)
+}
+
+// dir loads directory dir of the disk in its repository (see LoadPaths);
+// names in errors start with prefix.
+func (l *treeLoader) dir(ctx context.Context, dir, prefix string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("load manifests: %w", err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("load manifests: %s is a symbolic link; pass the directory it points to", dir)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("load manifests: %s is not a directory", dir)
+	}
+	repo, rel, err := RepositoryOf(dir)
+	if err != nil {
+		return fmt.Errorf("load manifests: %w", err)
+	}
+	root, err := os.OpenRoot(repo)
+	if err != nil {
+		return fmt.Errorf("load manifests: %w", err)
+	}
+	defer root.Close()
+	return l.walk(ctx, noFollowFS{root}, rel, prefix)
+}
+
+// RepositoryOf returns the repository a directory of the disk belongs to
+// for loading: the top of the git work tree that encloses it (the nearest
+// of dir and its parents that has .git), or, outside git, dir itself; and
+// the slash-separated path of dir in it.
+func RepositoryOf(dir string) (repo, rel string, err error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", err
+	}
+	for d := abs; ; {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			r, err := filepath.Rel(d, abs)
+			if err != nil {
+				return "", "", err
+			}
+			return d, filepath.ToSlash(r), nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return abs, ".", nil
+		}
+		d = parent
+	}
 }
 
 // treeLoader accumulates the objects and errors of one or more trees within
@@ -259,8 +384,16 @@ type treeLoader struct {
 	lim     limits
 	errs    ErrorList
 	pending []pendingFile
+	built   []located // objects of kustomize builds, decoded
+	files   int       // files read by kustomize builds
+	units   []unit
+	spent   buildSpent
 	total   int64
 	tooBig  bool
+}
+
+func newTreeLoader(opts LoadOptions) *treeLoader {
+	return &treeLoader{lim: opts.limits()}
 }
 
 // pendingFile is a manifest file read and waiting to be decoded.
@@ -273,23 +406,35 @@ func (l *treeLoader) errorf(name string, format string, args ...any) {
 	l.errs = append(l.errs, &Error{File: name, Msg: fmt.Sprintf(format, args...)})
 }
 
-// walk loads the tree under root in fsys; names in errors are prefix + the
-// path relative to root.
+// walk loads the tree at directory root of fsys by the directory rule (see
+// LoadFS); names in errors are prefix + the path relative to root.
 func (l *treeLoader) walk(ctx context.Context, fsys fs.FS, root, prefix string) error {
-	err := fs.WalkDir(fsys, root, func(name string, d fs.DirEntry, err error) error {
+	name := func(rel string) string { return displayName(root, prefix, rel) }
+	if fi, err := fs.Stat(fsys, root); err == nil && fi.IsDir() {
+		kf, err := kustomizationIn(fsys, root)
+		if err != nil {
+			l.errorf(name(kf), "%v", err)
+			return nil
+		}
+		if kf != "" {
+			l.kustomize(ctx, fsys, root, kf, name)
+			return nil
+		}
+	}
+	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
-		rel := prefix + relName(root, name)
+		rel := prefix + relName(root, p)
 		if err != nil {
-			if name == root {
+			if p == root {
 				return err
 			}
 			l.errorf(rel, "cannot read: %v", unwrapPathError(err))
 			return nil
 		}
 		base := d.Name()
-		if name != root && strings.HasPrefix(base, ".") {
+		if p != root && strings.HasPrefix(base, ".") {
 			if d.IsDir() {
 				return fs.SkipDir
 			}
@@ -300,6 +445,18 @@ func (l *treeLoader) walk(ctx context.Context, fsys fs.FS, root, prefix string) 
 			return nil
 		}
 		if d.IsDir() {
+			if p == root {
+				return nil
+			}
+			kf, err := kustomizationIn(fsys, p)
+			if err != nil {
+				l.errorf(name(kf), "%v", err)
+				return fs.SkipDir
+			}
+			if kf != "" {
+				l.kustomize(ctx, fsys, p, kf, name)
+				return fs.SkipDir
+			}
 			return nil
 		}
 		ext := path.Ext(base)
@@ -310,7 +467,7 @@ func (l *treeLoader) walk(ctx context.Context, fsys fs.FS, root, prefix string) 
 			l.errorf(rel, "is not a regular file")
 			return nil
 		}
-		return l.file(fsys, name, rel)
+		return l.file(fsys, p, rel)
 	})
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -319,6 +476,45 @@ func (l *treeLoader) walk(ctx context.Context, fsys fs.FS, root, prefix string) 
 		return fmt.Errorf("load manifests under %q: %w", path.Join(prefix, root), err)
 	}
 	return nil
+}
+
+// kustomize builds the kustomization kfile of directory dir as one unit.
+func (l *treeLoader) kustomize(ctx context.Context, fsys fs.FS, dir, kfile string, name func(string) string) {
+	if l.tooBig {
+		return
+	}
+	if l.spent.stopped {
+		l.errorf(name(kfile), "not built: an earlier kustomize build of this tree did not finish in time")
+		return
+	}
+	lim := l.lim
+	lim.maxTreeSize -= l.total
+	res := buildKustomization(ctx, fsys, dir, kfile, name, lim, &l.spent)
+	l.errs = append(l.errs, res.errs...)
+	l.built = append(l.built, res.items...)
+	l.files += res.files
+	l.units = append(l.units, unit{name: name(kfile), kfile: kfile, kusts: res.kusts})
+}
+
+// unit is a directory the load built with kustomize.
+type unit struct {
+	name  string   // of its kustomization, in errors
+	kfile string   // its kustomization, in the repository
+	kusts []string // every kustomization it read
+}
+
+// nestedUnits explains duplicates that come from a unit built on its own
+// and included by another unit too: its objects are loaded twice.
+func (l *treeLoader) nestedUnits() ErrorList {
+	var errs ErrorList
+	for _, a := range l.units {
+		for _, b := range l.units {
+			if a.kfile != b.kfile && slices.Contains(a.kusts, b.kfile) {
+				errs = append(errs, &Error{File: b.name, Msg: fmt.Sprintf("this directory is built on its own (every directory of the tree with a kustomization is) and is also included by %s, so its objects are loaded twice: point the manifest path at the overlay you want, or move the base out of the loaded tree", a.name)})
+			}
+		}
+	}
+	return errs
 }
 
 // file reads one manifest file; rel is its name in errors. Decoding waits
@@ -333,9 +529,9 @@ func (l *treeLoader) file(fsys fs.FS, name, rel string) error {
 		return nil
 	}
 	l.total += int64(len(data))
-	if l.total > l.lim.maxTreeSize {
+	if l.total+l.spent.bytes > l.lim.maxTreeSize {
 		l.tooBig = true
-		l.errorf(rel, "the manifest tree is more than %d bytes (LoadOptions.MaxTreeSize) at this file, %d bytes so far; split the repository or raise the limit", l.lim.maxTreeSize, l.total)
+		l.errorf(rel, "the manifest tree is more than %d bytes (LoadOptions.MaxTreeSize) at this file, %d bytes so far; split the repository or raise the limit", l.lim.maxTreeSize, l.total+l.spent.bytes)
 		return nil
 	}
 	l.pending = append(l.pending, pendingFile{name: rel, data: data})
@@ -382,21 +578,30 @@ func (l *treeLoader) decodeAll() ([]located, ErrorList) {
 
 // finish decodes, defaults and validates what was read: each object, then
 // the tree.
-func (l *treeLoader) finish() (*Set, error) {
+func (l *treeLoader) finish(ctx context.Context) (*Set, error) {
+	if err := ctx.Err(); err != nil {
+		// A build cut short says nothing about the tree.
+		return nil, fmt.Errorf("load manifests: %w", err)
+	}
 	if l.tooBig {
 		return nil, l.errs.Err()
 	}
 	items, errs := l.decodeAll()
+	items = append(items, l.built...)
 	l.errs = append(l.errs, errs...)
 	if len(items) > l.lim.maxObjects {
 		l.errorf(items[l.lim.maxObjects].src.file, "the manifest tree has more than %d objects (LoadOptions.MaxObjects) at this file, %d in all; split the repository or raise the limit", l.lim.maxObjects, len(items))
 		return nil, l.errs.Err()
 	}
-	l.errs = append(l.errs, validateTree(items)...)
+	treeErrs := validateTree(items)
+	l.errs = append(l.errs, treeErrs...)
+	if slices.ContainsFunc(treeErrs, func(e *Error) bool { return strings.HasPrefix(e.Msg, "duplicate ") }) {
+		l.errs = append(l.errs, l.nestedUnits()...)
+	}
 	if len(l.errs) > 0 {
 		return nil, l.errs.Err()
 	}
-	return newSet(items, len(l.pending)), nil
+	return newSet(items, len(l.pending)+l.files), nil
 }
 
 func newSet(items []located, files int) *Set {

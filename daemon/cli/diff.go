@@ -7,12 +7,12 @@ import (
 	"io/fs"
 	"path"
 	"strings"
-	"testing/fstest"
+	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/sergi/go-diff/diffmatchpatch"
+	"github.com/shoal-dev/shoal/daemon/gitsync"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/spf13/cobra"
 )
@@ -25,7 +25,8 @@ func newDiffCmd(s Streams) *cobra.Command {
 		Long: `Diff loads the manifests of two commits of a local repository, with defaults applied,
 and prints the objects added, removed and changed, with a line diff of each change. It needs no
 daemon: use it to review a branch before merging. FROM and TO are revisions as git takes them
-(main, HEAD~1, a tag, a SHA).
+(main, HEAD~1, a tag, a SHA). Both are read from the repository's commits, never from its work
+tree, and loaded as the daemon loads them: kustomizations are built.
 
 The exit code is 0 when nothing changes, 1 when something does (as kubectl diff) or when TO
 does not validate, and 2 on a usage error.`,
@@ -46,11 +47,18 @@ does not validate, and 2 on a usage error.`,
 				if err != nil {
 					return nil, fmt.Errorf("revision %q: %w", rev, err)
 				}
-				fsys, err := treeFiles(c, dir)
+				fsys, err := gitsync.CommitTree(repo, c.Hash, gitsync.DefaultMaxObjectSize)
 				if err != nil {
 					return nil, fmt.Errorf("revision %q: %w", rev, err)
 				}
-				return manifests.LoadFS(cmd.Context(), fsys, ".", manifests.LoadOptions{})
+				root := strings.Trim(path.Clean("/"+dir), "/")
+				if root == "" {
+					root = "."
+				}
+				if fi, err := fs.Stat(fsys, root); err != nil || !fi.IsDir() {
+					return nil, fmt.Errorf("revision %q has no directory %q: check --path", rev, root)
+				}
+				return manifests.LoadFS(cmd.Context(), fsys, root, manifests.LoadOptions{})
 			}
 			from, err := load(args[0])
 			if err != nil {
@@ -82,47 +90,6 @@ func invalidRevision(s Streams, rev string, err error) error {
 		return failed()
 	}
 	return err
-}
-
-// treeFiles copies the manifest files of a commit (under dir) into a file system; symbolic links
-// stay links so that the loader refuses them as it does in the daemon.
-func treeFiles(c *object.Commit, dir string) (fs.FS, error) {
-	tree, err := c.Tree()
-	if err != nil {
-		return nil, err
-	}
-	if dir = strings.Trim(path.Clean("/"+dir), "/"); dir != "" {
-		if tree, err = tree.Tree(dir); err != nil {
-			return nil, fmt.Errorf("directory %q: %w", dir, err)
-		}
-	}
-	m := fstest.MapFS{}
-	err = tree.Files().ForEach(func(f *object.File) error {
-		ext := path.Ext(f.Name)
-		if ext != ".yaml" && ext != ".yml" {
-			return nil
-		}
-		if f.Mode == filemode.Symlink {
-			m[f.Name] = &fstest.MapFile{Mode: fs.ModeSymlink}
-			return nil
-		}
-		if f.Size > manifests.DefaultMaxFileSize {
-			m[f.Name] = &fstest.MapFile{Data: make([]byte, manifests.DefaultMaxFileSize+1)}
-			return nil
-		}
-		r, err := f.Reader()
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		data, err := io.ReadAll(r)
-		if err != nil {
-			return err
-		}
-		m[f.Name] = &fstest.MapFile{Data: data}
-		return nil
-	})
-	return m, err
 }
 
 // diffSets prints the differences between two sets and reports whether there are any.
@@ -168,40 +135,29 @@ func diffSets(w io.Writer, from, to *manifests.Set) bool {
 	return changed
 }
 
+// diffTimeout bounds the search for a minimal diff of one object; past it the
+// diff is still correct, only coarser.
+const diffTimeout = 2 * time.Second
+
 // lineDiff returns the lines of a and b marked "-", "+" or " " (changed lines with three lines
-// of context), from a longest common subsequence.
+// of context). It uses Myers' algorithm (github.com/sergi/go-diff, in line mode), which takes
+// time O((N+M)·D) and memory linear in N+M for N and M lines and D differences.
 func lineDiff(a, b []string) []string {
-	n, m := len(a), len(b)
-	lcs := make([][]int, n+1)
-	for i := range lcs {
-		lcs[i] = make([]int, m+1)
-	}
-	for i := n - 1; i >= 0; i-- {
-		for j := m - 1; j >= 0; j-- {
-			if a[i] == b[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
 	type line struct {
 		op   byte
 		text string
 	}
 	var all []line
-	i, j := 0, 0
-	for i < n || j < m {
-		switch {
-		case i < n && j < m && a[i] == b[j]:
-			all = append(all, line{' ', a[i]})
-			i, j = i+1, j+1
-		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
-			all = append(all, line{'-', a[i]})
-			i++
-		default:
-			all = append(all, line{'+', b[j]})
-			j++
+	for _, d := range myersLines(a, b) {
+		op := byte(' ')
+		switch d.Type {
+		case diffmatchpatch.DiffDelete:
+			op = '-'
+		case diffmatchpatch.DiffInsert:
+			op = '+'
+		}
+		for _, l := range d.lines {
+			all = append(all, line{op, l})
 		}
 	}
 	const context = 3
@@ -227,4 +183,41 @@ func lineDiff(a, b []string) []string {
 		out = append(out, string(l.op)+" "+l.text)
 	}
 	return out
+}
+
+// lineRun is a run of lines that a diff keeps, deletes or inserts.
+type lineRun struct {
+	Type  diffmatchpatch.Operation
+	lines []string
+}
+
+// myersLines diffs a and b line by line.
+func myersLines(a, b []string) []lineRun {
+	// go-diff encodes each distinct line as one rune; past that many
+	// distinct lines it cannot, and the change is shown whole.
+	const maxDistinct = 1_000_000
+	if len(a)+len(b) > maxDistinct {
+		return []lineRun{{diffmatchpatch.DiffDelete, a}, {diffmatchpatch.DiffInsert, b}}
+	}
+	dmp := diffmatchpatch.New()
+	dmp.DiffTimeout = diffTimeout
+	ta, tb := joinLines(a), joinLines(b)
+	ra, rb, index := dmp.DiffLinesToRunes(ta, tb)
+	diffs := dmp.DiffCharsToLines(dmp.DiffMainRunes(ra, rb, false), index)
+	out := make([]lineRun, 0, len(diffs))
+	for _, d := range diffs {
+		out = append(out, lineRun{d.Type, strings.Split(strings.TrimSuffix(d.Text, "\n"), "\n")})
+	}
+	return out
+}
+
+// joinLines joins lines, each ending in a newline, as go-diff's line mode
+// reads them.
+func joinLines(lines []string) string {
+	var sb strings.Builder
+	for _, l := range lines {
+		sb.WriteString(l)
+		sb.WriteByte('\n')
+	}
+	return sb.String()
 }

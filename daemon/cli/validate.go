@@ -15,8 +15,14 @@ func newValidateCmd(s Streams) *cobra.Command {
 		Long: `Validate decodes, defaults and validates every manifest under the given paths (directories
 or single files; default: the current directory), as the master does before it accepts a commit.
 
-Every problem is printed on stderr as "file:line: message", all of them at once, sorted. The exit
-code is 0 when everything is valid, 1 when something is not, and 2 on a usage error.`,
+A directory with a kustomization (kustomization.yaml, kustomization.yml or Kustomization) is built
+as "kustomize build" builds it; otherwise its YAML files are loaded as they are, and each of its
+subdirectories that has a kustomization is built as one unit. Kustomizations may use files anywhere
+in the enclosing git work tree (such as ../base), never outside it, never remote bases.
+
+Every problem is printed on stderr as "file:line: message", all of them at once, sorted; an object
+built by a kustomization is reported at the file and line it was written in. The exit code is 0
+when everything is valid, 1 when something is not, and 2 on a usage error.`,
 		Example: `  shoal validate
   shoal validate examples/hello
   shoal validate deploy/ extra/service.yaml`,
@@ -38,8 +44,8 @@ func newRenderCmd(s Streams) *cobra.Command {
 		Use:   "render [PATH...]",
 		Short: "Print the objects of a desired-state repository with defaults applied",
 		Long: `Render loads and validates the manifests under the given paths (default: the current
-directory) and prints the objects as Shoal will apply them, with Kubernetes' defaults filled in.
-JSON output is a kubectl-style List.`,
+directory), building kustomizations as validate does, and prints the objects as Shoal will apply
+them, with Kubernetes' defaults filled in. JSON output is a kubectl-style List.`,
 		Example: `  shoal render examples/hello
   shoal render examples/hello -o json | jq '.items[].metadata.name'`,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -43,14 +43,14 @@ func (g *fakeGit) commit(parent, msg string, files map[string]string) string {
 	return sha
 }
 
-func (g *fakeGit) Tree(_ context.Context, sha string) (fs.FS, error) {
+func (g *fakeGit) Tree(_ context.Context, sha string) (fs.FS, string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c, ok := g.commits[sha]
 	if !ok {
-		return nil, errors.New("no such commit")
+		return nil, "", errors.New("no such commit")
 	}
-	return c.files, nil
+	return c.files, ".", nil
 }
 
 func (g *fakeGit) Commit(_ context.Context, sha string) (CommitInfo, error) {

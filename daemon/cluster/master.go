@@ -24,7 +24,10 @@ import (
 
 // Git is what the master needs of the repository (package gitsync implements it).
 type Git interface {
-	Tree(ctx context.Context, sha string) (fs.FS, error)
+	// Tree returns the whole tree of commit sha and the directory in it that
+	// holds the manifests ("." for the root): kustomizations there may use
+	// files elsewhere in the repository, such as ../base.
+	Tree(ctx context.Context, sha string) (repo fs.FS, dir string, err error)
 	Commit(ctx context.Context, sha string) (CommitInfo, error)
 	IsAncestor(ctx context.Context, ancestor, descendant string) (bool, error)
 	Verify(ctx context.Context, from, to string, keyring string) error
@@ -311,11 +314,11 @@ func (m *Master) accept(ctx context.Context, lead *store.Leadership, h Head) err
 			return reject("signature check: " + err.Error())
 		}
 	}
-	tree, err := m.cfg.Git.Tree(ctx, h.SHA)
+	tree, dir, err := m.cfg.Git.Tree(ctx, h.SHA)
 	if err != nil {
 		return reject("read the commit's tree: " + err.Error())
 	}
-	set, err := manifests.LoadFS(ctx, tree, ".", m.cfg.Load)
+	set, err := manifests.LoadFS(ctx, tree, dir, m.cfg.Load)
 	if err != nil {
 		var list manifests.ErrorList
 		if errors.As(err, &list) {

@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -37,45 +39,116 @@ var (
 // system may be used from any goroutine; ctx bounds only the lookup of the
 // commit.
 func (s *Syncer) Tree(ctx context.Context, sha string) (fs.FS, error) {
-	hash, err := parseSHA(sha)
+	t, dir, err := s.repoTree(ctx, sha)
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.readMu.Lock()
-	defer s.readMu.Unlock()
-	c, err := s.commit(hash)
-	if err != nil {
-		return nil, err
-	}
-	root, err := c.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("read tree of commit %s: %w", hash, err)
-	}
-	t := &treeFS{s: s, root: root.Hash, modTime: c.Committer.When, commit: hash}
-	if s.src.path != "." {
-		e, err := t.lookup(s.src.path)
+	if dir != "." {
+		s.readMu.Lock()
+		e, err := t.lookup(dir)
+		s.readMu.Unlock()
 		if err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("commit %.12s has no directory %q: check the manifest path setting", hash, s.src.path)
-			}
-			return nil, fmt.Errorf("commit %.12s: manifest directory: %w", hash, err)
-		}
-		if e.mode != filemode.Dir {
-			return nil, fmt.Errorf("commit %.12s: %q is not a directory: check the manifest path setting", hash, s.src.path)
+			return nil, err
 		}
 		t.root = e.hash
 	}
 	return t, nil
 }
 
-// treeFS is the fs.FS of one git tree. Every operation takes the Syncer's
-// read lock and reads the objects it needs.
+// RepoTree returns the whole tree of commit sha, as Tree returns its
+// Config.Path directory, and the path of that directory in it ("." for the
+// root), which it checks is a directory of the commit. Loaders that let
+// files of the manifest directory refer to the rest of the repository (such
+// as kustomizations using ../base) read from it.
+func (s *Syncer) RepoTree(ctx context.Context, sha string) (fs.FS, string, error) {
+	t, dir, err := s.repoTree(ctx, sha)
+	if err != nil {
+		return nil, "", err
+	}
+	return t, dir, nil
+}
+
+func (s *Syncer) repoTree(ctx context.Context, sha string) (*treeFS, string, error) {
+	hash, err := parseSHA(sha)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	c, err := s.commit(hash)
+	if err != nil {
+		return nil, "", err
+	}
+	src := &objects{mu: &s.readMu, repo: func() *git.Repository { return s.readRepo }, maxObjectSize: s.cfg.MaxObjectSize}
+	t, err := commitTree(src, c)
+	if err != nil {
+		return nil, "", err
+	}
+	if s.src.path != "." {
+		if err := t.checkDir(s.src.path); err != nil {
+			return nil, "", err
+		}
+	}
+	return t, s.src.path, nil
+}
+
+// CommitTree returns the whole tree of a commit of repo as Tree returns the
+// followed repository's: read from git objects, links and submodules never
+// followed, no file larger than maxObjectSize opened. repo must not be used
+// by others while the file system is in use.
+func CommitTree(repo *git.Repository, commit plumbing.Hash, maxObjectSize int64) (fs.FS, error) {
+	c, err := repo.CommitObject(commit)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", commit, err)
+	}
+	if maxObjectSize <= 0 {
+		maxObjectSize = DefaultMaxObjectSize
+	}
+	src := &objects{mu: &sync.Mutex{}, repo: func() *git.Repository { return repo }, maxObjectSize: maxObjectSize}
+	return commitTree(src, c)
+}
+
+func commitTree(src *objects, c *object.Commit) (*treeFS, error) {
+	root, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("read tree of commit %s: %w", c.Hash, err)
+	}
+	return &treeFS{src: src, root: root.Hash, modTime: c.Committer.When, commit: c.Hash}, nil
+}
+
+// checkDir checks that dir is a directory of the tree. The read lock must
+// be held.
+func (t *treeFS) checkDir(dir string) error {
+	e, err := t.lookup(dir)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("commit %.12s has no directory %q: check the manifest path setting", t.commit, dir)
+		}
+		return fmt.Errorf("commit %.12s: manifest directory: %w", t.commit, err)
+	}
+	if e.mode != filemode.Dir {
+		return fmt.Errorf("commit %.12s: %q is not a directory: check the manifest path setting", t.commit, dir)
+	}
+	return nil
+}
+
+// objects is where a treeFS reads git objects: a repository, behind a lock
+// (go-git storage is not safe for concurrent use), and the largest blob it
+// opens.
+type objects struct {
+	mu            *sync.Mutex
+	repo          func() *git.Repository // called with mu held
+	maxObjectSize int64
+}
+
+// treeFS is the fs.FS of one git tree. Every operation takes the objects'
+// lock and reads the objects it needs.
 type treeFS struct {
-	s       *Syncer
+	src     *objects
 	root    plumbing.Hash
 	commit  plumbing.Hash
 	modTime time.Time
@@ -131,7 +204,7 @@ func (t *treeFS) lookup(name string) (entry, error) {
 }
 
 func (t *treeFS) tree(h plumbing.Hash) (*object.Tree, error) {
-	tree, err := t.s.readRepo.TreeObject(h)
+	tree, err := t.src.repo().TreeObject(h)
 	if err != nil {
 		return nil, fmt.Errorf("read tree %s of commit %s: %w", h, t.commit, err)
 	}
@@ -143,8 +216,8 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
-	t.s.readMu.Lock()
-	defer t.s.readMu.Unlock()
+	t.src.mu.Lock()
+	defer t.src.mu.Unlock()
 	e, err := t.lookup(name)
 	if err != nil {
 		return nil, err
@@ -161,11 +234,11 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 		}
 		return &dirFile{info: t.info(e, 0), entries: entries}, nil
 	}
-	blob, err := t.s.readRepo.BlobObject(e.hash)
+	blob, err := t.src.repo().BlobObject(e.hash)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("read blob %s of commit %s: %w", e.hash, t.commit, err)}
 	}
-	if max := t.s.cfg.MaxObjectSize; blob.Size > max {
+	if max := t.src.maxObjectSize; blob.Size > max {
 		return nil, &fs.PathError{Op: "open", Path: name,
 			Err: fmt.Errorf("%w: %d bytes, more than %d; keep large files out of the manifest directory or raise the maximum object size", ErrObjectTooLarge, blob.Size, max)}
 	}
@@ -203,8 +276,8 @@ func (t *treeFS) Stat(name string) (fs.FileInfo, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrInvalid}
 	}
-	t.s.readMu.Lock()
-	defer t.s.readMu.Unlock()
+	t.src.mu.Lock()
+	defer t.src.mu.Unlock()
 	e, err := t.lookup(name)
 	if err != nil {
 		return nil, err
@@ -217,8 +290,8 @@ func (t *treeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrInvalid}
 	}
-	t.s.readMu.Lock()
-	defer t.s.readMu.Unlock()
+	t.src.mu.Lock()
+	defer t.src.mu.Unlock()
 	e, err := t.lookup(name)
 	if err != nil {
 		return nil, err
@@ -259,7 +332,7 @@ func (t *treeFS) size(e entry) int64 {
 	if !e.mode.IsFile() || e.mode == filemode.Symlink {
 		return 0
 	}
-	blob, err := t.s.readRepo.BlobObject(e.hash)
+	blob, err := t.src.repo().BlobObject(e.hash)
 	if err != nil {
 		return 0
 	}
@@ -311,8 +384,8 @@ func (d *dirEntry) Name() string      { return d.e.name }
 func (d *dirEntry) IsDir() bool       { return fsMode(d.e.mode).IsDir() }
 func (d *dirEntry) Type() fs.FileMode { return fsMode(d.e.mode).Type() }
 func (d *dirEntry) Info() (fs.FileInfo, error) {
-	d.t.s.readMu.Lock()
-	defer d.t.s.readMu.Unlock()
+	d.t.src.mu.Lock()
+	defer d.t.src.mu.Unlock()
 	return d.t.info(d.e, d.t.size(d.e)), nil
 }
 

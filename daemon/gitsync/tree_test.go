@@ -11,6 +11,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/shoal-dev/shoal/manifests"
 )
 
@@ -172,5 +174,75 @@ func TestTreeLargeBlob(t *testing.T) {
 	_, err = fsys.Open("big.yaml")
 	if !errors.Is(err, ErrObjectTooLarge) || !strings.Contains(err.Error(), "4099 bytes, more than 1024") {
 		t.Errorf("Open(big.yaml) = %v, want ErrObjectTooLarge with the sizes", err)
+	}
+}
+
+func TestRepoTreeBuildsKustomizationsFromGitObjects(t *testing.T) {
+	up := newUpstream(t, "", map[string]string{
+		"base/kustomization.yaml": "resources:\n- svc.yaml\nconfigMapGenerator:\n- name: cfg\n  envs: [app.env]\n",
+		"base/svc.yaml":           service,
+		"base/app.env":            "MODE=prod\n",
+		"prod/kustomization.yaml": "resources:\n- ../base\nnamePrefix: prod-\n",
+	})
+	s, head := syncedTree(t, up, Config{Path: "prod"})
+	ctx := context.Background()
+	// The work tree changes; what is built is the commit.
+	if err := os.WriteFile(filepath.Join(up, "base", "app.env"), []byte("MODE=dirty\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo, dir, err := s.RepoTree(ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir != "prod" {
+		t.Errorf("dir %q, want prod", dir)
+	}
+	set, err := manifests.LoadFS(ctx, repo, dir, manifests.LoadOptions{})
+	if err != nil {
+		t.Fatalf("LoadFS: %v", err)
+	}
+	var names []string
+	for _, o := range set.Objects {
+		names = append(names, o.GetObjectMeta().Name)
+		if cm, ok := o.(*manifests.ConfigMap); ok && cm.Data["MODE"] != "prod" {
+			t.Errorf("ConfigMap data %v: want the committed app.env", cm.Data)
+		}
+	}
+	if len(names) != 2 || !strings.HasPrefix(names[0], "prod-cfg-") || names[1] != "prod-web" {
+		t.Errorf("objects %v", names)
+	}
+	if file, line := set.Source(set.Objects[1]); file != "../base/svc.yaml" || line != 1 {
+		t.Errorf("Source = %s:%d, want ../base/svc.yaml:1", file, line)
+	}
+
+	s.src.path = "nowhere"
+	if _, _, err := s.RepoTree(ctx, head); err == nil || !strings.Contains(err.Error(), `no directory "nowhere"`) {
+		t.Errorf("RepoTree with a missing path = %v", err)
+	}
+}
+
+func TestCommitTree(t *testing.T) {
+	up := newUpstream(t, "", map[string]string{"a/x.yaml": configMap("x"), "big.txt": strings.Repeat("b", 2048)})
+	head := runGit(t, up, "rev-parse", "HEAD")
+	repo, err := git.PlainOpen(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := CommitTree(repo, plumbing.NewHash(head), 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := fs.Sub(fsys, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fstest.TestFS(sub, "x.yaml"); err != nil {
+		t.Errorf("fstest: %v", err)
+	}
+	if _, err := fs.ReadFile(fsys, "big.txt"); !errors.Is(err, ErrObjectTooLarge) {
+		t.Errorf("reading a blob over the limit: %v", err)
+	}
+	if _, err := CommitTree(repo, plumbing.NewHash(strings.Repeat("0", 40)), 0); err == nil {
+		t.Error("CommitTree of a missing commit succeeded")
 	}
 }

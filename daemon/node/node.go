@@ -405,7 +405,9 @@ func memTotal() int64 {
 // gitAdapter turns a gitsync.Syncer into the master's Git.
 type gitAdapter struct{ s *gitsync.Syncer }
 
-func (g gitAdapter) Tree(ctx context.Context, sha string) (fs.FS, error) { return g.s.Tree(ctx, sha) }
+func (g gitAdapter) Tree(ctx context.Context, sha string) (fs.FS, string, error) {
+	return g.s.RepoTree(ctx, sha)
+}
 func (g gitAdapter) IsAncestor(ctx context.Context, a, d string) (bool, error) {
 	return g.s.IsAncestor(ctx, a, d)
 }
