@@ -257,7 +257,11 @@ func Run(ctx context.Context, cfg Config) error {
 	default:
 		record.Store = "client"
 	}
-	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: st, Runtime: rt, Record: record, TTL: cfg.LeaseTTL, Logger: log})
+	var hostPorts cluster.HostPortForwarder // nil without a pod network: pods with host ports are refused
+	if network != nil {
+		hostPorts = network
+	}
+	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: st, Runtime: rt, Record: record, TTL: cfg.LeaseTTL, Logger: log, HostPorts: hostPorts})
 	goFn("agent", func() error { return agent.Run(ctx) })
 	goFn("image gc", func() error {
 		t := time.NewTicker(5 * time.Minute)
