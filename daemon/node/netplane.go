@@ -20,7 +20,6 @@ import (
 	"github.com/shoal-dev/shoal/netplane/lb"
 	"github.com/shoal-dev/shoal/netplane/nodeport"
 	"github.com/shoal-dev/shoal/netplane/podnet"
-	"golang.org/x/sys/unix"
 )
 
 // NetConfig is the network plane of a node.
@@ -155,17 +154,6 @@ func (n *network) DNS(namespace string) string {
 	}
 }
 
-// cgroup2Root finds the mount point of the cgroup v2 hierarchy.
-func cgroup2Root() (string, error) {
-	for _, p := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
-		var fs unix.Statfs_t
-		if err := unix.Statfs(p, &fs); err == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC {
-			return p, nil
-		}
-	}
-	return "", errors.New("no cgroup v2 hierarchy is mounted (at /sys/fs/cgroup/unified or /sys/fs/cgroup): the service load balancer needs one")
-}
-
 // run waits for the node's pod CIDR, builds the network plane and keeps it in step with the
 // store until ctx ends. The pinned load balancer and the bridge stay for the pods when it ends.
 func (n *network) run(ctx context.Context) error {
@@ -191,7 +179,7 @@ func (n *network) run(ctx context.Context) error {
 	}
 	cg := n.cfg.LBCgroup
 	if cg == "" {
-		if cg, err = cgroup2Root(); err != nil {
+		if cg, err = lb.Cgroup2Root(); err != nil {
 			return err
 		}
 	}
