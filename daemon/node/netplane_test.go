@@ -2,13 +2,18 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/netplane/podnet"
+	"github.com/shoal-dev/shoal/runtime/libct"
 )
 
 func TestToPodnetHostPort(t *testing.T) {
@@ -56,5 +61,23 @@ func TestSetHostPortsBeforeThePodNetwork(t *testing.T) {
 	}
 	if len(n.hostPorts) != 1 || n.hostPorts[0].UID != "a" {
 		t.Errorf("kept %v, want a's port", n.hostPorts)
+	}
+}
+
+// A daemon that cannot give containers their seccomp profile refuses to start, before it makes
+// anything.
+func TestRunRefusesWithoutSeccomp(t *testing.T) {
+	old := checkSeccomp
+	checkSeccomp = func() error {
+		return fmt.Errorf("%w: built without it; build shoal with `make build`", libct.ErrNoSeccomp)
+	}
+	t.Cleanup(func() { checkSeccomp = old })
+	dataDir := filepath.Join(t.TempDir(), "data")
+	err := Run(context.Background(), Config{Name: "n1", Repo: "file:///nonexistent", DataDir: dataDir})
+	if !errors.Is(err, libct.ErrNoSeccomp) || !strings.Contains(err.Error(), "make build") {
+		t.Fatalf("Run = %v, want the seccomp refusal", err)
+	}
+	if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Run made %s before refusing: %v", dataDir, err)
 	}
 }
