@@ -488,3 +488,60 @@ func TestPodsCannotReachNodeLoopback(t *testing.T) {
 		t.Fatalf("node to its own loopback: %v", err)
 	}
 }
+
+// The pods' DNS server (the gateway, port 53) is not caught by a pod's hostPort 53.
+func TestHostPortLeavesPodDNSAlone(t *testing.T) {
+	l := newHostPortLAN(t)
+	nd := l.node
+	gw := gateway(nd.cfg.PodCIDR)
+	nd.cfg.DNSServer = gw // as the daemon configures it
+	if err := nd.net.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nd.start(t)
+	_, nsA := nd.setupPod(t, "uid-a")
+	_, nsB := nd.setupPod(t, "uid-b")
+	dns := netip.AddrPortFrom(gw, 53)
+	var pc net.PacketConn
+	if err := inNetNSPath(nd.ns, func() error {
+		var err error
+		pc, err = net.ListenPacket("udp4", dns.String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo([]byte("node dns"), from)
+		}
+	}()
+	// Pod a serves DNS for the outside on every address of the node.
+	var pod net.PacketConn
+	if err := inNetNSPath(nsA, func() error {
+		var err error
+		pod, err = net.ListenPacket("udp4", ":53")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pod.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			_, from, err := pod.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pod.WriteTo([]byte("pod dns"), from)
+		}
+	}()
+	setHostPorts(t, nd.net, []HostPort{{UID: "uid-a", Pod: "default/a", Protocol: ProtoUDP, HostPort: 53, PodPort: 53}})
+	wantAnswer(t, l.clientNS, "udp", netip.AddrPortFrom(l.nodeIP, 53), "pod dns")
+	wantAnswer(t, nsB, "udp", dns, "node dns")
+}

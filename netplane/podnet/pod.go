@@ -295,6 +295,8 @@ func (n *Net) reconcileLocked(ctx context.Context) ([]string, error) {
 		}
 		if isNetNS(al.NetNS) {
 			keep[hostVethName(al.UID)] = true
+			// Pods set up by an older version lack it; a missing veth is Setup's to repair.
+			_ = n.ensureHairpin(hostVethName(al.UID))
 			continue
 		}
 		if err := n.deleteLink(n.nl, hostVethName(al.UID)); err != nil {
