@@ -22,6 +22,9 @@ type AgentConfig struct {
 	Record NodeRecord
 	TTL    time.Duration
 	Logger *slog.Logger
+	// HostPorts forwards the host ports of the node's pods; nil when the node has no pod
+	// network, and then pods that ask for a hostPort are refused.
+	HostPorts HostPortForwarder
 }
 
 // Agent runs the pods the master places on this node and reports their status.
@@ -35,6 +38,10 @@ type Agent struct {
 	readySince map[string]time.Time
 	stopping   map[string]bool // UIDs of pods being stopped
 	stops      sync.WaitGroup
+	// hostPortVerdicts holds the admission of pods with host ports: "" admitted, else why the
+	// pod was refused. hostPortNotes says why the network plane did not forward a pod's ports.
+	hostPortVerdicts map[string]string
+	hostPortNotes    map[string]string
 }
 
 // NewAgent returns an agent.
@@ -45,7 +52,8 @@ func NewAgent(cfg AgentConfig) *Agent {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 5 * time.Second
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), reported: map[string]string{}, readySince: map[string]time.Time{}, stopping: map[string]bool{}}
+	return &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), reported: map[string]string{}, readySince: map[string]time.Time{}, stopping: map[string]bool{},
+		hostPortVerdicts: map[string]string{}}
 }
 
 // Run registers the node and syncs its pods until ctx ends. Losing the store never stops a pod:
@@ -183,6 +191,9 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 	for _, p := range running {
 		have[p.UID] = p
 	}
+	// Host ports first: a pod's ports are declared before it starts, so that they work as soon
+	// as its network is set up, and a pod whose ports are taken does not start.
+	hold := a.hostPortAdmission(ctx, placed, have)
 	for uid, pl := range placed {
 		if pl.Terminating {
 			a.mu.Lock()
@@ -196,6 +207,9 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 					a.stop(ctx, pl)
 				}()
 			}
+			continue
+		}
+		if hold[uid] {
 			continue
 		}
 		spec := pl.Spec
@@ -273,6 +287,7 @@ func (a *Agent) forget(ctx context.Context, uid string) {
 	a.mu.Lock()
 	delete(a.reported, uid)
 	delete(a.readySince, uid)
+	delete(a.hostPortVerdicts, uid)
 	a.mu.Unlock()
 }
 
@@ -289,6 +304,7 @@ func (a *Agent) report(ctx context.Context, uid string, st runtime.PodState) {
 		delete(a.readySince, uid)
 		since = time.Time{}
 	}
+	st.Status = withHostPortNote(st.Status, a.hostPortNotes[uid])
 	digest := statusDigest(st.Status) + since.String()
 	if a.reported[uid] == digest {
 		a.mu.Unlock()

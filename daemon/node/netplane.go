@@ -20,7 +20,6 @@ import (
 	"github.com/shoal-dev/shoal/netplane/lb"
 	"github.com/shoal-dev/shoal/netplane/nodeport"
 	"github.com/shoal-dev/shoal/netplane/podnet"
-	"golang.org/x/sys/unix"
 )
 
 // NetConfig is the network plane of a node.
@@ -68,6 +67,10 @@ type network struct {
 	np    *nodeport.NodePort // nil without a NodeInterface
 	dns   *dns.Server
 	mu    sync.Mutex
+	// hpMu serialises host port updates; hostPorts is the last set the agent declared, applied
+	// once net is set.
+	hpMu      sync.Mutex
+	hostPorts []podnet.HostPort
 }
 
 func newNetwork(cfg NetConfig, node, dataDir string, st *store.Client, log *slog.Logger) *network {
@@ -94,6 +97,53 @@ func (n *network) Teardown(ctx context.Context, uid, netnsPath string) error {
 	return n.net.Teardown(ctx, uid, netnsPath)
 }
 
+// SetHostPorts forwards the node's host ports to its pods (cluster.HostPortForwarder). Before
+// the pod network exists the set is kept and applied when it is made; pods cannot have been
+// set up before that.
+func (n *network) SetHostPorts(ctx context.Context, ports []cluster.HostPort) (map[string]string, error) {
+	refused := map[string]string{}
+	var want []podnet.HostPort
+	for _, p := range ports {
+		hp, err := toPodnetHostPort(p)
+		if err != nil {
+			refused[p.UID] = err.Error()
+			continue
+		}
+		want = append(want, hp)
+	}
+	n.hpMu.Lock()
+	defer n.hpMu.Unlock()
+	n.hostPorts = want
+	n.mu.Lock()
+	net := n.net
+	n.mu.Unlock()
+	if net == nil {
+		return refused, nil
+	}
+	rs, err := net.SetHostPorts(ctx, want)
+	for _, r := range rs {
+		refused[r.UID] = r.Reason
+	}
+	return refused, err
+}
+
+// toPodnetHostPort converts a pod's host port for the pod network.
+func toPodnetHostPort(p cluster.HostPort) (podnet.HostPort, error) {
+	hp := podnet.HostPort{UID: p.UID, Pod: p.Pod, Protocol: p.Protocol}
+	if p.HostIP != "" {
+		ip, err := netip.ParseAddr(p.HostIP)
+		if err != nil {
+			return hp, fmt.Errorf("hostIP %q is not an IP address", p.HostIP)
+		}
+		hp.HostIP = ip
+	}
+	if p.HostPort < 1 || p.HostPort > 65535 || p.ContainerPort < 1 || p.ContainerPort > 65535 {
+		return hp, fmt.Errorf("hostPort %d -> containerPort %d: ports are 1..65535", p.HostPort, p.ContainerPort)
+	}
+	hp.HostPort, hp.PodPort = uint16(p.HostPort), uint16(p.ContainerPort)
+	return hp, nil
+}
+
 // DNS returns the pods' resolv.conf.
 func (n *network) DNS(namespace string) string {
 	select {
@@ -102,17 +152,6 @@ func (n *network) DNS(namespace string) string {
 	default:
 		return ""
 	}
-}
-
-// cgroup2Root finds the mount point of the cgroup v2 hierarchy.
-func cgroup2Root() (string, error) {
-	for _, p := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
-		var fs unix.Statfs_t
-		if err := unix.Statfs(p, &fs); err == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC {
-			return p, nil
-		}
-	}
-	return "", errors.New("no cgroup v2 hierarchy is mounted (at /sys/fs/cgroup/unified or /sys/fs/cgroup): the service load balancer needs one")
 }
 
 // run waits for the node's pod CIDR, builds the network plane and keeps it in step with the
@@ -140,7 +179,7 @@ func (n *network) run(ctx context.Context) error {
 	}
 	cg := n.cfg.LBCgroup
 	if cg == "" {
-		if cg, err = cgroup2Root(); err != nil {
+		if cg, err = lb.Cgroup2Root(); err != nil {
 			return err
 		}
 	}
@@ -167,9 +206,19 @@ func (n *network) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dns server: %w", err)
 	}
+	n.hpMu.Lock()
 	n.mu.Lock()
 	n.net, n.lb, n.np, n.dns = net, balancer, np, server
 	n.mu.Unlock()
+	// The ports the agent declared while the network was being made (New restored those of
+	// the last run already). The agent declares them again at its next sync and gets the
+	// refusals then.
+	if n.hostPorts != nil {
+		if _, err := net.SetHostPorts(ctx, n.hostPorts); err != nil {
+			n.log.Warn("host ports", "err", err)
+		}
+	}
+	n.hpMu.Unlock()
 	close(n.ready)
 	n.log.Info("network plane ready", "podCIDR", cidr, "gateway", gw, "lbCgroup", cg)
 	defer balancer.Close()

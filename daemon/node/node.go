@@ -31,6 +31,7 @@ import (
 	"github.com/shoal-dev/shoal/daemon/pki"
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/runtime/image"
+	"github.com/shoal-dev/shoal/runtime/libct"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
 	"github.com/shoal-dev/shoal/runtime/linux"
 	"golang.org/x/sys/unix"
@@ -84,6 +85,11 @@ type Config struct {
 
 // Run runs the node until ctx ends. Pods keep running after it returns.
 func Run(ctx context.Context, cfg Config) error {
+	// Every container gets Docker's default seccomp profile: a binary that cannot apply it
+	// must not run pods.
+	if err := checkSeccomp(); err != nil {
+		return fmt.Errorf("the node cannot run pods safely: %w", err)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -257,7 +263,11 @@ func Run(ctx context.Context, cfg Config) error {
 	default:
 		record.Store = "client"
 	}
-	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: st, Runtime: rt, Record: record, TTL: cfg.LeaseTTL, Logger: log})
+	var hostPorts cluster.HostPortForwarder // nil without a pod network: pods with host ports are refused
+	if network != nil {
+		hostPorts = network
+	}
+	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: st, Runtime: rt, Record: record, TTL: cfg.LeaseTTL, Logger: log, HostPorts: hostPorts})
 	goFn("agent", func() error { return agent.Run(ctx) })
 	goFn("image gc", func() error {
 		t := time.NewTicker(5 * time.Minute)
@@ -364,6 +374,9 @@ func Run(ctx context.Context, cfg Config) error {
 	os.Remove(cfg.Socket)
 	return nil
 }
+
+// checkSeccomp is libct.CheckSeccomp; tests replace it.
+var checkSeccomp = libct.CheckSeccomp
 
 // storeMarker records in the data dir that this node has had an embedded store, so that a store
 // directory that went missing is an error instead of a new, empty cluster (which would remove

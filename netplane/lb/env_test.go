@@ -26,7 +26,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const cgroupRoot = "/sys/fs/cgroup/unified"
+// cgroupRoot is the machine's cgroup v2 hierarchy, found as the daemon finds it.
+func cgroupRoot(t testing.TB) string {
+	t.Helper()
+	root, err := Cgroup2Root()
+	if errors.Is(err, ErrNoCgroup2) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
 
 func requireRoot(t testing.TB) {
 	t.Helper()
@@ -69,7 +80,7 @@ func newEnv(t testing.TB, subnet int) *env {
 // runs in it) when the test ends.
 func newCgroup(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(cgroupRoot, randName("shoal-test-"))
+	dir := filepath.Join(cgroupRoot(t), randName("shoal-test-"))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatalf("create cgroup: %v", err)
 	}

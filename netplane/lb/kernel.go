@@ -138,7 +138,7 @@ func cgroupID(path string) (uint64, error) {
 		return 0, fmt.Errorf("open load balancer: cgroup %s: %w (create it in the cgroup v2 hierarchy first)", path, err)
 	}
 	if fs.Type != unix.CGROUP2_SUPER_MAGIC {
-		return 0, fmt.Errorf("open load balancer: %s is not in a cgroup v2 file system: use a directory under the cgroup2 mount (e.g. /sys/fs/cgroup/unified)", path)
+		return 0, fmt.Errorf("open load balancer: %s is not in a cgroup v2 file system: use a directory under the cgroup2 mount (/sys/fs/cgroup, or /sys/fs/cgroup/unified in the hybrid layout)", path)
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {

@@ -105,9 +105,9 @@ func (s Service) String() string {
 
 // Config says where an instance attaches and pins.
 type Config struct {
-	// CgroupPath is a cgroup v2 directory, e.g.
-	// /sys/fs/cgroup/unified/shoal/<node>. The programs translate for
-	// every process in it and below.
+	// CgroupPath is a cgroup v2 directory, e.g. /sys/fs/cgroup/shoal/<node>
+	// (/sys/fs/cgroup/unified/shoal/<node> in the hybrid layout; see
+	// Cgroup2Root). The programs translate for every process in it and below.
 	CgroupPath string
 	// PinDir is a directory in bpffs, e.g. /sys/fs/bpf/shoal/<node>. bpffs
 	// is mounted at /sys/fs/bpf when it is missing there.

@@ -9,6 +9,13 @@
 // other end joins the bridge. SetRoutes points the pod CIDRs of the other nodes at their node
 // addresses (host-gw routing).
 //
+// SetHostPorts forwards host ports as the CNI portmap plugin does for Kubernetes' hostPort:
+// DNAT rules in the node's table send traffic for the node's addresses (or one HostIP) on a
+// port to a pod, from other hosts, from the node itself (127.0.0.1 included) and from pods
+// (masqueraded, so that the answers come back through the node). The set is declarative, kept
+// in the state dir and programmed again by New, and a pod's ports work from its Setup to its
+// Teardown.
+//
 // Addresses are kept on disk, one file per allocated address, so allocations survive daemon
 // restarts and crashes: allocation is idempotent per pod UID, Teardown releases it, and
 // Reconcile frees addresses whose pod network namespace no longer exists.

@@ -72,22 +72,37 @@ func (n *Net) Setup(ctx context.Context, uid, namespace, name, netnsPath string)
 
 	hostName := hostVethName(uid)
 	podAddr := netip.PrefixFrom(addr, n.cfg.PodCIDR.Bits())
-	if n.podReady(pod, hostName, podAddr) {
-		return addr.String(), nil
+	if !n.podReady(pod, hostName, podAddr) {
+		if err := n.makeVeth(pod, podNS, hostName, podAddr); err != nil {
+			return fail(err)
+		}
 	}
+	if err := n.ensureHairpin(hostName); err != nil {
+		return fail(err)
+	}
+	// The pod's host ports (declared by SetHostPorts, maybe before the pod existed) work from
+	// now on.
+	if err := n.writeTableIfChanged(); err != nil {
+		return fail(fmt.Errorf("host ports: %w", err))
+	}
+	return addr.String(), nil
+}
+
+// makeVeth makes the pod's veth pair again from scratch.
+func (n *Net) makeVeth(pod *netlink.Handle, podNS netns.NsHandle, hostName string, podAddr netip.Prefix) error {
 	// Something is missing (a crash in the middle of an earlier Setup, or a pod interface that
 	// was deleted): start the pair over.
 	if err := n.deleteLink(n.nl, hostName); err != nil {
-		return fail(err)
+		return err
 	}
 	if err := n.deleteLink(pod, podIfName); err != nil {
-		return fail(err)
+		return err
 	}
 	if err := n.addVeth(pod, podNS, hostName, podAddr); err != nil {
 		_ = n.deleteLink(n.nl, hostName)
-		return fail(err)
+		return err
 	}
-	return addr.String(), nil
+	return nil
 }
 
 // podReady reports whether the pod's veth pair is complete: the host end up on the bridge, the
@@ -185,6 +200,25 @@ func (n *Net) addVeth(pod *netlink.Handle, podNS netns.NsHandle, hostName string
 	return nil
 }
 
+// ensureHairpin lets the bridge send a frame back out of the pod's port it came from. When the
+// bridge's traffic goes through netfilter (br_netfilter, bridge-nf-call-iptables=1), a pod that
+// reaches itself through one of its host ports is translated at the bridge and its packet
+// must go back to the same port; without br_netfilter the packet is routed and this changes
+// nothing. The CNI bridge plugin's hairpinMode does the same.
+func (n *Net) ensureHairpin(hostName string) error {
+	l, err := n.nl.LinkByName(hostName)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", hostName, err)
+	}
+	if p := l.Attrs().Protinfo; p != nil && p.Hairpin {
+		return nil
+	}
+	if err := n.nl.LinkSetHairpin(l, true); err != nil {
+		return fmt.Errorf("set hairpin mode on %s: %w", hostName, err)
+	}
+	return nil
+}
+
 // deleteLink deletes the interface name through h; a missing interface is not an error.
 func (n *Net) deleteLink(h *netlink.Handle, name string) error {
 	l, err := h.LinkByName(name)
@@ -200,8 +234,9 @@ func (n *Net) deleteLink(h *netlink.Handle, name string) error {
 	return nil
 }
 
-// Teardown removes the pod's veth pair and the namespace mount at netnsPath and releases the
-// pod's address. It is idempotent: what is already gone is skipped.
+// Teardown removes the pod's veth pair and the namespace mount at netnsPath, releases the
+// pod's address and stops forwarding its host ports. It is idempotent: what is already gone is
+// skipped.
 func (n *Net) Teardown(ctx context.Context, uid, netnsPath string) error {
 	if uid == "" {
 		return errors.New("tear down pod network: empty pod uid")
@@ -228,6 +263,9 @@ func (n *Net) Teardown(ctx context.Context, uid, netnsPath string) error {
 	// Teardown or Reconcile finishes the job.
 	if err := n.ipam.release(uid); err != nil {
 		return fmt.Errorf("tear down network of pod %s: %w", uid, err)
+	}
+	if err := n.writeTableIfChanged(); err != nil {
+		return fmt.Errorf("tear down network of pod %s: host ports: %w", uid, err)
 	}
 	return nil
 }
@@ -257,6 +295,8 @@ func (n *Net) reconcileLocked(ctx context.Context) ([]string, error) {
 		}
 		if isNetNS(al.NetNS) {
 			keep[hostVethName(al.UID)] = true
+			// Pods set up by an older version lack it; a missing veth is Setup's to repair.
+			_ = n.ensureHairpin(hostVethName(al.UID))
 			continue
 		}
 		if err := n.deleteLink(n.nl, hostVethName(al.UID)); err != nil {
@@ -283,6 +323,11 @@ func (n *Net) reconcileLocked(ctx context.Context) ([]string, error) {
 					}
 				}
 			}
+		}
+	}
+	if n.tableWritten { // New writes the table itself after this
+		if err := n.writeTableIfChanged(); err != nil {
+			errs = append(errs, fmt.Errorf("host ports: %w", err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -128,11 +128,16 @@ type Net struct {
 	nl     *netlink.Handle
 	ipam   *ipam
 	closed bool
+
+	hostPorts    []HostPort      // accepted by SetHostPorts, sorted
+	tableWritten bool            // the node's table holds tablePorts
+	tablePorts   []forwardedPort // the host ports in the table
 }
 
 // New makes the node's pod network, or adopts the one an earlier New on the same Config made:
 // the bridge with the gateway address, the unreachable route for the service CIDR, the
-// masquerade rule and the address store. It then frees the addresses of pods whose network
+// nftables table (masquerade and the host ports kept from the last SetHostPorts) and the
+// address store. It then frees the addresses of pods whose network
 // namespace is gone (Reconcile). Call Close when the daemon stops, Remove to take it all away.
 func New(ctx context.Context, cfg Config) (*Net, error) {
 	if err := cfg.setDefaults(); err != nil {
@@ -181,7 +186,9 @@ func (n *Net) init(ctx context.Context) error {
 	if err := n.ensureServiceRoute(); err != nil {
 		return err
 	}
-	if err := n.ensureMasquerade(); err != nil {
+	// Host ports reached from the node's 127.0.0.1 leave through the bridge with a loopback
+	// source until they are masqueraded (the CNI portmap plugin does the same).
+	if err := writeSysctl(ns, "net/ipv4/conf/"+n.cfg.Bridge+"/route_localnet", "1"); err != nil {
 		return err
 	}
 	n.removeTempFiles()
@@ -189,10 +196,15 @@ func (n *Net) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := n.loadHostPorts(); err != nil {
+		return err
+	}
 	if _, err := n.reconcileLocked(ctx); err != nil {
 		return err
 	}
-	return nil
+	// Written whole, also when it looks current: the table may have been changed by hand or
+	// made by an older version.
+	return n.writeTable(n.forwarded())
 }
 
 func (n *Net) removeTempFiles() {
@@ -294,7 +306,7 @@ func (n *Net) release() {
 }
 
 // Remove takes the node's pod network away: the pods' host-side interfaces, the bridge, the
-// routes Shoal added, the nftables table and the address store. Pods' network namespaces are
+// routes Shoal added, the nftables table, the address store and the host ports. Pods' network namespaces are
 // left to their owner (the runtime removes them). The Net is closed afterwards.
 func (n *Net) Remove(ctx context.Context) error {
 	n.mu.Lock()
@@ -332,10 +344,10 @@ func (n *Net) Remove(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("delete route %s: %w", r.Dst, err))
 		}
 	}
-	if err := n.deleteMasquerade(); err != nil {
+	if err := n.deleteTable(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, p := range []string{filepath.Join(n.cfg.StateDir, "addresses"), filepath.Join(n.cfg.StateDir, "next-address")} {
+	for _, p := range []string{filepath.Join(n.cfg.StateDir, "addresses"), filepath.Join(n.cfg.StateDir, "next-address"), n.hostPortsPath()} {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 		}

@@ -329,7 +329,21 @@ func TestMasqueradeRuleInNodeTable(t *testing.T) {
 	nd.net = nil // removed
 }
 
+// masqueradeRules returns the rules of the node's table that masquerade traffic leaving the
+// cluster.
 func masqueradeRules(t *testing.T, nd *testNode) []*nftables.Rule {
+	t.Helper()
+	var out []*nftables.Rule
+	for _, r := range tableRules(t, nd) {
+		if c, _ := userdata.GetString(r.UserData, userdata.TypeComment); c == masqueradeComment {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// tableRules returns every rule of the node's table.
+func tableRules(t *testing.T, nd *testNode) []*nftables.Rule {
 	t.Helper()
 	c := nftConnIn(t, nd.ns)
 	tb := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName(nd.cfg.Node)}

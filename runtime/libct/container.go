@@ -54,6 +54,11 @@ func (r *Runner) Start(ctx context.Context, cfg Config) (*Container, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("start container %q: %w", cfg.ID, err)
 	}
+	if !cfg.Privileged && !cfg.SeccompUnconfined { // the container gets a seccomp profile
+		if err := CheckSeccomp(); err != nil {
+			return nil, fmt.Errorf("start container %q: %w", cfg.ID, err)
+		}
+	}
 	unlock := r.lock(cfg.ID)
 	defer unlock()
 

@@ -36,6 +36,11 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		if os.Geteuid() == 0 {
+			// The container tests would each fail on libcontainer's "seccomp not supported".
+			if err := CheckSeccomp(); err != nil {
+				fmt.Fprintf(os.Stderr, "runtime/libct tests: %v (run the tests with -tags seccomp, as make test does)\n", err)
+				return 1
+			}
 			dir, err := os.MkdirTemp("", "shoal-libct-layer-")
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)

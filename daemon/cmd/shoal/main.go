@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Command shoal is the Shoal daemon and its command line, in one binary.
 package main
 

@@ -54,18 +54,17 @@ func randName(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// cgroup2Root finds the cgroup v2 hierarchy: /sys/fs/cgroup on a unified
-// system, /sys/fs/cgroup/unified in hybrid mode.
+// cgroup2Root finds the cgroup v2 hierarchy as the daemon does (lb.Cgroup2Root).
 func cgroup2Root(tb testing.TB) string {
 	tb.Helper()
-	for _, dir := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		var fs unix.Statfs_t
-		if unix.Statfs(dir, &fs) == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC {
-			return dir
-		}
+	root, err := lb.Cgroup2Root()
+	if errors.Is(err, lb.ErrNoCgroup2) {
+		tb.Skip(err)
 	}
-	tb.Skip("no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified")
-	return ""
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return root
 }
 
 // newCgroup creates a cgroup v2 directory; at cleanup whatever runs in it
