@@ -39,7 +39,8 @@ type PodState struct {
 	// Status has Kubernetes' shape: phase, conditions (Initialized, ContainersReady, Ready), the
 	// pod IP and one ContainerStatus per init and app container, with restart counts and the
 	// reasons Kubernetes uses (ContainerCreating, ErrImagePull, ImagePullBackOff, CrashLoopBackOff,
-	// CreateContainerError, Completed, Error, OOMKilled).
+	// CreateContainerError, Completed, Error, OOMKilled, PostStartHookError). Sidecars (init
+	// containers with restartPolicy Always) are among the init container statuses.
 	Status manifests.PodStatus
 }
 
@@ -74,9 +75,12 @@ type Runtime interface {
 	// UID (also one adopted from an earlier process) is left as it is. The Runtime keeps its own
 	// copy of spec: the caller may change or reuse it afterwards.
 	EnsurePod(ctx context.Context, spec *PodSpec) error
-	// RemovePod stops the pod's containers (SIGTERM, then SIGKILL after grace; nil grace means
-	// the pod's terminationGracePeriodSeconds) and removes its sandbox and state. Removing an
-	// unknown pod is not an error.
+	// RemovePod stops the pod's containers as the kubelet does (each container's preStop hook,
+	// then SIGTERM, then SIGKILL once grace is over, at least 2 s after SIGTERM; sidecars after
+	// the app containers, in reverse order; nil grace means the pod's
+	// terminationGracePeriodSeconds, a grace of 0 skips the hooks and kills at once) and removes
+	// its sandbox and state. Pods left by an earlier process are stopped the same way. Removing
+	// an unknown pod is not an error.
 	RemovePod(ctx context.Context, uid string, grace *time.Duration) error
 	// PodStatus reports one pod; ErrNotFound if the node has no pod with that UID.
 	PodStatus(ctx context.Context, uid string) (PodState, error)

@@ -1,6 +1,7 @@
 // Package runtimetest is the conformance suite of runtime.Runtime: every implementation — the
 // in-memory fake and the libcontainer runtime — must pass it. Containers run Shoal's test program
-// (tests/testapp), whose first argument selects a behaviour.
+// (tests/testapp), whose first argument selects a behaviour, or the gRPC health server
+// (runtime/imagetest/grpchealth).
 package runtimetest
 
 import (
@@ -26,6 +27,9 @@ type Harness struct {
 	Image string
 	// MissingImage cannot be pulled.
 	MissingImage string
+	// GRPCImage is a pullable image of the gRPC health server: Entrypoint ["/grpchealth"],
+	// arguments PORT [SERVICE=STATUS...] or PORT unimplemented.
+	GRPCImage string
 }
 
 // Run runs the suite. newHarness is called once per test, for a fresh node state.
@@ -51,6 +55,17 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"PolicyRefusesPrivileged", testPrivilegedRefused},
 		{"RemovePod", testRemovePod},
 		{"ReadoptsAfterReopen", testReadopt},
+		{"PostStartRunsBeforeRunning", testPostStart},
+		{"PostStartFailureKillsContainer", testPostStartFails},
+		{"PreStopRunsBeforeLivenessRestart", testPreStopOnRestart},
+		{"PreStopOnRemoveWithinGrace", testPreStopOnRemove},
+		{"PreStopForPodsOfAnEarlierRuntime", testPreStopOrphan},
+		{"SidecarsStartInOrder", testSidecarsInOrder},
+		{"SidecarsRestartAndStopAfterCompletion", testSidecarsCompletion},
+		{"SidecarReadinessCountsForPod", testSidecarReadiness},
+		{"TerminationMessages", testTerminationMessages},
+		{"TerminationMessageSurvivesReopen", testTerminationMessageReopen},
+		{"GRPCProbes", testGRPCProbes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -522,6 +537,9 @@ func testReadopt(t *testing.T, h *Harness) {
 		}
 	}
 	before := waitFor(t, rt, spec.UID, "Running", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).State.Running != nil })
+	if before.StartTime == nil || before.StartTime.IsZero() {
+		t.Fatalf("no startTime: %s", describe(before))
+	}
 	// The count only grows: what the first runtime reported is a floor for the second.
 	restartsBefore := app(waitFor(t, rt, restartOnce.UID, "a restart", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).RestartCount >= 1 })).RestartCount
 	restartOnce.Pod.Spec.Containers[0].Args = []string{"serve"} // what runs now is kept, not this
@@ -549,6 +567,9 @@ func testReadopt(t *testing.T, h *Harness) {
 	if app(after).ContainerID != app(before).ContainerID || app(after).RestartCount != 0 {
 		t.Errorf("after reopening: container %s restarts %d; want the same container %s, no restart",
 			app(after).ContainerID, app(after).RestartCount, app(before).ContainerID)
+	}
+	if after.StartTime == nil || !after.StartTime.Equal(before.StartTime.Time) {
+		t.Errorf("startTime after reopening %v, want the pod's first start time %v", after.StartTime, before.StartTime)
 	}
 	if err := rt2.EnsurePod(context.Background(), restartOnce); err != nil {
 		t.Fatal(err)
