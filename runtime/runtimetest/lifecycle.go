@@ -101,7 +101,7 @@ func testPreStopOnRestart(t *testing.T, h *Harness) {
 	c.VolumeMounts = []manifests.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
 	c.Lifecycle = &manifests.Lifecycle{PreStop: execHook("/testapp", "write", "/scratch/prestop", "ran")}
 	c.LivenessProbe = &manifests.Probe{
-		ProbeHandler:  manifests.ProbeHandler{Exec: &manifests.ExecAction{Command: []string{"/testapp", "exit", "1"}}},
+		ProbeHandler:        manifests.ProbeHandler{Exec: &manifests.ExecAction{Command: []string{"/testapp", "exit", "1"}}},
 		InitialDelaySeconds: 2, PeriodSeconds: 1, TimeoutSeconds: 2, SuccessThreshold: 1, FailureThreshold: 1,
 	}
 	ensure(t, rt, spec)
