@@ -69,8 +69,10 @@ type ExecOptions struct {
 // stops the Runtime's own work and leaves containers running, and a new Runtime over the same state
 // re-adopts them when the pod is ensured again (same container IDs and PIDs, restart counts kept).
 type Runtime interface {
-	// EnsurePod makes the pod run: sandbox, init containers in order, then the app containers,
-	// restarted per restartPolicy with crash-loop backoff and probed as the spec says. It returns
+	// EnsurePod makes the pod run: sandbox, init containers in order (a sidecar, an init
+	// container with restartPolicy Always, only until it has started: it keeps running beside the
+	// pod), then the app containers, each with its postStart hook, restarted per restartPolicy
+	// with crash-loop backoff (sidecars always) and probed as the spec says. It returns
 	// once the pod is accepted; progress shows in PodStatus. Idempotent: a pod already known by
 	// UID (also one adopted from an earlier process) is left as it is. The Runtime keeps its own
 	// copy of spec: the caller may change or reuse it afterwards.
