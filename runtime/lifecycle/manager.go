@@ -296,6 +296,7 @@ func orphanState(sb Sandbox, ctrs []ContainerInfo) runtime.PodState {
 			st.Status.ContainerStatuses = append(st.Status.ContainerStatuses, cs)
 		}
 	}
+	capMessages(&st.Status, len(st.Status.InitContainerStatuses)+len(st.Status.ContainerStatuses))
 	return st
 }
 

@@ -117,3 +117,28 @@ func TestResolvePort(t *testing.T) {
 		}
 	}
 }
+
+func TestTerminationMessagesShareTheirPodsLimit(t *testing.T) {
+	long := func(n int) manifests.ContainerState {
+		st := exited(1)
+		st.Terminated.Message = string(make([]byte, n))
+		return st
+	}
+	a, b, c, d := plain(long(4096)), plain(long(4096)), plain(long(100)), plain(long(10))
+	c.last = long(4096)
+	w := worker(manifests.RestartPolicyNever, []*ctrState{a}, []*ctrState{b, c, d})
+	st := w.state().Status
+	for _, cs := range append(st.InitContainerStatuses, st.ContainerStatuses...) {
+		for _, s := range []manifests.ContainerState{cs.State, cs.LastState} {
+			if s.Terminated != nil && len(s.Terminated.Message) > 12<<10/4 {
+				t.Errorf("a message of %d bytes in a pod of 4 containers, want at most %d", len(s.Terminated.Message), 12<<10/4)
+			}
+		}
+	}
+	if got := len(st.ContainerStatuses[1].State.Terminated.Message); got != 100 {
+		t.Errorf("a short message was cut to %d bytes", got)
+	}
+	if len(a.state.Terminated.Message) != 4096 {
+		t.Errorf("cutting the status changed the container's own state")
+	}
+}

@@ -520,13 +520,25 @@ func (w *podWorker) finish() {
 		byName[cs.spec.Name] = cs
 	}
 	var targets []stopTarget
+	var gone []ContainerInfo // exited while their loop was being stopped
 	for _, c := range latestContainers(w.spec.UID, ctrs) {
-		if cs := byName[c.Meta.Name]; cs != nil && c.Status == ContainerRunning {
+		cs := byName[c.Meta.Name]
+		switch {
+		case cs == nil:
+		case c.Status == ContainerRunning:
 			targets = append(targets, stopTarget{info: ContainerInfo{ID: c.ID, Meta: w.meta(cs, c.Meta.Attempt)}, order: cs.sidecarOrder()})
+		case c.Status == ContainerExited:
+			gone = append(gone, c)
 		}
 	}
 	results := w.m.terminate(w.ctx, w.currentSandbox(), targets, podGrace(w.spec.Pod.Spec.TerminationGracePeriodSeconds))
 	w.update(func() {
+		for _, c := range gone {
+			if cs := byName[c.Meta.Name]; cs.state.Running != nil {
+				cs.state = driverState(c)
+				cs.ready, cs.started = false, false
+			}
+		}
 		for i, r := range results {
 			cs := byName[targets[i].info.Meta.Name]
 			if r.err != nil {
@@ -835,6 +847,7 @@ func (w *podWorker) state() runtime.PodState {
 		s.ContainerStatuses = append(s.ContainerStatuses, cs.status())
 		allReady = allReady && cs.ready
 	}
+	capMessages(s, len(w.inits)+len(w.apps))
 	initialized := len(w.inits) == 0 || w.initialized
 	s.Phase = w.phase()
 	now := manifests.NewTime(time.Now())
@@ -852,6 +865,32 @@ func (w *podWorker) state() runtime.PodState {
 		cond(manifests.PodReady, allReady),
 	}
 	return st
+}
+
+// maxPodMessages bounds the termination messages of one pod's statuses, shared evenly between
+// its containers: the kubelet's MaxPodTerminationMessageLogLength.
+const maxPodMessages = 12 << 10
+
+// capMessages cuts each termination message of the statuses to the pod's share of
+// maxPodMessages (their first bytes), as the kubelet's status manager does.
+func capMessages(s *manifests.PodStatus, containers int) {
+	if containers == 0 {
+		return
+	}
+	per := maxPodMessages / containers
+	cut := func(st *manifests.ContainerState) {
+		if t := st.Terminated; t != nil && len(t.Message) > per {
+			c := *t
+			c.Message = c.Message[:per]
+			st.Terminated = &c
+		}
+	}
+	for _, list := range [][]manifests.ContainerStatus{s.InitContainerStatuses, s.ContainerStatuses} {
+		for i := range list {
+			cut(&list[i].State)
+			cut(&list[i].LastState)
+		}
+	}
 }
 
 // status is the container's status as the kubelet reports it: started while running and past
