@@ -39,7 +39,8 @@ type PodState struct {
 	// Status has Kubernetes' shape: phase, conditions (Initialized, ContainersReady, Ready), the
 	// pod IP and one ContainerStatus per init and app container, with restart counts and the
 	// reasons Kubernetes uses (ContainerCreating, ErrImagePull, ImagePullBackOff, CrashLoopBackOff,
-	// CreateContainerError, Completed, Error, OOMKilled).
+	// CreateContainerError, Completed, Error, OOMKilled, PostStartHookError). Sidecars (init
+	// containers with restartPolicy Always) are among the init container statuses.
 	Status manifests.PodStatus
 }
 
@@ -68,15 +69,20 @@ type ExecOptions struct {
 // stops the Runtime's own work and leaves containers running, and a new Runtime over the same state
 // re-adopts them when the pod is ensured again (same container IDs and PIDs, restart counts kept).
 type Runtime interface {
-	// EnsurePod makes the pod run: sandbox, init containers in order, then the app containers,
-	// restarted per restartPolicy with crash-loop backoff and probed as the spec says. It returns
+	// EnsurePod makes the pod run: sandbox, init containers in order (a sidecar, an init
+	// container with restartPolicy Always, only until it has started: it keeps running beside the
+	// pod), then the app containers, each with its postStart hook, restarted per restartPolicy
+	// with crash-loop backoff (sidecars always) and probed as the spec says. It returns
 	// once the pod is accepted; progress shows in PodStatus. Idempotent: a pod already known by
 	// UID (also one adopted from an earlier process) is left as it is. The Runtime keeps its own
 	// copy of spec: the caller may change or reuse it afterwards.
 	EnsurePod(ctx context.Context, spec *PodSpec) error
-	// RemovePod stops the pod's containers (SIGTERM, then SIGKILL after grace; nil grace means
-	// the pod's terminationGracePeriodSeconds) and removes its sandbox and state. Removing an
-	// unknown pod is not an error.
+	// RemovePod stops the pod's containers as the kubelet does (each container's preStop hook,
+	// then SIGTERM, then SIGKILL once grace is over, at least 2 s after SIGTERM; sidecars after
+	// the app containers, in reverse order; nil grace means the pod's
+	// terminationGracePeriodSeconds, a grace of 0 skips the hooks and kills at once) and removes
+	// its sandbox and state. Pods left by an earlier process are stopped the same way. Removing
+	// an unknown pod is not an error.
 	RemovePod(ctx context.Context, uid string, grace *time.Duration) error
 	// PodStatus reports one pod; ErrNotFound if the node has no pod with that UID.
 	PodStatus(ctx context.Context, uid string) (PodState, error)

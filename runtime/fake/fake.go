@@ -1,7 +1,8 @@
 // Package fake is an in-memory lifecycle.Driver for fast tests of everything above the runtime.
 // It runs no processes: a container "runs" the behaviour of Shoal's test program (tests/testapp)
-// that its command names — serve, sleep, exit, crash, alloc, print, ticker, read — so that the
-// runtime conformance suite passes against it and against real containers alike.
+// that its command names — serve, sleep, exit, crash, alloc, print, ticker, read, write,
+// ignore-term — or of the gRPC health server (runtime/imagetest/grpchealth), so that the runtime
+// conformance suite passes against it and against real containers alike.
 package fake
 
 import (
@@ -23,6 +24,16 @@ import (
 // TestAppPath is where the test program lives in the fake's images.
 const TestAppPath = "/testapp"
 
+// GRPCHealthPath is where the gRPC health server lives in the fake's GRPCHealthImage.
+const GRPCHealthPath = "/grpchealth"
+
+// Limits of termination messages, as the kubelet's.
+const (
+	maxMessage        = 4096 // bytes of the termination message file
+	maxLogMessage     = 2048 // bytes of the log tail that stands in for it
+	maxLogMessageLine = 80   // lines of that tail
+)
+
 // Driver is the fake. The zero value is not usable; call New.
 type Driver struct {
 	mu         sync.Mutex
@@ -32,6 +43,22 @@ type Driver struct {
 	containers map[string]*container
 	nextID     int
 	nextIP     int
+	stops      []Stop
+}
+
+// Stop records one StopContainer call: which container, with what grace, when.
+type Stop struct {
+	Pod, Container string
+	Grace          time.Duration
+	At             time.Time
+}
+
+// Stops returns the StopContainer calls so far, in order, for tests that check how the runtime
+// stops containers.
+func (d *Driver) Stops() []Stop {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Stop(nil), d.stops...)
 }
 
 type sandbox struct {
@@ -48,7 +75,11 @@ type container struct {
 	logs   []logLine
 	exited chan struct{}
 	term   chan struct{} // closed on SIGTERM
-	port   int           // serve
+	killed chan struct{} // closed on SIGKILL
+	port   int           // serve, grpchealth
+	files  map[string][]byte
+	// grpchealth: the status of each service ("" : the server); nil: no health service.
+	health map[string]string
 }
 
 type logLine struct {
@@ -71,6 +102,12 @@ func New(images ...lifecycle.Image) *Driver {
 	return d
 }
 
+// GRPCHealthImage returns an image like the one imagetest.GRPCHealthImage builds.
+func GRPCHealthImage(ref string) lifecycle.Image {
+	return lifecycle.Image{Ref: ref, ID: "sha256:" + strings.Repeat("1", 64), Entrypoint: []string{GRPCHealthPath},
+		Cmd: []string{"9090"}, WorkingDir: "/"}
+}
+
 // TestAppImage returns an image like the one tests build around tests/testapp.
 func TestAppImage(ref string) lifecycle.Image {
 	return lifecycle.Image{Ref: ref, ID: "sha256:" + strings.Repeat("0", 64), Entrypoint: []string{TestAppPath},
@@ -87,8 +124,13 @@ func (d *Driver) CreateSandbox(_ context.Context, cfg lifecycle.SandboxConfig) (
 		return s.sb, nil
 	}
 	d.nextIP++
+	start := cfg.StartTime
+	if start.IsZero() {
+		start = time.Now()
+	}
 	s := &sandbox{
-		sb:    lifecycle.Sandbox{UID: cfg.UID, Namespace: cfg.Namespace, Name: cfg.Name, NetNS: "/fake/netns/" + cfg.UID, IP: fmt.Sprintf("10.244.0.%d", 1+d.nextIP%250)},
+		sb: lifecycle.Sandbox{UID: cfg.UID, Namespace: cfg.Namespace, Name: cfg.Name, NetNS: "/fake/netns/" + cfg.UID,
+			IP: fmt.Sprintf("10.244.0.%d", 1+d.nextIP%250), StartTime: start},
 		files: map[string][]byte{},
 		vols:  map[string]lifecycle.VolumeConfig{},
 	}
@@ -141,8 +183,12 @@ func (d *Driver) StartContainer(_ context.Context, cfg lifecycle.ContainerConfig
 	if len(cfg.Args) == 0 {
 		return "", errors.New("no command")
 	}
-	if cfg.Args[0] != TestAppPath && path.Base(cfg.Args[0]) != "testapp" {
+	grpcHealth := cfg.Args[0] == GRPCHealthPath
+	if cfg.Args[0] != TestAppPath && path.Base(cfg.Args[0]) != "testapp" && !grpcHealth {
 		return "", fmt.Errorf("exec: %q: executable file not found in $PATH", cfg.Args[0])
+	}
+	if p := cfg.TerminationMessagePath; p != "" && !path.IsAbs(p) {
+		return "", fmt.Errorf("terminationMessagePath %q must be an absolute path", p)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -158,9 +204,17 @@ func (d *Driver) StartContainer(_ context.Context, cfg lifecycle.ContainerConfig
 		cfg:    cfg,
 		exited: make(chan struct{}),
 		term:   make(chan struct{}),
+		killed: make(chan struct{}),
+		files:  map[string][]byte{},
 	}
-	if len(cfg.Args) > 1 {
+	switch {
+	case grpcHealth:
+		c.mode, c.args = "grpchealth", cfg.Args[1:]
+	case len(cfg.Args) > 1:
 		c.mode, c.args = cfg.Args[1], cfg.Args[2:]
+	}
+	if p := cfg.TerminationMessagePath; p != "" {
+		c.files[p] = nil // an empty file the container may write
 	}
 	d.containers[c.info.ID] = c
 	go d.simulate(c)
@@ -185,6 +239,20 @@ func (d *Driver) simulate(c *container) {
 	}
 	forever := func() { <-c.term }
 	switch c.mode {
+	case "grpchealth":
+		d.serveHealth(c)
+		forever()
+	case "ignore-term":
+		d.logf(c, "stdout", "ignoring SIGTERM")
+		<-c.killed
+	case "write":
+		if err := d.writeFile(c, arg(c.args, 0, ""), []byte(arg(c.args, 1, "x"))); err != nil {
+			d.logf(c, "stderr", "testapp: %v", err)
+			d.exit(c, 1, 0, false)
+			return
+		}
+		d.logf(c, "stdout", "ok")
+		d.exit(c, 0, 0, false)
 	case "serve":
 		p, _ := strconv.Atoi(arg(c.args, 0, "8080"))
 		d.mu.Lock()
@@ -250,13 +318,63 @@ func (d *Driver) simulate(c *container) {
 	}
 }
 
-// readFile reads a file of a mounted configMap or secret volume.
+// serveHealth plays grpchealth PORT [SERVICE=STATUS...] | PORT unimplemented: the server's
+// status is SERVING unless "=STATUS" sets it, services have the statuses given.
+func (d *Driver) serveHealth(c *container) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c.port, _ = strconv.Atoi(arg(c.args, 0, "9090"))
+	if arg(c.args, 1, "") == "unimplemented" {
+		return
+	}
+	c.health = map[string]string{"": "SERVING"}
+	for _, a := range c.args[min(1, len(c.args)):] {
+		svc, status, _ := strings.Cut(a, "=")
+		c.health[svc] = status
+	}
+}
+
+// writeFile writes a file of the container: in an emptyDir volume (shared with the pod's other
+// containers that mount it), or its own (rootfs, termination message file).
+func (d *Driver) writeFile(c *container, name string, data []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.sandboxes[c.cfg.Meta.PodUID]
+	if s == nil {
+		return errors.New("no sandbox")
+	}
+	if name == c.cfg.TerminationMessagePath {
+		c.files[name] = data
+		return nil
+	}
+	for _, m := range c.cfg.Mounts {
+		rel, ok := strings.CutPrefix(name, strings.TrimSuffix(m.Destination, "/")+"/")
+		if !ok {
+			continue
+		}
+		if m.ReadOnly || s.vols[m.Volume].EmptyDir == nil {
+			return fmt.Errorf("open %s: read-only file system", name)
+		}
+		s.files[m.Volume+"/"+path.Join(m.SubPath, rel)] = data
+		return nil
+	}
+	if c.cfg.ReadonlyRootfs {
+		return fmt.Errorf("open %s: read-only file system", name)
+	}
+	c.files[name] = data
+	return nil
+}
+
+// readFile reads a file of a mounted volume or of the container's own.
 func (d *Driver) readFile(c *container, name string) ([]byte, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.sandboxes[c.cfg.Meta.PodUID]
 	if s == nil {
 		return nil, errors.New("no sandbox")
+	}
+	if data, ok := c.files[name]; ok {
+		return data, nil
 	}
 	for _, m := range c.cfg.Mounts {
 		rel, ok := strings.CutPrefix(name, strings.TrimSuffix(m.Destination, "/")+"/")
@@ -289,7 +407,29 @@ func (d *Driver) exit(c *container, code, signal int32, oom bool) {
 	c.info.ExitCode, c.info.Signal, c.info.OOMKilled = code, signal, oom
 	c.info.FinishedAt = time.Now()
 	c.info.PID = 0
+	c.info.Message = c.terminationMessage()
 	close(c.exited)
+}
+
+// terminationMessage is the end of the container's termination message file, or with
+// FallbackToLogsOnError, when that is empty and the container failed, the end of its log.
+func (c *container) terminationMessage() string {
+	p := c.cfg.TerminationMessagePath
+	if p == "" {
+		return ""
+	}
+	if msg := c.files[p]; len(msg) > 0 {
+		return string(msg[max(0, len(msg)-maxMessage):])
+	}
+	if c.cfg.TerminationMessagePolicy != manifests.TerminationMessageFallbackToLogsOnError || c.info.ExitCode == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, l := range c.logs[max(0, len(c.logs)-maxLogMessageLine):] {
+		b.WriteString(l.text + "\n")
+	}
+	out := b.String()
+	return out[max(0, len(out)-maxLogMessage):]
 }
 
 // Containers lists the containers.
@@ -331,31 +471,72 @@ func (d *Driver) WaitContainer(ctx context.Context, id string) (lifecycle.Contai
 	return c.info, nil
 }
 
-// StopContainer "sends SIGTERM": the test program exits 0 on it at once.
-func (d *Driver) StopContainer(ctx context.Context, id string, _ time.Duration) (lifecycle.ContainerInfo, error) {
+// StopContainer "sends SIGTERM": the test program exits 0 on it at once, except in mode
+// ignore-term, which only SIGKILL stops, grace later.
+func (d *Driver) StopContainer(ctx context.Context, id string, grace time.Duration) (lifecycle.ContainerInfo, error) {
 	c, err := d.get(id)
 	if err != nil {
 		return lifecycle.ContainerInfo{}, err
 	}
 	d.mu.Lock()
+	d.stops = append(d.stops, Stop{Pod: c.info.Meta.PodUID, Container: c.info.Meta.Name, Grace: grace, At: time.Now()})
+	d.mu.Unlock()
+	return d.stop(ctx, c, grace)
+}
+
+func (d *Driver) stop(ctx context.Context, c *container, grace time.Duration) (lifecycle.ContainerInfo, error) {
+	d.mu.Lock()
 	running := c.info.Status == lifecycle.ContainerRunning
 	if running {
-		select {
-		case <-c.term:
-		default:
-			close(c.term)
-		}
+		closeOnce(c.term)
 	}
 	d.mu.Unlock()
-	if running {
+	switch {
+	case !running:
+	case c.mode == "ignore-term" && grace > 0:
+		t := time.NewTimer(grace)
+		select {
+		case <-t.C:
+			d.kill(c)
+		case <-c.exited:
+		case <-ctx.Done():
+			t.Stop()
+			return lifecycle.ContainerInfo{}, ctx.Err()
+		}
+	case c.mode == "ignore-term":
+		d.kill(c)
+	default:
 		d.exit(c, 0, 0, false)
 	}
-	return d.WaitContainer(ctx, id)
+	return d.WaitContainer(ctx, c.info.ID)
+}
+
+// kill plays SIGKILL.
+func (d *Driver) kill(c *container) {
+	d.mu.Lock()
+	closeOnce(c.killed)
+	d.mu.Unlock()
+	d.exit(c, 137, 9, false)
+}
+
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
 }
 
 // RemoveContainer forgets a container, stopping it first.
 func (d *Driver) RemoveContainer(ctx context.Context, id string) error {
-	if _, err := d.StopContainer(ctx, id, 0); err != nil {
+	c, err := d.get(id)
+	if errors.Is(err, runtime.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := d.stop(ctx, c, 0); err != nil {
 		if errors.Is(err, runtime.ErrNotFound) {
 			return nil
 		}
@@ -413,15 +594,8 @@ func (d *Driver) Exec(ctx context.Context, id string, opts runtime.ExecOptions) 
 		out(opts.Stdout, string(data))
 		return 0, nil
 	case "write":
-		name := arg(cmd, 2, "")
-		for _, m := range c.cfg.Mounts {
-			if strings.HasPrefix(name, strings.TrimSuffix(m.Destination, "/")+"/") && m.ReadOnly {
-				out(opts.Stderr, "testapp: open "+name+": read-only file system\n")
-				return 1, nil
-			}
-		}
-		if c.cfg.ReadonlyRootfs {
-			out(opts.Stderr, "testapp: open "+name+": read-only file system\n")
+		if err := d.writeFile(c, arg(cmd, 2, ""), []byte(arg(cmd, 3, "x"))); err != nil {
+			out(opts.Stderr, "testapp: "+err.Error()+"\n")
 			return 1, nil
 		}
 		out(opts.Stdout, "ok\n")
@@ -478,7 +652,7 @@ func (d *Driver) Logs(ctx context.Context, id string, opts runtime.LogOptions, w
 
 // ProbeTCP succeeds when a running container of the pod serves the port.
 func (d *Driver) ProbeTCP(_ context.Context, sb lifecycle.Sandbox, _ string, port int) error {
-	if d.serving(sb.UID, port) {
+	if d.serving(sb.UID, port) != nil {
 		return nil
 	}
 	return fmt.Errorf("dial tcp :%d: connect: connection refused", port)
@@ -487,19 +661,40 @@ func (d *Driver) ProbeTCP(_ context.Context, sb lifecycle.Sandbox, _ string, por
 // ProbeHTTP succeeds when a running container of the pod serves the port (the test program
 // answers every path).
 func (d *Driver) ProbeHTTP(_ context.Context, sb lifecycle.Sandbox, p lifecycle.HTTPProbe) error {
-	if d.serving(sb.UID, p.Port) {
+	if c := d.serving(sb.UID, p.Port); c != nil && c.mode == "serve" {
 		return nil
 	}
 	return fmt.Errorf("get http://:%d%s: connect: connection refused", p.Port, p.Path)
 }
 
-func (d *Driver) serving(uid string, port int) bool {
+// ProbeGRPC answers as the gRPC health server a running container of the pod plays.
+func (d *Driver) ProbeGRPC(_ context.Context, sb lifecycle.Sandbox, p lifecycle.GRPCProbe) error {
+	c := d.serving(sb.UID, p.Port)
+	if c == nil {
+		return fmt.Errorf("grpc probe: connect to port %d: connection refused", p.Port)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch status, ok := c.health[p.Service]; {
+	case c.mode != "grpchealth":
+		return fmt.Errorf("grpc probe: port %d does not speak gRPC", p.Port)
+	case c.health == nil:
+		return fmt.Errorf("grpc probe: the server on port %d does not implement the grpc health protocol (grpc.health.v1.Health)", p.Port)
+	case !ok:
+		return fmt.Errorf("grpc probe: health rpc failed: NotFound: unknown service %q", p.Service)
+	case status != "SERVING":
+		return fmt.Errorf("grpc probe: service %q is unhealthy: it answered %s", p.Service, status)
+	}
+	return nil
+}
+
+func (d *Driver) serving(uid string, port int) *container {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, c := range d.containers {
 		if c.cfg.Meta.PodUID == uid && c.port == port && c.info.Status == lifecycle.ContainerRunning {
-			return true
+			return c
 		}
 	}
-	return false
+	return nil
 }

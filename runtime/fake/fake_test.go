@@ -12,7 +12,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	runtimetest.Run(t, func(t *testing.T) *runtimetest.Harness {
-		d := fake.New(fake.TestAppImage("localhost/testapp:v1"))
+		d := fake.New(fake.TestAppImage("localhost/testapp:v1"), fake.GRPCHealthImage("localhost/grpchealth:v1"))
 		return &runtimetest.Harness{
 			Open: func(t *testing.T) runtime.Runtime {
 				m, err := lifecycle.New(lifecycle.Config{Driver: d, Backoff: lifecycle.Backoff{Base: 100 * time.Millisecond}})
@@ -23,6 +23,7 @@ func TestConformance(t *testing.T) {
 			},
 			Image:        "localhost/testapp:v1",
 			MissingImage: "localhost/missing:v1",
+			GRPCImage:    "localhost/grpchealth:v1",
 		}
 	})
 }

@@ -391,8 +391,8 @@ func TestPullRejectsCorruptBlob(t *testing.T) {
 	if !errors.Is(err, ErrPullFailed) {
 		t.Fatalf("pull of a corrupt blob: %v, want ErrPullFailed", err)
 	}
-	if imgs, _ := s.List(ctx); len(imgs) != 0 {
-		t.Fatalf("corrupt image stored: %v", imgs)
+	if imgs, err := s.List(ctx); err != nil || len(imgs) != 0 {
+		t.Fatalf("after a corrupt pull the store lists %v (%v), want no images", imgs, err)
 	}
 	s.Close()
 	assertNoPartials(t, s)
@@ -520,7 +520,10 @@ func TestStoreSurvivesReopen(t *testing.T) {
 	if _, err := NewStore(ctx, Config{Root: root}); !errors.Is(err, ErrStoreLocked) {
 		t.Fatalf("second store on an open root: %v, want ErrStoreLocked", err)
 	}
-	before, _ := s.List(ctx)
+	before, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 
 	s2 := newTestStoreAt(t, root, host)
@@ -568,8 +571,8 @@ func TestRemove(t *testing.T) {
 	if err := s.Remove(ctx, digestOf(t, img)); err != nil {
 		t.Fatal(err)
 	}
-	if imgs, _ := s.List(ctx); len(imgs) != 0 {
-		t.Fatalf("images left: %v", imgs)
+	if imgs, err := s.List(ctx); err != nil || len(imgs) != 0 {
+		t.Fatalf("after removing every name the store lists %v (%v), want no images", imgs, err)
 	}
 	if err := s.Remove(ctx, host+"/rm:v2"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Remove of a missing image: %v", err)

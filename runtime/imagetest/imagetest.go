@@ -44,11 +44,14 @@ var Epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 // DefaultPath is the PATH set in the test app image.
 const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-var testApp struct {
+// binary is a test program built once per process.
+type binary struct {
 	once sync.Once
 	bin  []byte
 	err  error
 }
+
+var testApp, grpcHealth binary
 
 // ModuleRoot returns the directory of the go.mod enclosing the working
 // directory.
@@ -85,28 +88,52 @@ func BuildTestApp(t testing.TB) string {
 
 func testAppBinary(t testing.TB) []byte {
 	t.Helper()
+	return testApp.build(t, "./tests/testapp")
+}
+
+// build builds the package pkg of the module (static, CGO_ENABLED=0, stripped) once per
+// process and returns the binary.
+func (b *binary) build(t testing.TB, pkg string) []byte {
+	t.Helper()
 	root := ModuleRoot(t)
-	testApp.once.Do(func() {
-		dir, err := os.MkdirTemp("", "shoal-testapp-")
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "shoal-testbin-")
 		if err != nil {
-			testApp.err = err
+			b.err = err
 			return
 		}
 		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "testapp")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./tests/testapp")
+		out := filepath.Join(dir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			testApp.err = fmt.Errorf("go build ./tests/testapp: %v\n%s", err, b)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, o)
 			return
 		}
-		testApp.bin, testApp.err = os.ReadFile(out)
+		b.bin, b.err = os.ReadFile(out)
 	})
-	if testApp.err != nil {
-		t.Fatalf("build testapp: %v", testApp.err)
+	if b.err != nil {
+		t.Fatalf("build %s: %v", pkg, b.err)
 	}
-	return testApp.bin
+	return b.bin
+}
+
+// GRPCHealthPath is where GRPCHealthImage holds the gRPC health server.
+const GRPCHealthPath = "/grpchealth"
+
+// GRPCHealthImage returns an OCI image of the gRPC health server of
+// runtime/imagetest/grpchealth at /grpchealth: Entrypoint ["/grpchealth"],
+// Cmd ["9090"] (the server SERVING on port 9090), with /tmp. The same build
+// gives the same digest.
+func GRPCHealthImage(t testing.TB) v1.Image {
+	t.Helper()
+	bin := grpcHealth.build(t, "./runtime/imagetest/grpchealth")
+	layer := Layer(t,
+		File{Path: "tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
+		File{Path: "grpchealth", Mode: 0o755, Content: bin},
+	)
+	return Image(t, v1.Config{Entrypoint: []string{GRPCHealthPath}, Cmd: []string{"9090"}, WorkingDir: "/"}, layer)
 }
 
 // File is one entry of a layer built by Layer.

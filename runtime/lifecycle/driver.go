@@ -47,8 +47,13 @@ type Driver interface {
 	// ProbeTCP connects to host:port from inside the sandbox's network namespace.
 	ProbeTCP(ctx context.Context, sb Sandbox, host string, port int) error
 	// ProbeHTTP sends a GET from inside the sandbox's network namespace; a status in
-	// [200, 400) is success.
+	// [200, 400) is success (any response, with HTTPProbe.AnyStatus).
 	ProbeHTTP(ctx context.Context, sb Sandbox, p HTTPProbe) error
+	// ProbeGRPC calls grpc.health.v1.Health/Check on the pod's address from inside the
+	// sandbox's network namespace, until ctx ends; the status SERVING is success, anything else
+	// (NOT_SERVING, an unknown service, a server without the health service, no connection) an
+	// error that says which.
+	ProbeGRPC(ctx context.Context, sb Sandbox, p GRPCProbe) error
 }
 
 // SandboxConfig describes a pod's sandbox.
@@ -60,6 +65,9 @@ type SandboxConfig struct {
 	Volumes   []VolumeConfig
 	// PidsLimit caps the number of processes of the whole pod.
 	PidsLimit int64
+	// StartTime is when the node took the pod on (its status.startTime). The driver keeps it
+	// with the sandbox, so that a pod re-adopted by a later process keeps its start time.
+	StartTime time.Time
 }
 
 // Sandbox is a pod's sandbox as the driver made it.
@@ -71,6 +79,9 @@ type Sandbox struct {
 	NetNS string
 	// IP is the pod's address ("" when the pod has only loopback).
 	IP string
+	// StartTime is SandboxConfig.StartTime as the sandbox was first made with it (the time of
+	// its creation when that was zero).
+	StartTime time.Time
 }
 
 // VolumeConfig is one pod volume, resolved: the Manager has read the ConfigMap or Secret.
@@ -123,6 +134,14 @@ type ContainerConfig struct {
 	ReadonlyRootfs     bool
 	SeccompUnconfined  bool
 	SupplementalGroups []uint32
+	// TerminationMessagePath, when set, is where the container finds a file of its own, empty
+	// and writable by any user, whose content (its last 4096 bytes) becomes the termination
+	// message of each run: ContainerInfo.Message. With TerminationMessagePolicy
+	// FallbackToLogsOnError, a run that failed and left the file empty gets the end of its log
+	// instead (the last 80 lines, at most 2048 bytes). The driver keeps the file with the
+	// container, so the message of a run that ended while no process watched is not lost.
+	TerminationMessagePath   string
+	TerminationMessagePolicy manifests.TerminationMessagePolicy
 }
 
 // ContainerMeta identifies a container and is kept by the driver with it, so that a new process
@@ -133,7 +152,13 @@ type ContainerMeta struct {
 	PodName      string
 	Name         string // container name in the pod
 	Init         bool   // an init container
+	Sidecar      bool   // an init container with restartPolicy Always
 	Attempt      int32  // 0 for the first run, then the restart count
+	// What stopping the container takes when no pod spec is at hand (a pod left by an earlier
+	// process): its preStop hook, its ports (named ports of the hook), the pod's grace period.
+	PreStop            *manifests.LifecycleHandler `json:",omitempty"`
+	Ports              []manifests.ContainerPort   `json:",omitempty"`
+	GracePeriodSeconds *int64                      `json:",omitempty"`
 }
 
 // Mount binds a volume (or a part of it) into a container.
@@ -151,6 +176,16 @@ type HTTPProbe struct {
 	Port    int
 	Path    string
 	Headers map[string]string
+	// AnyStatus makes any HTTP response a success, as for lifecycle hooks (the kubelet does not
+	// look at their status); an HTTPS request answered in plain HTTP is then sent again over HTTP.
+	AnyStatus bool
+}
+
+// GRPCProbe is a grpc probe, resolved: the port on the pod's address and the service to ask
+// about ("" : the server as a whole).
+type GRPCProbe struct {
+	Port    int
+	Service string
 }
 
 // ContainerStatus is the life state of a container process.
@@ -176,4 +211,7 @@ type ContainerInfo struct {
 	ExitCode   int32
 	Signal     int32
 	OOMKilled  bool
+	// Message is the termination message of an exited container (see
+	// ContainerConfig.TerminationMessagePath).
+	Message string
 }

@@ -102,42 +102,53 @@ func (m *Manager) EnsurePod(ctx context.Context, spec *runtime.PodSpec) error {
 	return nil
 }
 
-// RemovePod stops and removes the pod, whether a worker runs it or an earlier process left it.
+// RemovePod stops and removes the pod, whether a worker runs it or an earlier process left it,
+// as the kubelet stops a pod: preStop hooks first, app containers, then sidecars in reverse
+// order, all within the grace period (see terminate). For a pod no worker runs, the hooks and
+// the grace period are those the driver kept with its containers.
 func (m *Manager) RemovePod(ctx context.Context, uid string, grace *time.Duration) error {
 	m.mu.Lock()
 	w := m.pods[uid]
 	m.mu.Unlock()
-
-	g := 30 * time.Second
 	if w != nil {
-		if tg := w.spec.Pod.Spec.TerminationGracePeriodSeconds; tg != nil {
-			g = time.Duration(*tg) * time.Second
-		}
 		w.stop()
 	}
-	if grace != nil {
-		g = *grace
-	}
 	d := m.cfg.Driver
-	ctrs, err := d.Containers(ctx, uid)
+	var ctrs []ContainerInfo
+	all, err := d.Containers(ctx, uid)
 	if err != nil {
 		return fmt.Errorf("remove pod %s: %w", uid, err)
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(ctrs))
-	for i, c := range ctrs {
-		if c.Meta.PodUID != uid {
-			continue
+	for _, c := range all {
+		if c.Meta.PodUID == uid {
+			ctrs = append(ctrs, c)
 		}
+	}
+	sb, err := m.sandboxOf(ctx, w, uid)
+	if err != nil {
+		return fmt.Errorf("remove pod %s: %w", uid, err)
+	}
+	var targets []stopTarget
+	for _, c := range ctrs {
+		if c.Status == ContainerRunning {
+			targets = append(targets, stopTarget{info: c, order: sidecarOrder(w, c.Meta)})
+		}
+	}
+	var errs []error
+	for _, r := range m.terminate(ctx, sb, targets, removeGrace(w, ctrs, grace)) {
+		if !errors.Is(r.err, runtime.ErrNotFound) {
+			errs = append(errs, r.err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove pod %s: %w", uid, err)
+	}
+	errs = make([]error, len(ctrs))
+	var wg sync.WaitGroup
+	for i, c := range ctrs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if c.Status == ContainerRunning {
-				if _, err := d.StopContainer(ctx, c.ID, g); err != nil {
-					errs[i] = fmt.Errorf("stop container %s: %w", c.Meta.Name, err)
-					return
-				}
-			}
 			if err := d.RemoveContainer(ctx, c.ID); err != nil {
 				errs[i] = fmt.Errorf("remove container %s: %w", c.Meta.Name, err)
 			}
@@ -157,6 +168,58 @@ func (m *Manager) RemovePod(ctx context.Context, uid string, grace *time.Duratio
 	m.mu.Unlock()
 	m.notify(uid)
 	return nil
+}
+
+// sandboxOf returns the pod's sandbox: the worker's, else the driver's (a zero Sandbox when
+// there is none: hooks that need its network then fail and the containers are stopped anyway).
+func (m *Manager) sandboxOf(ctx context.Context, w *podWorker, uid string) (Sandbox, error) {
+	if w != nil {
+		if sb := w.currentSandbox(); sb.UID != "" {
+			return sb, nil
+		}
+	}
+	sbs, err := m.cfg.Driver.Sandboxes(ctx)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	for _, sb := range sbs {
+		if sb.UID == uid {
+			return sb, nil
+		}
+	}
+	return Sandbox{UID: uid}, nil
+}
+
+// removeGrace is the grace period of a pod's removal: the caller's, else the pod's
+// terminationGracePeriodSeconds (from the worker's spec, or as kept with its containers), else
+// Kubernetes' default.
+func removeGrace(w *podWorker, ctrs []ContainerInfo, grace *time.Duration) time.Duration {
+	switch {
+	case grace != nil:
+		return *grace
+	case w != nil:
+		return podGrace(w.spec.Pod.Spec.TerminationGracePeriodSeconds)
+	}
+	for _, c := range ctrs {
+		if c.Meta.GracePeriodSeconds != nil {
+			return podGrace(c.Meta.GracePeriodSeconds)
+		}
+	}
+	return podGrace(nil)
+}
+
+// sidecarOrder is a sidecar's position among the pod's init containers when the worker knows
+// the pod (-1 otherwise: sidecars then only wait for the app containers).
+func sidecarOrder(w *podWorker, meta ContainerMeta) int {
+	if w == nil || !meta.Sidecar {
+		return -1
+	}
+	for _, cs := range w.inits {
+		if cs.spec.Name == meta.Name {
+			return cs.index
+		}
+	}
+	return -1
 }
 
 // PodStatus reports one pod.
@@ -216,6 +279,10 @@ func orphanState(sb Sandbox, ctrs []ContainerInfo) runtime.PodState {
 	st.Status.Phase = manifests.PodUnknown
 	st.Status.PodIP = sb.IP
 	st.Status.Reason = "NotManaged"
+	if !sb.StartTime.IsZero() {
+		start := manifests.NewTime(sb.StartTime)
+		st.Status.StartTime = &start
+	}
 	st.Status.Message = "left by an earlier process and not ensured since"
 	for _, c := range latestContainers(sb.UID, ctrs) {
 		if c.Status == ContainerRunning {
@@ -229,6 +296,7 @@ func orphanState(sb Sandbox, ctrs []ContainerInfo) runtime.PodState {
 			st.Status.ContainerStatuses = append(st.Status.ContainerStatuses, cs)
 		}
 	}
+	capMessages(&st.Status, len(st.Status.InitContainerStatuses)+len(st.Status.ContainerStatuses))
 	return st
 }
 
@@ -269,6 +337,7 @@ func terminated(c ContainerInfo) *manifests.ContainerStateTerminated {
 		StartedAt:   manifests.NewTime(c.StartedAt),
 		FinishedAt:  manifests.NewTime(c.FinishedAt),
 		ContainerID: c.ID,
+		Message:     c.Message,
 	}
 	switch {
 	case c.OOMKilled:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 	"github.com/shoal-dev/shoal/runtime"
 )
 
-// podWorker drives one pod: sandbox, init containers, app containers.
+// podWorker drives one pod: sandbox, init containers and sidecars, app containers.
 type podWorker struct {
 	m      *Manager
 	spec   *runtime.PodSpec
@@ -19,20 +20,22 @@ type podWorker struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu         sync.Mutex
-	sandbox    Sandbox
-	startTime  time.Time
-	message    string // pod-level problem (sandbox, volumes)
-	reason     string
-	inits      []*ctrState
-	apps       []*ctrState
-	initFailed bool // an init container failed and will not be retried
+	mu          sync.Mutex
+	sandbox     Sandbox
+	startTime   time.Time
+	message     string // pod-level problem (sandbox, volumes)
+	reason      string
+	inits       []*ctrState
+	apps        []*ctrState
+	initialized bool // every regular init container completed and every sidecar started
 }
 
 // ctrState is the observed state of one container of the pod, across its restarts.
 type ctrState struct {
 	spec     *manifests.Container
 	init     bool
+	sidecar  bool // an init container with restartPolicy Always
+	index    int  // position among the pod's init or app containers
 	id       string
 	imageRef string
 	imageID  string
@@ -41,7 +44,30 @@ type ctrState struct {
 	last     manifests.ContainerState
 	ready    bool
 	started  bool
-	crashes  int // consecutive exits since the count was last reset
+	crashes  int    // consecutive exits since the count was last reset
+	hookErr  string // the postStart hook of the last run failed with this message
+
+	firstStart     chan struct{} // closed when the container has started for the first time
+	firstStartOnce sync.Once
+}
+
+// killReason says why the runtime stops a running container; it picks the grace period.
+type killReason int
+
+const (
+	killLiveness killReason = iota
+	killStartup
+	killPostStart
+)
+
+func (r killReason) String() string {
+	switch r {
+	case killLiveness:
+		return "liveness probe failed"
+	case killStartup:
+		return "startup probe failed"
+	}
+	return "postStart hook failed"
 }
 
 func newPodWorker(m *Manager, spec *runtime.PodSpec) *podWorker {
@@ -49,7 +75,8 @@ func newPodWorker(m *Manager, spec *runtime.PodSpec) *podWorker {
 	w := &podWorker{m: m, spec: spec, ctx: ctx, cancel: cancel, done: make(chan struct{}), startTime: time.Now()}
 	for i := range spec.Pod.Spec.InitContainers {
 		c := &spec.Pod.Spec.InitContainers[i]
-		w.inits = append(w.inits, &ctrState{spec: c, init: true, imageRef: c.Image, state: waiting("PodInitializing", "")})
+		w.inits = append(w.inits, &ctrState{spec: c, init: true, sidecar: isSidecar(c), index: i, imageRef: c.Image,
+			state: waiting("PodInitializing", ""), firstStart: make(chan struct{})})
 	}
 	for i := range spec.Pod.Spec.Containers {
 		c := &spec.Pod.Spec.Containers[i]
@@ -57,9 +84,14 @@ func newPodWorker(m *Manager, spec *runtime.PodSpec) *podWorker {
 		if len(w.inits) > 0 {
 			reason = "PodInitializing"
 		}
-		w.apps = append(w.apps, &ctrState{spec: c, imageRef: c.Image, state: waiting(reason, "")})
+		w.apps = append(w.apps, &ctrState{spec: c, index: i, imageRef: c.Image, state: waiting(reason, ""), firstStart: make(chan struct{})})
 	}
 	return w
+}
+
+// isSidecar reports whether an init container is a sidecar (restartPolicy Always).
+func isSidecar(c *manifests.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == manifests.ContainerRestartPolicyAlways
 }
 
 func waiting(reason, msg string) manifests.ContainerState {
@@ -80,7 +112,7 @@ func (w *podWorker) update(f func()) {
 	w.m.notify(w.spec.UID)
 }
 
-// sleep waits d or until the worker stops; it reports whether the worker goes on.
+// sleep waits d or until ctx ends; it reports whether to go on.
 func (w *podWorker) sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -94,37 +126,10 @@ func (w *podWorker) sleep(ctx context.Context, d time.Duration) bool {
 
 func (w *podWorker) run() {
 	defer close(w.done)
-	d := w.m.cfg.Driver
-	log := w.m.log.With("pod", w.spec.Pod.Namespace+"/"+w.spec.Pod.Name, "uid", w.spec.UID)
-
-	// The sandbox, retried with backoff until it exists.
-	tries := 0
-	for {
-		sbCfg, err := sandboxConfig(w.spec, w.m.cfg.Policy)
-		if err == nil {
-			var sb Sandbox
-			sb, err = d.CreateSandbox(w.ctx, sbCfg)
-			if err == nil {
-				w.update(func() { w.sandbox, w.message, w.reason = sb, "", "" })
-				break
-			}
-		}
-		if w.ctx.Err() != nil {
-			return
-		}
-		log.Warn("pod sandbox", "err", err)
-		reason := "FailedCreatePodSandBox"
-		if isConfigError(err) {
-			reason = "CreateContainerConfigError"
-		}
-		w.update(func() { w.reason, w.message = reason, err.Error() })
-		tries++
-		if !w.sleep(w.ctx, w.m.cfg.Backoff.Retry(tries)) {
-			return
-		}
+	if !w.makeSandbox() {
+		return
 	}
-
-	existing, err := d.Containers(w.ctx, w.spec.UID)
+	existing, err := w.m.cfg.Driver.Containers(w.ctx, w.spec.UID)
 	if err != nil && w.ctx.Err() != nil {
 		return
 	}
@@ -133,13 +138,99 @@ func (w *podWorker) run() {
 		adopted[c.Meta.Name] = c
 	}
 
-	// Init containers, to completion and in order.
-	for _, cs := range w.inits {
-		if !w.runInit(cs, adopted[cs.spec.Name]) {
-			return
+	// Sidecars run beside the pod until no app container will run again (or the pod goes).
+	sidecarCtx, stopSidecars := context.WithCancel(w.ctx)
+	defer stopSidecars()
+	var sidecars sync.WaitGroup
+	if w.runInits(sidecarCtx, &sidecars, adopted) {
+		w.update(func() { w.initialized = true })
+		w.runApps(adopted)
+	}
+	stopSidecars()
+	sidecars.Wait()
+	if w.ctx.Err() != nil {
+		return // the pod is being removed or the runtime closed: containers are left as they are
+	}
+	w.finish()
+}
+
+// makeSandbox creates the sandbox, retried with backoff until it exists; it reports whether the
+// worker goes on.
+func (w *podWorker) makeSandbox() bool {
+	d := w.m.cfg.Driver
+	log := w.m.log.With("pod", w.spec.Pod.Namespace+"/"+w.spec.Pod.Name, "uid", w.spec.UID)
+	for tries := 1; ; tries++ {
+		sbCfg, err := sandboxConfig(w.spec, w.m.cfg.Policy)
+		if err == nil {
+			sbCfg.StartTime = w.startTime
+			var sb Sandbox
+			if sb, err = d.CreateSandbox(w.ctx, sbCfg); err == nil {
+				w.update(func() {
+					w.sandbox, w.message, w.reason = sb, "", ""
+					if !sb.StartTime.IsZero() {
+						w.startTime = sb.StartTime // a re-adopted pod keeps its start time
+					}
+				})
+				return true
+			}
+		}
+		if w.ctx.Err() != nil {
+			return false
+		}
+		log.Warn("pod sandbox", "err", err)
+		reason := "FailedCreatePodSandBox"
+		if isConfigError(err) {
+			reason = "CreateContainerConfigError"
+		}
+		w.update(func() { w.reason, w.message = reason, err.Error() })
+		if !w.sleep(w.ctx, w.m.cfg.Backoff.Retry(tries)) {
+			return false
 		}
 	}
-	// The app containers, side by side.
+}
+
+// runInits runs the init containers in order: a regular one to completion, a sidecar until it
+// has started (then it keeps running, restarted whatever the pod's restartPolicy, in a goroutine
+// counted by sidecars and stopped with sidecarCtx). A pod whose app containers ran already (re-
+// adopted) was initialized before: its regular init containers do not run again and its
+// sidecars are not waited for. It reports whether the pod is initialized.
+func (w *podWorker) runInits(sidecarCtx context.Context, sidecars *sync.WaitGroup, adopted map[string]ContainerInfo) bool {
+	initializedBefore := false
+	for _, cs := range w.apps {
+		initializedBefore = initializedBefore || adopted[cs.spec.Name].ID != ""
+	}
+	for _, cs := range w.inits {
+		a := adopted[cs.spec.Name]
+		switch {
+		case cs.sidecar:
+			sidecars.Add(1)
+			go func() {
+				defer sidecars.Done()
+				w.runSidecar(sidecarCtx, cs, a)
+			}()
+			if initializedBefore {
+				continue
+			}
+			select {
+			case <-cs.firstStart:
+			case <-w.ctx.Done():
+				return false
+			}
+		case initializedBefore:
+			if a.ID != "" {
+				w.update(func() { cs.id, cs.restarts, cs.imageID, cs.state = a.ID, a.Meta.Attempt, a.ImageID, driverState(a) })
+			}
+		default:
+			if !w.runInit(cs, a) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// runApps runs the app containers side by side until none will run again.
+func (w *podWorker) runApps(adopted map[string]ContainerInfo) {
 	var wg sync.WaitGroup
 	for _, cs := range w.apps {
 		wg.Add(1)
@@ -151,11 +242,11 @@ func (w *podWorker) run() {
 	wg.Wait()
 }
 
-// runInit runs an init container until it succeeds; it reports whether the pod goes on.
+// runInit runs a regular init container until it succeeds; it reports whether the pod goes on.
 func (w *podWorker) runInit(cs *ctrState, adopted ContainerInfo) bool {
 	policy := w.spec.Pod.Spec.RestartPolicy
 	for {
-		info, ok := w.runOnce(cs, &adopted)
+		info, ok := w.runOnce(w.ctx, cs, &adopted)
 		if !ok {
 			return false
 		}
@@ -163,11 +254,21 @@ func (w *podWorker) runInit(cs *ctrState, adopted ContainerInfo) bool {
 			return true
 		}
 		if policy == manifests.RestartPolicyNever {
-			w.update(func() { w.initFailed = true })
 			return false
 		}
-		if !w.backoff(cs, info) {
+		if !w.backoff(w.ctx, cs, info) {
 			return false
+		}
+	}
+}
+
+// runSidecar keeps a sidecar running until ctx ends, restarting it with backoff whenever it
+// exits, whatever the pod's restartPolicy.
+func (w *podWorker) runSidecar(ctx context.Context, cs *ctrState, adopted ContainerInfo) {
+	for {
+		info, ok := w.runOnce(ctx, cs, &adopted)
+		if !ok || !w.backoff(ctx, cs, info) {
+			return
 		}
 	}
 }
@@ -176,7 +277,7 @@ func (w *podWorker) runInit(cs *ctrState, adopted ContainerInfo) bool {
 func (w *podWorker) runApp(cs *ctrState, adopted ContainerInfo) {
 	policy := w.spec.Pod.Spec.RestartPolicy
 	for {
-		info, ok := w.runOnce(cs, &adopted)
+		info, ok := w.runOnce(w.ctx, cs, &adopted)
 		if !ok {
 			return
 		}
@@ -186,14 +287,14 @@ func (w *podWorker) runApp(cs *ctrState, adopted ContainerInfo) {
 		case policy == manifests.RestartPolicyOnFailure && info.ExitCode == 0 && !info.OOMKilled:
 			return
 		}
-		if !w.backoff(cs, info) {
+		if !w.backoff(w.ctx, cs, info) {
 			return
 		}
 	}
 }
 
 // backoff waits before restarting a container that exited; it reports whether to go on.
-func (w *podWorker) backoff(cs *ctrState, info ContainerInfo) bool {
+func (w *podWorker) backoff(ctx context.Context, cs *ctrState, info ContainerInfo) bool {
 	ran := info.FinishedAt.Sub(info.StartedAt)
 	w.mu.Lock()
 	if w.m.cfg.Backoff.Resets(ran) {
@@ -204,12 +305,15 @@ func (w *podWorker) backoff(cs *ctrState, info ContainerInfo) bool {
 	w.mu.Unlock()
 	w.update(func() {
 		cs.last = cs.state
-		if delay > 0 {
+		switch {
+		case delay > 0:
 			cs.state = waiting("CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
 				delay.Round(time.Millisecond), cs.spec.Name, w.spec.Pod.Name, w.spec.Pod.Namespace, w.spec.UID))
+		case cs.hookErr != "":
+			cs.state = waiting("PostStartHookError", cs.hookErr)
 		}
 	})
-	if delay > 0 && !w.sleep(w.ctx, delay) {
+	if delay > 0 && !w.sleep(ctx, delay) {
 		return false
 	}
 	w.update(func() { cs.restarts++ })
@@ -217,18 +321,18 @@ func (w *podWorker) backoff(cs *ctrState, info ContainerInfo) bool {
 }
 
 // runOnce brings one run of a container to its end: it adopts the container an earlier process
-// started, or pulls the image and starts a new one, then probes it until it exits. It returns the
-// final state and whether the worker goes on (false when the pod is being stopped).
-func (w *podWorker) runOnce(cs *ctrState, adopted *ContainerInfo) (ContainerInfo, bool) {
+// started, or pulls the image and starts a new one and runs its postStart hook; then it probes
+// the container until it exits, stopping it (preStop first) when a liveness or startup probe
+// fails. It returns the final state and whether to go on (false when ctx ended).
+func (w *podWorker) runOnce(ctx context.Context, cs *ctrState, adopted *ContainerInfo) (ContainerInfo, bool) {
 	d := w.m.cfg.Driver
 	var id string
 	var info ContainerInfo
-	if adopted.ID != "" {
+	fresh := adopted.ID == ""
+	if !fresh {
 		a := *adopted
 		*adopted = ContainerInfo{}
-		w.update(func() {
-			cs.id, cs.restarts, cs.imageID = a.ID, a.Meta.Attempt, a.ImageID
-		})
+		w.update(func() { cs.id, cs.restarts, cs.imageID, cs.hookErr = a.ID, a.Meta.Attempt, a.ImageID, "" })
 		if a.Status == ContainerExited {
 			w.update(func() { cs.state = driverState(a) })
 			return a, true
@@ -236,20 +340,14 @@ func (w *podWorker) runOnce(cs *ctrState, adopted *ContainerInfo) (ContainerInfo
 		id, info = a.ID, a
 	} else {
 		var ok bool
-		if id, info, ok = w.start(cs); !ok {
+		if id, info, ok = w.start(ctx, cs); !ok {
 			return ContainerInfo{}, false
 		}
+		w.update(func() { cs.id, cs.hookErr = id, "" })
 	}
-	w.update(func() {
-		cs.id = id
-		cs.state = manifests.ContainerState{Running: &manifests.ContainerStateRunning{StartedAt: manifests.NewTime(info.StartedAt)}}
-		cs.ready = false
-		cs.started = false
-	})
 
-	runCtx, stopProbes := context.WithCancel(w.ctx)
-	kill := make(chan string, 1)
-	probesDone := w.startProbes(runCtx, cs, id, info.StartedAt, kill)
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	exited := make(chan ContainerInfo, 1)
 	waitErr := make(chan error, 1)
 	go func() {
@@ -261,15 +359,52 @@ func (w *podWorker) runOnce(cs *ctrState, adopted *ContainerInfo) (ContainerInfo
 		exited <- fin
 	}()
 
+	// The container is not running, for its status and its probes, until postStart returned.
+	var hookDone chan error
+	if h := postStart(cs.spec); fresh && h != nil {
+		hookDone = make(chan error, 1)
+		sb := w.currentSandbox()
+		meta := w.meta(cs, info.Meta.Attempt)
+		go func() { hookDone <- w.m.runHook(runCtx, sb, id, meta, postStartHook, h) }()
+	}
+	kill := make(chan killReason, 1)
+	probes := &sync.WaitGroup{}
+	running := func() {
+		w.update(func() {
+			cs.state = manifests.ContainerState{Running: &manifests.ContainerStateRunning{StartedAt: manifests.NewTime(info.StartedAt)}}
+			cs.ready, cs.started = false, false
+		})
+		probes = w.startProbes(runCtx, cs, id, info.StartedAt, kill)
+	}
+	if hookDone == nil {
+		running()
+	}
+
 	var final ContainerInfo
+	var note string // a hook that failed, for the terminated state's message
 	for final.ID == "" {
 		select {
+		case err := <-hookDone:
+			hookDone = nil
+			if err == nil {
+				running()
+				continue
+			}
+			if runCtx.Err() != nil {
+				continue // the worker stops: the wait below ends too
+			}
+			w.m.log.Warn("postStart hook failed: killing the container", "pod", w.spec.Pod.Namespace+"/"+w.spec.Pod.Name, "container", cs.spec.Name, "err", err)
+			note = "FailedPostStartHook: " + err.Error()
+			w.update(func() { cs.hookErr = err.Error() })
+			if n := w.kill(cs, id, info.Meta.Attempt, killPostStart); n != "" {
+				note += "; " + n
+			}
 		case fin := <-exited:
 			final = fin
 		case err := <-waitErr:
-			stopProbes()
-			probesDone.Wait()
-			if w.ctx.Err() != nil {
+			stopRun()
+			probes.Wait()
+			if ctx.Err() != nil {
 				return ContainerInfo{}, false
 			}
 			// The driver lost the container: report it and start over.
@@ -277,44 +412,173 @@ func (w *podWorker) runOnce(cs *ctrState, adopted *ContainerInfo) (ContainerInfo
 			return ContainerInfo{ID: id, ExitCode: 128, FinishedAt: time.Now(), StartedAt: info.StartedAt}, true
 		case why := <-kill:
 			w.m.log.Info("restarting container", "pod", w.spec.Pod.Name, "container", cs.spec.Name, "why", why)
-			grace := w.grace(cs.spec)
-			if _, err := d.StopContainer(w.ctx, id, grace); err != nil && w.ctx.Err() == nil {
-				w.m.log.Warn("stop container", "container", cs.spec.Name, "err", err)
+			if n := w.kill(cs, id, info.Meta.Attempt, why); n != "" {
+				note = n
 			}
 		}
 	}
-	stopProbes()
-	probesDone.Wait()
+	stopRun()
+	probes.Wait()
+	final.Message = withNote(note, final.Message)
 	w.update(func() {
 		cs.state = manifests.ContainerState{Terminated: terminated(final)}
-		cs.ready = false
+		cs.ready, cs.started = false, false
 	})
 	return final, true
 }
 
-func (w *podWorker) grace(c *manifests.Container) time.Duration {
-	g := 30 * time.Second
-	if tg := w.spec.Pod.Spec.TerminationGracePeriodSeconds; tg != nil {
-		g = time.Duration(*tg) * time.Second
+func postStart(c *manifests.Container) *manifests.LifecycleHandler {
+	if c.Lifecycle == nil {
+		return nil
 	}
-	if p := c.LivenessProbe; p != nil && p.TerminationGracePeriodSeconds != nil {
+	return c.Lifecycle.PostStart
+}
+
+func (w *podWorker) currentSandbox() Sandbox {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sandbox
+}
+
+// kill stops a running container of the pod for why, as the kubelet does: its preStop hook,
+// then SIGTERM, then SIGKILL after what is left of the grace period. It returns a note when the
+// preStop hook failed.
+func (w *podWorker) kill(cs *ctrState, id string, attempt int32, why killReason) string {
+	target := stopTarget{info: ContainerInfo{ID: id, Meta: w.meta(cs, attempt)}, order: -1}
+	res := w.m.terminate(w.ctx, w.currentSandbox(), []stopTarget{target}, w.grace(cs.spec, why))[0]
+	if res.err != nil && w.ctx.Err() == nil {
+		w.m.log.Warn("stop container", "container", cs.spec.Name, "err", res.err)
+	}
+	if res.preStop != nil {
+		return "FailedPreStopHook: " + res.preStop.Error()
+	}
+	return ""
+}
+
+// grace is the grace period for stopping a container of the pod for why: the probe's own
+// terminationGracePeriodSeconds for a failed liveness or startup probe, else the pod's.
+func (w *podWorker) grace(c *manifests.Container, why killReason) time.Duration {
+	g := podGrace(w.spec.Pod.Spec.TerminationGracePeriodSeconds)
+	var p *manifests.Probe
+	switch why {
+	case killLiveness:
+		p = c.LivenessProbe
+	case killStartup:
+		p = c.StartupProbe
+	}
+	if p != nil && p.TerminationGracePeriodSeconds != nil {
 		g = time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
 	}
 	return g
 }
 
-// start pulls the image and starts a new container, retrying with backoff; ok is false when the
-// worker stops.
-func (w *podWorker) start(cs *ctrState) (id string, info ContainerInfo, ok bool) {
+// podGrace turns a terminationGracePeriodSeconds into a duration (nil: Kubernetes' 30 s).
+func podGrace(seconds *int64) time.Duration {
+	if seconds == nil {
+		return manifests.DefaultTerminationGracePeriodSeconds * time.Second
+	}
+	return time.Duration(*seconds) * time.Second
+}
+
+// meta is what the driver keeps with a container of this pod.
+func (w *podWorker) meta(cs *ctrState, attempt int32) ContainerMeta {
+	m := ContainerMeta{PodUID: w.spec.UID, PodNamespace: w.spec.Pod.Namespace, PodName: w.spec.Pod.Name,
+		Name: cs.spec.Name, Init: cs.init, Sidecar: cs.sidecar, Attempt: attempt,
+		Ports: cs.spec.Ports, GracePeriodSeconds: w.spec.Pod.Spec.TerminationGracePeriodSeconds}
+	if lc := cs.spec.Lifecycle; lc != nil {
+		m.PreStop = lc.PreStop
+	}
+	return m
+}
+
+// terminationMessage returns a container's termination message path and policy, defaulted as
+// the API server defaults them.
+func terminationMessage(c *manifests.Container) (string, manifests.TerminationMessagePolicy) {
+	p, pol := c.TerminationMessagePath, c.TerminationMessagePolicy
+	if p == "" {
+		p = manifests.DefaultTerminationMessagePath
+	}
+	if pol == "" {
+		pol = manifests.TerminationMessageReadFile
+	}
+	return p, pol
+}
+
+// finish stops what still runs once no app container will run again (the sidecars of a
+// completed pod, of one whose init container failed): sidecars in reverse order, within the
+// pod's grace period, as the kubelet stops a pod. Sidecars stopped that way, or waiting for a
+// restart, end terminated; the pod's phase then comes from its app containers.
+func (w *podWorker) finish() {
+	d := w.m.cfg.Driver
+	ctrs, err := d.Containers(w.ctx, w.spec.UID)
+	if err != nil {
+		w.m.log.Warn("list containers to stop", "pod", w.spec.Pod.Namespace+"/"+w.spec.Pod.Name, "err", err)
+		return
+	}
+	byName := map[string]*ctrState{}
+	for _, cs := range append(append([]*ctrState{}, w.inits...), w.apps...) {
+		byName[cs.spec.Name] = cs
+	}
+	var targets []stopTarget
+	var gone []ContainerInfo // exited while their loop was being stopped
+	for _, c := range latestContainers(w.spec.UID, ctrs) {
+		cs := byName[c.Meta.Name]
+		switch {
+		case cs == nil:
+		case c.Status == ContainerRunning:
+			targets = append(targets, stopTarget{info: ContainerInfo{ID: c.ID, Meta: w.meta(cs, c.Meta.Attempt)}, order: cs.sidecarOrder()})
+		case c.Status == ContainerExited:
+			gone = append(gone, c)
+		}
+	}
+	results := w.m.terminate(w.ctx, w.currentSandbox(), targets, podGrace(w.spec.Pod.Spec.TerminationGracePeriodSeconds))
+	w.update(func() {
+		for _, c := range gone {
+			if cs := byName[c.Meta.Name]; cs.state.Running != nil {
+				cs.state = driverState(c)
+				cs.ready, cs.started = false, false
+			}
+		}
+		for i, r := range results {
+			cs := byName[targets[i].info.Meta.Name]
+			if r.err != nil {
+				w.m.log.Warn("stop container", "container", cs.spec.Name, "err", r.err)
+				continue
+			}
+			if r.preStop != nil {
+				r.info.Message = withNote("FailedPreStopHook: "+r.preStop.Error(), r.info.Message)
+			}
+			cs.state = manifests.ContainerState{Terminated: terminated(r.info)}
+			cs.ready, cs.started = false, false
+		}
+		for _, cs := range w.inits {
+			if cs.sidecar && cs.state.Waiting != nil && cs.last.Terminated != nil {
+				cs.state = cs.last // it will not be restarted
+			}
+		}
+	})
+}
+
+// sidecarOrder is a sidecar's position among the init containers (-1 for other containers).
+func (cs *ctrState) sidecarOrder() int {
+	if cs.sidecar {
+		return cs.index
+	}
+	return -1
+}
+
+// start pulls the image and starts a new container, retrying with backoff; ok is false when ctx
+// ends.
+func (w *podWorker) start(ctx context.Context, cs *ctrState) (id string, info ContainerInfo, ok bool) {
 	d := w.m.cfg.Driver
 	tries, pulls := 0, 0
 	retry := func(reason string, err error) bool {
 		w.update(func() { cs.state = waiting(reason, err.Error()) })
 		tries++
-		return w.sleep(w.ctx, w.m.cfg.Backoff.Retry(tries))
+		return w.sleep(ctx, w.m.cfg.Backoff.Retry(tries))
 	}
 	for {
-		if w.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return "", info, false
 		}
 		w.mu.Lock()
@@ -322,9 +586,9 @@ func (w *podWorker) start(cs *ctrState) (id string, info ContainerInfo, ok bool)
 		attempt := cs.restarts
 		w.mu.Unlock()
 
-		img, err := d.EnsureImage(w.ctx, cs.spec.Image, cs.spec.ImagePullPolicy)
+		img, err := d.EnsureImage(ctx, cs.spec.Image, cs.spec.ImagePullPolicy)
 		if err != nil {
-			if w.ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return "", info, false
 			}
 			pulls++
@@ -341,8 +605,7 @@ func (w *podWorker) start(cs *ctrState) (id string, info ContainerInfo, ok bool)
 			continue
 		}
 		w.update(func() { cs.imageID = img.ID })
-		meta := ContainerMeta{PodUID: w.spec.UID, PodNamespace: w.spec.Pod.Namespace, PodName: w.spec.Pod.Name,
-			Name: cs.spec.Name, Init: cs.init, Attempt: attempt}
+		meta := w.meta(cs, attempt)
 		cfg, err := containerConfig(w.spec, sb, cs.spec, img, meta, w.m.cfg.Policy)
 		if err != nil {
 			if !retry("CreateContainerConfigError", err) {
@@ -350,11 +613,12 @@ func (w *podWorker) start(cs *ctrState) (id string, info ContainerInfo, ok bool)
 			}
 			continue
 		}
+		cfg.TerminationMessagePath, cfg.TerminationMessagePolicy = terminationMessage(cs.spec)
 		// A container of this attempt left by a failed start is replaced.
 		w.removeAttempt(cs.spec.Name, attempt)
-		id, err = d.StartContainer(w.ctx, cfg)
+		id, err = d.StartContainer(ctx, cfg)
 		if err != nil {
-			if w.ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return "", info, false
 			}
 			if !retry("CreateContainerError", err) {
@@ -363,7 +627,7 @@ func (w *podWorker) start(cs *ctrState) (id string, info ContainerInfo, ok bool)
 			continue
 		}
 		w.removeOlder(cs.spec.Name, attempt)
-		info = ContainerInfo{ID: id, StartedAt: time.Now()}
+		info = ContainerInfo{ID: id, Meta: meta, StartedAt: time.Now()}
 		if all, err := d.Containers(w.ctx, w.spec.UID); err == nil {
 			for _, c := range all {
 				if c.ID == id {
@@ -402,7 +666,7 @@ func (w *podWorker) removeWhere(match func(ContainerMeta) bool) {
 
 // startProbes starts the container's probes. A failed liveness or startup probe sends a reason on
 // kill. The returned WaitGroup is done when every probe has stopped.
-func (w *podWorker) startProbes(ctx context.Context, cs *ctrState, id string, started time.Time, kill chan<- string) *sync.WaitGroup {
+func (w *podWorker) startProbes(ctx context.Context, cs *ctrState, id string, started time.Time, kill chan<- killReason) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	c := cs.spec
 	startedCh := make(chan struct{})
@@ -414,6 +678,7 @@ func (w *podWorker) startProbes(ctx context.Context, cs *ctrState, id string, st
 			}
 		})
 		close(startedCh)
+		cs.firstStartOnce.Do(func() { close(cs.firstStart) })
 	}
 	afterStart := func(f func()) {
 		wg.Add(1)
@@ -440,7 +705,7 @@ func (w *podWorker) startProbes(ctx context.Context, cs *ctrState, id string, st
 					return
 				}
 				select {
-				case kill <- "startup probe failed":
+				case kill <- killStartup:
 				default:
 				}
 				cancel()
@@ -461,7 +726,7 @@ func (w *podWorker) startProbes(ctx context.Context, cs *ctrState, id string, st
 			runProbe(ctx, timing(p), started, true, w.checker(cs, id, p), func(ok bool) {
 				if !ok {
 					select {
-					case kill <- "liveness probe failed":
+					case kill <- killLiveness:
 					default:
 					}
 				}
@@ -484,9 +749,7 @@ func timing(p *manifests.Probe) ProbeTiming {
 // checker turns a probe's handler into a check function.
 func (w *podWorker) checker(cs *ctrState, id string, p *manifests.Probe) func(ctx context.Context) error {
 	d := w.m.cfg.Driver
-	w.mu.Lock()
-	sb := w.sandbox
-	w.mu.Unlock()
+	sb := w.currentSandbox()
 	switch {
 	case p.Exec != nil:
 		cmd := p.Exec.Command
@@ -501,7 +764,7 @@ func (w *podWorker) checker(cs *ctrState, id string, p *manifests.Probe) func(ct
 			return nil
 		}
 	case p.HTTPGet != nil:
-		port, err := resolvePort(cs.spec, p.HTTPGet.Port)
+		port, err := resolvePort(cs.spec.Name, cs.spec.Ports, p.HTTPGet.Port)
 		hp := HTTPProbe{Scheme: string(p.HTTPGet.Scheme), Host: p.HTTPGet.Host, Port: port, Path: p.HTTPGet.Path, Headers: map[string]string{}}
 		for _, h := range p.HTTPGet.HTTPHeaders {
 			hp.Headers[h.Name] = h.Value
@@ -513,7 +776,7 @@ func (w *podWorker) checker(cs *ctrState, id string, p *manifests.Probe) func(ct
 			return d.ProbeHTTP(ctx, sb, hp)
 		}
 	case p.TCPSocket != nil:
-		port, err := resolvePort(cs.spec, p.TCPSocket.Port)
+		port, err := resolvePort(cs.spec.Name, cs.spec.Ports, p.TCPSocket.Port)
 		host := p.TCPSocket.Host
 		return func(ctx context.Context) error {
 			if err != nil {
@@ -521,21 +784,40 @@ func (w *podWorker) checker(cs *ctrState, id string, p *manifests.Probe) func(ct
 			}
 			return d.ProbeTCP(ctx, sb, host, port)
 		}
+	case p.GRPC != nil:
+		gp := GRPCProbe{Port: int(p.GRPC.Port)}
+		if p.GRPC.Service != nil {
+			gp.Service = *p.GRPC.Service
+		}
+		return func(ctx context.Context) error { return d.ProbeGRPC(ctx, sb, gp) }
 	}
 	return func(context.Context) error { return errors.New("probe has no handler") }
 }
 
-// resolvePort turns a probe's port (a number or a container port name) into a number.
-func resolvePort(c *manifests.Container, p manifests.IntOrString) (int, error) {
-	if p.Type == manifests.Int {
-		return int(p.IntVal), nil
-	}
-	for _, cp := range c.Ports {
-		if cp.Name == p.StrVal {
-			return int(cp.ContainerPort), nil
+// resolvePort turns a probe's or hook's port (a number, a container port name, or a number
+// written as a string) into a number, as the kubelet does.
+func resolvePort(container string, ports []manifests.ContainerPort, p manifests.IntOrString) (int, error) {
+	port := int(p.IntVal)
+	if p.Type != manifests.Int {
+		found := false
+		for _, cp := range ports {
+			if cp.Name == p.StrVal {
+				port, found = int(cp.ContainerPort), true
+				break
+			}
+		}
+		if !found {
+			n, err := strconv.Atoi(p.StrVal)
+			if err != nil {
+				return 0, fmt.Errorf("container %q has no port named %q", container, p.StrVal)
+			}
+			port = n
 		}
 	}
-	return 0, fmt.Errorf("container %q has no port named %q", c.Name, p.StrVal)
+	if port <= 0 || port > 65535 {
+		return 0, fmt.Errorf("container %q: port %d is not between 1 and 65535", container, port)
+	}
+	return port, nil
 }
 
 // state computes the pod's status the way the kubelet does.
@@ -553,19 +835,21 @@ func (w *podWorker) state() runtime.PodState {
 	s.StartTime = &start
 	s.Reason, s.Message = w.reason, w.message
 
-	initialized := true
+	// Ready: every app container ready, and every sidecar (their readiness counts).
+	allReady := len(w.apps) > 0
 	for _, cs := range w.inits {
 		s.InitContainerStatuses = append(s.InitContainerStatuses, cs.status())
-		if t := cs.state.Terminated; t == nil || t.ExitCode != 0 {
-			initialized = false
+		if cs.sidecar {
+			allReady = allReady && cs.ready && cs.state.Running != nil
 		}
 	}
-	allReady := len(w.apps) > 0
 	for _, cs := range w.apps {
 		s.ContainerStatuses = append(s.ContainerStatuses, cs.status())
 		allReady = allReady && cs.ready
 	}
-	s.Phase = w.phase(initialized)
+	capMessages(s, len(w.inits)+len(w.apps))
+	initialized := len(w.inits) == 0 || w.initialized
+	s.Phase = w.phase()
 	now := manifests.NewTime(time.Now())
 	cond := func(t manifests.PodConditionType, ok bool) manifests.PodCondition {
 		c := manifests.PodCondition{Type: t, Status: manifests.ConditionFalse, LastTransitionTime: now}
@@ -583,13 +867,46 @@ func (w *podWorker) state() runtime.PodState {
 	return st
 }
 
+// maxPodMessages bounds the termination messages of one pod's statuses, shared evenly between
+// its containers: the kubelet's MaxPodTerminationMessageLogLength.
+const maxPodMessages = 12 << 10
+
+// capMessages cuts each termination message of the statuses to the pod's share of
+// maxPodMessages (their first bytes), as the kubelet's status manager does.
+func capMessages(s *manifests.PodStatus, containers int) {
+	if containers == 0 {
+		return
+	}
+	per := maxPodMessages / containers
+	cut := func(st *manifests.ContainerState) {
+		if t := st.Terminated; t != nil && len(t.Message) > per {
+			c := *t
+			c.Message = c.Message[:per]
+			st.Terminated = &c
+		}
+	}
+	for _, list := range [][]manifests.ContainerStatus{s.InitContainerStatuses, s.ContainerStatuses} {
+		for i := range list {
+			cut(&list[i].State)
+			cut(&list[i].LastState)
+		}
+	}
+}
+
+// status is the container's status as the kubelet reports it: started while running and past
+// its startup probe; a regular init container is ready once it completed.
 func (cs *ctrState) status() manifests.ContainerStatus {
-	started := cs.started
+	started := cs.started && cs.state.Running != nil
+	ready := cs.ready
+	if cs.init && !cs.sidecar {
+		t := cs.state.Terminated
+		ready = t != nil && t.ExitCode == 0
+	}
 	return manifests.ContainerStatus{
 		Name:         cs.spec.Name,
 		State:        cs.state,
 		LastState:    cs.last,
-		Ready:        cs.ready,
+		Ready:        ready,
 		RestartCount: cs.restarts,
 		Image:        cs.imageRef,
 		ImageID:      cs.imageID,
@@ -598,22 +915,52 @@ func (cs *ctrState) status() manifests.ContainerStatus {
 	}
 }
 
-// phase follows the kubelet's getPhase.
-func (w *podWorker) phase(initialized bool) manifests.PodPhase {
+// phase follows the kubelet's getPhase, sidecars included: they keep a pod Pending until they
+// have started (unless an app container ran already) and count as running, but an exited sidecar
+// counts for nothing, so a completed pod's phase comes from its app containers.
+func (w *podWorker) phase() manifests.PodPhase {
 	policy := w.spec.Pod.Spec.RestartPolicy
-	if w.initFailed {
-		return manifests.PodFailed
-	}
-	if !initialized {
-		return manifests.PodPending
-	}
+	var pendingInit, failedInit, pendingSidecars int
 	var running, waitingN, stopped, succeeded int
+	for _, cs := range w.inits {
+		st, last := cs.state, cs.last
+		if !cs.sidecar {
+			switch {
+			case st.Terminated != nil:
+				if st.Terminated.ExitCode != 0 {
+					failedInit++
+				}
+			case st.Waiting != nil && last.Terminated != nil:
+				if last.Terminated.ExitCode != 0 {
+					failedInit++
+				}
+			default: // running, or not run yet
+				pendingInit++
+			}
+			continue
+		}
+		switch {
+		case st.Running != nil:
+			if !cs.started {
+				pendingSidecars++
+			}
+			running++
+		case st.Terminated != nil, st.Waiting != nil && last.Terminated != nil:
+			// An exited sidecar does not count for the phase.
+		default:
+			pendingSidecars++
+			waitingN++
+		}
+	}
+	appStarted := false
 	for _, cs := range w.apps {
 		switch {
 		case cs.state.Running != nil:
 			running++
+			appStarted = true
 		case cs.state.Terminated != nil:
 			stopped++
+			appStarted = true
 			if cs.state.Terminated.ExitCode == 0 {
 				succeeded++
 			}
@@ -625,26 +972,24 @@ func (w *podWorker) phase(initialized bool) manifests.PodPhase {
 			}
 		}
 	}
+	if failedInit > 0 && policy == manifests.RestartPolicyNever {
+		return manifests.PodFailed
+	}
 	switch {
-	case waitingN > 0:
+	case pendingInit > 0, pendingSidecars > 0 && !appStarted, waitingN > 0:
 		return manifests.PodPending
 	case running > 0:
 		return manifests.PodRunning
 	case stopped > 0:
-		switch policy {
-		case manifests.RestartPolicyAlways:
+		switch {
+		case policy == manifests.RestartPolicyAlways:
 			return manifests.PodRunning
-		case manifests.RestartPolicyOnFailure:
-			if stopped == succeeded {
-				return manifests.PodSucceeded
-			}
-			return manifests.PodRunning
-		default:
-			if stopped == succeeded {
-				return manifests.PodSucceeded
-			}
+		case stopped == succeeded:
+			return manifests.PodSucceeded
+		case policy == manifests.RestartPolicyNever:
 			return manifests.PodFailed
 		}
+		return manifests.PodRunning
 	}
 	return manifests.PodPending
 }

@@ -4,10 +4,11 @@
 //
 // On-disk state under the driver's root:
 //
-//	pods/<uid>/sandbox.json        the sandbox (pod identity, netns path, address)
+//	pods/<uid>/sandbox.json        the sandbox (pod identity, netns path, address, start time)
 //	pods/<uid>/netns               the bind-mounted network namespace
 //	pods/<uid>/hosts, resolv.conf  mounted read-only into every container of the pod
 //	pods/<uid>/volumes/<name>/     emptyDir, configMap and secret volumes (secrets on tmpfs)
+//	pods/<uid>/termination/<id>    each container's termination message file
 //	containers/                    libct's state: one directory per container, its shim's files
 //	meta/<container id>.json       which pod, container name and attempt a container is
 package linux
@@ -91,6 +92,9 @@ type Driver struct {
 
 	mu sync.Mutex // guards sandbox creation and removal
 
+	msgMu    sync.Mutex
+	messages map[string]string // container ID -> termination message, once it exited
+
 	imu      sync.Mutex
 	reserved map[string]time.Time // image ID -> when a container was last about to use it
 }
@@ -128,7 +132,7 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	return &Driver{cfg: cfg, runner: runner, log: cfg.Logger, reserved: map[string]time.Time{}}, nil
+	return &Driver{cfg: cfg, runner: runner, log: cfg.Logger, reserved: map[string]time.Time{}, messages: map[string]string{}}, nil
 }
 
 func (d *Driver) podDir(uid string) string { return filepath.Join(d.cfg.Root, "pods", uid) }
@@ -163,7 +167,10 @@ func (d *Driver) CreateSandbox(ctx context.Context, cfg lifecycle.SandboxConfig)
 	if err := os.MkdirAll(filepath.Join(dir, "volumes"), 0o700); err != nil {
 		return fail(err)
 	}
-	sb := lifecycle.Sandbox{UID: cfg.UID, Namespace: cfg.Namespace, Name: cfg.Name, NetNS: filepath.Join(dir, "netns")}
+	sb := lifecycle.Sandbox{UID: cfg.UID, Namespace: cfg.Namespace, Name: cfg.Name, NetNS: filepath.Join(dir, "netns"), StartTime: cfg.StartTime}
+	if sb.StartTime.IsZero() {
+		sb.StartTime = time.Now()
+	}
 	ip, err := d.cfg.Network.Setup(ctx, cfg.UID, cfg.Namespace, cfg.Name, sb.NetNS)
 	if err != nil {
 		return fail(fmt.Errorf("network: %w", err))
@@ -334,6 +341,9 @@ type containerMeta struct {
 	Meta     lifecycle.ContainerMeta `json:"meta"`
 	ImageRef string                  `json:"imageRef"`
 	ImageID  string                  `json:"imageID"`
+	// The termination message: the file on the host, and what to do when it is empty.
+	TerminationLog    string                             `json:"terminationLog,omitempty"`
+	TerminationPolicy manifests.TerminationMessagePolicy `json:"terminationPolicy,omitempty"`
 }
 
 func containerID(m lifecycle.ContainerMeta) string {
@@ -392,7 +402,15 @@ func (d *Driver) StartContainer(ctx context.Context, cfg lifecycle.ContainerConf
 		}
 		lc.Mounts = append(lc.Mounts, libct.Mount{Source: src, Destination: m.Destination, ReadOnly: m.ReadOnly})
 	}
-	if err := writeJSON(d.metaPath(id), containerMeta{Meta: cfg.Meta, ImageRef: cfg.Image.Ref, ImageID: img.ID}); err != nil {
+	meta := containerMeta{Meta: cfg.Meta, ImageRef: cfg.Image.Ref, ImageID: img.ID, TerminationPolicy: cfg.TerminationMessagePolicy}
+	if p := cfg.TerminationMessagePath; p != "" {
+		if meta.TerminationLog, err = d.terminationLog(dir, id, p); err != nil {
+			return "", err
+		}
+		// Last, so that it lands over any volume mounted above it, as the kubelet's.
+		lc.Mounts = append(lc.Mounts, libct.Mount{Source: meta.TerminationLog, Destination: p})
+	}
+	if err := writeJSON(d.metaPath(id), meta); err != nil {
 		return "", err
 	}
 	if _, err := d.runner.Start(ctx, lc); err != nil {
@@ -402,6 +420,9 @@ func (d *Driver) StartContainer(ctx context.Context, cfg lifecycle.ContainerConf
 			}
 		}
 		os.Remove(d.metaPath(id))
+		if meta.TerminationLog != "" {
+			os.Remove(meta.TerminationLog)
+		}
 		return "", err
 	}
 	return id, nil
@@ -500,7 +521,7 @@ func (d *Driver) info(ctx context.Context, c *libct.Container) (lifecycle.Contai
 	if err != nil {
 		return lifecycle.ContainerInfo{}, err
 	}
-	return toInfo(c.ID(), m, st), nil
+	return d.withMessage(ctx, c, m, toInfo(c.ID(), m, st)), nil
 }
 
 func toInfo(id string, m containerMeta, st libct.State) lifecycle.ContainerInfo {
@@ -543,7 +564,7 @@ func (d *Driver) WaitContainer(ctx context.Context, id string) (lifecycle.Contai
 	if err != nil {
 		return lifecycle.ContainerInfo{}, err
 	}
-	return toInfo(id, m, st), nil
+	return d.withMessage(ctx, c, m, toInfo(id, m, st)), nil
 }
 
 // StopContainer stops the container: SIGTERM, then SIGKILL after grace.
@@ -556,12 +577,12 @@ func (d *Driver) StopContainer(ctx context.Context, id string, grace time.Durati
 	if err != nil {
 		return lifecycle.ContainerInfo{}, err
 	}
-	return toInfo(id, m, st), nil
+	return d.withMessage(ctx, c, m, toInfo(id, m, st)), nil
 }
 
-// RemoveContainer deletes the container, its logs and metadata.
+// RemoveContainer deletes the container, its logs, termination message and metadata.
 func (d *Driver) RemoveContainer(ctx context.Context, id string) error {
-	c, _, err := d.load(ctx, id)
+	c, m, err := d.load(ctx, id)
 	if errors.Is(err, runtime.ErrNotFound) {
 		os.Remove(d.metaPath(id))
 		return nil
@@ -571,6 +592,14 @@ func (d *Driver) RemoveContainer(ctx context.Context, id string) error {
 	}
 	if err := c.Delete(ctx, libct.RemoveLogs()); err != nil {
 		return err
+	}
+	d.msgMu.Lock()
+	delete(d.messages, id)
+	d.msgMu.Unlock()
+	if m.TerminationLog != "" {
+		if err := os.Remove(m.TerminationLog); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
 	if err := os.Remove(d.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

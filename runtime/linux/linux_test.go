@@ -120,11 +120,12 @@ func TestConformance(t *testing.T) {
 		t.Skip("the libcontainer runtime needs root")
 	}
 	registry := imagetest.StartRegistry(t)
-	ref := registry + "/testapp:v1"
+	ref, grpcRef := registry+"/testapp:v1", registry+"/grpchealth:v1"
 	imagetest.Push(t, imagetest.TestAppImage(t), ref)
+	imagetest.Push(t, imagetest.GRPCHealthImage(t), grpcRef)
 	runtimetest.Run(t, func(t *testing.T) *runtimetest.Harness {
 		n := newNode(t, registry)
-		return &runtimetest.Harness{Open: n.open, Image: ref, MissingImage: registry + "/missing:v1"}
+		return &runtimetest.Harness{Open: n.open, Image: ref, MissingImage: registry + "/missing:v1", GRPCImage: grpcRef}
 	})
 }
 

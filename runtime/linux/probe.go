@@ -3,16 +3,23 @@ package linux
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
 	"github.com/vishvananda/netns"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 // dialIn opens a TCP connection from inside the network namespace at nsPath. The socket is made
@@ -87,12 +94,23 @@ func (d *Driver) ProbeTCP(ctx context.Context, sb lifecycle.Sandbox, host string
 	return conn.Close()
 }
 
-// ProbeHTTP sends a GET from inside the pod's network namespace; 200–399 is success.
+// ProbeHTTP sends a GET from inside the pod's network namespace; 200–399 is success, any
+// response with p.AnyStatus (lifecycle hooks, which the kubelet also sends again over plain
+// HTTP when an HTTPS request gets an HTTP answer).
 func (d *Driver) ProbeHTTP(ctx context.Context, sb lifecycle.Sandbox, p lifecycle.HTTPProbe) error {
 	scheme := "http"
 	if p.Scheme == "HTTPS" {
 		scheme = "https"
 	}
+	err := httpGet(ctx, sb, p, scheme)
+	if p.AnyStatus && scheme == "https" && err != nil && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		d.log.Info("HTTPS lifecycle hook got an HTTP response: sending it again over HTTP", "pod", sb.Namespace+"/"+sb.Name, "port", p.Port)
+		err = httpGet(ctx, sb, p, "http")
+	}
+	return err
+}
+
+func httpGet(ctx context.Context, sb lifecycle.Sandbox, p lifecycle.HTTPProbe, scheme string) error {
 	addr := net.JoinHostPort(probeHost(sb, p.Host), strconv.Itoa(p.Port))
 	tr := &http.Transport{
 		DialContext:       func(ctx context.Context, _, addr string) (net.Conn, error) { return dialIn(ctx, sb.NetNS, addr) },
@@ -125,8 +143,52 @@ func (d *Driver) ProbeHTTP(ctx context.Context, sb lifecycle.Sandbox, p lifecycl
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10)) // drain for a clean close
-	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+	if !p.AnyStatus && (resp.StatusCode < 200 || resp.StatusCode >= 400) {
 		return fmt.Errorf("HTTP probe failed with status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// ProbeGRPC calls grpc.health.v1.Health/Check on the pod's address from inside the pod's network
+// namespace, as the kubelet's gRPC prober does (plain text, no credentials): SERVING is success;
+// no connection, a timeout, a server without the health service, an unknown service and any
+// other status are failures whose error says which.
+func (d *Driver) ProbeGRPC(ctx context.Context, sb lifecycle.Sandbox, p lifecycle.GRPCProbe) error {
+	addr := net.JoinHostPort(probeHost(sb, ""), strconv.Itoa(p.Port))
+	conn, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return dialIn(ctx, sb.NetNS, a) }),
+		grpc.WithUserAgent("shoal-probe/1"),
+	)
+	if err != nil {
+		return fmt.Errorf("grpc probe of %s: %w", addr, err)
+	}
+	defer conn.Close()
+	// A refused connection fails at once, as a refused httpGet or tcpSocket probe does.
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: p.Service})
+	if err != nil {
+		return grpcProbeError(ctx, addr, p.Service, err)
+	}
+	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("grpc probe of %s: service %q is unhealthy: it answered %s", addr, p.Service, st)
+	}
+	return nil
+}
+
+// grpcProbeError says why a health check call failed.
+func grpcProbeError(ctx context.Context, addr, service string, err error) error {
+	st, _ := status.FromError(err)
+	switch st.Code() {
+	case codes.Unimplemented:
+		return fmt.Errorf("grpc probe of %s: the server does not implement the grpc health protocol (grpc.health.v1.Health): %s", addr, st.Message())
+	case codes.NotFound:
+		return fmt.Errorf("grpc probe of %s: the server does not know the service %q: %s", addr, service, st.Message())
+	case codes.DeadlineExceeded, codes.Canceled:
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || st.Code() == codes.DeadlineExceeded {
+			return fmt.Errorf("grpc probe of %s: timeout: no health answer within the probe's timeout (%s)", addr, st.Message())
+		}
+	case codes.Unavailable:
+		return fmt.Errorf("grpc probe of %s: failed to connect: %s", addr, st.Message())
+	}
+	return fmt.Errorf("grpc probe of %s: health rpc failed: %w", addr, err)
 }

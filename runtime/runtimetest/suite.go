@@ -1,6 +1,7 @@
 // Package runtimetest is the conformance suite of runtime.Runtime: every implementation — the
 // in-memory fake and the libcontainer runtime — must pass it. Containers run Shoal's test program
-// (tests/testapp), whose first argument selects a behaviour.
+// (tests/testapp), whose first argument selects a behaviour, or the gRPC health server
+// (runtime/imagetest/grpchealth).
 package runtimetest
 
 import (
@@ -26,6 +27,9 @@ type Harness struct {
 	Image string
 	// MissingImage cannot be pulled.
 	MissingImage string
+	// GRPCImage is a pullable image of the gRPC health server: Entrypoint ["/grpchealth"],
+	// arguments PORT [SERVICE=STATUS...] or PORT unimplemented.
+	GRPCImage string
 }
 
 // Run runs the suite. newHarness is called once per test, for a fresh node state.
@@ -51,6 +55,17 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"PolicyRefusesPrivileged", testPrivilegedRefused},
 		{"RemovePod", testRemovePod},
 		{"ReadoptsAfterReopen", testReadopt},
+		{"PostStartRunsBeforeRunning", testPostStart},
+		{"PostStartFailureKillsContainer", testPostStartFails},
+		{"PreStopRunsBeforeLivenessRestart", testPreStopOnRestart},
+		{"PreStopOnRemoveWithinGrace", testPreStopOnRemove},
+		{"PreStopForPodsOfAnEarlierRuntime", testPreStopOrphan},
+		{"SidecarsStartInOrder", testSidecarsInOrder},
+		{"SidecarsRestartAndStopAfterCompletion", testSidecarsCompletion},
+		{"SidecarReadinessCountsForPod", testSidecarReadiness},
+		{"TerminationMessages", testTerminationMessages},
+		{"TerminationMessageSurvivesReopen", testTerminationMessageReopen},
+		{"GRPCProbes", testGRPCProbes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -424,9 +439,10 @@ func testVolumes(t *testing.T, h *Harness) {
 	if err != nil || code != 0 || out.String() != "s3cret" {
 		t.Errorf("reading the secret file: code %d, err %v, out %q", code, err, out.String())
 	}
-	code, _ = rt.Exec(context.Background(), sec.UID, "app", runtime.ExecOptions{Command: []string{"/testapp", "write", "/etc/config/greeting", "x"}})
-	if code == 0 {
-		t.Errorf("a configMap volume is writable")
+	var werr bytes.Buffer
+	code, err = rt.Exec(context.Background(), sec.UID, "app", runtime.ExecOptions{Command: []string{"/testapp", "write", "/etc/config/greeting", "x"}, Stderr: &werr})
+	if err != nil || code == 0 || !strings.Contains(werr.String(), "read-only file system") {
+		t.Errorf("writing to a configMap volume: code %d, err %v, stderr %q; want it refused as a read-only file system", code, err, werr.String())
 	}
 }
 
@@ -506,8 +522,8 @@ func testRemovePod(t *testing.T, h *Harness) {
 	if err := rt.RemovePod(context.Background(), spec.UID, nil); err != nil {
 		t.Errorf("RemovePod of a removed pod: %v, want nil", err)
 	}
-	if pods, _ := rt.Pods(context.Background()); len(pods) != 0 {
-		t.Errorf("Pods() after removal: %+v", pods)
+	if pods, err := rt.Pods(context.Background()); err != nil || len(pods) != 0 {
+		t.Errorf("Pods() after removal: %+v, %v; want no pods", pods, err)
 	}
 }
 
@@ -521,7 +537,11 @@ func testReadopt(t *testing.T, h *Harness) {
 		}
 	}
 	before := waitFor(t, rt, spec.UID, "Running", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).State.Running != nil })
-	waitFor(t, rt, restartOnce.UID, "a restart", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).RestartCount >= 1 })
+	if before.StartTime == nil || before.StartTime.IsZero() {
+		t.Fatalf("no startTime: %s", describe(before))
+	}
+	// The count only grows: what the first runtime reported is a floor for the second.
+	restartsBefore := app(waitFor(t, rt, restartOnce.UID, "a restart", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).RestartCount >= 1 })).RestartCount
 	restartOnce.Pod.Spec.Containers[0].Args = []string{"serve"} // what runs now is kept, not this
 	if err := rt.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -548,12 +568,15 @@ func testReadopt(t *testing.T, h *Harness) {
 		t.Errorf("after reopening: container %s restarts %d; want the same container %s, no restart",
 			app(after).ContainerID, app(after).RestartCount, app(before).ContainerID)
 	}
+	if after.StartTime == nil || !after.StartTime.Equal(before.StartTime.Time) {
+		t.Errorf("startTime after reopening %v, want the pod's first start time %v", after.StartTime, before.StartTime)
+	}
 	if err := rt2.EnsurePod(context.Background(), restartOnce); err != nil {
 		t.Fatal(err)
 	}
-	st := waitFor(t, rt2, restartOnce.UID, "status", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).RestartCount >= 1 })
-	if app(st).RestartCount < 1 {
-		t.Errorf("restart count lost across reopen: %s", describe(st))
+	st := waitFor(t, rt2, restartOnce.UID, "the container adopted", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).ContainerID != "" })
+	if app(st).RestartCount < restartsBefore {
+		t.Errorf("restart count lost across reopen: %d before, now %s", restartsBefore, describe(st))
 	}
 }
 
