@@ -322,7 +322,7 @@ func (w *podWorker) start(cs *ctrState) (id string, info ContainerInfo, ok bool)
 		attempt := cs.restarts
 		w.mu.Unlock()
 
-		img, err := d.EnsureImage(w.ctx, cs.spec.Image, cs.spec.ImagePullPolicy)
+		img, err := d.EnsureImage(w.ctx, cs.spec.Image, cs.spec.ImagePullPolicy, pullSecrets(w.spec))
 		if err != nil {
 			if w.ctx.Err() != nil {
 				return "", info, false
