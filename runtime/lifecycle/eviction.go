@@ -107,21 +107,25 @@ func podLimitString(pod *manifests.Pod, limit int64) string {
 	return formatBytes(limit)
 }
 
-// formatBytes writes a byte count with the largest binary, then decimal, suffix that divides it.
+// formatBytes writes a byte count with the suffix, binary or decimal, that gives the shortest
+// exact number.
 func formatBytes(n int64) string {
+	best := fmt.Sprint(n)
 	if n == 0 {
-		return "0"
+		return best
 	}
 	for _, s := range []struct {
 		suffix string
 		unit   int64
-	}{{"Ei", 1 << 60}, {"Pi", 1 << 50}, {"Ti", 1 << 40}, {"Gi", 1 << 30}, {"Mi", 1 << 20}, {"Ki", 1 << 10},
-		{"E", 1e18}, {"P", 1e15}, {"T", 1e12}, {"G", 1e9}, {"M", 1e6}, {"k", 1e3}} {
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"Pi", 1 << 50}, {"Ei", 1 << 60},
+		{"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15}, {"E", 1e18}} {
 		if n%s.unit == 0 {
-			return fmt.Sprintf("%d%s", n/s.unit, s.suffix)
+			if v := fmt.Sprintf("%d%s", n/s.unit, s.suffix); len(v) < len(best) {
+				best = v
+			}
 		}
 	}
-	return fmt.Sprint(n)
+	return best
 }
 
 // runEviction measures the pods' local storage every interval until the Manager closes.
