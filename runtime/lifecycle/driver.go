@@ -146,11 +146,11 @@ type ContainerConfig struct {
 	CPUPeriod   int64
 	CPUShares   uint64
 	// Security.
-	CapAdd, CapDrop    []string
-	Privileged         bool
-	NoNewPrivileges    bool
-	ReadonlyRootfs     bool
-	SeccompUnconfined  bool
+	CapAdd, CapDrop   []string
+	Privileged        bool
+	NoNewPrivileges   bool
+	ReadonlyRootfs    bool
+	SeccompUnconfined bool
 	// SeccompProfile is a Localhost seccomp profile in the Docker/containerd JSON format, read
 	// from SeccompProfilePath under the node's profile root (nil: the runtime default).
 	SeccompProfile     []byte

@@ -1,13 +1,16 @@
 // Package linux is the production lifecycle.Driver: pod sandboxes (a network namespace, volumes,
-// /etc/hosts and /etc/resolv.conf), images from the node's image store, and containers through
-// package libct, each under its own shim so that it outlives the daemon.
+// /etc/hosts with the pod's hostAliases and an /etc/resolv.conf made by the pod's dnsPolicy),
+// images from the node's image store (with the pod's image pull secrets, kept in memory), and
+// containers through package libct, each under its own shim so that it outlives the daemon. It
+// also measures the local storage of pods, for the Manager's ephemeral-storage eviction.
 //
 // On-disk state under the driver's root:
 //
 //	pods/<uid>/sandbox.json        the sandbox (pod identity, netns path, address)
 //	pods/<uid>/netns               the bind-mounted network namespace
 //	pods/<uid>/hosts, resolv.conf  mounted read-only into every container of the pod
-//	pods/<uid>/volumes/<name>/     emptyDir, configMap and secret volumes (secrets on tmpfs)
+//	pods/<uid>/volumes/<name>/     emptyDir, configMap, secret and downwardAPI volumes (secrets and
+//	                               emptyDirs of medium Memory on tmpfs)
 //	containers/                    libct's state: one directory per container, its shim's files
 //	meta/<container id>.json       which pod, container name and attempt a container is
 package linux

@@ -222,7 +222,7 @@ func TestStorageEviction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { rt.Close() }) // after the parallel subtests
+	t.Cleanup(func() { rt.Close() })     // after the parallel subtests
 	data := strings.Repeat("x", 120<<10) // one argument may hold up to 128 KiB
 	storage := func(s string) manifests.ResourceRequirements {
 		return manifests.ResourceRequirements{Limits: manifests.ResourceList{manifests.ResourceEphemeralStorage: quantity(t, s)}}
