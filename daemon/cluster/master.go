@@ -624,12 +624,21 @@ func nodeOrPending(node string) string {
 	return node
 }
 
-// resolveRefs attaches the ConfigMaps and Secrets a pod refers to, from the desired objects.
+// resolveRefs attaches the ConfigMaps and Secrets a pod refers to, from the desired objects:
+// those of its volumes and environment, and its image pull secrets. As Kubernetes' ServiceAccount
+// admission does, a pod that lists no imagePullSecrets gets those of its ServiceAccount.
 func (m *Master) resolveRefs(objs []manifests.Object, spec *runtime.PodSpec) {
 	if spec.Pod == nil {
 		return
 	}
 	ns := spec.Pod.Namespace
+	if len(spec.Pod.Spec.ImagePullSecrets) == 0 {
+		if sa := serviceAccount(objs, ns, spec.Pod.Spec); sa != nil && len(sa.ImagePullSecrets) > 0 {
+			pod := spec.Pod.DeepCopyObject().(*manifests.Pod) // the desired pod is shared: change a copy
+			pod.Spec.ImagePullSecrets = slices.Clone(sa.ImagePullSecrets)
+			spec.Pod = pod
+		}
+	}
 	names := map[string]bool{}
 	secrets := map[string]bool{}
 	ps := &spec.Pod.Spec
@@ -640,6 +649,9 @@ func (m *Master) resolveRefs(objs []manifests.Object, spec *runtime.PodSpec) {
 		if v.Secret != nil {
 			secrets[v.Secret.SecretName] = true
 		}
+	}
+	for _, r := range ps.ImagePullSecrets {
+		secrets[r.Name] = true
 	}
 	for _, c := range slices.Concat(ps.InitContainers, ps.Containers) {
 		for _, e := range c.Env {
@@ -677,6 +689,24 @@ func (m *Master) resolveRefs(objs []manifests.Object, spec *runtime.PodSpec) {
 			}
 		}
 	}
+}
+
+// serviceAccount finds the pod's ServiceAccount ("default" unless it names one) among the
+// desired objects.
+func serviceAccount(objs []manifests.Object, ns string, ps manifests.PodSpec) *manifests.ServiceAccount {
+	name := ps.ServiceAccountName
+	if name == "" {
+		name = ps.DeprecatedServiceAccount
+	}
+	if name == "" {
+		name = "default"
+	}
+	for _, o := range objs {
+		if sa, ok := o.(*manifests.ServiceAccount); ok && sa.Namespace == ns && sa.Name == name {
+			return sa
+		}
+	}
+	return nil
 }
 
 // serviceOps gives Services their virtual IPs and endpoints (the ready pods they select) and

@@ -34,8 +34,12 @@ type NetConfig struct {
 	// of the cgroup v2 hierarchy (every process of the machine, as Cilium does), or the node's
 	// own subtree for several nodes on one machine.
 	LBCgroup string
-	// Upstreams for names outside the cluster (default: the host's resolv.conf).
+	// Upstreams for names outside the cluster (default: the nameservers of ResolvConf).
 	Upstreams []string
+	// ResolvConf is the node's resolver configuration: the cluster DNS server forwards to its
+	// nameservers (unless Upstreams are set) and pods with dnsPolicy Default get it, as with the
+	// kubelet's --resolv-conf. Default /etc/resolv.conf.
+	ResolvConf string
 	// NodeInterface, when set, carries NodePort Services: tc programs on it send
 	// <node address>:<nodePort> to the Services' backends. NodeIP is the node's address on it.
 	NodeInterface string
@@ -202,7 +206,8 @@ func (n *network) run(ctx context.Context) error {
 	if err := writeNetState(n.dataDir, st); err != nil {
 		return err
 	}
-	server, err := dns.New(dns.Config{Domain: n.cfg.Domain, Listen: []string{gw.String() + ":53"}, Upstreams: n.cfg.Upstreams, Logger: n.log})
+	server, err := dns.New(dns.Config{Domain: n.cfg.Domain, Listen: []string{gw.String() + ":53"}, Upstreams: n.cfg.Upstreams,
+		ResolvConf: n.cfg.ResolvConf, Logger: n.log})
 	if err != nil {
 		return fmt.Errorf("dns server: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -73,8 +74,13 @@ type Config struct {
 	AllowPrivileged               bool
 	AllowHostPaths                []string
 	AllowUnconfined               bool
-	CrashLoopBase                 time.Duration
-	CgroupParent                  string
+	// SeccompProfileRoot holds the node's Localhost seccomp profiles (default <data dir>/seccomp).
+	SeccompProfileRoot string
+	// EvictionInterval is how often pods' local storage is measured against their
+	// ephemeral-storage limits (default 10 s).
+	EvictionInterval time.Duration
+	CrashLoopBase    time.Duration
+	CgroupParent     string
 	// Net is the node's network plane.
 	Net NetConfig
 	// Addresses are the node's addresses other nodes reach it on (host-gw routes to its pods).
@@ -158,12 +164,23 @@ func Run(ctx context.Context, cfg Config) error {
 		network = newNetwork(cfg.Net, cfg.Name, cfg.DataDir, st, log)
 		podNetwork = network
 	}
-	driver, err := linux.New(linux.Config{Root: filepath.Join(cfg.DataDir, "runtime"), Images: images, CgroupParent: cgroup, Network: podNetwork, Logger: log})
+	driver, err := linux.New(linux.Config{Root: filepath.Join(cfg.DataDir, "runtime"), Images: images, CgroupParent: cgroup, Network: podNetwork,
+		ResolvConf: cfg.Net.ResolvConf, Logger: log})
 	if err != nil {
 		return err
 	}
+	capCPU, capMem := int64(goruntime.NumCPU())*1000, memTotal()
+	allocatable := cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0)}
+	seccompRoot := cfg.SeccompProfileRoot
+	if seccompRoot == "" {
+		seccompRoot = filepath.Join(cfg.DataDir, "seccomp")
+	}
 	rt, err := lifecycle.New(lifecycle.Config{Driver: driver, Logger: log, Backoff: lifecycle.Backoff{Base: cfg.CrashLoopBase},
-		Policy: lifecycle.Policy{AllowPrivileged: cfg.AllowPrivileged, AllowHostPaths: cfg.AllowHostPaths, AllowUnconfined: cfg.AllowUnconfined}})
+		Policy: lifecycle.Policy{AllowPrivileged: cfg.AllowPrivileged, AllowHostPaths: cfg.AllowHostPaths, AllowUnconfined: cfg.AllowUnconfined,
+			SeccompProfileRoot: seccompRoot},
+		Node: lifecycle.NodeInfo{Name: cfg.Name, HostIPs: hostIPs(cfg.Addresses),
+			Allocatable: lifecycle.Resources{MilliCPU: allocatable.MilliCPU, Memory: allocatable.Memory, EphemeralStorage: diskSize(cfg.DataDir)}},
+		EvictionInterval: cfg.EvictionInterval, StateDir: lifecycleDir(cfg.DataDir)})
 	if err != nil {
 		return err
 	}
@@ -238,7 +255,6 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 
 	// The agent.
-	capCPU, capMem := int64(goruntime.NumCPU())*1000, memTotal()
 	if network != nil {
 		goFn("network plane", func() error { return network.run(ctx) })
 	}
@@ -248,7 +264,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	record := cluster.NodeRecord{Labels: labels, Version: buildinfo.Get().Version, Addresses: cfg.Addresses,
 		Capacity:    cluster.Resources{MilliCPU: capCPU, Memory: capMem},
-		Allocatable: cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0)}}
+		Allocatable: allocatable}
 	if cfg.ClusterPort == 0 {
 		cfg.ClusterPort = join.DefaultPort
 	}
@@ -402,6 +418,52 @@ func markStore(dataDir string) error {
 	}
 	if err := os.WriteFile(p, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	return nil
+}
+
+// lifecycleDir keeps the runtime's own records (the pods it evicted).
+func lifecycleDir(dataDir string) string { return filepath.Join(dataDir, "lifecycle") }
+
+// diskSize returns the size in bytes of the file system that holds dir (the pods' writable
+// layers, logs and emptyDir volumes): the node's allocatable ephemeral storage.
+func diskSize(dir string) int64 {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return 0
+	}
+	return int64(fs.Blocks) * fs.Bsize
+}
+
+// hostIPs are the node's addresses for its pods' status.hostIP: the --node-address values, or
+// else the first global unicast address of an interface that is up.
+func hostIPs(addresses []string) []string {
+	var out []string
+	for _, a := range addresses {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			out = append(out, ip.String())
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil && pfx.Addr().IsGlobalUnicast() {
+				return []string{pfx.Addr().String()}
+			}
+		}
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func Reset(ctx context.Context, dataDir, cgroupParent string, grace time.Duratio
 	if err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
-	rt, err := lifecycle.New(lifecycle.Config{Driver: driver, Logger: log})
+	rt, err := lifecycle.New(lifecycle.Config{Driver: driver, Logger: log, EvictionInterval: -1, StateDir: lifecycleDir(dataDir)})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -185,4 +186,171 @@ func (z *zone) soa(ttl uint32) *miekg.SOA {
 		Expire:  86400,
 		Minttl:  negativeTTL,
 	}
+}
+
+// Limits of a pod's resolv.conf that the kubelet enforces (glibc reads at most three name
+// servers; the search line is capped in entries and length).
+const (
+	MaxNameservers     = 3
+	MaxSearchPaths     = 32
+	MaxSearchListChars = 2048
+	maxSearchPathLen   = 253
+	maxResolvConfSize  = 10 << 20
+)
+
+// ResolvConf is the content of a resolv.conf file: what the node's says and what a pod's gets.
+type ResolvConf struct {
+	Nameservers []string
+	Searches    []string
+	// Options are "name" or "name:value", such as "ndots:5".
+	Options []string
+}
+
+// ParseResolvConf reads resolv.conf content as the kubelet does: nameserver lines add up, the
+// last search line and the last options line win, trailing dots of search domains are dropped
+// and lines starting with # or ; are comments.
+func ParseResolvConf(r io.Reader) (ResolvConf, error) {
+	var c ResolvConf
+	sc := bufio.NewScanner(io.LimitReader(r, maxResolvConfSize))
+	sc.Buffer(make([]byte, 0, 4096), maxResolvConfSize)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		switch fields[0] {
+		case "nameserver":
+			c.Nameservers = append(c.Nameservers, fields[1])
+		case "search":
+			c.Searches = c.Searches[:0]
+			for _, s := range fields[1:] {
+				if s = strings.TrimSuffix(s, "."); s != "" {
+					c.Searches = append(c.Searches, s)
+				}
+			}
+		case "options":
+			c.Options = slices.Clone(fields[1:])
+		}
+	}
+	return c, sc.Err()
+}
+
+// ReadResolvConf parses the resolv.conf file at path.
+func ReadResolvConf(path string) (ResolvConf, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ResolvConf{}, err
+	}
+	defer f.Close()
+	c, err := ParseResolvConf(f)
+	if err != nil {
+		return ResolvConf{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// String writes the configuration in resolv.conf syntax.
+func (c ResolvConf) String() string {
+	var b strings.Builder
+	for _, ns := range c.Nameservers {
+		fmt.Fprintf(&b, "nameserver %s\n", ns)
+	}
+	if len(c.Searches) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(c.Searches, " "))
+	}
+	if len(c.Options) > 0 {
+		fmt.Fprintf(&b, "options %s\n", strings.Join(c.Options, " "))
+	}
+	return b.String()
+}
+
+// PodOption is one option of a pod's dnsConfig: Name, or Name:Value when Value is set.
+type PodOption struct {
+	Name  string
+	Value *string
+}
+
+// WithPodConfig adds a pod's dnsConfig to c as the kubelet does: its name servers and search
+// domains come after c's, duplicates dropped, and its options are merged into c's, a pod's
+// option replacing c's of the same name. c is not changed.
+func (c ResolvConf) WithPodConfig(nameservers, searches []string, options []PodOption) ResolvConf {
+	out := ResolvConf{
+		Nameservers: uniq(slices.Concat(c.Nameservers, nameservers)),
+		Searches:    uniq(slices.Concat(c.Searches, searches)),
+	}
+	var names []string
+	values := map[string]string{}
+	set := func(name, value string) {
+		if _, ok := values[name]; !ok {
+			names = append(names, name)
+		}
+		values[name] = value
+	}
+	for _, o := range c.Options {
+		name, value, _ := strings.Cut(o, ":")
+		set(name, value)
+	}
+	for _, o := range options {
+		value := ""
+		if o.Value != nil {
+			value = *o.Value
+		}
+		set(o.Name, value)
+	}
+	for _, n := range names {
+		if v := values[n]; v != "" {
+			out.Options = append(out.Options, n+":"+v)
+		} else {
+			out.Options = append(out.Options, n)
+		}
+	}
+	return out
+}
+
+// FitLimits cuts c to what a pod's resolv.conf may hold, as the kubelet does: the first
+// MaxNameservers name servers; at most MaxSearchPaths search domains, none longer than 253
+// characters, and a search line of at most MaxSearchListChars. It says what it left out.
+func (c ResolvConf) FitLimits() (ResolvConf, []string) {
+	var warnings []string
+	out := ResolvConf{Nameservers: slices.Clone(c.Nameservers), Searches: slices.Clone(c.Searches), Options: slices.Clone(c.Options)}
+	if len(out.Nameservers) > MaxNameservers {
+		out.Nameservers = out.Nameservers[:MaxNameservers]
+		warnings = append(warnings, fmt.Sprintf("nameserver limits were exceeded, some nameservers have been omitted, the applied nameserver line is: %s", strings.Join(out.Nameservers, " ")))
+	}
+	cut := false
+	if len(out.Searches) > MaxSearchPaths {
+		out.Searches, cut = out.Searches[:MaxSearchPaths], true
+	}
+	kept := out.Searches[:0]
+	for _, s := range out.Searches {
+		if len(s) > maxSearchPathLen {
+			cut = true
+			continue
+		}
+		kept = append(kept, s)
+	}
+	out.Searches = kept
+	for len(strings.Join(out.Searches, " ")) > MaxSearchListChars {
+		out.Searches, cut = out.Searches[:len(out.Searches)-1], true
+	}
+	if cut {
+		warnings = append(warnings, fmt.Sprintf("search line limits were exceeded, some search paths have been omitted, the applied search line is: %s", strings.Join(out.Searches, " ")))
+	}
+	return out, warnings
+}
+
+func uniq(in []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -164,7 +164,7 @@ func (d *Driver) Sandboxes(context.Context) ([]lifecycle.Sandbox, error) {
 }
 
 // EnsureImage "pulls" an image the fake registry serves.
-func (d *Driver) EnsureImage(_ context.Context, ref string, policy manifests.PullPolicy) (lifecycle.Image, error) {
+func (d *Driver) EnsureImage(_ context.Context, ref string, policy manifests.PullPolicy, _ lifecycle.PullSecrets) (lifecycle.Image, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	img, ok := d.images[ref]

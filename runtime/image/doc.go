@@ -47,4 +47,13 @@
 // unpacked once; at most Config.MaxConcurrentLayerUnpacks layers are
 // fetched and unpacked at a time. GC excludes pulls and imports while it
 // runs.
+//
+// # Credentials
+//
+// A pull authenticates with the store's keychain (by default the docker
+// config.json of $DOCKER_CONFIG or ~/.docker). PullWithKeyring adds
+// credentials held in memory, such as those of a pod's image pull secrets:
+// a Keyring matches them to the image's registry as the kubelet does, and
+// they are tried in turn before the store's own. Only pulls with the same
+// credentials share a download.
 package image

@@ -71,7 +71,7 @@ func (r PullReason) hint() string {
 	case ReasonNotFound:
 		return "check the repository name and tag or digest"
 	case ReasonUnauthorized:
-		return "log in to the registry so its credentials are in the docker config.json ($DOCKER_CONFIG or ~/.docker)"
+		return "give the pod an imagePullSecret of type kubernetes.io/dockerconfigjson with credentials for the registry, or log in on the node so they are in its docker config.json ($DOCKER_CONFIG or ~/.docker)"
 	case ReasonConnectionRefused:
 		return "check that the registry is running and reachable from this node"
 	case ReasonTLS:

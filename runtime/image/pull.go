@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -14,6 +16,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -84,14 +87,14 @@ func platform() v1.Platform {
 	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 }
 
-func (s *Store) remoteOptions(ctx context.Context, p *progress) []remote.Option {
+func (s *Store) remoteOptions(ctx context.Context, p *progress, kc authn.Keychain) []remote.Option {
 	tr := http.RoundTripper(s.transport)
 	if p != nil {
 		tr = &countingTransport{base: tr, p: p}
 	}
 	opts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(s.keychain),
+		remote.WithAuthFromKeychain(kc),
 		remote.WithTransport(tr),
 		remote.WithPlatform(platform()),
 		remote.WithUserAgent("shoal"),
@@ -112,6 +115,15 @@ func (s *Store) remoteOptions(ctx context.Context, p *progress) []remote.Option 
 // caller's wait; the download stops when no caller waits for it any more,
 // and leaves no partial layer behind.
 func (s *Store) Pull(ctx context.Context, ref string, policy PullPolicy) (*Image, error) {
+	return s.PullWithKeyring(ctx, ref, policy, nil)
+}
+
+// PullWithKeyring is Pull with more credentials, such as those of a pod's
+// image pull secrets. As the kubelet does, the keyring's credentials that
+// match the image are tried in turn, then the store's own keychain; when
+// the keyring has none that match, the store's keychain is used alone
+// (anonymous if it has none either). The keyring is only read.
+func (s *Store) PullWithKeyring(ctx context.Context, ref string, policy PullPolicy, kr *Keyring) (*Image, error) {
 	if s.ctx.Err() != nil {
 		return nil, ErrStoreClosed
 	}
@@ -129,24 +141,73 @@ func (s *Store) Pull(ctx context.Context, ref string, policy PullPolicy) (*Image
 			return nil, fmt.Errorf("image %q: %w (import it or use pull policy IfNotPresent)", ref, ErrImageNeverPull)
 		}
 	}
+	var last error
+	for _, a := range s.attempts(ctx, r, kr) {
+		rec, err := s.pullShared(ctx, r, a)
+		if err == nil {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.imageLocked(key, rec)
+		}
+		if ctx.Err() != nil {
+			return nil, &PullError{Ref: ref, Reason: ReasonCanceled, Err: ctx.Err()}
+		}
+		last = err
+	}
+	return nil, classify(ref, last)
+}
+
+// attempt is one way to authenticate a pull: a keychain, and a fingerprint
+// of its credentials so that only pulls with the same ones share a download.
+type attempt struct {
+	kc          authn.Keychain
+	fingerprint string
+}
+
+// staticKeychain answers every registry with one set of credentials.
+type staticKeychain struct{ auth authn.Authenticator }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
+
+// attempts lists the credentials to try for r, in order.
+func (s *Store) attempts(ctx context.Context, r name.Reference, kr *Keyring) []attempt {
+	var out []attempt
+	if kr != nil {
+		for _, c := range kr.Lookup(lookupName(r)) {
+			raw, _ := json.Marshal(c)
+			sum := sha256.Sum256(raw)
+			out = append(out, attempt{kc: staticKeychain{authn.FromConfig(c)}, fingerprint: hex.EncodeToString(sum[:])})
+		}
+	}
+	node := attempt{kc: s.keychain}
+	if len(out) == 0 {
+		return []attempt{node}
+	}
+	// The node's credentials come after the pod's; once the pod has some,
+	// an anonymous pull is not tried.
+	if auth, err := authn.Resolve(ctx, s.keychain, r.Context()); err == nil && auth != authn.Anonymous {
+		out = append(out, node)
+	}
+	return out
+}
+
+// pullShared pulls r with one set of credentials, sharing the download with
+// concurrent pulls of r that use the same ones.
+func (s *Store) pullShared(ctx context.Context, r name.Reference, a attempt) (*imageRecord, error) {
+	key := r.Name()
+	if a.fingerprint != "" {
+		key += "\x00" + a.fingerprint
+	}
 	for {
 		rec, _, err := s.pulls.do(ctx, key, func(ctx context.Context) (*imageRecord, error) {
-			return s.pull(ctx, r)
+			return s.pull(ctx, r, a.kc)
 		})
-		if err != nil {
-			// The shared download may have been cancelled by the callers
-			// that started it while this caller still wants it: retry.
-			if errors.Is(err, context.Canceled) && ctx.Err() == nil && s.ctx.Err() == nil {
-				continue
-			}
-			if ctx.Err() != nil {
-				return nil, &PullError{Ref: ref, Reason: ReasonCanceled, Err: ctx.Err()}
-			}
-			return nil, classify(ref, err)
+		// The shared download may have been cancelled by the callers that
+		// started it while this caller still wants it: retry.
+		if err != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil && s.ctx.Err() == nil {
+			continue
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.imageLocked(key, rec)
+		return rec, err
 	}
 }
 
@@ -174,14 +235,14 @@ func (s *Store) local(key string, r name.Reference) (*Image, error) {
 }
 
 // pull resolves r at its registry and stores the image.
-func (s *Store) pull(ctx context.Context, r name.Reference) (*imageRecord, error) {
+func (s *Store) pull(ctx context.Context, r name.Reference, kc authn.Keychain) (*imageRecord, error) {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 
 	key := r.Name()
 	start := time.Now()
 	p := newProgress(key, s.log, s.progress)
-	opts := s.remoteOptions(ctx, p)
+	opts := s.remoteOptions(ctx, p, kc)
 	desc, err := remote.Get(r, opts...)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ package libct
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -106,6 +107,9 @@ type Config struct {
 	ReadonlyRootfs  bool `json:"readonlyRootfs,omitempty"`
 	// SeccompUnconfined disables the default seccomp profile.
 	SeccompUnconfined bool `json:"seccompUnconfined,omitempty"`
+	// SeccompProfile replaces the default seccomp profile with one in the Docker/containerd
+	// JSON format (what a Localhost profile file holds). Empty: Docker's default profile.
+	SeccompProfile string `json:"seccompProfile,omitempty"`
 
 	// LogPath is the CRI-format log file for stdout and stderr (default
 	// "<state dir>/containers/<ID>/container.log").
@@ -163,6 +167,9 @@ func (c *Config) validate() error {
 	}
 	if c.CgroupParent != "" && !filepath.IsAbs(c.CgroupParent) {
 		return fmt.Errorf("%w: cgroup parent %q must be absolute", ErrInvalidConfig, c.CgroupParent)
+	}
+	if c.SeccompProfile != "" && !json.Valid([]byte(c.SeccompProfile)) {
+		return fmt.Errorf("%w: container %q: the seccomp profile is not JSON", ErrInvalidConfig, c.ID)
 	}
 	return nil
 }

@@ -245,13 +245,34 @@ func buildSpec(cfg *Config, rootfs string, u execUser) (*specs.Spec, error) {
 		s.Linux.Devices = append(s.Linux.Devices, hostDevs...)
 		res.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 	} else if !cfg.SeccompUnconfined {
-		prof, err := seccomp.GetDefaultProfile(s)
+		prof, err := seccompProfile(cfg.SeccompProfile, s)
 		if err != nil {
-			return nil, fmt.Errorf("default seccomp profile: %w", err)
+			return nil, err
 		}
 		s.Linux.Seccomp = prof
 	}
 	return s, nil
+}
+
+// seccompProfile turns a profile in the Docker/containerd JSON format into the spec's filter
+// (syscalls that depend on capabilities, architectures or kernel versions resolved for this
+// container); an empty profile is Docker's default.
+func seccompProfile(profile string, s *specs.Spec) (*specs.LinuxSeccomp, error) {
+	if profile == "" {
+		prof, err := seccomp.GetDefaultProfile(s)
+		if err != nil {
+			return nil, fmt.Errorf("default seccomp profile: %w", err)
+		}
+		return prof, nil
+	}
+	prof, err := seccomp.LoadProfile(profile, s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: seccomp profile: %v", ErrInvalidConfig, err)
+	}
+	if prof == nil {
+		return nil, fmt.Errorf("%w: the seccomp profile has no defaultAction and no syscalls, so it filters nothing", ErrInvalidConfig)
+	}
+	return prof, nil
 }
 
 func withoutOpt(opts []string, o string) []string {

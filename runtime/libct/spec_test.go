@@ -2,8 +2,12 @@ package libct
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestCapabilitySet(t *testing.T) {
@@ -68,6 +72,7 @@ func TestConfigValidate(t *testing.T) {
 		{"relative layer", func(c *Config) { c.Lower = []string{"l"} }},
 		{"relative mount", func(c *Config) { c.Mounts = []Mount{{Source: "a", Destination: "/b"}} }},
 		{"relative cgroup", func(c *Config) { c.CgroupParent = "x" }},
+		{"seccomp profile not JSON", func(c *Config) { c.SeccompProfile = "{" }},
 	}
 	if err := ok.validate(); err != nil {
 		t.Fatal(err)
@@ -80,5 +85,62 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("err = %v, want ErrInvalidConfig", err)
 			}
 		})
+	}
+}
+
+func TestSeccompProfile(t *testing.T) {
+	spec := func() *specs.Spec {
+		return &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: DefaultCapabilities}}}
+	}
+	def, err := seccompProfile("", spec())
+	if err != nil || def.DefaultAction != specs.ActErrno {
+		t.Fatalf("default profile: %+v %v", def, err)
+	}
+	p, err := seccompProfile(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["unshare"],"action":"SCMP_ACT_ERRNO","errnoRet":95}]}`, spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.DefaultAction != specs.ActAllow || len(p.Syscalls) != 1 || p.Syscalls[0].Names[0] != "unshare" || *p.Syscalls[0].ErrnoRet != 95 {
+		t.Errorf("loaded profile %+v", p)
+	}
+	for _, bad := range []string{`{}`, `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ERRNO"}]}`, `[`} {
+		if _, err := seccompProfile(bad, spec()); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("profile %s: err %v, want ErrInvalidConfig", bad, err)
+		}
+	}
+}
+
+func TestDirUsage(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 100<<10)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub", "f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, "sub", "f"), filepath.Join(dir, "hardlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sparse"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(dir, "sparse"), 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	got, err := DirUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file once (hard links are one inode), the sparse file's holes not at all, plus the
+	// directories' own blocks.
+	if got < 100<<10 || got > 100<<10+64<<10 {
+		t.Errorf("usage %d, want about 100 KiB", got)
+	}
+	if n, err := DirUsage(filepath.Join(dir, "missing")); err != nil || n != 0 {
+		t.Errorf("missing path: %d %v", n, err)
 	}
 }

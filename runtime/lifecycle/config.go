@@ -22,7 +22,38 @@ type Policy struct {
 	AllowUnconfined bool
 	// PidsLimit is the most processes of one pod (default 1024).
 	PidsLimit int64
+	// SeccompProfileRoot is the node's directory of seccomp profiles: a Localhost profile's
+	// localhostProfile is a path relative to it. Empty: Localhost profiles are refused.
+	SeccompProfileRoot string
+
+	// node is the node the pods run on, for the downward API; New sets it from Config.Node.
+	node NodeInfo
 }
+
+// NodeInfo is what a pod may learn of its node through the downward API.
+type NodeInfo struct {
+	// Name is the node's name (spec.nodeName).
+	Name string
+	// HostIPs are the node's addresses, the primary one first (status.hostIP, status.hostIPs).
+	HostIPs []string
+	// Allocatable is what the node has for pods. As in Kubernetes, a resourceFieldRef to a
+	// limit that the container does not set gives the node's allocatable amount.
+	Allocatable Resources
+}
+
+// Resources are amounts of the resources a node accounts for.
+type Resources struct {
+	MilliCPU         int64
+	Memory           int64 // bytes
+	EphemeralStorage int64 // bytes
+}
+
+// secretTypeDockercfg is the legacy image pull secret type, whose .dockercfg key holds a
+// ~/.dockercfg file.
+const secretTypeDockercfg manifests.SecretType = "kubernetes.io/dockercfg"
+
+// maxSeccompProfile bounds the size of a Localhost seccomp profile file.
+const maxSeccompProfile = 1 << 20
 
 // configError is a problem with a pod's configuration that retrying cannot fix until the pod
 // changes (Kubernetes' CreateContainerConfigError).
@@ -45,11 +76,14 @@ const defaultFileMode = 0o644
 func sandboxConfig(spec *runtime.PodSpec, pol Policy) (SandboxConfig, error) {
 	pod := spec.Pod
 	cfg := SandboxConfig{
-		UID:       spec.UID,
-		Namespace: pod.Namespace,
-		Name:      pod.Name,
-		Hostname:  pod.Spec.Hostname,
-		PidsLimit: pol.PidsLimit,
+		UID:         spec.UID,
+		Namespace:   pod.Namespace,
+		Name:        pod.Name,
+		Hostname:    pod.Spec.Hostname,
+		PidsLimit:   pol.PidsLimit,
+		DNSPolicy:   pod.Spec.DNSPolicy,
+		DNSConfig:   pod.Spec.DNSConfig,
+		HostAliases: pod.Spec.HostAliases,
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = pod.Name
@@ -65,6 +99,9 @@ func sandboxConfig(spec *runtime.PodSpec, pol Policy) (SandboxConfig, error) {
 		switch {
 		case v.EmptyDir != nil:
 			vc.EmptyDir = v.EmptyDir
+			if v.EmptyDir.Medium == manifests.StorageMediumMemory {
+				vc.TmpfsSize = memoryVolumeSize(pod, v.EmptyDir, pol.node.Allocatable.Memory)
+			}
 		case v.HostPath != nil:
 			if !hostPathAllowed(v.HostPath.Path, pol.AllowHostPaths) {
 				return cfg, fmt.Errorf("volume %q: hostPath %s: %w (allowed: %s)", v.Name, v.HostPath.Path,
@@ -83,6 +120,12 @@ func sandboxConfig(spec *runtime.PodSpec, pol Policy) (SandboxConfig, error) {
 				return cfg, fmt.Errorf("volume %q: %w", v.Name, err)
 			}
 			vc.Files, vc.Sensitive = files, true
+		case v.DownwardAPI != nil:
+			files, err := downwardAPIFiles(spec, v.DownwardAPI, pol.node)
+			if err != nil {
+				return cfg, fmt.Errorf("volume %q: %w", v.Name, err)
+			}
+			vc.Files = files
 		default:
 			return cfg, configErrorf("volume %q has no source Shoal supports", v.Name)
 		}
@@ -184,7 +227,7 @@ func containerConfig(spec *runtime.PodSpec, sb Sandbox, c *manifests.Container, 
 	pod := spec.Pod
 	cfg := ContainerConfig{Meta: meta, Sandbox: sb, Image: img}
 
-	env, err := containerEnv(spec, sb, c, img)
+	env, err := containerEnv(spec, sb, c, img, pol.node)
 	if err != nil {
 		return cfg, err
 	}
@@ -281,7 +324,18 @@ func containerConfig(spec *runtime.PodSpec, sb Sandbox, c *manifests.Container, 
 			}
 			cfg.SeccompUnconfined = true
 		case manifests.SeccompProfileTypeLocalhost:
-			return cfg, configErrorf("container %q: seccomp Localhost profiles are not supported by Shoal yet; use RuntimeDefault", c.Name)
+			if cfg.Privileged {
+				break // privileged containers run without seccomp, as with containerd
+			}
+			rel := ""
+			if profile.LocalhostProfile != nil {
+				rel = *profile.LocalhostProfile
+			}
+			data, path, err := localhostProfile(pol.SeccompProfileRoot, rel)
+			if err != nil {
+				return cfg, configErrorf("container %q: %v", c.Name, err)
+			}
+			cfg.SeccompProfile, cfg.SeccompProfilePath = data, path
 		}
 	}
 
@@ -295,7 +349,7 @@ func containerConfig(spec *runtime.PodSpec, sb Sandbox, c *manifests.Container, 
 		if v == nil {
 			return cfg, configErrorf("container %q mounts volume %q, which the pod does not have", c.Name, m.Name)
 		}
-		ro := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil
+		ro := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil
 		cfg.Mounts = append(cfg.Mounts, Mount{Volume: m.Name, SubPath: m.SubPath, Destination: m.MountPath, ReadOnly: ro})
 	}
 	return cfg, nil
@@ -350,7 +404,7 @@ func containerUser(pod *manifests.Pod, c *manifests.Container, img Image) (strin
 
 // containerEnv builds a container's environment: the image's, then envFrom, then env, with
 // $(VAR) references expanded as Kubernetes expands them.
-func containerEnv(spec *runtime.PodSpec, sb Sandbox, c *manifests.Container, img Image) ([]string, error) {
+func containerEnv(spec *runtime.PodSpec, sb Sandbox, c *manifests.Container, img Image, node NodeInfo) ([]string, error) {
 	pod := spec.Pod
 	var order []string
 	vals := map[string]string{}
@@ -406,15 +460,14 @@ func containerEnv(spec *runtime.PodSpec, sb Sandbox, c *manifests.Container, img
 		case e.ValueFrom == nil:
 			v = expand(e.Value, defined)
 		case e.ValueFrom.FieldRef != nil:
-			switch e.ValueFrom.FieldRef.FieldPath {
-			case "metadata.name":
-				v = pod.Name
-			case "metadata.namespace":
-				v = pod.Namespace
-			case "status.podIP":
-				v = sb.IP
-			default:
-				return nil, configErrorf("env %q: fieldRef %q is not supported by Shoal yet", e.Name, e.ValueFrom.FieldRef.FieldPath)
+			var err error
+			if v, err = podFieldValue(spec, sb, node, e.ValueFrom.FieldRef.FieldPath, true); err != nil {
+				return nil, fmt.Errorf("env %q: %w", e.Name, err)
+			}
+		case e.ValueFrom.ResourceFieldRef != nil:
+			var err error
+			if v, err = resourceValue(pod, c, e.ValueFrom.ResourceFieldRef, node.Allocatable); err != nil {
+				return nil, fmt.Errorf("env %q: %w", e.Name, err)
 			}
 		case e.ValueFrom.ConfigMapKeyRef != nil:
 			ref := e.ValueFrom.ConfigMapKeyRef

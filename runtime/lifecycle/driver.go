@@ -22,8 +22,10 @@ type Driver interface {
 	// Sandboxes lists the sandboxes the driver holds (also those made by an earlier process).
 	Sandboxes(ctx context.Context) ([]Sandbox, error)
 
-	// EnsureImage makes ref available on the node according to policy.
-	EnsureImage(ctx context.Context, ref string, policy manifests.PullPolicy) (Image, error)
+	// EnsureImage makes ref available on the node according to policy. A pull tries the
+	// credentials of the pod's image pull secrets that match the image's registry, then the
+	// node's own; secrets.Problems are added to the error of a pull that fails.
+	EnsureImage(ctx context.Context, ref string, policy manifests.PullPolicy, secrets PullSecrets) (Image, error)
 
 	// StartContainer creates and starts a container in a sandbox and returns once its process
 	// runs. A failure to start (command not found, bad user) is returned as an error; the
@@ -68,6 +70,12 @@ type SandboxConfig struct {
 	// StartTime is when the node took the pod on (its status.startTime). The driver keeps it
 	// with the sandbox, so that a pod re-adopted by a later process keeps its start time.
 	StartTime time.Time
+	// DNSPolicy ("" is ClusterFirst) and DNSConfig say how the driver makes the pod's
+	// /etc/resolv.conf from the cluster's or the node's resolver configuration.
+	DNSPolicy manifests.DNSPolicy
+	DNSConfig *manifests.PodDNSConfig
+	// HostAliases are added to the pod's /etc/hosts.
+	HostAliases []manifests.HostAlias
 }
 
 // Sandbox is a pod's sandbox as the driver made it.
@@ -90,8 +98,29 @@ type VolumeConfig struct {
 	// Exactly one of the following.
 	EmptyDir  *manifests.EmptyDirVolumeSource
 	HostPath  *manifests.HostPathVolumeSource
-	Files     []File // configMap and secret volumes: read-only files
+	Files     []File // configMap, secret and downwardAPI volumes: read-only files
 	Sensitive bool   // the files hold secrets (kept off disk where the driver can: tmpfs)
+	// TmpfsSize is the size in bytes of an emptyDir of medium Memory: its sizeLimit, the pod's
+	// memory limit or the node's allocatable memory, whichever is least (0: the kernel's default).
+	TmpfsSize int64
+}
+
+// PullSecrets are a pod's image pull secrets, resolved by the Manager: the docker configs
+// they hold, in the order the pod lists them, and what made some unusable.
+type PullSecrets struct {
+	Configs []DockerConfig
+	// Problems say why a listed secret could not be used (missing, wrong type); a failed pull
+	// reports them.
+	Problems []string
+}
+
+// DockerConfig is the registry credentials of one image pull secret.
+type DockerConfig struct {
+	Secret string // the secret's name, for messages
+	// Legacy marks the ~/.dockercfg format of kubernetes.io/dockercfg secrets
+	// ({"host": {"auth": ...}}); otherwise Data is a config.json ({"auths": {...}}).
+	Legacy bool
+	Data   []byte
 }
 
 // File is a file of a configMap or secret volume.
@@ -128,11 +157,15 @@ type ContainerConfig struct {
 	CPUPeriod   int64
 	CPUShares   uint64
 	// Security.
-	CapAdd, CapDrop    []string
-	Privileged         bool
-	NoNewPrivileges    bool
-	ReadonlyRootfs     bool
-	SeccompUnconfined  bool
+	CapAdd, CapDrop   []string
+	Privileged        bool
+	NoNewPrivileges   bool
+	ReadonlyRootfs    bool
+	SeccompUnconfined bool
+	// SeccompProfile is a Localhost seccomp profile in the Docker/containerd JSON format, read
+	// from SeccompProfilePath under the node's profile root (nil: the runtime default).
+	SeccompProfile     []byte
+	SeccompProfilePath string
 	SupplementalGroups []uint32
 	// TerminationMessagePath, when set, is where the container finds a file of its own, empty
 	// and writable by any user, whose content (its last 4096 bytes) becomes the termination

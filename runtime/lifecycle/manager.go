@@ -22,6 +22,15 @@ type Config struct {
 	Policy  Policy
 	Backoff Backoff // crash-loop and image-pull backoff; zero: Kubernetes' 10 s → 5 min
 	Logger  *slog.Logger
+	// Node is the node the pods run on: its name, addresses and allocatable resources, for
+	// the downward API and the pods' status.
+	Node NodeInfo
+	// EvictionInterval is how often the pods' local storage is measured when the Driver is a
+	// StorageMeter (0: DefaultEvictionInterval; negative: never, so no pod is evicted).
+	EvictionInterval time.Duration
+	// StateDir keeps the Manager's own state (the pods it evicted, so that a new process does
+	// not start them again). Empty: evictions last as long as the process.
+	StateDir string
 }
 
 // Manager implements runtime.Runtime over a Driver: one worker per pod drives the pod's
@@ -33,10 +42,11 @@ type Manager struct {
 	cancel  context.CancelFunc
 	changes chan string
 
-	mu     sync.Mutex
-	pods   map[string]*podWorker
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	pods    map[string]*podWorker
+	evicted map[string]runtime.PodState // by UID: pods evicted, with their final state
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 var _ runtime.Runtime = (*Manager)(nil)
@@ -50,15 +60,30 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Policy.node = cfg.Node
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{
+	m := &Manager{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		ctx:     ctx,
 		cancel:  cancel,
 		changes: make(chan string, 1024),
 		pods:    map[string]*podWorker{},
-	}, nil
+		evicted: map[string]runtime.PodState{},
+	}
+	if err := m.loadEvictions(); err != nil {
+		cancel()
+		return nil, err
+	}
+	every := cmp.Or(cfg.EvictionInterval, DefaultEvictionInterval)
+	if meter, ok := cfg.Driver.(StorageMeter); ok && every > 0 {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.runEviction(meter, every)
+		}()
+	}
+	return m, nil
 }
 
 // Changes delivers the UID of a pod whose status changed (see runtime.Runtime).
@@ -93,6 +118,10 @@ func (m *Manager) EnsurePod(ctx context.Context, spec *runtime.PodSpec) error {
 	}
 	w := newPodWorker(m, spec)
 	m.pods[spec.UID] = w
+	if _, evicted := m.evicted[spec.UID]; evicted {
+		close(w.done) // an earlier process evicted the pod: it is not started again
+		return nil
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -165,7 +194,11 @@ func (m *Manager) RemovePod(ctx context.Context, uid string, grace *time.Duratio
 	if m.pods[uid] == w {
 		delete(m.pods, uid)
 	}
+	err = m.forgetEvictionLocked(uid)
 	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("remove pod %s: %w", uid, err)
+	}
 	m.notify(uid)
 	return nil
 }
@@ -243,12 +276,20 @@ func (m *Manager) Pods(ctx context.Context) ([]runtime.PodState, error) {
 	for _, w := range m.pods {
 		workers = append(workers, w)
 	}
+	evicted := make(map[string]runtime.PodState, len(m.evicted))
+	for uid, st := range m.evicted {
+		evicted[uid] = st
+	}
 	m.mu.Unlock()
 
 	var out []runtime.PodState
 	known := map[string]bool{}
 	for _, w := range workers {
-		out = append(out, w.state())
+		st, ok := evicted[w.spec.UID]
+		if !ok {
+			st = w.state()
+		}
+		out = append(out, m.withHost(st))
 		known[w.spec.UID] = true
 	}
 	sbs, err := m.cfg.Driver.Sandboxes(ctx)
@@ -265,12 +306,24 @@ func (m *Manager) Pods(ctx context.Context) ([]runtime.PodState, error) {
 				return nil, fmt.Errorf("list pods: %w", err)
 			}
 		}
+		if st, ok := evicted[sb.UID]; ok {
+			out = append(out, m.withHost(st))
+			continue
+		}
 		out = append(out, orphanState(sb, ctrs))
 	}
 	slices.SortFunc(out, func(a, b runtime.PodState) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.UID, b.UID))
 	})
 	return out, nil
+}
+
+// withHost adds the node's address to a pod's status.
+func (m *Manager) withHost(st runtime.PodState) runtime.PodState {
+	if ips := m.cfg.Node.HostIPs; len(ips) > 0 {
+		st.Status.HostIP = ips[0]
+	}
+	return st
 }
 
 // orphanState describes a pod that no worker runs: it is Running while a container runs.

@@ -586,7 +586,7 @@ func (w *podWorker) start(ctx context.Context, cs *ctrState) (id string, info Co
 		attempt := cs.restarts
 		w.mu.Unlock()
 
-		img, err := d.EnsureImage(ctx, cs.spec.Image, cs.spec.ImagePullPolicy)
+		img, err := d.EnsureImage(ctx, cs.spec.Image, cs.spec.ImagePullPolicy, pullSecrets(w.spec))
 		if err != nil {
 			if ctx.Err() != nil {
 				return "", info, false

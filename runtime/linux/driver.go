@@ -1,13 +1,16 @@
 // Package linux is the production lifecycle.Driver: pod sandboxes (a network namespace, volumes,
-// /etc/hosts and /etc/resolv.conf), images from the node's image store, and containers through
-// package libct, each under its own shim so that it outlives the daemon.
+// /etc/hosts with the pod's hostAliases and an /etc/resolv.conf made by the pod's dnsPolicy),
+// images from the node's image store (with the pod's image pull secrets, kept in memory), and
+// containers through package libct, each under its own shim so that it outlives the daemon. It
+// also measures the local storage of pods, for the Manager's ephemeral-storage eviction.
 //
 // On-disk state under the driver's root:
 //
 //	pods/<uid>/sandbox.json        the sandbox (pod identity, netns path, address, start time)
 //	pods/<uid>/netns               the bind-mounted network namespace
 //	pods/<uid>/hosts, resolv.conf  mounted read-only into every container of the pod
-//	pods/<uid>/volumes/<name>/     emptyDir, configMap and secret volumes (secrets on tmpfs)
+//	pods/<uid>/volumes/<name>/     emptyDir, configMap, secret and downwardAPI volumes (secrets and
+//	                               emptyDirs of medium Memory on tmpfs)
 //	pods/<uid>/termination/<id>    each container's termination message file
 //	containers/                    libct's state: one directory per container, its shim's files
 //	meta/<container id>.json       which pod, container name and attempt a container is
@@ -28,6 +31,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/netplane/dns"
 	"github.com/shoal-dev/shoal/runtime"
 	"github.com/shoal-dev/shoal/runtime/image"
 	"github.com/shoal-dev/shoal/runtime/libct"
@@ -81,7 +85,10 @@ type Config struct {
 	// LogMaxSize and LogMaxFiles rotate container logs (default 10 MiB × 5, as the kubelet).
 	LogMaxSize  int64
 	LogMaxFiles int
-	Logger      *slog.Logger
+	// ResolvConf is the node's resolver configuration, the base of the resolv.conf of pods
+	// with dnsPolicy Default, as the kubelet's --resolv-conf (default /etc/resolv.conf).
+	ResolvConf string
+	Logger     *slog.Logger
 }
 
 // Driver implements lifecycle.Driver on this machine.
@@ -118,6 +125,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.Network == nil {
 		cfg.Network = LoopbackNetwork{}
+	}
+	if cfg.ResolvConf == "" {
+		cfg.ResolvConf = dns.DefaultResolvConf
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -179,13 +189,11 @@ func (d *Driver) CreateSandbox(ctx context.Context, cfg lifecycle.SandboxConfig)
 	if err := libct.EnsureCgroup(d.podCgroup(cfg.UID), cfg.PidsLimit); err != nil {
 		return fail(err)
 	}
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-	if ip != "" {
-		hosts += ip + "\t" + cfg.Hostname + "\n"
-	} else {
-		hosts += "127.0.1.1\t" + cfg.Hostname + "\n"
+	resolv, err := d.resolvConf(cfg)
+	if err != nil {
+		return fail(err)
 	}
-	files := map[string]string{"hosts": hosts, "resolv.conf": d.cfg.Network.DNS(cfg.Namespace), "hostname": cfg.Hostname + "\n"}
+	files := map[string]string{"hosts": hostsFile(ip, cfg.Hostname, cfg.HostAliases), "resolv.conf": resolv, "hostname": cfg.Hostname + "\n"}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return fail(err)
@@ -289,17 +297,22 @@ func (d *Driver) Sandboxes(context.Context) ([]lifecycle.Sandbox, error) {
 	return out, nil
 }
 
-// EnsureImage pulls or finds the image.
-func (d *Driver) EnsureImage(ctx context.Context, ref string, policy manifests.PullPolicy) (lifecycle.Image, error) {
+// EnsureImage pulls or finds the image, with the credentials of the pod's image pull secrets
+// (kept in memory only) before the node's own.
+func (d *Driver) EnsureImage(ctx context.Context, ref string, policy manifests.PullPolicy, secrets lifecycle.PullSecrets) (lifecycle.Image, error) {
 	p, err := image.ParsePullPolicy(string(policy))
 	if err != nil {
 		return lifecycle.Image{}, err
 	}
-	img, err := d.cfg.Images.Pull(ctx, ref, p)
+	kr, problems := keyring(secrets)
+	img, err := d.cfg.Images.PullWithKeyring(ctx, ref, p, kr)
 	if errors.Is(err, image.ErrImageNeverPull) {
 		return lifecycle.Image{}, fmt.Errorf("%w: %v", lifecycle.ErrImageNeverPull, err)
 	}
 	if err != nil {
+		if len(problems) > 0 {
+			return lifecycle.Image{}, fmt.Errorf("%w; %s", err, strings.Join(problems, "; "))
+		}
 		return lifecycle.Image{}, err
 	}
 	d.imu.Lock()
@@ -389,6 +402,7 @@ func (d *Driver) StartContainer(ctx context.Context, cfg lifecycle.ContainerConf
 		NoNewPrivileges:    cfg.NoNewPrivileges,
 		ReadonlyRootfs:     cfg.ReadonlyRootfs,
 		SeccompUnconfined:  cfg.SeccompUnconfined,
+		SeccompProfile:     string(cfg.SeccompProfile),
 		LogMaxSize:         d.cfg.LogMaxSize,
 		LogMaxFiles:        d.cfg.LogMaxFiles,
 	}

@@ -12,8 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// makeVolume materialises a pod volume in dir: an empty directory (tmpfs for medium Memory), or
-// the files of a configMap or secret (secrets on tmpfs, so they never touch the disk). hostPath
+// makeVolume materialises a pod volume in dir: an empty directory (tmpfs for medium Memory, of
+// the size the Manager chose), or the files of a configMap, secret or downwardAPI volume (secrets
+// on tmpfs, so they never touch the disk). hostPath
 // volumes are checked against their type and bound directly, so dir only marks them.
 func makeVolume(dir string, v lifecycle.VolumeConfig) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -23,8 +24,12 @@ func makeVolume(dir string, v lifecycle.VolumeConfig) error {
 	case v.EmptyDir != nil:
 		if v.EmptyDir.Medium == manifests.StorageMediumMemory {
 			opts := "mode=1777"
-			if v.EmptyDir.SizeLimit != nil && !v.EmptyDir.SizeLimit.IsZero() {
-				opts += ",size=" + strconv.FormatInt(v.EmptyDir.SizeLimit.Value(), 10)
+			size := v.TmpfsSize
+			if size <= 0 && v.EmptyDir.SizeLimit != nil {
+				size = v.EmptyDir.SizeLimit.Value()
+			}
+			if size > 0 {
+				opts += ",size=" + strconv.FormatInt(size, 10)
 			}
 			if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 				return fmt.Errorf("mount tmpfs: %w", err)
