@@ -128,7 +128,8 @@ const (
 type heldTerm struct {
 	term   *affinityTerm
 	kind   int
-	counts []int32 // per domain of term.topologyKey
+	topo   *topology // of term.topologyKey
+	counts []int32   // per domain
 	total  int
 }
 
@@ -136,7 +137,8 @@ type heldTerm struct {
 // of a set of terms (one term, or a pod's required affinity terms).
 type matchCount struct {
 	terms  []*affinityTerm
-	counts [][]int32 // per term, per domain of its topology key
+	topos  []*topology // per term, of its topology key
+	counts [][]int32   // per term, per domain
 	total  int
 }
 
@@ -166,9 +168,10 @@ func (sc *scheduler) matchCountFor(key string, terms []*affinityTerm) *matchCoun
 	if mc, ok := sc.matches[key]; ok {
 		return mc
 	}
-	mc := &matchCount{terms: terms, counts: make([][]int32, len(terms))}
+	mc := &matchCount{terms: terms, topos: make([]*topology, len(terms)), counts: make([][]int32, len(terms))}
 	for i, t := range terms {
-		mc.counts[i] = make([]int32, sc.topology(t.topologyKey).n)
+		mc.topos[i] = sc.topology(t.topologyKey)
+		mc.counts[i] = make([]int32, mc.topos[i].n)
 	}
 	for i := range sc.tracked {
 		sc.countMatch(mc, &sc.tracked[i])
@@ -184,8 +187,8 @@ func (sc *scheduler) countMatch(mc *matchCount, tp *trackedPod) {
 			return
 		}
 	}
-	for i, t := range mc.terms {
-		if d := sc.topology(t.topologyKey).domain[tp.node]; d >= 0 {
+	for i, topo := range mc.topos {
+		if d := topo.domain[tp.node]; d >= 0 {
 			mc.counts[i][d]++
 			mc.total++
 		}
@@ -198,11 +201,12 @@ func (sc *scheduler) hold(pa *podAffinity, node int) {
 		key := strconv.Itoa(kind) + ":" + strconv.FormatInt(t.weight, 10) + ":" + t.key
 		h, ok := sc.held[key]
 		if !ok {
-			h = &heldTerm{term: t, kind: kind, counts: make([]int32, sc.topology(t.topologyKey).n)}
+			topo := sc.topology(t.topologyKey)
+			h = &heldTerm{term: t, kind: kind, topo: topo, counts: make([]int32, topo.n)}
 			sc.held[key] = h
 			sc.heldList = append(sc.heldList, h)
 		}
-		if d := sc.topology(t.topologyKey).domain[node]; d >= 0 {
+		if d := h.topo.domain[node]; d >= 0 {
 			h.counts[d]++
 			h.total++
 		}
@@ -263,18 +267,18 @@ func (sc *scheduler) affinityFor(req *podRequest) *affinityState {
 		}
 		for _, t := range pa.preferred {
 			mc := sc.matchCountFor(t.key, []*affinityTerm{t})
-			st.scores = append(st.scores, affinityScore{sc.topology(t.topologyKey), mc.counts[0], t.weight})
+			st.scores = append(st.scores, affinityScore{mc.topos[0], mc.counts[0], t.weight})
 		}
 		for _, t := range pa.antiPreferred {
 			mc := sc.matchCountFor(t.key, []*affinityTerm{t})
-			st.scores = append(st.scores, affinityScore{sc.topology(t.topologyKey), mc.counts[0], -t.weight})
+			st.scores = append(st.scores, affinityScore{mc.topos[0], mc.counts[0], -t.weight})
 		}
 	}
 	for _, h := range sc.heldList {
 		if h.total == 0 || !h.term.matches(req.namespace, req.labels, sc.nsLabelsOf) {
 			continue
 		}
-		topo := sc.topology(h.term.topologyKey)
+		topo := h.topo
 		switch h.kind {
 		case heldAntiRequired:
 			st.existing = append(st.existing, h)
@@ -295,11 +299,11 @@ func (sc *scheduler) affinityFor(req *podRequest) *affinityState {
 // filter checks node i in kube-scheduler's order: the pod's affinity, its
 // anti-affinity, then the anti-affinity of the pods already there. It
 // returns the failed check's reason, or 0.
-func (st *affinityState) filter(sc *scheduler, i int) uint8 {
+func (st *affinityState) filter(i int) uint8 {
 	if mc := st.required; mc != nil {
 		exist := true
-		for ti, t := range mc.terms {
-			d := sc.topology(t.topologyKey).domain[i]
+		for ti, topo := range mc.topos {
+			d := topo.domain[i]
 			if d < 0 {
 				return rPodAffinity // the node lacks the topology label
 			}
@@ -313,12 +317,12 @@ func (st *affinityState) filter(sc *scheduler, i int) uint8 {
 		}
 	}
 	for _, mc := range st.anti {
-		if d := sc.topology(mc.terms[0].topologyKey).domain[i]; d >= 0 && mc.counts[0][d] > 0 {
+		if d := mc.topos[0].domain[i]; d >= 0 && mc.counts[0][d] > 0 {
 			return rPodAnti
 		}
 	}
 	for _, h := range st.existing {
-		if d := sc.topology(h.term.topologyKey).domain[i]; d >= 0 && h.counts[d] > 0 {
+		if d := h.topo.domain[i]; d >= 0 && h.counts[d] > 0 {
 			return rExistingAnti
 		}
 	}

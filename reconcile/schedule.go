@@ -400,7 +400,7 @@ func (sc *scheduler) place(owner string, req *podRequest) (string, string) {
 			}
 		}
 		if aff != nil {
-			if r := aff.filter(sc, i); r != rFits {
+			if r := aff.filter(i); r != rFits {
 				pl.fails[r]++
 				continue
 			}

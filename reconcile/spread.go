@@ -116,8 +116,9 @@ func (pc *podCount) count(tp *trackedPod) {
 type spreadState struct {
 	hard []hardSpread
 	soft []*spreadConstraint
-	// pcs are the soft constraints' pod counts (as soft).
-	pcs []*podCount
+	// The soft constraints' pod counts and topologies (as soft).
+	pcs       []*podCount
+	softTopos []*topology
 }
 
 type hardSpread struct {
@@ -128,15 +129,14 @@ type hardSpread struct {
 }
 
 // included reports whether node i is one of a constraint's domains for
-// the pod: it exists (not lost), has all the given keys, and passes the
-// constraint's node inclusion policies.
-func (sc *scheduler) included(i int, c *spreadConstraint, fit *staticFit, keys []*spreadConstraint) bool {
-	n := &sc.nodes[i]
-	if n.dup || n.lost {
+// the pod: it exists (not lost), has the labels of all topos, and passes
+// the constraint's node inclusion policies.
+func (sc *scheduler) included(i int, c *spreadConstraint, fit *staticFit, topos []*topology) bool {
+	if sc.nodes[i].lost {
 		return false
 	}
-	for _, k := range keys {
-		if _, ok := n.labels[k.key]; !ok {
+	for _, t := range topos {
+		if t.domain[i] < 0 { // also every duplicate node
 			return false
 		}
 	}
@@ -156,23 +156,26 @@ func (sc *scheduler) spreadFor(req *podRequest, fit *staticFit) *spreadState {
 		return nil
 	}
 	st := &spreadState{}
-	var hardKeys []*spreadConstraint
+	var hard []*spreadConstraint
+	var hardTopos []*topology
 	for i := range req.spread {
 		c := &req.spread[i]
 		if c.hard {
-			hardKeys = append(hardKeys, c)
+			hard = append(hard, c)
+			hardTopos = append(hardTopos, sc.topology(c.key))
 		} else {
 			st.soft = append(st.soft, c)
 			st.pcs = append(st.pcs, sc.podCountFor(c))
+			st.softTopos = append(st.softTopos, sc.topology(c.key))
 		}
 	}
-	for _, c := range hardKeys {
+	for ci, c := range hard {
 		pc := sc.podCountFor(c)
-		topo := sc.topology(c.key)
+		topo := hardTopos[ci]
 		h := hardSpread{c: c, topo: topo, counts: make([]int32, topo.n)}
 		present := make([]bool, topo.n)
 		for i := range sc.nodes {
-			if !sc.included(i, c, fit, hardKeys) {
+			if !sc.included(i, c, fit, hardTopos) {
 				continue
 			}
 			d := topo.domain[i]
@@ -225,8 +228,8 @@ func (st *spreadState) scores(sc *scheduler, fit *staticFit, feasible []int, out
 	ignored := make([]bool, len(feasible))
 	scored := 0
 	for fi, i := range feasible {
-		for _, c := range st.soft {
-			if _, ok := sc.nodes[i].labels[c.key]; !ok {
+		for _, t := range st.softTopos {
+			if t.domain[i] < 0 {
 				ignored[fi] = true
 			}
 		}
@@ -246,7 +249,7 @@ func (st *spreadState) scores(sc *scheduler, fit *staticFit, feasible []int, out
 			}
 			continue
 		}
-		topo := sc.topology(c.key)
+		topo := st.softTopos[ci]
 		counted := make([]bool, topo.n)
 		size := 0
 		for fi, i := range feasible {
@@ -257,7 +260,7 @@ func (st *spreadState) scores(sc *scheduler, fit *staticFit, feasible []int, out
 		}
 		counts := make([]int64, topo.n)
 		for i := range sc.nodes {
-			if d := topo.domain[i]; d >= 0 && counted[d] && sc.included(i, c, fit, st.soft) {
+			if d := topo.domain[i]; d >= 0 && counted[d] && sc.included(i, c, fit, st.softTopos) {
 				counts[d] += int64(pc.perNode[i])
 			}
 		}
