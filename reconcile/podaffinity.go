@@ -232,8 +232,8 @@ type affinityState struct {
 	// selfMatch: the pod matches all its own required affinity terms, so
 	// the first pod of such a group may go anywhere.
 	selfMatch bool
-	anti     []*matchCount // the pod's required anti-affinity terms
-	existing []*heldTerm   // placed pods' required anti-affinity terms the pod matches
+	anti      []*matchCount // the pod's required anti-affinity terms
+	existing  []*heldTerm   // placed pods' required anti-affinity terms the pod matches
 	// scores are the contributions to the pod's affinity score.
 	scores []affinityScore
 }
