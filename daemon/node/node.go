@@ -30,6 +30,7 @@ import (
 	"github.com/shoal-dev/shoal/daemon/join"
 	"github.com/shoal-dev/shoal/daemon/pki"
 	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/runtime/image"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
 	"github.com/shoal-dev/shoal/runtime/linux"
@@ -41,6 +42,8 @@ type Config struct {
 	Name    string
 	DataDir string
 	Labels  map[string]string
+	// Taints keep pods that do not tolerate them off the node (and, NoExecute, evict them).
+	Taints []manifests.Taint
 	// Repository.
 	Repo          string
 	Ref           string
@@ -240,9 +243,18 @@ func Run(ctx context.Context, cfg Config) error {
 	for k, v := range cfg.Labels {
 		labels[k] = v
 	}
-	record := cluster.NodeRecord{Labels: labels, Version: buildinfo.Get().Version, Addresses: cfg.Addresses,
-		Capacity:    cluster.Resources{MilliCPU: capCPU, Memory: capMem},
-		Allocatable: cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0)}}
+	capStorage, err := storageCapacity(cfg.DataDir)
+	if err != nil {
+		log.Warn("ephemeral storage unknown: pods' ephemeral-storage requests are not limited on this node", "err", err)
+	}
+	taints, err := nodeTaints(cfg.DataDir, cfg.Taints, time.Now())
+	if err != nil {
+		return fmt.Errorf("node taints: %w", err)
+	}
+	record := cluster.NodeRecord{Labels: labels, Taints: taints, Version: buildinfo.Get().Version, Addresses: cfg.Addresses,
+		Capacity: cluster.Resources{MilliCPU: capCPU, Memory: capMem, EphemeralStorage: capStorage},
+		Allocatable: cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0),
+			EphemeralStorage: capStorage}}
 	if cfg.ClusterPort == 0 {
 		cfg.ClusterPort = join.DefaultPort
 	}
