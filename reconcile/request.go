@@ -2,9 +2,7 @@ package reconcile
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
-	"strings"
 
 	"github.com/shoal-dev/shoal/manifests"
 )
@@ -201,16 +199,4 @@ func mergeSelector(ls *manifests.LabelSelector, labels map[string]string, in, no
 		return manifests.Nothing() // refused by validation; select nothing if it comes
 	}
 	return sel
-}
-
-// labelsKey renders a label set canonically.
-func labelsKey(m map[string]string) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(m[k])
-		b.WriteByte(0)
-	}
-	return b.String()
 }

@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/shoal-dev/shoal/manifests"
@@ -150,14 +149,3 @@ func noExecuteVerdict(taints []Taint, tols []manifests.Toleration, created, now 
 // maxTolerationSeconds keeps a huge tolerationSeconds from overflowing a
 // time.Duration (about 290 years).
 const maxTolerationSeconds = int64(1<<63-1) / int64(time.Second)
-
-// formatTaint renders a taint as kubectl does: key=value:Effect.
-func formatTaint(t manifests.Taint) string {
-	s := t.Key
-	if t.Value != "" {
-		s += "=" + t.Value
-	}
-	return s + ":" + string(t.Effect)
-}
-
-var _ = strconv.Itoa
