@@ -29,7 +29,7 @@ func BenchmarkScheduleAntiAffinity(b *testing.B) {
 
 // BenchmarkSchedulePreferences is BenchmarkSchedule with pods that score:
 // preferred node affinity, preferred anti-affinity to their own
-// Deployment, a ScheduleAnyway spread over zones, and PreferNoSchedule
+// Deployment, a ScheduleAnyway spread over the nodes, and PreferNoSchedule
 // taints on some nodes.
 func BenchmarkSchedulePreferences(b *testing.B) {
 	benchmarkDeployments(b, true, func(i int) string {
@@ -48,7 +48,7 @@ func BenchmarkSchedulePreferences(b *testing.B) {
               topologyKey: kubernetes.io/hostname
       topologySpreadConstraints:
       - maxSkew: 1
-        topologyKey: zone
+        topologyKey: kubernetes.io/hostname
         whenUnsatisfiable: ScheduleAnyway
         labelSelector: {matchLabels: {app: app-%d}}
 `, i, i)

@@ -215,7 +215,7 @@ func TestHostPortConflicts(t *testing.T) {
 // TestSchedulerMessagesSpread checks the messages of the filters that the
 // scenarios do not reach.
 func TestSchedulerMessagesSpread(t *testing.T) {
-	objs, errs := manifests.DecodeFile("p.yaml", []byte(`apiVersion: v1
+	objs, err := decodeUnvalidated(`apiVersion: v1
 kind: Pod
 metadata: {name: p, labels: {app: p}}
 spec:
@@ -227,9 +227,9 @@ spec:
   containers:
   - name: c
     image: example.com/c:1
-`), manifests.LoadOptions{})
-	if len(errs) > 0 {
-		t.Fatal(errs)
+`)
+	if err != nil {
+		t.Fatal(err)
 	}
 	nodes := []Node{
 		{Name: "a", Ready: true, Allocatable: Resources{MilliCPU: 1000, Memory: 1 << 30}},

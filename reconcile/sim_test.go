@@ -89,16 +89,26 @@ func (s *sim) apply(yaml string) error {
 // accept yet ("not by Shoal yet"), to test what the scheduler does with
 // them; other errors still fail.
 func (s *sim) applyUnvalidated(yaml string) error {
-	objs, errs := manifests.DecodeFile("input.yaml", []byte(yaml), manifests.LoadOptions{})
-	for _, e := range errs {
-		if !strings.Contains(e.Error(), "not by Shoal yet") {
-			return errs
-		}
+	objs, err := decodeUnvalidated(yaml)
+	if err != nil {
+		return err
 	}
 	s.commits++
 	s.commit = fmt.Sprintf("c%d", s.commits)
 	s.objects = objs
 	return nil
+}
+
+// decodeUnvalidated decodes objects, letting through the fields that Shoal
+// refuses as "not by Shoal yet".
+func decodeUnvalidated(yaml string) ([]manifests.Object, error) {
+	objs, errs := manifests.DecodeFile("input.yaml", []byte(yaml), manifests.LoadOptions{})
+	for _, e := range errs {
+		if !strings.Contains(e.Error(), "not by Shoal yet") {
+			return nil, errs
+		}
+	}
+	return objs, nil
 }
 
 // reconcile plans, checks the invariants and applies the plan.
