@@ -11,16 +11,67 @@ import (
 // BenchmarkSchedule measures one Reconcile that creates and places 10,000
 // pods (100 Deployments of 100 replicas, some with a nodeSelector) on 1,000
 // nodes, and reports placements per second.
-func BenchmarkSchedule(b *testing.B) {
+func BenchmarkSchedule(b *testing.B) { benchmarkDeployments(b, false, func(int) string { return "" }) }
+
+// BenchmarkScheduleAntiAffinity is BenchmarkSchedule with every pod
+// keeping away from the pods of its Deployment (required anti-affinity on
+// kubernetes.io/hostname), as highly available Deployments do.
+func BenchmarkScheduleAntiAffinity(b *testing.B) {
+	benchmarkDeployments(b, false, func(i int) string {
+		return fmt.Sprintf(`      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: app-%d}}
+            topologyKey: kubernetes.io/hostname
+`, i)
+	})
+}
+
+// BenchmarkSchedulePreferences is BenchmarkSchedule with pods that score:
+// preferred node affinity, preferred anti-affinity to their own
+// Deployment, a ScheduleAnyway spread over the nodes, and PreferNoSchedule
+// taints on some nodes.
+func BenchmarkSchedulePreferences(b *testing.B) {
+	benchmarkDeployments(b, true, func(i int) string {
+		return fmt.Sprintf(`      affinity:
+        nodeAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 10
+            preference:
+              matchExpressions:
+              - {key: zone, operator: In, values: [z1]}
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 50
+            podAffinityTerm:
+              labelSelector: {matchLabels: {app: app-%d}}
+              topologyKey: kubernetes.io/hostname
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: ScheduleAnyway
+        labelSelector: {matchLabels: {app: app-%d}}
+`, i, i)
+	})
+}
+
+// benchmarkDeployments places 100 Deployments of 100 replicas, with
+// extra(i) added to the pod spec of the i-th, on 1,000 nodes (one in ten
+// with a PreferNoSchedule taint when taints is set).
+func benchmarkDeployments(b *testing.B, taints bool, extra func(i int) string) {
 	const nodes, deployments, replicas = 1000, 100, 100
 	var st State
 	st.Now = time.Unix(1_800_000_000, 0)
 	for i := range nodes {
 		zone := fmt.Sprintf("z%d", i%4)
-		st.Nodes = append(st.Nodes, Node{
+		n := Node{
 			Name: fmt.Sprintf("node-%04d", i), Ready: true, Labels: map[string]string{"zone": zone},
 			Allocatable: Resources{MilliCPU: 16000, Memory: 64 << 30},
-		})
+		}
+		if taints && i%10 == 0 {
+			n.Taints = []Taint{{Taint: manifests.Taint{Key: "spot", Effect: manifests.TaintEffectPreferNoSchedule}}}
+		}
+		st.Nodes = append(st.Nodes, n)
 	}
 	for i := range deployments {
 		selector := ""
@@ -36,11 +87,11 @@ spec:
   template:
     metadata: {labels: {app: app-%d}}
     spec:
-%s      containers:
+%s%s      containers:
       - name: main
         image: example.com/app:%d
         resources: {requests: {cpu: 100m, memory: 128Mi}}
-`, i, replicas, i, i, selector, i)), manifests.LoadOptions{})
+`, i, replicas, i, i, selector, extra(i), i)), manifests.LoadOptions{})
 		if len(errs) > 0 {
 			b.Fatal(errs)
 		}

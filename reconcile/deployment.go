@@ -80,7 +80,8 @@ func (p *planner) deployment(d *manifests.Deployment, pods []*Pod) {
 		case pod.Terminating && pod.Node == "":
 			// Unbound: no node will confirm the deletion, so finish it.
 			p.delete(pod, DeleteScaleDown, "")
-		case pod.Terminating:
+		case pod.Terminating || p.isDeleted(pod):
+			// Terminating, or evicted by this plan (a NoExecute taint).
 			if isNew {
 				r.newTerm++
 			} else {
@@ -192,13 +193,14 @@ func (p *planner) createPods(r *rollout, n int) {
 		return
 	}
 	d := r.d
-	req := requestOf(&d.Spec.Template.Spec)
+	podLabels := make(map[string]string, len(d.Spec.Template.Labels)+1)
+	maps.Copy(podLabels, d.Spec.Template.Labels)
+	podLabels[PodTemplateHashLabel] = r.hash
+	req := requestOf(d.Namespace, podLabels, &d.Spec.Template.Spec)
 	for range n {
 		uid := p.ids.NewUID()
 		name := p.uniqueName(d.Namespace, func(suffix string) string { return PodName(d.Name, r.hash, suffix) })
-		labels := make(map[string]string, len(d.Spec.Template.Labels)+1)
-		maps.Copy(labels, d.Spec.Template.Labels)
-		labels[PodTemplateHashLabel] = r.hash
+		labels := maps.Clone(podLabels)
 		spec := &manifests.Pod{
 			TypeMeta: manifests.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 			ObjectMeta: manifests.ObjectMeta{

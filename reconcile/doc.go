@@ -18,9 +18,18 @@
 //     changes and deleted when it is removed.
 //   - A node that stays not ready for State.NodeLostGrace loses its
 //     Deployment pods to other nodes; its standalone pods stay, Unknown.
-//   - The scheduler places pods on ready, uncordoned nodes that match their
-//     nodeSelector and have room for their requests, spreading a
-//     Deployment's pods, then preferring the least requested node.
+//   - The scheduler filters nodes as kube-scheduler's default plugins do:
+//     ready and not cordoned (unless the pod tolerates
+//     node.kubernetes.io/unschedulable and the node is not draining), taints
+//     tolerated, nodeSelector and node affinity, free host ports, room for
+//     the CPU, memory and ephemeral-storage requests, topology spread
+//     (DoNotSchedule) and inter-pod affinity and anti-affinity, counting the
+//     pods placed earlier in the same plan. It ranks the nodes that are left
+//     by kube-scheduler's weighted scores (PreferNoSchedule taints, preferred
+//     node and pod affinity, ScheduleAnyway spread), then spreads a
+//     Deployment's pods, then prefers the least requested node.
+//   - Pods on a node with a NoExecute taint they do not tolerate are
+//     evicted, at once or after their tolerationSeconds, and replaced.
 //
 // Reconcile does no I/O, starts no goroutine, reads no clock and draws no
 // random numbers: new pods' UIDs and name suffixes come from an IDSource.

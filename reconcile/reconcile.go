@@ -103,6 +103,8 @@ func (p *planner) run() {
 		owned[pod.Owner] = append(owned[pod.Owner], pod)
 	}
 
+	p.evictTainted()
+
 	seen := make(map[string]bool, len(deployments))
 	for _, d := range deployments {
 		owner := DeploymentOwner(d.Namespace, d.Name)
@@ -178,6 +180,12 @@ func (p *planner) requeue(d time.Duration) {
 	if d > 0 && (p.plan.RequeueAfter == 0 || d < p.plan.RequeueAfter) {
 		p.plan.RequeueAfter = d
 	}
+}
+
+// isDeleted reports whether this plan already deletes the pod.
+func (p *planner) isDeleted(pod *Pod) bool {
+	_, ok := p.deleted[pod.UID]
+	return ok
 }
 
 // delete appends a DeletePod for pod. object names the owner for events.

@@ -116,6 +116,19 @@ func TestRequests(t *testing.T) {
 		}
 		return manifests.Container{Name: "c", Resources: manifests.ResourceRequirements{Requests: rl}}
 	}
+	storage := func(c manifests.Container, size string) manifests.Container {
+		if c.Resources.Limits != nil {
+			c.Resources.Limits[manifests.ResourceEphemeralStorage] = q(size)
+		} else {
+			c.Resources.Requests[manifests.ResourceEphemeralStorage] = q(size)
+		}
+		return c
+	}
+	sidecar := func(c manifests.Container) manifests.Container {
+		always := manifests.ContainerRestartPolicyAlways
+		c.RestartPolicy = &always
+		return c
+	}
 	tests := []struct {
 		name string
 		spec manifests.PodSpec
@@ -123,12 +136,24 @@ func TestRequests(t *testing.T) {
 	}{
 		{"none", manifests.PodSpec{Containers: []manifests.Container{{Name: "a"}}}, Resources{}},
 		{"sum of app containers", manifests.PodSpec{Containers: []manifests.Container{c("100m", "64Mi", false), c("250m", "1Gi", false)}},
-			Resources{350, 64<<20 + 1<<30}},
+			Resources{MilliCPU: 350, Memory: 64<<20 + 1<<30}},
 		{"init container larger", manifests.PodSpec{
 			InitContainers: []manifests.Container{c("2", "10Mi", false), c("500m", "2Gi", false)},
 			Containers:     []manifests.Container{c("100m", "64Mi", false), c("250m", "1Gi", false)}},
-			Resources{2000, 2 << 30}},
-		{"limits only", manifests.PodSpec{Containers: []manifests.Container{c("1", "1G", true)}}, Resources{1000, 1e9}},
+			Resources{MilliCPU: 2000, Memory: 2 << 30}},
+		{"limits only", manifests.PodSpec{Containers: []manifests.Container{c("1", "1G", true)}}, Resources{MilliCPU: 1000, Memory: 1e9}},
+		{"ephemeral storage", manifests.PodSpec{Containers: []manifests.Container{storage(c("100m", "64Mi", false), "1Gi"), storage(c("100m", "64Mi", true), "2Gi")}},
+			Resources{MilliCPU: 200, Memory: 128 << 20, EphemeralStorage: 3 << 30}},
+		// Sidecars run beside the app containers and beside every init
+		// container that starts after them.
+		{"sidecars", manifests.PodSpec{
+			InitContainers: []manifests.Container{c("1", "10Mi", false), sidecar(c("300m", "100Mi", false)), c("900m", "1Gi", false)},
+			Containers:     []manifests.Container{c("100m", "64Mi", false)}},
+			Resources{MilliCPU: 1200, Memory: 1<<30 + 100<<20}},
+		{"sidecar only", manifests.PodSpec{
+			InitContainers: []manifests.Container{sidecar(c("300m", "100Mi", false))},
+			Containers:     []manifests.Container{c("100m", "64Mi", false)}},
+			Resources{MilliCPU: 400, Memory: 164 << 20}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,7 +178,7 @@ func TestSchedulerMessages(t *testing.T) {
 			{Name: "d", Ready: true, Allocatable: Resources{MilliCPU: 4000, Memory: 1 << 30}},
 			{Name: "e", Ready: false, NotReadySince: time.Unix(1, 0), Labels: map[string]string{"disk": "ssd"}},
 			{Name: "f", Ready: true, Unschedulable: true, Labels: map[string]string{"disk": "ssd"}},
-		}, "0/6 nodes are available: 1 node(s) didn't match Pod's node selector, 1 node(s) were not ready, 1 node(s) were unschedulable, 2 Insufficient cpu, 2 Insufficient memory."},
+		}, "0/6 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) were not ready, 1 node(s) were unschedulable, 2 Insufficient cpu, 2 Insufficient memory."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,7 +231,7 @@ func TestDeletionOrder(t *testing.T) {
 // plan for the same input.
 func TestPure(t *testing.T) {
 	s := newSim()
-	s.nodes = []Node{{Name: "n1", Ready: true, Allocatable: Resources{4000, 8 << 30}}, {Name: "n2", Ready: true, Allocatable: Resources{4000, 8 << 30}}}
+	s.nodes = []Node{{Name: "n1", Ready: true, Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}, {Name: "n2", Ready: true, Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}}
 	if err := s.apply(deploymentYAML(4, "1", "25%", "25%", 0)); err != nil {
 		t.Fatal(err)
 	}

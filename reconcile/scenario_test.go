@@ -28,10 +28,13 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // Commands:
 //
-//	nodes n1 n2 cpu=2000m mem=4Gi [labels=k=v,k=v]   add (or reset) ready nodes
+//	nodes n1 n2 cpu=2000m mem=4Gi [storage=10Gi] [labels=k=v,k=v] [taints=k=v:Effect,k:Effect]
+//	                                                 add (or reset) ready nodes
 //	node-down n1 / node-up n1                        the node stops / resumes reporting
-//	cordon n1 / uncordon n1
-//	apply                                            input: the YAML of the new commit (all objects)
+//	cordon n1 / uncordon n1 / drain n1
+//	taint n1 k=v:Effect / untaint n1 k:Effect        add a taint (added now) / remove one
+//	apply [unvalidated]                              input: the YAML of the new commit (all objects);
+//	                                                 unvalidated lets fields Shoal refuses yet through
 //	reconcile                                        plan, check invariants, apply, print the plan
 //	node-report GLOB ready|notready|running|failed|succeeded|stopped
 //	delete-pod GLOB                                  remove pods by hand
@@ -175,6 +178,7 @@ func (s *sim) run(t *testing.T, b *block) string {
 		var names []string
 		var alloc Resources
 		var labels map[string]string
+		var taints []Taint
 		for _, a := range args {
 			k, v, ok := strings.Cut(a, "=")
 			switch {
@@ -192,18 +196,29 @@ func (s *sim) run(t *testing.T, b *block) string {
 					fail("%v", err)
 				}
 				alloc.Memory = q.Value()
+			case k == "storage":
+				q, err := manifests.ParseQuantity(v)
+				if err != nil {
+					fail("%v", err)
+				}
+				alloc.EphemeralStorage = q.Value()
 			case k == "labels":
 				labels = map[string]string{}
 				for _, kv := range strings.Split(v, ",") {
 					lk, lv, _ := strings.Cut(kv, "=")
 					labels[lk] = lv
 				}
+			case k == "taints":
+				taints = nil
+				for _, spec := range strings.Split(v, ",") {
+					taints = append(taints, Taint{Taint: parseTestTaint(t, spec), TimeAdded: s.now})
+				}
 			default:
 				fail("unknown argument %q", a)
 			}
 		}
 		for _, name := range names {
-			n := Node{Name: name, Ready: true, Labels: labels, Allocatable: alloc}
+			n := Node{Name: name, Ready: true, Labels: labels, Allocatable: alloc, Taints: taints}
 			if old := s.node(name); old != nil {
 				*old = n
 			} else {
@@ -219,11 +234,36 @@ func (s *sim) run(t *testing.T, b *block) string {
 		n := nodeArg()
 		n.Ready, n.NotReadySince = true, time.Time{}
 		return "ok"
-	case "cordon", "uncordon":
-		nodeArg().Unschedulable = cmd == "cordon"
+	case "cordon", "uncordon", "drain":
+		n := nodeArg()
+		n.Unschedulable, n.Draining = cmd != "uncordon", cmd == "drain"
+		return "ok"
+	case "taint", "untaint":
+		if len(args) != 2 {
+			return fail("want: %s NODE KEY[=VALUE]:EFFECT", cmd)
+		}
+		n := s.node(args[0])
+		if n == nil {
+			return fail("no node %q", args[0])
+		}
+		taint := parseTestTaint(t, args[1])
+		n.Taints = slices.DeleteFunc(n.Taints, func(x Taint) bool { return x.Key == taint.Key && x.Effect == taint.Effect })
+		if cmd == "taint" {
+			n.Taints = append(n.Taints, Taint{Taint: taint, TimeAdded: s.now})
+		}
 		return "ok"
 	case "apply":
-		if err := s.apply(strings.Join(b.input, "\n")); err != nil {
+		yaml := strings.Join(b.input, "\n")
+		var err error
+		switch {
+		case len(args) == 0:
+			err = s.apply(yaml)
+		case len(args) == 1 && args[0] == "unvalidated":
+			err = s.applyUnvalidated(yaml)
+		default:
+			return fail("want: apply [unvalidated]")
+		}
+		if err != nil {
 			return fail("%v", err)
 		}
 		return "commit " + s.commit
@@ -303,4 +343,15 @@ func (s *sim) formatUsage() string {
 		out = append(out, fmt.Sprintf("%s: %d pod(s)", n.Name, count))
 	}
 	return strings.Join(out, "\n")
+}
+
+// parseTestTaint parses KEY[=VALUE]:EFFECT.
+func parseTestTaint(t *testing.T, s string) manifests.Taint {
+	t.Helper()
+	kv, effect, ok := strings.Cut(s, ":")
+	if !ok {
+		t.Fatalf("taint %q: want KEY[=VALUE]:EFFECT", s)
+	}
+	k, v, _ := strings.Cut(kv, "=")
+	return manifests.Taint{Key: k, Value: v, Effect: manifests.TaintEffect(effect)}
 }

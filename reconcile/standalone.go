@@ -27,7 +27,7 @@ func (p *planner) standalone(objs []*manifests.Pod, pods []*Pod) {
 		for _, pod := range byName[k] {
 			lost := p.nodeLost(pod)
 			switch {
-			case pod.Terminating:
+			case pod.Terminating || p.isDeleted(pod):
 				if lost || pod.Node == "" {
 					p.delete(pod, DeleteSpecChanged, "") // no node will confirm: force it
 				} else {
@@ -56,7 +56,7 @@ func (p *planner) standalone(objs []*manifests.Pod, pods []*Pod) {
 		p.create(Pod{
 			UID: p.ids.NewUID(), Namespace: o.Namespace, Name: o.Name, TemplateHash: hash,
 			Spec: spec, Commit: p.s.Commit, Created: p.s.Now, Phase: manifests.PodPending,
-		}, requestOf(&spec.Spec))
+		}, requestOf(o.Namespace, spec.Labels, &spec.Spec))
 		p.event("Pod/"+o.Namespace+"/"+o.Name, EventNormal, "Created", "Created pod "+o.Namespace+"/"+o.Name)
 	}
 	for _, pod := range pods {

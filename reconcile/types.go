@@ -10,11 +10,36 @@ import (
 // Deployment pods are replaced elsewhere, when State.NodeLostGrace is zero.
 const DefaultNodeLostGrace = 10 * time.Second
 
-// Resources is an amount of CPU (in millicores) and memory (in bytes).
+// Resources is an amount of CPU (in millicores), memory and ephemeral
+// storage (in bytes).
 type Resources struct {
 	MilliCPU int64
 	Memory   int64
+	// EphemeralStorage is local storage: the pods' writable layers, logs
+	// and emptyDir volumes. A node that reports none has no limit on it.
+	EphemeralStorage int64
 }
+
+// Taint is one of a node's taints, with when the node got it.
+type Taint struct {
+	manifests.Taint
+	// TimeAdded is when the node first had the taint, zero when unknown. A
+	// NoExecute taint's tolerationSeconds count from it, or from the pod's
+	// creation when that is later.
+	TimeAdded time.Time
+}
+
+// Well-known taints that Shoal puts on nodes of itself, as Kubernetes'
+// node lifecycle controller does: a pod that tolerates TaintUnschedulable
+// may be placed on a cordoned node (not on a draining one).
+const (
+	TaintUnschedulable = "node.kubernetes.io/unschedulable"
+	TaintNotReady      = "node.kubernetes.io/not-ready"
+)
+
+// LabelHostname is the node label that holds the node's name, the topology
+// key of per-node affinity and spreading.
+const LabelHostname = "kubernetes.io/hostname"
 
 // Node is a node as the master sees it.
 type Node struct {
@@ -25,7 +50,15 @@ type Node struct {
 	// Unschedulable marks a cordoned node: its pods stay, new pods do not go
 	// there.
 	Unschedulable bool
-	Labels        map[string]string
+	// Draining marks a cordoned node whose Deployment pods move elsewhere:
+	// no new pod goes there, whatever it tolerates.
+	Draining bool
+	// Labels are the node's labels; kubernetes.io/hostname is the node's
+	// name when the node does not set it.
+	Labels map[string]string
+	// Taints keep pods that do not tolerate them off the node (NoSchedule,
+	// PreferNoSchedule) and evict them (NoExecute).
+	Taints []Taint
 	// Allocatable is what pods may request on the node in total.
 	Allocatable Resources
 	// NotReadySince is when the node stopped being ready; zero while it is
@@ -120,6 +153,9 @@ const (
 	DeleteSpecChanged = "SpecChanged" // its standalone Pod object changed in git
 	DeleteNodeLost    = "NodeLost"    // its node is lost; a replacement is scheduled elsewhere
 	DeleteFailed      = "PodFailed"   // a Deployment pod ended (Failed or Succeeded); it is replaced
+	// DeleteTaintEviction: its node has a NoExecute taint the pod does not
+	// tolerate, or no longer tolerates after its tolerationSeconds.
+	DeleteTaintEviction = "TaintManagerEviction"
 )
 
 // DeletePod asks to delete a pod: the pod is marked Terminating and its node
@@ -160,8 +196,8 @@ type PendingPod struct {
 	Namespace string
 	Name      string
 	// Reason explains it in the scheduler's words, such as "0/3 nodes are
-	// available: 1 node(s) didn't match Pod's node selector, 2 Insufficient
-	// cpu." The master records it as the pod's Message with Reason
+	// available: 1 node(s) didn't match Pod's node affinity/selector, 2
+	// Insufficient cpu." The master records it as the pod's Message with Reason
 	// "Unschedulable".
 	Reason string
 }

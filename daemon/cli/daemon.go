@@ -1,21 +1,24 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/client"
 	"github.com/shoal-dev/shoal/daemon/node"
+	"github.com/shoal-dev/shoal/manifests"
 	"github.com/spf13/cobra"
 )
 
 func newDaemonCmd(s Streams) *cobra.Command {
 	var cfg node.Config
-	var labels []string
+	var labels, taints []string
 	var logLevel, serviceCIDR, clusterCIDR, joinTokenFile string
 	cmd := &cobra.Command{
 		Use:   "daemon --repo URL",
@@ -85,6 +88,9 @@ them over again.`,
 				}
 				cfg.Labels[k] = v
 			}
+			if cfg.Taints, err = parseTaints(taints); err != nil {
+				return err
+			}
 			if cfg.Socket == "" {
 				cfg.Socket = os.Getenv("SHOAL_SOCKET")
 			}
@@ -98,6 +104,7 @@ them over again.`,
 	f.StringVar(&cfg.Name, "node-name", "", "this node's name (default: the host name)")
 	f.StringVar(&cfg.DataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
 	f.StringArrayVar(&labels, "node-label", nil, "a label of this node, KEY=VALUE (repeatable)")
+	f.StringArrayVar(&taints, "node-taint", nil, "a taint of this node, KEY[=VALUE]:EFFECT with EFFECT NoSchedule, PreferNoSchedule or NoExecute (repeatable)")
 	f.StringVar(&cfg.Repo, "repo", "", "the Git repository: file:///path, https://..., ssh://..., git://...")
 	f.StringVar(&cfg.Ref, "branch", "main", `branch to follow, or "tag:NAME"`)
 	f.StringVar(&cfg.Path, "path", "", "directory of the repository that holds the manifests")
@@ -145,4 +152,70 @@ them over again.`,
 	f.StringVar(&cfg.Net.NodeInterface, "node-interface", "", "the interface NodePort Services are served on, with the first --node-address (default: no NodePorts)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+// taintName is the name part of a taint key, and a taint value: what Kubernetes allows in
+// label keys and values.
+var taintName = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
+
+// parseTaints parses --node-taint flags, KEY[=VALUE]:EFFECT as kubectl taint writes them, and
+// refuses the same key and effect twice.
+func parseTaints(specs []string) ([]manifests.Taint, error) {
+	var out []manifests.Taint
+	seen := map[string]bool{}
+	for _, spec := range specs {
+		t, err := parseTaint(spec)
+		if err != nil {
+			return nil, usageErrorf("--node-taint %q: %v", spec, err)
+		}
+		k := t.Key + ":" + string(t.Effect)
+		if seen[k] {
+			return nil, usageErrorf("--node-taint %q: the node has a taint %s already; give each key and effect once", spec, k)
+		}
+		seen[k] = true
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func parseTaint(spec string) (manifests.Taint, error) {
+	kv, effect, ok := strings.Cut(spec, ":")
+	if !ok {
+		return manifests.Taint{}, errors.New("no effect: use KEY[=VALUE]:EFFECT, such as dedicated=db:NoSchedule")
+	}
+	t := manifests.Taint{Effect: manifests.TaintEffect(effect)}
+	switch t.Effect {
+	case manifests.TaintEffectNoSchedule, manifests.TaintEffectPreferNoSchedule, manifests.TaintEffectNoExecute:
+	default:
+		return manifests.Taint{}, fmt.Errorf("effect %q is not one of NoSchedule, PreferNoSchedule, NoExecute", effect)
+	}
+	t.Key, t.Value, _ = strings.Cut(kv, "=")
+	if err := checkTaintKey(t.Key); err != nil {
+		return manifests.Taint{}, err
+	}
+	if t.Value != "" && (len(t.Value) > 63 || !taintName.MatchString(t.Value)) {
+		return manifests.Taint{}, fmt.Errorf("value %q: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", t.Value)
+	}
+	return t, nil
+}
+
+// checkTaintKey checks a key as Kubernetes checks label keys: an optional DNS subdomain
+// prefix and '/', then a name of at most 63 characters.
+func checkTaintKey(key string) error {
+	prefix, name, hasPrefix := strings.Cut(key, "/")
+	if !hasPrefix {
+		prefix, name = "", key
+	}
+	if hasPrefix {
+		if err := manifests.CheckDNSSubdomain(prefix); err != nil {
+			return fmt.Errorf("key %q: prefix %v", key, err)
+		}
+	}
+	if name == "" {
+		return fmt.Errorf("key %q: no name: use KEY[=VALUE]:EFFECT", key)
+	}
+	if len(name) > 63 || !taintName.MatchString(name) {
+		return fmt.Errorf("key %q: the name must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", key)
+	}
+	return nil
 }

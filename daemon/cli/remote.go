@@ -14,6 +14,7 @@ import (
 	"github.com/shoal-dev/shoal/daemon/api"
 	"github.com/shoal-dev/shoal/daemon/client"
 	"github.com/shoal-dev/shoal/daemon/cluster"
+	"github.com/shoal-dev/shoal/manifests"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 )
@@ -299,6 +300,7 @@ type listItem struct {
 		Selector      json.RawMessage   `json:"selector"`
 		Unschedulable bool              `json:"unschedulable"`
 		PodCIDR       string            `json:"podCIDR"`
+		Taints        []manifests.Taint `json:"taints"`
 		Ports         []json.RawMessage `json:"ports"`
 		Containers    []struct {
 			Name  string `json:"name"`
@@ -486,7 +488,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 	case "Node":
 		h := []string{"NAME", "STATUS", "ROLES", "AGE", "VERSION"}
 		if wide {
-			h = append(h, "INTERNAL-IP", "POD-CIDR", "CONVERGED")
+			h = append(h, "INTERNAL-IP", "POD-CIDR", "CONVERGED", "TAINTS")
 		}
 		cols(h...)
 		for i := range items {
@@ -510,7 +512,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 				if cidr == "" {
 					cidr = "<none>"
 				}
-				c = append(c, ip, cidr, short(it.Metadata.Annotations["shoal.dev/converged-commit"]))
+				c = append(c, ip, cidr, short(it.Metadata.Annotations["shoal.dev/converged-commit"]), taintsText(it.Spec.Taints))
 			}
 			row(it, c...)
 		}
@@ -521,6 +523,22 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 		}
 	}
 	return tw.Flush()
+}
+
+// taintsText renders taints as kubectl taint takes them: key=value:Effect, comma-separated.
+func taintsText(taints []manifests.Taint) string {
+	if len(taints) == 0 {
+		return "<none>"
+	}
+	parts := make([]string, len(taints))
+	for i, t := range taints {
+		parts[i] = t.Key
+		if t.Value != "" {
+			parts[i] += "=" + t.Value
+		}
+		parts[i] += ":" + string(t.Effect)
+	}
+	return strings.Join(parts, ",")
 }
 
 func selectorText(raw json.RawMessage) string {

@@ -147,13 +147,13 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 	}
 	go func() {
 		// A node rewrites its record every second and whenever its pods change; only what the
-		// controllers use (the node's presence, labels, allocatable resources, schedulability)
-		// is worth a pass.
+		// controllers use (the node's presence, labels, allocatable resources, schedulability,
+		// taints) is worth a pass.
 		seen := map[string]string{}
 		for ev := range store.Watch[NodeRecord](ctx, m.cfg.Store, nodesPrefix, 0) {
 			if ev.Type == store.EventPut && ev.Err == nil {
 				n := ev.Value
-				d := fmt.Sprint(n.Labels, n.Allocatable, n.Unschedulable, n.Addresses)
+				d := fmt.Sprint(n.Labels, n.Allocatable, n.Unschedulable, n.Addresses, n.Taints)
 				if seen[ev.Key] == d {
 					continue
 				}
@@ -439,9 +439,10 @@ func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Nod
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cordoned := map[string]bool{}
+	cordoned, draining := map[string]bool{}, map[string]bool{}
 	for _, kv := range cordons {
-		cordoned[strings.TrimPrefix(kv.Key, cordonPrefix)] = true
+		name := strings.TrimPrefix(kv.Key, cordonPrefix)
+		cordoned[name], draining[name] = true, kv.Value.Drain
 	}
 	status := map[string]PodStatusRecord{}
 	for _, s := range sts {
@@ -453,7 +454,8 @@ func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Nod
 	for _, n := range nodes {
 		registered[n.Value.Name] = true
 		rnodes = append(rnodes, reconcile.Node{Name: n.Value.Name, Ready: true, Unschedulable: n.Value.Unschedulable || cordoned[n.Value.Name],
-			Labels: n.Value.Labels, Allocatable: reconcile.Resources(n.Value.Allocatable)})
+			Draining: draining[n.Value.Name], Labels: n.Value.Labels, Taints: ReconcileTaints(n.Value.Taints),
+			Allocatable: reconcile.Resources(n.Value.Allocatable)})
 	}
 	byUID := map[string]Placement{}
 	var pods []reconcile.Pod

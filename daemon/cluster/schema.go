@@ -99,12 +99,37 @@ type NodeRecord struct {
 	Unschedulable bool      `json:"unschedulable,omitempty"`
 	Heartbeat     time.Time `json:"heartbeat"`
 	StartedAt     time.Time `json:"startedAt"`
+
+	// Taints are the node's taints (`shoal daemon --node-taint`).
+	Taints []NodeTaint `json:"taints,omitempty"`
 }
 
-// Resources are CPU in millicores and memory in bytes.
+// NodeTaint is one of a node's taints, with the time the node first had it: a NoExecute
+// taint's tolerationSeconds count from it. As Kubernetes, Shoal records the time only for
+// NoExecute taints.
+type NodeTaint struct {
+	manifests.Taint
+	TimeAdded time.Time `json:"timeAdded,omitzero"`
+}
+
+// ReconcileTaints converts a node's taints for the scheduler.
+func ReconcileTaints(ts []NodeTaint) []reconcile.Taint {
+	if len(ts) == 0 {
+		return nil
+	}
+	out := make([]reconcile.Taint, len(ts))
+	for i, t := range ts {
+		out[i] = reconcile.Taint{Taint: t.Taint, TimeAdded: t.TimeAdded}
+	}
+	return out
+}
+
+// Resources are CPU in millicores, memory and ephemeral storage in bytes. A node that reports
+// no ephemeral storage (as nodes before it was counted) has no limit on it.
 type Resources struct {
-	MilliCPU int64 `json:"milliCPU"`
-	Memory   int64 `json:"memory"`
+	MilliCPU         int64 `json:"milliCPU"`
+	Memory           int64 `json:"memory"`
+	EphemeralStorage int64 `json:"ephemeralStorage,omitempty"`
 }
 
 // CommitRecord is a commit the master has seen: applied, or rejected with the reasons.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/reconcile"
 )
 
 // Snapshot is the cluster's state read from the store at one revision. The API answers every
@@ -362,7 +363,7 @@ func (s *Snapshot) NodeList(f Filter) (List, error) {
 			"apiVersion": "v1", "kind": "Node",
 			"metadata": map[string]any{"name": n.Name, "labels": n.Labels, "creationTimestamp": n.StartedAt.UTC().Format(time.RFC3339),
 				"annotations": map[string]string{"shoal.dev/role": role, "shoal.dev/converged-commit": n.Converged}},
-			"spec": podCIDRSpec(n.Unschedulable || s.Cordoned[n.Name], s.PodCIDRs[n.Name]),
+			"spec": nodeSpec(n.Unschedulable || s.Cordoned[n.Name], s.PodCIDRs[n.Name], n.Taints),
 			"status": map[string]any{
 				"conditions":  []map[string]any{{"type": "Ready", "status": ready, "lastHeartbeatTime": n.Heartbeat.UTC().Format(time.RFC3339)}},
 				"addresses":   addrs,
@@ -375,15 +376,26 @@ func (s *Snapshot) NodeList(f Filter) (List, error) {
 	return l, nil
 }
 
-// podCIDRSpec is a Node's spec: unschedulable, and its pod CIDR once the master gave it one.
-func podCIDRSpec(unschedulable bool, cidr string) map[string]any {
+// nodeSpec is a Node's spec: unschedulable, its pod CIDR once the master gave it one, and its
+// taints (with node.kubernetes.io/unschedulable on a cordoned node, as Kubernetes shows it).
+func nodeSpec(unschedulable bool, cidr string, taints []NodeTaint) map[string]any {
 	spec := map[string]any{"unschedulable": unschedulable}
 	if cidr != "" {
 		spec["podCIDR"], spec["podCIDRs"] = cidr, []string{cidr}
+	}
+	if unschedulable {
+		taints = append([]NodeTaint{{Taint: manifests.Taint{Key: reconcile.TaintUnschedulable, Effect: manifests.TaintEffectNoSchedule}}}, taints...)
+	}
+	if len(taints) > 0 {
+		spec["taints"] = taints
 	}
 	return spec
 }
 
 func resourceMap(r Resources) map[string]string {
-	return map[string]string{"cpu": fmt.Sprintf("%dm", r.MilliCPU), "memory": fmt.Sprintf("%dKi", r.Memory/1024)}
+	m := map[string]string{"cpu": fmt.Sprintf("%dm", r.MilliCPU), "memory": fmt.Sprintf("%dKi", r.Memory/1024)}
+	if r.EphemeralStorage > 0 {
+		m["ephemeral-storage"] = fmt.Sprintf("%dKi", r.EphemeralStorage/1024)
+	}
+	return m
 }

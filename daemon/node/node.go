@@ -31,6 +31,7 @@ import (
 	"github.com/shoal-dev/shoal/daemon/join"
 	"github.com/shoal-dev/shoal/daemon/pki"
 	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/runtime/image"
 	"github.com/shoal-dev/shoal/runtime/libct"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
@@ -43,6 +44,8 @@ type Config struct {
 	Name    string
 	DataDir string
 	Labels  map[string]string
+	// Taints keep pods that do not tolerate them off the node (and, NoExecute, evict them).
+	Taints []manifests.Taint
 	// Repository.
 	Repo          string
 	Ref           string
@@ -170,7 +173,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	capCPU, capMem := int64(goruntime.NumCPU())*1000, memTotal()
-	allocatable := cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0)}
+	capStorage, err := storageCapacity(cfg.DataDir)
+	if err != nil {
+		log.Warn("ephemeral storage unknown: pods' ephemeral-storage requests are not limited on this node", "err", err)
+	}
+	allocatable := cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0),
+		EphemeralStorage: capStorage}
 	seccompRoot := cfg.SeccompProfileRoot
 	if seccompRoot == "" {
 		seccompRoot = filepath.Join(cfg.DataDir, "seccomp")
@@ -179,7 +187,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Policy: lifecycle.Policy{AllowPrivileged: cfg.AllowPrivileged, AllowHostPaths: cfg.AllowHostPaths, AllowUnconfined: cfg.AllowUnconfined,
 			SeccompProfileRoot: seccompRoot},
 		Node: lifecycle.NodeInfo{Name: cfg.Name, HostIPs: hostIPs(cfg.Addresses),
-			Allocatable: lifecycle.Resources{MilliCPU: allocatable.MilliCPU, Memory: allocatable.Memory, EphemeralStorage: diskSize(cfg.DataDir)}},
+			Allocatable: lifecycle.Resources{MilliCPU: allocatable.MilliCPU, Memory: allocatable.Memory, EphemeralStorage: allocatable.EphemeralStorage}},
 		EvictionInterval: cfg.EvictionInterval, StateDir: lifecycleDir(cfg.DataDir)})
 	if err != nil {
 		return err
@@ -262,8 +270,12 @@ func Run(ctx context.Context, cfg Config) error {
 	for k, v := range cfg.Labels {
 		labels[k] = v
 	}
-	record := cluster.NodeRecord{Labels: labels, Version: buildinfo.Get().Version, Addresses: cfg.Addresses,
-		Capacity:    cluster.Resources{MilliCPU: capCPU, Memory: capMem},
+	taints, err := nodeTaints(cfg.DataDir, cfg.Taints, time.Now())
+	if err != nil {
+		return fmt.Errorf("node taints: %w", err)
+	}
+	record := cluster.NodeRecord{Labels: labels, Taints: taints, Version: buildinfo.Get().Version, Addresses: cfg.Addresses,
+		Capacity:    cluster.Resources{MilliCPU: capCPU, Memory: capMem, EphemeralStorage: capStorage},
 		Allocatable: allocatable}
 	if cfg.ClusterPort == 0 {
 		cfg.ClusterPort = join.DefaultPort
@@ -424,16 +436,6 @@ func markStore(dataDir string) error {
 
 // lifecycleDir keeps the runtime's own records (the pods it evicted).
 func lifecycleDir(dataDir string) string { return filepath.Join(dataDir, "lifecycle") }
-
-// diskSize returns the size in bytes of the file system that holds dir (the pods' writable
-// layers, logs and emptyDir volumes): the node's allocatable ephemeral storage.
-func diskSize(dir string) int64 {
-	var fs unix.Statfs_t
-	if err := unix.Statfs(dir, &fs); err != nil {
-		return 0
-	}
-	return int64(fs.Blocks) * fs.Bsize
-}
 
 // hostIPs are the node's addresses for its pods' status.hostIP: the --node-address values, or
 // else the first global unicast address of an interface that is up.
