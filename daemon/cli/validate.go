@@ -15,8 +15,10 @@ func newValidateCmd(s Streams) *cobra.Command {
 		Long: `Validate decodes, defaults and validates every manifest under the given paths (directories
 or single files; default: the current directory), as the master does before it accepts a commit.
 
-Every problem is printed on stderr as "file:line: message", all of them at once, sorted. The exit
-code is 0 when everything is valid, 1 when something is not, and 2 on a usage error.`,
+Every problem is printed on stderr as "file:line: message", all of them at once, sorted. What
+loads but has no effect in Shoal (such as RBAC objects) is printed on stderr as
+"file:line: warning: message" and does not fail the check. The exit code is 0 when everything is
+valid, 1 when something is not, and 2 on a usage error.`,
 		Example: `  shoal validate
   shoal validate examples/hello
   shoal validate deploy/ extra/service.yaml`,
@@ -25,8 +27,12 @@ code is 0 when everything is valid, 1 when something is not, and 2 on a usage er
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "%d %s in %d %s\n", len(set.Objects), plural(len(set.Objects), "object", "objects"),
-				set.Files, plural(set.Files, "file", "files"))
+			warnings := ""
+			if n := len(set.Warnings); n > 0 {
+				warnings = fmt.Sprintf(", %d %s", n, plural(n, "warning", "warnings"))
+			}
+			fmt.Fprintf(s.Out, "%d %s in %d %s%s\n", len(set.Objects), plural(len(set.Objects), "object", "objects"),
+				set.Files, plural(set.Files, "file", "files"), warnings)
 			return nil
 		},
 	}
@@ -63,7 +69,8 @@ JSON output is a kubectl-style List.`,
 }
 
 // load reads the manifests under the paths (default "."). Manifest errors are printed one per
-// line on stderr and end the command with exit code 1.
+// line on stderr and end the command with exit code 1; warnings are printed on stderr too, one per
+// line, and do not.
 func load(cmd *cobra.Command, paths []string) (*manifests.Set, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
@@ -78,6 +85,9 @@ func load(cmd *cobra.Command, paths []string) (*manifests.Set, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range set.Warnings.Warnings() {
+		fmt.Fprintln(cmd.ErrOrStderr(), w)
 	}
 	return set, nil
 }
