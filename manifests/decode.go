@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -36,6 +38,15 @@ func (s *source) lineOf(path string) int {
 		path = parentPath(path)
 	}
 	return s.line
+}
+
+// has reports whether the field at path was written in the manifest.
+func (s *source) has(path string) bool {
+	if s == nil {
+		return false
+	}
+	_, ok := s.fields[path]
+	return ok
 }
 
 // parentPath strips the last segment: "a.b[0]" -> "a.b", "a.b" -> "a".
@@ -110,7 +121,7 @@ func decodeFile(file string, data []byte, lim limits) ([]located, ErrorList) {
 			break
 		}
 		if err != nil {
-			line, msg := cleanYAMLError(err)
+			line, msg := cleanYAMLError(err, data)
 			d.errorf(line, "", "%s", msg)
 			break
 		}
@@ -130,7 +141,73 @@ func decodeFile(file string, data []byte, lim limits) ([]located, ErrorList) {
 			out = append(out, located{obj: obj, src: src})
 		}
 	}
+	if e := helmError(file, data, out, len(d.errs) > 0); e != nil {
+		return nil, ErrorList{e}
+	}
 	return out, d.errs
+}
+
+// helmTemplateMsg is the refusal of a Helm chart's template.
+const helmTemplateMsg = "looks like a Helm template: render it with `helm template` and commit the output"
+
+var (
+	// goTemplateActionRE matches a Go template action such as {{ .Values.x }} or {{- end }}.
+	goTemplateActionRE = regexp.MustCompile(`\{\{-?\s*(.*?)\s*-?\}\}`)
+	// helmOnlyRE matches what only Helm's templates use inside an action: its
+	// built-in objects and functions. Go templates in configuration data (such
+	// as Prometheus rules or Alertmanager templates) do not use them.
+	helmOnlyRE = regexp.MustCompile(`\.(Values|Release|Chart|Capabilities|Files|Template)\b|\b(include|toYaml|toJson|nindent|tpl|required)\b`)
+)
+
+// helmError returns the error of a file that is part of a Helm chart rather
+// than a manifest: a Chart.yaml, a chart's values.yaml, or a template.
+// A template is a file with a Helm-only action, or an action at the start of
+// a line (where YAML can only see it as structure, never as a string),
+// unless the file decoded cleanly into ConfigMaps and Secrets only, whose
+// data may hold templates for other programs.
+func helmError(file string, data []byte, objs []located, failed bool) *Error {
+	switch path.Base(file) {
+	case "Chart.yaml", "Chart.yml":
+		return &Error{File: file, Line: 1, Msg: "is a Helm chart's Chart.yaml, and Shoal does not render charts: render the chart " +
+			"with `helm template` and commit the output, keeping the chart itself out of the tree Shoal reads"}
+	case "values.yaml", "values.yml":
+		if failed {
+			return &Error{File: file, Line: 1, Msg: "looks like the values of a Helm chart, and Shoal does not render charts: render " +
+				"the chart with `helm template` and commit the output, keeping the chart itself out of the tree Shoal reads"}
+		}
+	}
+	line := helmActionLine(data)
+	if line == 0 || (!failed && onlyConfigData(objs)) {
+		return nil
+	}
+	return &Error{File: file, Line: line, Msg: helmTemplateMsg}
+}
+
+// helmActionLine returns the line of the first Helm-looking template
+// action in data, or 0.
+func helmActionLine(data []byte) int {
+	if !bytes.Contains(data, []byte("{{")) {
+		return 0
+	}
+	for i, l := range strings.Split(string(data), "\n") {
+		for _, m := range goTemplateActionRE.FindAllStringSubmatchIndex(l, -1) {
+			if m[0] == 0 || helmOnlyRE.MatchString(l[m[2]:m[3]]) {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}
+
+func onlyConfigData(objs []located) bool {
+	for _, it := range objs {
+		switch it.obj.(type) {
+		case *ConfigMap, *Secret:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
@@ -148,7 +225,7 @@ var yamlParserErrors = map[string]bool{
 	"found undefined tag handle":             true,
 }
 
-func cleanYAMLError(err error) (int, string) {
+func cleanYAMLError(err error, data []byte) (int, string) {
 	msg := err.Error()
 	line := 0
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
@@ -160,10 +237,68 @@ func cleanYAMLError(err error) (int, string) {
 	if line > 0 && yamlParserErrors[msg] {
 		line++
 	}
+	if line == 0 {
+		line = yamlErrorLine(msg, data)
+	}
 	if strings.Contains(msg, "found character that cannot start any token") || strings.Contains(msg, "found a tab character") {
 		msg += " (indent YAML with spaces, not tabs)"
 	}
 	return line, "invalid YAML: " + msg
+}
+
+// yamlErrorLine finds the line of a YAML error that yaml.v3 reported
+// without one. It leaves the line out when it is 0 (0-based, so the first
+// line of the stream), and reports errors of its reader (bad UTF-8, control
+// characters) with no position at all.
+func yamlErrorLine(msg string, data []byte) int {
+	switch {
+	case strings.Contains(msg, "UTF-8"):
+		if i := firstInvalidUTF8(data); i >= 0 {
+			return lineAt(data, i)
+		}
+	case strings.Contains(msg, "control characters"):
+		if i := firstControlChar(data); i >= 0 {
+			return lineAt(data, i)
+		}
+	}
+	return 1
+}
+
+// lineAt returns the 1-based line of byte offset i.
+func lineAt(data []byte, i int) int {
+	return bytes.Count(data[:i], []byte{'\n'}) + 1
+}
+
+func firstInvalidUTF8(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// firstControlChar returns the offset of the first character YAML does not
+// allow in a stream (YAML 1.1 "printable").
+func firstControlChar(data []byte) int {
+	for i, r := range string(data) {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r' || r == 0x85 || r == 0xFEFF:
+		case r >= 0x20 && r <= 0x7E, r >= 0xA0 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
+		default:
+			return i
+		}
+	}
+	return -1
+}
+
+// refusedKinds are kinds Shoal refuses with a reason of their own, rather
+// than as unknown kinds.
+var refusedKinds = map[string]string{
+	"NetworkPolicy": "a NetworkPolicy changes which traffic reaches your pods, and Shoal does not enforce network " +
+		"policies yet, so accepting it would leave the pods open; remove it from the tree Shoal reads",
 }
 
 // document decodes one document. It returns nil when the document is not a
@@ -203,6 +338,10 @@ func (d *fileDecoder) document(root *yaml.Node) (Object, *source) {
 	}
 	ki, _, ok := kindByName(kind.Value)
 	if !ok {
+		if why, refused := refusedKinds[kind.Value]; refused {
+			d.errorf(kind.Line, "kind", "kind %q (%s) is %s: %s", kind.Value, apiVersion.Value, notYet, why)
+			return nil, nil
+		}
 		d.errorf(kind.Line, "kind", "kind %q (%s) is not supported by Shoal; supported kinds: %s",
 			kind.Value, apiVersion.Value, strings.Join(SupportedKinds(), ", "))
 		return nil, nil
@@ -540,7 +679,7 @@ func (d *fileDecoder) structValue(n *yaml.Node, v reflect.Value, path string, de
 			if u.tolerates(p.val) {
 				continue
 			}
-			d.errorf(p.key.Line, fpath, "%s", notYet)
+			d.errorf(p.key.Line, fpath, "%s", u.message())
 			continue
 		}
 		d.errorf(p.key.Line, path, "unknown field %q%s", key, suggest(key, info.names))

@@ -18,6 +18,11 @@ const (
 	DefaultVolumeMode                    = 0o644
 	DefaultMaxSurge                      = "25%"
 	DefaultMaxUnavailable                = "25%"
+	// DefaultServiceAccountName is the account of pods that name none; every
+	// namespace has it.
+	DefaultServiceAccountName = "default"
+	// RBACGroup is the API group of Role, ClusterRole and their bindings.
+	RBACGroup = "rbac.authorization.k8s.io"
 )
 
 // SetDefaults fills unset fields as the Kubernetes API server does. It is
@@ -36,6 +41,25 @@ func SetDefaults(obj Object) {
 		defaultService(o)
 	case *Secret:
 		defaultSecret(o)
+	case *ClusterRole:
+		// The API server drops the namespace of cluster-scoped objects.
+		o.Namespace = ""
+	case *RoleBinding:
+		defaultSubjects(o.Subjects)
+	case *ClusterRoleBinding:
+		o.Namespace = ""
+		defaultSubjects(o.Subjects)
+	}
+}
+
+// defaultSubjects sets the API group of User and Group subjects, as the
+// rbac/v1 defaults do.
+func defaultSubjects(subjects []Subject) {
+	for i := range subjects {
+		s := &subjects[i]
+		if s.APIGroup == "" && (s.Kind == "User" || s.Kind == "Group") {
+			s.APIGroup = RBACGroup
+		}
 	}
 }
 
@@ -74,6 +98,25 @@ func defaultPodSpec(s *PodSpec) {
 	if s.RestartPolicy == "" {
 		s.RestartPolicy = RestartPolicyAlways
 	}
+	if s.DNSPolicy == "" {
+		s.DNSPolicy = DNSClusterFirst
+	}
+	defaultServiceAccount(s)
+	for i := range s.Tolerations {
+		if s.Tolerations[i].Operator == "" {
+			s.Tolerations[i].Operator = TolerationOpEqual
+		}
+	}
+	for i := range s.TopologySpreadConstraints {
+		c := &s.TopologySpreadConstraints[i]
+		// What the scheduler does when they are unset.
+		if c.NodeAffinityPolicy == nil {
+			c.NodeAffinityPolicy = ptr(NodeInclusionPolicyHonor)
+		}
+		if c.NodeTaintsPolicy == nil {
+			c.NodeTaintsPolicy = ptr(NodeInclusionPolicyIgnore)
+		}
+	}
 	if s.TerminationGracePeriodSeconds == nil {
 		s.TerminationGracePeriodSeconds = ptr[int64](DefaultTerminationGracePeriodSeconds)
 	}
@@ -91,6 +134,14 @@ func defaultPodSpec(s *PodSpec) {
 		case v.HostPath != nil:
 			if v.HostPath.Type == nil {
 				v.HostPath.Type = ptr(HostPathUnset)
+			}
+		case v.DownwardAPI != nil:
+			if v.DownwardAPI.DefaultMode == nil {
+				v.DownwardAPI.DefaultMode = ptr[int32](DefaultVolumeMode)
+			}
+			for j := range v.DownwardAPI.Items {
+				defaultFieldRef(v.DownwardAPI.Items[j].FieldRef)
+				defaultResourceFieldRef(v.DownwardAPI.Items[j].ResourceFieldRef)
 			}
 		}
 	}
@@ -113,6 +164,55 @@ func defaultContainer(c *Container) {
 	}
 	for _, p := range []*Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
 		defaultProbe(p)
+	}
+	if c.TerminationMessagePath == "" {
+		c.TerminationMessagePath = DefaultTerminationMessagePath
+	}
+	if c.TerminationMessagePolicy == "" {
+		c.TerminationMessagePolicy = TerminationMessageReadFile
+	}
+	if l := c.Lifecycle; l != nil {
+		for _, h := range []*LifecycleHandler{l.PostStart, l.PreStop} {
+			if h != nil {
+				defaultHTTPGet(h.HTTPGet)
+			}
+		}
+	}
+	for i := range c.Env {
+		if src := c.Env[i].ValueFrom; src != nil {
+			defaultFieldRef(src.FieldRef)
+			defaultResourceFieldRef(src.ResourceFieldRef)
+		}
+	}
+}
+
+// defaultServiceAccount copies serviceAccountName and its deprecated alias
+// serviceAccount to each other, as the v1 API does, and names the default
+// account when neither is set, as the ServiceAccount admission does.
+func defaultServiceAccount(s *PodSpec) {
+	switch {
+	case s.ServiceAccountName == "" && s.DeprecatedServiceAccount == "":
+		s.ServiceAccountName = DefaultServiceAccountName
+		s.DeprecatedServiceAccount = DefaultServiceAccountName
+	case s.ServiceAccountName == "":
+		s.ServiceAccountName = s.DeprecatedServiceAccount
+	case s.DeprecatedServiceAccount == "":
+		s.DeprecatedServiceAccount = s.ServiceAccountName
+	}
+}
+
+func defaultFieldRef(f *ObjectFieldSelector) {
+	if f != nil && f.APIVersion == "" {
+		f.APIVersion = "v1"
+	}
+}
+
+// defaultResourceFieldRef sets the divisor to 1. Kubernetes leaves it unset
+// (shown as "0"), and a zero divisor means 1.
+func defaultResourceFieldRef(r *ResourceFieldSelector) {
+	if r != nil && (r.Divisor == nil || r.Divisor.IsZero()) {
+		one, _ := ParseQuantity("1")
+		r.Divisor = &one
 	}
 }
 
@@ -152,13 +252,18 @@ func defaultProbe(p *Probe) {
 	if p.FailureThreshold == 0 {
 		p.FailureThreshold = DefaultProbeFailureThreshold
 	}
-	if h := p.HTTPGet; h != nil {
-		if h.Scheme == "" {
-			h.Scheme = URISchemeHTTP
-		}
-		if h.Path == "" {
-			h.Path = "/"
-		}
+	defaultHTTPGet(p.HTTPGet)
+}
+
+func defaultHTTPGet(h *HTTPGetAction) {
+	if h == nil {
+		return
+	}
+	if h.Scheme == "" {
+		h.Scheme = URISchemeHTTP
+	}
+	if h.Path == "" {
+		h.Path = "/"
 	}
 }
 

@@ -24,7 +24,13 @@ type Error struct {
 
 // Error formats the error as "file:line: field: msg", leaving out the parts
 // that are unknown.
-func (e *Error) Error() string {
+func (e *Error) Error() string { return e.format("") }
+
+// Warning formats e as a warning, "file:line: warning: field: msg": a
+// problem that does not stop the tree from loading.
+func (e *Error) Warning() string { return e.format("warning: ") }
+
+func (e *Error) format(kind string) string {
 	var b strings.Builder
 	if e.File != "" {
 		b.WriteString(e.File)
@@ -38,6 +44,7 @@ func (e *Error) Error() string {
 		b.WriteString(strconv.Itoa(e.Line))
 		b.WriteString(": ")
 	}
+	b.WriteString(kind)
 	if e.Field != "" {
 		b.WriteString(e.Field)
 		b.WriteString(": ")
@@ -46,8 +53,9 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// ErrorList is a list of manifest errors. Loaders return every error of a
-// tree at once, sorted by file, line and message.
+// ErrorList is a list of manifest errors (or warnings, Set.Warnings).
+// Loaders return every error of a tree at once, sorted by file, line and
+// message.
 type ErrorList []*Error
 
 // Error joins the errors, one per line.
@@ -92,3 +100,12 @@ func (l ErrorList) Err() error {
 // notYet is the message for fields and values Kubernetes has but Shoal does
 // not implement.
 const notYet = "supported by Kubernetes, not by Shoal yet"
+
+// Warnings formats each entry as a warning (Error.Warning), in order.
+func (l ErrorList) Warnings() []string {
+	out := make([]string, len(l))
+	for i, e := range l {
+		out[i] = e.Warning()
+	}
+	return out
+}

@@ -88,7 +88,7 @@ func (b *build) serveKustomization(rel string, data []byte) ([]byte, error) {
 func (c *kustChecker) check(data []byte) *yaml.Node {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line, msg := cleanYAMLError(err)
+		line, msg := cleanYAMLError(err, data)
 		c.errorf(line, "", "%s", msg)
 		return nil
 	}
@@ -475,7 +475,7 @@ func (c *kustChecker) plugins(root *yaml.Node) {
 			}
 			docs, err := yamlDocs(data)
 			if err != nil {
-				line, msg := cleanYAMLError(err)
+				line, msg := cleanYAMLError(err, data)
 				c.errs = append(c.errs, &Error{File: c.b.name(rel), Line: line, Msg: msg})
 				continue
 			}

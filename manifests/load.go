@@ -103,6 +103,9 @@ type Set struct {
 	Objects []Object
 	// Files is the number of manifest files read.
 	Files int
+	// Warnings are what loads but does nothing in Shoal (such as RBAC
+	// objects), with file and line, sorted; print them with Error.Warning.
+	Warnings ErrorList
 
 	sources map[Object]*source
 }
@@ -617,6 +620,7 @@ func newSet(items []located, files int) *Set {
 		s.Objects[i] = it.obj
 		s.sources[it.obj] = it.src
 	}
+	s.Warnings = objectWarnings(items)
 	return s
 }
 

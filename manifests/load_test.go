@@ -92,7 +92,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:  "unsupported kind",
 			files: map[string]string{"a.yaml": "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n"},
-			want:  []string{`a.yaml:2: kind: kind "StatefulSet" (apps/v1) is not supported by Shoal; supported kinds: ConfigMap, Deployment, Namespace, Pod, Secret, Service`},
+			want:  []string{`a.yaml:2: kind: kind "StatefulSet" (apps/v1) is not supported by Shoal; supported kinds: ClusterRole, ClusterRoleBinding, ConfigMap, Deployment, Namespace, Pod, Role, RoleBinding, Secret, Service, ServiceAccount`},
 		},
 		{
 			name:  "wrong apiVersion",
@@ -107,9 +107,9 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "not yet in Kubernetes",
 			files: map[string]string{"a.yaml": strings.Replace(deployWeb, "      containers:\n",
-				"      affinity:\n        nodeAffinity: {}\n      dnsPolicy: ClusterFirst\n      hostNetwork: true\n      containers:\n", 1)},
+				"      priorityClassName: high\n      affinity:\n        nodeAffinity: {}\n      hostNetwork: true\n      containers:\n", 1)},
 			want: []string{
-				`a.yaml:14: spec.template.spec.affinity: supported by Kubernetes, not by Shoal yet`,
+				`a.yaml:14: spec.template.spec.priorityClassName: supported by Kubernetes, not by Shoal yet`,
 				`a.yaml:17: spec.template.spec.hostNetwork: supported by Kubernetes, not by Shoal yet`,
 			},
 		},

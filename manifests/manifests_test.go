@@ -258,8 +258,8 @@ spec:
     env:
     - name: A
       valueFrom:
-        fieldRef: {fieldPath: spec.nodeName}
-`, `a.yaml:11: spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: "spec.nodeName" is not supported; use one of metadata.name, metadata.namespace, status.podIP`},
+        fieldRef: {fieldPath: spec.restartPolicy}
+`, `a.yaml:11: spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: "spec.restartPolicy" is not supported here; use one of metadata.name, metadata.namespace, metadata.uid, spec.nodeName, spec.serviceAccountName, status.hostIP, status.hostIPs, status.podIP, status.podIPs, metadata.labels['KEY'], metadata.annotations['KEY']`},
 		{"probe needs one handler", `apiVersion: v1
 kind: Pod
 metadata: {name: p}
@@ -281,7 +281,7 @@ spec:
     livenessProbe:
       exec: {command: ["true"]}
       tcpSocket: {port: 80}
-`, `a.yaml:8: spec.containers[0].livenessProbe: has 2 handlers; use exactly one of exec, httpGet, tcpSocket`},
+`, `a.yaml:8: spec.containers[0].livenessProbe: has 2 handlers; use exactly one of exec, httpGet, tcpSocket, grpc`},
 		{"capability", `apiVersion: v1
 kind: Pod
 metadata: {name: p}
@@ -332,7 +332,7 @@ spec:
     emptyDir: {}
     hostPath: {path: /x}
   containers: [{name: c, image: x}]
-`, `a.yaml:6: spec.volumes[0]: has 2 volume sources; use exactly one of emptyDir, configMap, secret, hostPath`},
+`, `a.yaml:6: spec.volumes[0]: has 2 volume sources; use exactly one of emptyDir, configMap, secret, downwardAPI, hostPath`},
 		{"config key in data and binaryData", `apiVersion: v1
 kind: ConfigMap
 metadata: {name: c}
@@ -345,15 +345,15 @@ metadata:
   name: n
   labels: {"example.com/team": "-bad"}
 `, `a.yaml:5: metadata.labels[example.com/team]: label value "-bad": must be empty or consist of letters, digits, '-', '_' or '.', starting and ending with a letter or digit`},
-		{"host port not yet", `apiVersion: v1
+		{"host port twice", `apiVersion: v1
 kind: Pod
 metadata: {name: p}
 spec:
   containers:
   - name: c
     image: x
-    ports: [{containerPort: 80, hostPort: 8080}]
-`, `a.yaml:8: spec.containers[0].ports[0].hostPort: supported by Kubernetes, not by Shoal yet`},
+    ports: [{containerPort: 80, hostPort: 8080}, {containerPort: 81, hostPort: 8080}]
+`, `a.yaml:8: spec.containers[0].ports[1].hostPort: host port 8080/TCP is already taken by containers[0].ports[0] of this pod; give each its own host port`},
 		{"generateName not yet", `apiVersion: v1
 kind: Pod
 metadata: {generateName: p-}
@@ -376,7 +376,7 @@ spec:
     image: x
     resources:
       limits: {nvidia.com/gpu: 1}
-`, `a.yaml:9: spec.containers[0].resources.limits[nvidia.com/gpu]: resource "nvidia.com/gpu" is supported by Kubernetes, not by Shoal yet; Shoal supports cpu and memory`},
+`, `a.yaml:9: spec.containers[0].resources.limits[nvidia.com/gpu]: resource "nvidia.com/gpu" is supported by Kubernetes, not by Shoal yet; Shoal supports cpu, memory and ephemeral-storage`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -429,9 +429,9 @@ status:
 	if _, errs := DecodeFile("a.yaml", []byte(doc), LoadOptions{}); errs != nil {
 		t.Fatal(errs)
 	}
-	bad := strings.Replace(doc, "dnsPolicy: ClusterFirst", "dnsPolicy: Default", 1)
+	bad := strings.Replace(doc, "dnsPolicy: ClusterFirst", "dnsPolicy: Cluster", 1)
 	_, errs := DecodeFile("a.yaml", []byte(bad), LoadOptions{})
-	if len(errs) != 1 || errs[0].Error() != "a.yaml:14: spec.template.spec.dnsPolicy: supported by Kubernetes, not by Shoal yet" {
+	if len(errs) != 1 || errs[0].Error() != `a.yaml:14: spec.template.spec.dnsPolicy: "Cluster" is not one of ClusterFirst, ClusterFirstWithHostNet, Default, None` {
 		t.Errorf("errors %v", errs)
 	}
 }
@@ -610,7 +610,7 @@ func TestSelector(t *testing.T) {
 }
 
 func TestSupportedKinds(t *testing.T) {
-	if got := strings.Join(SupportedKinds(), ","); got != "ConfigMap,Deployment,Namespace,Pod,Secret,Service" {
+	if got := strings.Join(SupportedKinds(), ","); got != "ClusterRole,ClusterRoleBinding,ConfigMap,Deployment,Namespace,Pod,Role,RoleBinding,Secret,Service,ServiceAccount" {
 		t.Errorf("kinds %s", got)
 	}
 }

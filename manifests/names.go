@@ -177,3 +177,33 @@ func validateConfigKey(s string) string {
 	}
 	return ""
 }
+
+// validateDNS1123SubdomainWithUnderscore: a DNS-1123 subdomain whose labels
+// may also contain '_' (Kubernetes' relaxed rule for DNS search domains).
+func validateDNS1123SubdomainWithUnderscore(s string) string {
+	if s == "" {
+		return "must not be empty"
+	}
+	if len(s) > dns1123SubdomainMax {
+		return fmt.Sprintf("must be at most %d characters, is %d", dns1123SubdomainMax, len(s))
+	}
+	for _, part := range strings.Split(s, ".") {
+		if part == "" || validateDNS1123Label(strings.ReplaceAll(part, "_", "a")) != "" {
+			return fmt.Sprintf("%q is not a DNS domain: use lowercase letters, digits, '-', '_' and '.' (such as \"svc.cluster.local\")", s)
+		}
+	}
+	return ""
+}
+
+// validatePathSegmentName: the names of RBAC objects, which may be anything
+// but "." and ".." and may not contain '/' or '%' (such as
+// "system:aggregate-to-view").
+func validatePathSegmentName(s string) string {
+	if s == "." || s == ".." {
+		return fmt.Sprintf("%q may not be a name; use another", s)
+	}
+	if strings.ContainsAny(s, "/%") {
+		return fmt.Sprintf("%q may not contain '/' or '%%'", s)
+	}
+	return ""
+}

@@ -58,9 +58,19 @@ func APIVersionOf(kind string) (string, bool) {
 
 // unsupported is a field that Kubernetes has and Shoal does not. When
 // tolerated is non-empty, the listed values (Kubernetes' defaults, as
-// printed by kubectl get -o yaml) are accepted and ignored.
+// printed by kubectl get -o yaml) are accepted and ignored. why, when set,
+// is added to the refusal to say why and what to do instead.
 type unsupported struct {
 	tolerated []string
+	why       string
+}
+
+// message is the refusal of a manifest that sets the field.
+func (u unsupported) message() string {
+	if u.why == "" {
+		return notYet
+	}
+	return notYet + ": " + u.why
 }
 
 // notYetFields lists, per Go type, the Kubernetes fields Shoal refuses with
@@ -194,6 +204,10 @@ var notYetFields = map[reflect.Type]map[string]unsupported{
 	},
 	reflect.TypeFor[Namespace](): {
 		"spec": {tolerated: []string{"{}", "{finalizers:[kubernetes]}"}},
+	},
+	reflect.TypeFor[ServiceAccount](): {
+		"secrets": {why: "it lists the account's API token Secrets, and Shoal has no Kubernetes API and mounts no " +
+			"ServiceAccount token; remove it (Kubernetes 1.24 and later do not fill it either)"},
 	},
 }
 

@@ -27,17 +27,31 @@ and a test checks that every field marked ` + "`yes`" + ` decodes and every fiel
   ` + "`<file>:<line>: <field>: supported by Kubernetes, not by Shoal yet`" + `.
 - **no; accepts V**: as above, except that the value V — Kubernetes' own default, as printed by
   ` + "`kubectl get -o yaml`" + ` — is accepted and ignored, so pasted output loads.
+- **no: refused when set**: Shoal models the field but refuses any value (see the table of refused values below).
 - Fields that Kubernetes does not have at all are refused as ` + "`unknown field \"x\"`" + `, with a suggestion when
   the name is close to a known one.
 - ` + "`status`" + ` is accepted at the top level of every kind and dropped: status is written by Shoal, never read from Git.
 - ` + "`metadata.creationTimestamp: null`" + ` (as written by ` + "`kubectl create --dry-run -o yaml`" + `) is accepted and ignored.
 
-Supported kinds: ConfigMap (v1), Deployment (apps/v1), Namespace (v1), Pod (v1), Secret (v1), Service (v1). Any other
-kind is refused: ` + "`kind \"StatefulSet\" (apps/v1) is not supported by Shoal; supported kinds: ...`" + `.
+Supported kinds: ClusterRole, ClusterRoleBinding, Role and RoleBinding (rbac.authorization.k8s.io/v1), ConfigMap (v1),
+Deployment (apps/v1), Namespace (v1), Pod (v1), Secret (v1), Service (v1), ServiceAccount (v1). Any other kind is
+refused: ` + "`kind \"StatefulSet\" (apps/v1) is not supported by Shoal; supported kinds: ...`" + `. NetworkPolicy is refused
+with a reason of its own: honouring it would change which traffic reaches the pods, and Shoal does not enforce network
+policies yet. A Helm chart is not a manifest: a template (a file with Helm's ` + "`{{ .Values... }}`" + ` actions), a
+` + "`Chart.yaml`" + ` or a chart's ` + "`values.yaml`" + ` is refused with ` + "`looks like a Helm template: render it with `helm template` and commit the output`" + `.
+
+ServiceAccounts: a pod's ` + "`serviceAccountName`" + ` must be ` + "`default`" + ` (every namespace has it) or a ServiceAccount of the
+pod's namespace in the same commit. Shoal has no Kubernetes API, so it mounts no ServiceAccount token into pods:
+` + "`automountServiceAccountToken: true`" + ` loads with a warning, and the legacy ServiceAccount ` + "`secrets`" + ` list is refused.
+The RBAC kinds (Role, ClusterRole, RoleBinding, ClusterRoleBinding) are decoded and checked, and have no effect: they
+only configure access to the Kubernetes API. ` + "`shoal validate`" + ` prints each as
+` + "`<file>:<line>: warning: Role \"x\" has no effect in Shoal: ...`" + ` and still succeeds; the master keeps the
+warnings with the commit, and ` + "`shoal status`" + ` and ` + "`shoal history`" + ` show them.
 
 Validation follows Kubernetes' rules for the supported fields, so a field marked yes may still be refused in some
-places, as Kubernetes refuses it: probes on init containers, restartPolicy other than Always in a Deployment's
-pods, nodePort outside NodePort Services.
+places, as Kubernetes refuses it: probes and lifecycle hooks on init containers other than sidecars
+(` + "`restartPolicy: Always`" + `), a container ` + "`restartPolicy`" + ` on app containers, restartPolicy other than Always in a
+Deployment's pods, nodePort outside NodePort Services, a preStop ` + "`sleep`" + ` longer than terminationGracePeriodSeconds.
 
 Values Shoal refuses although Kubernetes accepts them:
 
@@ -45,17 +59,35 @@ Values Shoal refuses although Kubernetes accepts them:
 | --- | --- |
 | ` + "`spec.type` (Service)" + ` | ` + "`LoadBalancer`, `ExternalName`" + ` |
 | ` + "`protocol`" + ` (container and Service ports) | ` + "`SCTP`" + ` |
-| ` + "`resources.limits`, `resources.requests`" + ` | every resource other than ` + "`cpu` and `memory`" + ` |
-| ` + "`env[].valueFrom.fieldRef.fieldPath`" + ` | everything but ` + "`metadata.name`, `metadata.namespace`, `status.podIP`" + ` |
+| ` + "`resources.limits`, `resources.requests`" + ` | every resource other than ` + "`cpu`, `memory` and `ephemeral-storage`" + ` |
+| ` + "`env[].valueFrom.resourceFieldRef.resource`, downwardAPI `resourceFieldRef.resource`" + ` | hugepages (` + "`limits.hugepages-*`" + `) |
+| ` + "`topologyKey`" + ` (pod affinity and anti-affinity, topology spread) | every key other than ` + "`kubernetes.io/hostname`" + ` |
+| ` + "`namespaceSelector`, `matchLabelKeys`, `mismatchLabelKeys`" + ` of pod (anti-)affinity terms | any value |
+| ` + "`lifecycle.postStart.tcpSocket`, `lifecycle.preStop.tcpSocket`" + ` | any value (Kubernetes accepts it and never runs it; use exec or httpGet) |
 | ` + "`spec.clusterIPs`" + ` | more than one address (dual stack) |
+| ` + "`matchExpressions[].values`" + ` of node affinity with Gt or Lt | a value that is not an integer (Kubernetes accepts it and matches no node) |
+| ` + "`serviceAccount`" + ` | a value other than ` + "`serviceAccountName`" + ` when both are set (Kubernetes uses serviceAccountName) |
+
+The downward API exposes, in environment variables (` + "`env[].valueFrom.fieldRef.fieldPath`" + `): ` + "`metadata.name`" + `,
+` + "`metadata.namespace`, `metadata.uid`, `metadata.labels['KEY']`, `metadata.annotations['KEY']`, `spec.nodeName`" + `,
+` + "`spec.serviceAccountName`, `status.hostIP`, `status.hostIPs`, `status.podIP`, `status.podIPs`" + `; in downwardAPI volumes:
+` + "`metadata.name`, `metadata.namespace`, `metadata.uid`, `metadata.labels`, `metadata.annotations`" + ` and the
+` + "`['KEY']`" + ` forms; and, through ` + "`resourceFieldRef`" + `, ` + "`limits.cpu`, `limits.memory`, `limits.ephemeral-storage`" + `,
+` + "`requests.cpu`, `requests.memory`, `requests.ephemeral-storage`" + ` of a container of the pod (divisor 1m or 1 for cpu;
+1, 1k ... 1E or 1Ki ... 1Ei for the others).
 
 Defaults are applied as Kubernetes applies them: namespace ` + "`default`" + `, replicas 1, RollingUpdate with maxSurge and
 maxUnavailable 25%, revisionHistoryLimit 10, progressDeadlineSeconds 600, restartPolicy Always,
-terminationGracePeriodSeconds 30, probe periodSeconds 10 / timeoutSeconds 1 / successThreshold 1 / failureThreshold 3,
-httpGet scheme HTTP and path ` + "`/`" + `, port protocol TCP, Service targetPort = port, sessionAffinity None (ClientIP
-timeout 10800 s), Service type ClusterIP, imagePullPolicy Always for ` + "`:latest`" + ` or untagged images and IfNotPresent
-otherwise (also for digests), configMap/secret volume defaultMode 0644, hostPath type "", Secret type Opaque, and
-Secret ` + "`stringData`" + ` merged into ` + "`data`" + `.
+terminationGracePeriodSeconds 30, dnsPolicy ClusterFirst, serviceAccountName and serviceAccount copied to each other
+and ` + "`default`" + ` when neither is set, terminationMessagePath ` + "`/dev/termination-log`" + `, terminationMessagePolicy File,
+probe periodSeconds 10 / timeoutSeconds 1 / successThreshold 1 / failureThreshold 3, httpGet (probes and hooks) scheme
+HTTP and path ` + "`/`" + `, port protocol TCP, fieldRef apiVersion v1, Service targetPort = port, sessionAffinity None
+(ClientIP timeout 10800 s), Service type ClusterIP, imagePullPolicy Always for ` + "`:latest`" + ` or untagged images and
+IfNotPresent otherwise (also for digests), configMap/secret/downwardAPI volume defaultMode 0644, hostPath type "",
+Secret type Opaque, Secret ` + "`stringData`" + ` merged into ` + "`data`" + `, and the apiGroup of User and Group subjects. Shoal
+also writes out what Kubernetes leaves unset and treats as a default: toleration operator Equal, topology spread
+nodeAffinityPolicy Honor and nodeTaintsPolicy Ignore, resourceFieldRef divisor 1 (Kubernetes shows "0"). The namespace
+of a ClusterRole or ClusterRoleBinding is dropped, as the API server drops it.
 `
 
 type supportRow struct {
@@ -83,12 +115,16 @@ func supportRows(t reflect.Type) []supportRow {
 				ft = ft.Elem()
 			}
 			switch {
+			case isLeafType(ft) && refusedWhenSet(p):
+				rows = append(rows, supportRow{p, refusedSupport})
 			case isLeafType(ft):
 				rows = append(rows, supportRow{p, "yes"})
 			case ft.Kind() == reflect.Slice && !isLeafType(ft.Elem()) && ft.Elem().Kind() == reflect.Struct:
 				walk(ft.Elem(), p+"[]", depth+1)
 			case ft.Kind() == reflect.Struct:
 				walk(ft, p, depth+1)
+			case refusedWhenSet(p):
+				rows = append(rows, supportRow{p, refusedSupport})
 			default:
 				rows = append(rows, supportRow{p, "yes"})
 			}
@@ -108,6 +144,22 @@ func supportRows(t reflect.Type) []supportRow {
 	}
 	walk(t, "", 0)
 	return rows
+}
+
+// refusedSupport marks fields that Shoal models and validation refuses.
+const refusedSupport = "no: refused when set"
+
+// refusedWhenSet reports whether validation refuses any value of the field
+// at doc path p.
+func refusedWhenSet(p string) bool {
+	affinityTerm := strings.Contains(p, ".podAffinity.") || strings.Contains(p, ".podAntiAffinity.")
+	switch {
+	case affinityTerm && (strings.Contains(p, ".namespaceSelector.") || strings.HasSuffix(p, ".matchLabelKeys") || strings.HasSuffix(p, ".mismatchLabelKeys")):
+		return true
+	case strings.Contains(p, "lifecycle.postStart.tcpSocket.") || strings.Contains(p, "lifecycle.preStop.tcpSocket."):
+		return true
+	}
+	return false
 }
 
 func isLeafType(t reflect.Type) bool {
@@ -135,13 +187,13 @@ func generateSupportDoc() []byte {
 // minimalManifests are the smallest valid object of each kind, as generic
 // values.
 func minimalManifest(kind string) map[string]any {
-	m := map[string]any{"apiVersion": "v1", "kind": kind, "metadata": map[string]any{"name": "x"}}
+	apiVersion, _ := APIVersionOf(kind)
+	m := map[string]any{"apiVersion": apiVersion, "kind": kind, "metadata": map[string]any{"name": "x"}}
 	container := func() []any { return []any{map[string]any{"name": "c", "image": "i"}} }
 	switch kind {
 	case "Pod":
 		m["spec"] = map[string]any{"containers": container()}
 	case "Deployment":
-		m["apiVersion"] = "apps/v1"
 		m["spec"] = map[string]any{
 			"selector": map[string]any{"matchLabels": map[string]any{"a": "b"}},
 			"template": map[string]any{
@@ -245,6 +297,35 @@ func setPath(m map[string]any, path string, val any) {
 	}
 }
 
+// checkRefusedWhenSet sets the field at path in m and checks that
+// validation refuses it.
+func checkRefusedWhenSet(t *testing.T, m map[string]any, objType reflect.Type, path string) {
+	t.Helper()
+	ft, ok := typeAt(objType, path)
+	if !ok {
+		t.Fatalf("field %s is listed but the code has no such field", path)
+	}
+	if before, _, ok := strings.Cut(path, "initContainers[]."); ok {
+		// Hooks are allowed on sidecars only.
+		for f, val := range map[string]string{"name": "i", "image": "i", "restartPolicy": "Always"} {
+			setPath(m, before+"initContainers[]."+f, val)
+		}
+	}
+	setPath(m, path, sampleValue(ft))
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errs := DecodeFile("m.yaml", data, LoadOptions{})
+	for _, e := range errs {
+		if strings.HasPrefix(path, strings.ReplaceAll(e.Field, "[0]", "[]")) &&
+			(strings.Contains(e.Msg, "not by Shoal yet") || strings.Contains(e.Msg, "Shoal refuses it")) {
+			return
+		}
+	}
+	t.Errorf("%s: want a refusal of %s, got %v", data, path, errs)
+}
+
 func TestSupportDocMatchesCode(t *testing.T) {
 	want := generateSupportDoc()
 	if *update {
@@ -285,6 +366,9 @@ func TestSupportDocMatchesCode(t *testing.T) {
 			m := minimalManifest(kind)
 			objType := reflect.TypeOf(ki.newObject()).Elem()
 			switch {
+			case support == refusedSupport:
+				checkRefusedWhenSet(t, m, objType, path)
+				return
 			case strings.HasPrefix(support, "yes"):
 				ft, ok := typeAt(objType, path)
 				if !ok {

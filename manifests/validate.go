@@ -10,15 +10,16 @@ import (
 )
 
 // Validate checks objects as the Kubernetes API server would for the fields
-// Shoal supports, plus checks across objects: duplicate objects and Service
-// target port names. Objects should be defaulted first (SetDefaults). Errors
-// of objects built in code carry no file or line.
+// Shoal supports, plus checks across objects: duplicate objects, Service
+// target port names and the ServiceAccounts pods name. Objects should be
+// defaulted first (SetDefaults). Errors of objects built in code carry no
+// file or line.
 func Validate(objs []Object) ErrorList {
 	items := make([]located, len(objs))
 	for i, o := range objs {
 		items[i] = located{obj: o}
 	}
-	errs := validateLocated(items)
+	errs := append(validateEach(items), validateTree(items)...)
 	errs.Sort()
 	return errs
 }
@@ -26,6 +27,8 @@ func Validate(objs []Object) ErrorList {
 type validator struct {
 	errs ErrorList
 	src  *source
+	// kind is the kind of the object being checked.
+	kind string
 }
 
 func (v *validator) errf(field, format string, args ...any) {
@@ -37,8 +40,12 @@ func (v *validator) errf(field, format string, args ...any) {
 	v.errs = append(v.errs, e)
 }
 
+// validateLocated checks the objects of one file (DecodeFile): each
+// object, and across them what one file can hold. References to
+// ServiceAccounts are left to the tree (validateTree), as the accounts are
+// often in other files.
 func validateLocated(items []located) ErrorList {
-	return append(validateEach(items), validateTree(items)...)
+	return append(validateEach(items), validateAcross(items, false)...)
 }
 
 // validateEach checks each object on its own.
@@ -51,9 +58,15 @@ func validateEach(items []located) ErrorList {
 	return v.errs
 }
 
-// validateTree checks what involves several objects: duplicates and
-// references between objects.
+// validateTree checks what involves several objects of a whole tree:
+// duplicates and references between objects.
 func validateTree(items []located) ErrorList {
+	return validateAcross(items, true)
+}
+
+// validateAcross checks what involves several objects; accounts also
+// checks the ServiceAccounts that pods name.
+func validateAcross(items []located, accounts bool) ErrorList {
 	v := &validator{}
 	first := make(map[ObjectKey]*source, len(items))
 	for _, it := range items {
@@ -69,11 +82,16 @@ func validateTree(items []located) ErrorList {
 		}
 		first[key] = it.src
 	}
-	v.crossObject(items)
+	pods := podTemplates(items)
+	v.crossObject(items, pods)
+	if accounts {
+		v.serviceAccountRefs(items, pods)
+	}
 	return v.errs
 }
 
 func (v *validator) object(obj Object) {
+	v.kind = obj.GetKind()
 	switch o := obj.(type) {
 	case *Namespace:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Label, false)
@@ -92,6 +110,22 @@ func (v *validator) object(obj Object) {
 	case *Pod:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.podSpec(&o.Spec, "spec")
+	case *ServiceAccount:
+		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
+		v.serviceAccount(o)
+	case *Role:
+		v.meta(&o.ObjectMeta, "metadata", validatePathSegmentName, true)
+		v.policyRules(o.Rules, "rules", true)
+	case *ClusterRole:
+		v.meta(&o.ObjectMeta, "metadata", validatePathSegmentName, false)
+		v.policyRules(o.Rules, "rules", false)
+		v.aggregationRule(o.AggregationRule)
+	case *RoleBinding:
+		v.meta(&o.ObjectMeta, "metadata", validatePathSegmentName, true)
+		v.roleBinding(o.Subjects, o.RoleRef, true)
+	case *ClusterRoleBinding:
+		v.meta(&o.ObjectMeta, "metadata", validatePathSegmentName, false)
+		v.roleBinding(o.Subjects, o.RoleRef, false)
 	default:
 		v.errf("kind", "kind %q is not supported by Shoal; supported kinds: %s", obj.GetKind(), strings.Join(SupportedKinds(), ", "))
 	}
@@ -110,7 +144,7 @@ func (v *validator) meta(m *ObjectMeta, p string, nameRule func(string) string, 
 			}
 		}
 	} else if m.Namespace != "" {
-		v.errf(p+".namespace", "a Namespace is not in a namespace; remove metadata.namespace")
+		v.errf(p+".namespace", "a %s is cluster-wide, not in a namespace; remove metadata.namespace", v.kind)
 	}
 	v.labels(m.Labels, p+".labels")
 	v.annotations(m.Annotations, p+".annotations")
@@ -286,8 +320,23 @@ func formatLabels(l map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
+// podContext is what the checks of one container need to know of its pod.
+type podContext struct {
+	spec *PodSpec
+	// volumes and containers are the names of the pod's volumes and of all its
+	// containers, init containers included.
+	volumes    map[string]bool
+	containers map[string]bool
+}
+
 func (v *validator) podSpec(s *PodSpec, p string) {
-	volumes := map[string]bool{}
+	pc := &podContext{spec: s, volumes: map[string]bool{}, containers: map[string]bool{}}
+	for _, cs := range [][]Container{s.InitContainers, s.Containers} {
+		for _, c := range cs {
+			pc.containers[c.Name] = true
+		}
+	}
+	volumes := pc.volumes
 	for i := range s.Volumes {
 		vol := &s.Volumes[i]
 		vp := idx(p+".volumes", i)
@@ -299,18 +348,21 @@ func (v *validator) podSpec(s *PodSpec, p string) {
 			v.errf(vp+".name", "duplicate volume name %q", vol.Name)
 		}
 		volumes[vol.Name] = true
-		v.volumeSource(&vol.VolumeSource, vp)
+		v.volumeSource(&vol.VolumeSource, vp, pc)
 	}
 	if len(s.Containers) == 0 {
 		v.errf(p+".containers", "required; a pod needs at least one container")
 	}
 	names := map[string]bool{}
 	for i := range s.InitContainers {
-		v.container(&s.InitContainers[i], idx(p+".initContainers", i), names, volumes, s.SecurityContext, true)
+		v.container(&s.InitContainers[i], idx(p+".initContainers", i), names, pc, true)
+		// Init containers run one at a time: each may reuse another's host port.
+		v.hostPorts(s.InitContainers[i:i+1], p+".initContainers", i)
 	}
 	for i := range s.Containers {
-		v.container(&s.Containers[i], idx(p+".containers", i), names, volumes, s.SecurityContext, false)
+		v.container(&s.Containers[i], idx(p+".containers", i), names, pc, false)
 	}
+	v.hostPorts(s.Containers, p+".containers", 0)
 	switch s.RestartPolicy {
 	case "", RestartPolicyAlways, RestartPolicyOnFailure, RestartPolicyNever:
 	default:
@@ -340,6 +392,13 @@ func (v *validator) podSpec(s *PodSpec, p string) {
 		}
 		v.seccomp(sc.SeccompProfile, sp+".seccompProfile")
 	}
+	v.serviceAccountName(s, p)
+	v.imagePullSecrets(s.ImagePullSecrets, p+".imagePullSecrets")
+	v.hostAliases(s.HostAliases, p+".hostAliases")
+	v.dns(s, p)
+	v.affinity(s.Affinity, p+".affinity")
+	v.tolerations(s.Tolerations, p+".tolerations")
+	v.topologySpread(s.TopologySpreadConstraints, p+".topologySpreadConstraints")
 }
 
 func (v *validator) nonNegative(x *int64, p string) {
@@ -348,7 +407,7 @@ func (v *validator) nonNegative(x *int64, p string) {
 	}
 }
 
-func (v *validator) volumeSource(s *VolumeSource, p string) {
+func (v *validator) volumeSource(s *VolumeSource, p string, pc *podContext) {
 	n := 0
 	if s.HostPath != nil {
 		n++
@@ -394,13 +453,20 @@ func (v *validator) volumeSource(s *VolumeSource, p string) {
 		}
 		v.projection(s.Secret.Items, s.Secret.DefaultMode, p+".secret")
 	}
+	if s.DownwardAPI != nil {
+		n++
+		v.downwardAPIVolume(s.DownwardAPI, p+".downwardAPI", pc)
+	}
 	switch {
 	case n == 0:
-		v.errf(p, "needs a volume source: one of emptyDir, configMap, secret, hostPath")
+		v.errf(p, "needs a volume source: one of %s", volumeSources)
 	case n > 1:
-		v.errf(p, "has %d volume sources; use exactly one of emptyDir, configMap, secret, hostPath", n)
+		v.errf(p, "has %d volume sources; use exactly one of %s", n, volumeSources)
 	}
 }
+
+// volumeSources are the volume sources Shoal supports.
+const volumeSources = "emptyDir, configMap, secret, downwardAPI, hostPath"
 
 func (v *validator) projection(items []KeyToPath, mode *int32, p string) {
 	v.fileMode(mode, p+".defaultMode")
@@ -410,7 +476,7 @@ func (v *validator) projection(items []KeyToPath, mode *int32, p string) {
 		if msg := validateConfigKey(it.Key); msg != "" {
 			v.errf(ip+".key", "%s", msg)
 		}
-		if msg := relativePath(it.Path); msg != "" {
+		if msg := nonReservedPath(it.Path); msg != "" {
 			v.errf(ip+".path", "%s", msg)
 		} else if paths[it.Path] {
 			v.errf(ip+".path", "duplicate path %q", it.Path)
@@ -418,6 +484,19 @@ func (v *validator) projection(items []KeyToPath, mode *int32, p string) {
 		paths[it.Path] = true
 		v.fileMode(it.Mode, ip+".mode")
 	}
+}
+
+// nonReservedPath: a relative path that does not start with "..", which the
+// files of configMap, secret and downwardAPI volumes may not (Kubernetes
+// keeps its own "..data" there).
+func nonReservedPath(s string) string {
+	if msg := relativePath(s); msg != "" {
+		return msg
+	}
+	if strings.HasPrefix(s, "..") {
+		return fmt.Sprintf("must not start with '..', is %q", s)
+	}
+	return ""
 }
 
 func (v *validator) fileMode(m *int32, p string) {
@@ -441,7 +520,8 @@ func relativePath(s string) string {
 	return ""
 }
 
-func (v *validator) container(c *Container, p string, names, volumes map[string]bool, podSC *PodSecurityContext, init bool) {
+func (v *validator) container(c *Container, p string, names map[string]bool, pc *podContext, init bool) {
+	volumes, podSC := pc.volumes, pc.spec.SecurityContext
 	if c.Name == "" {
 		v.errf(p+".name", "required")
 	} else if msg := validateDNS1123Label(c.Name); msg != "" {
@@ -470,6 +550,14 @@ func (v *validator) container(c *Container, p string, names, volumes map[string]
 			v.errf(pp+".containerPort", "must be between 1 and 65535, is %d", port.ContainerPort)
 		}
 		v.protocol(port.Protocol, pp+".protocol")
+		if port.HostPort < 0 || port.HostPort > 65535 {
+			v.errf(pp+".hostPort", "must be between 1 and 65535, or 0 (no host port), is %d", port.HostPort)
+		}
+		if port.HostIP != "" {
+			if msg := checkIP(port.HostIP); msg != "" {
+				v.errf(pp+".hostIP", "%s", msg)
+			}
+		}
 		if port.Name != "" {
 			if msg := validatePortName(port.Name); msg != "" {
 				v.errf(pp+".name", "%s", msg)
@@ -490,7 +578,7 @@ func (v *validator) container(c *Container, p string, names, volumes map[string]
 			if e.Value != "" {
 				v.errf(ep+".valueFrom", "may not be set together with value; use one of them")
 			}
-			v.envSource(e.ValueFrom, ep+".valueFrom")
+			v.envSource(e.ValueFrom, ep+".valueFrom", pc)
 		}
 	}
 	for i, e := range c.EnvFrom {
@@ -537,20 +625,7 @@ func (v *validator) container(c *Container, p string, names, volumes map[string]
 			}
 		}
 	}
-	probes := []struct {
-		probe *Probe
-		name  string
-	}{{c.LivenessProbe, "livenessProbe"}, {c.ReadinessProbe, "readinessProbe"}, {c.StartupProbe, "startupProbe"}}
-	for _, pr := range probes {
-		if pr.probe == nil {
-			continue
-		}
-		if init {
-			v.errf(p+"."+pr.name, "init containers may not have probes")
-			continue
-		}
-		v.probe(pr.probe, p+"."+pr.name, pr.name, c)
-	}
+	v.containerLifecycle(c, p, pc, init)
 	if c.SecurityContext != nil {
 		v.securityContext(c.SecurityContext, p+".securityContext", podSC)
 	}
@@ -579,18 +654,15 @@ func envVarName(s string) string {
 	return ""
 }
 
-var supportedFieldPaths = []string{"metadata.name", "metadata.namespace", "status.podIP"}
-
-func (v *validator) envSource(s *EnvVarSource, p string) {
+func (v *validator) envSource(s *EnvVarSource, p string, pc *podContext) {
 	n := 0
 	if s.FieldRef != nil {
 		n++
-		if !slices.Contains(supportedFieldPaths, s.FieldRef.FieldPath) {
-			v.errf(p+".fieldRef.fieldPath", "%q is not supported; use one of %s", s.FieldRef.FieldPath, strings.Join(supportedFieldPaths, ", "))
-		}
-		if av := s.FieldRef.APIVersion; av != "" && av != "v1" {
-			v.errf(p+".fieldRef.apiVersion", "must be v1, is %q", av)
-		}
+		v.fieldRef(s.FieldRef, p+".fieldRef", envFieldPaths)
+	}
+	if s.ResourceFieldRef != nil {
+		n++
+		v.resourceFieldRef(s.ResourceFieldRef, p+".resourceFieldRef", pc, false)
 	}
 	if s.ConfigMapKeyRef != nil {
 		n++
@@ -607,7 +679,7 @@ func (v *validator) envSource(s *EnvVarSource, p string) {
 		}
 	}
 	if n != 1 {
-		v.errf(p, "needs exactly one of fieldRef, configMapKeyRef, secretKeyRef")
+		v.errf(p, "needs exactly one of fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef")
 	}
 }
 
@@ -620,6 +692,9 @@ func (v *validator) protocol(pr Protocol, p string) {
 		v.errf(p, "%q is not one of TCP, UDP", pr)
 	}
 }
+
+// supportedResources are the container resources Shoal supports.
+var supportedResources = []ResourceName{ResourceCPU, ResourceMemory, ResourceEphemeralStorage}
 
 func (v *validator) resources(r *ResourceRequirements, p string) {
 	for _, part := range []struct {
@@ -634,8 +709,8 @@ func (v *validator) resources(r *ResourceRequirements, p string) {
 		for _, k := range keys {
 			q := part.list[ResourceName(k)]
 			fp := p + "." + part.name + "[" + k + "]"
-			if k != string(ResourceCPU) && k != string(ResourceMemory) {
-				v.errf(fp, "resource %q is %s; Shoal supports cpu and memory", k, notYet)
+			if !slices.Contains(supportedResources, ResourceName(k)) {
+				v.errf(fp, "resource %q is %s; Shoal supports cpu, memory and ephemeral-storage", k, notYet)
 				continue
 			}
 			if q.rat().Sign() < 0 {
@@ -643,7 +718,7 @@ func (v *validator) resources(r *ResourceRequirements, p string) {
 			}
 		}
 	}
-	for _, k := range []ResourceName{ResourceCPU, ResourceMemory} {
+	for _, k := range supportedResources {
 		lim, okL := r.Limits[k]
 		req, okR := r.Requests[k]
 		if okL && okR && req.Cmp(lim) > 0 {
@@ -662,30 +737,23 @@ func (v *validator) probe(pr *Probe, p, kind string, c *Container) {
 	}
 	if h := pr.HTTPGet; h != nil {
 		n++
-		v.probePort(h.Port, p+".httpGet.port", c)
-		switch h.Scheme {
-		case "", URISchemeHTTP, URISchemeHTTPS:
-		default:
-			v.errf(p+".httpGet.scheme", "%q is not HTTP or HTTPS", h.Scheme)
-		}
-		if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
-			v.errf(p+".httpGet.path", "must start with '/', is %q", h.Path)
-		}
-		for i, hd := range h.HTTPHeaders {
-			if !validHeaderName(hd.Name) {
-				v.errf(idx(p+".httpGet.httpHeaders", i)+".name", "%q is not a valid HTTP header name", hd.Name)
-			}
-		}
+		v.httpGet(h, p+".httpGet", c)
 	}
 	if t := pr.TCPSocket; t != nil {
 		n++
 		v.probePort(t.Port, p+".tcpSocket.port", c)
 	}
+	if g := pr.GRPC; g != nil {
+		n++
+		if g.Port < 1 || g.Port > 65535 {
+			v.errf(p+".grpc.port", "must be between 1 and 65535, is %d", g.Port)
+		}
+	}
 	switch {
 	case n == 0:
-		v.errf(p, "needs a handler: one of exec, httpGet, tcpSocket")
+		v.errf(p, "needs a handler: one of exec, httpGet, tcpSocket, grpc")
 	case n > 1:
-		v.errf(p, "has %d handlers; use exactly one of exec, httpGet, tcpSocket", n)
+		v.errf(p, "has %d handlers; use exactly one of exec, httpGet, tcpSocket, grpc", n)
 	}
 	if pr.InitialDelaySeconds < 0 {
 		v.errf(p+".initialDelaySeconds", "must be 0 or more, is %d", pr.InitialDelaySeconds)
@@ -706,6 +774,24 @@ func (v *validator) probe(pr *Probe, p, kind string, c *Container) {
 			v.errf(p+".terminationGracePeriodSeconds", "may not be set on a readinessProbe")
 		} else if *g <= 0 {
 			v.errf(p+".terminationGracePeriodSeconds", "must be 1 or more, is %d", *g)
+		}
+	}
+}
+
+// httpGet checks the HTTP action of a probe or a lifecycle hook.
+func (v *validator) httpGet(h *HTTPGetAction, p string, c *Container) {
+	v.probePort(h.Port, p+".port", c)
+	switch h.Scheme {
+	case "", URISchemeHTTP, URISchemeHTTPS:
+	default:
+		v.errf(p+".scheme", "%q is not HTTP or HTTPS", h.Scheme)
+	}
+	if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
+		v.errf(p+".path", "must start with '/', is %q", h.Path)
+	}
+	for i, hd := range h.HTTPHeaders {
+		if !validHeaderName(hd.Name) {
+			v.errf(idx(p+".httpHeaders", i)+".name", "%q is not a valid HTTP header name", hd.Name)
 		}
 	}
 }
@@ -921,20 +1007,27 @@ type podTemplate struct {
 	namespace string
 	labels    map[string]string
 	spec      *PodSpec
+	// specPath is the field path of spec in the object, src where it was read.
+	specPath string
+	src      *source
 }
 
-// crossObject checks what spans objects: Service target port names against
-// the pods they select, and node ports used twice.
-func (v *validator) crossObject(items []located) {
+func podTemplates(items []located) []podTemplate {
 	var pods []podTemplate
 	for _, it := range items {
 		switch o := it.obj.(type) {
 		case *Pod:
-			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Labels, &o.Spec})
+			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Labels, &o.Spec, "spec", it.src})
 		case *Deployment:
-			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec})
+			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec, "spec.template.spec", it.src})
 		}
 	}
+	return pods
+}
+
+// crossObject checks what spans objects: Service target port names against
+// the pods they select, and node ports used twice.
+func (v *validator) crossObject(items []located, pods []podTemplate) {
 	// Index the pod templates by namespace and label, so that a Service's selector is matched
 	// against the pods that carry one of its labels rather than against every pod.
 	byLabel := map[string][]int{}

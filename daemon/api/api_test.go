@@ -33,10 +33,11 @@ func (backend) Snapshot(context.Context) (*cluster.Snapshot, error) {
 	}
 	return &cluster.Snapshot{
 		Now: time.Now(), Leader: "n1",
-		Nodes:      []cluster.NodeRecord{{Name: "n1", Converged: "abc", PodsRunning: 2, PodsDesired: 2}},
-		Applied:    cluster.AppliedRecord{SHA: "abc"},
-		Converged:  "abc",
-		Commits:    []cluster.CommitRecord{{SHA: "abc", Result: cluster.ResultApplied, SeenAt: time.Now().Add(-time.Minute), ConvergedAt: time.Now()}},
+		Nodes:     []cluster.NodeRecord{{Name: "n1", Converged: "abc", PodsRunning: 2, PodsDesired: 2}},
+		Applied:   cluster.AppliedRecord{SHA: "abc"},
+		Converged: "abc",
+		Commits: []cluster.CommitRecord{{SHA: "abc", Result: cluster.ResultApplied, SeenAt: time.Now().Add(-time.Minute), ConvergedAt: time.Now(),
+			Warnings: []string{`rbac.yaml:1: warning: Role "r" has no effect in Shoal`}}},
 		Placements: []cluster.Placement{pod("web-1", map[string]string{"app": "web"}), pod("db-1", map[string]string{"app": "db"})},
 		Statuses:   map[string]cluster.PodStatusRecord{},
 	}, nil
@@ -104,6 +105,13 @@ func TestAPI(t *testing.T) {
 	var st cluster.Status
 	if err := c.Get(ctx, "/v1/status", nil, &st); err != nil || st.Master != "n1" || len(st.Nodes) != 1 || st.Applied == nil {
 		t.Fatalf("status: %v %+v", err, st)
+	}
+	if len(st.Applied.Warnings) != 1 || !strings.HasPrefix(st.Applied.Warnings[0], "rbac.yaml:1: warning: ") {
+		t.Errorf("status lost the applied commit's warnings: %+v", st.Applied)
+	}
+	var hist []api.HistoryEntry
+	if err := c.Get(ctx, "/v1/history", nil, &hist); err != nil || len(hist) != 1 || len(hist[0].Warnings) != 1 || !hist[0].Current {
+		t.Errorf("history: %v %+v", err, hist)
 	}
 	var list struct {
 		Kind  string `json:"kind"`

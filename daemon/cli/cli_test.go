@@ -129,9 +129,15 @@ func TestValidateBadInputs(t *testing.T) {
 		{"duplicate object", map[string]string{"a.yaml": goodDeployment, "b.yaml": goodDeployment},
 			`^b\.yaml:\d+: .*duplicate Deployment default/web.*a\.yaml:\d+`},
 		{"unsupported kind", map[string]string{"ss.yaml": "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n"},
-			`^ss\.yaml:2: .*StatefulSet.*supported kinds: ConfigMap, Deployment, Namespace, Pod, Secret, Service`},
-		{"kubernetes field not supported yet", map[string]string{"web.yaml": strings.Replace(goodDeployment, "    spec:\n      containers:", "    spec:\n      affinity: {}\n      containers:", 1)},
-			`^web\.yaml:14: spec\.template\.spec\.affinity: supported by Kubernetes, not by Shoal yet`},
+			`^ss\.yaml:2: .*StatefulSet.*supported kinds: ClusterRole, ClusterRoleBinding, ConfigMap, Deployment, Namespace, Pod, Role, RoleBinding, Secret, Service, ServiceAccount`},
+		{"kubernetes field not supported yet", map[string]string{"web.yaml": strings.Replace(goodDeployment, "    spec:\n      containers:", "    spec:\n      priorityClassName: high\n      containers:", 1)},
+			`^web\.yaml:14: spec\.template\.spec\.priorityClassName: supported by Kubernetes, not by Shoal yet`},
+		{"service account not in the commit", map[string]string{"web.yaml": strings.Replace(goodDeployment, "    spec:\n      containers:", "    spec:\n      serviceAccountName: webapp\n      containers:", 1)},
+			`^web\.yaml:14: spec\.template\.spec\.serviceAccountName: ServiceAccount "webapp" is not in namespace "default" of this commit; add it \(kind: ServiceAccount\) or use "default"$`},
+		{"helm template", map[string]string{"templates/web.yaml": strings.Replace(goodDeployment, "nginx:1.27", "{{ .Values.image }}", 1)},
+			"^templates/web\\.yaml:16: looks like a Helm template: render it with `helm template` and commit the output$"},
+		{"yaml error on the first line", map[string]string{"web.yaml": "x: - a\n"},
+			`^web\.yaml:1: invalid YAML: `},
 		{"malformed yaml", map[string]string{"web.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n"},
 			`^web\.yaml:\d+: `},
 		{"bad quantity", map[string]string{"web.yaml": strings.Replace(goodDeployment, "          image: nginx:1.27\n", "          image: nginx:1.27\n          resources:\n            limits:\n              memory: 12ZB\n", 1)},
@@ -168,6 +174,34 @@ func aliasBomb() string {
 	b.WriteString("  - &c {name: c, image: i, args: [&a lol" + strings.Repeat(", *a", 199) + "]}\n")
 	b.WriteString(strings.Repeat("  - *c\n", 199))
 	return b.String()
+}
+
+func TestValidateWarnings(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"web.yaml": goodDeployment,
+		"rbac.yaml": `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: reader}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get]}]
+`,
+	})
+	t.Chdir(dir)
+	for _, cmd := range []string{"validate", "render"} {
+		code, out, errOut := run(t, cmd)
+		if code != ExitOK {
+			t.Fatalf("%s: exit %d, stderr:\n%s", cmd, code, errOut)
+		}
+		want := `rbac.yaml:1: warning: Role "reader" has no effect in Shoal: Role only configures access to the Kubernetes API, which Shoal does not have` + "\n"
+		if errOut != want {
+			t.Errorf("%s: stderr %q, want %q", cmd, errOut, want)
+		}
+		if cmd == "validate" && strings.TrimSpace(out) != "2 objects in 2 files, 1 warning" {
+			t.Errorf("summary %q", out)
+		}
+		if cmd == "render" && strings.Contains(out, "warning") {
+			t.Errorf("render printed the warning on stdout:\n%s", out)
+		}
+	}
 }
 
 func TestValidateSymlinkAndEscape(t *testing.T) {

@@ -193,6 +193,12 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 	if st.Pending > 0 {
 		fmt.Fprintf(w, "\n%d pod(s) cannot be scheduled: see shoal get pods and shoal events\n", st.Pending)
 	}
+	if a := st.Applied; a != nil && len(a.Warnings) > 0 {
+		fmt.Fprintf(w, "\nWarnings of the applied commit %s:\n", short(a.SHA))
+		for _, warning := range a.Warnings {
+			fmt.Fprintf(w, "  %s\n", warning)
+		}
+	}
 	if r := st.LastRejected; r != nil {
 		fmt.Fprintf(w, "\nLast rejected commit: %s %q (seen %s ago)\n", short(r.SHA), r.Message, age(r.SeenAt, now))
 		for _, reason := range r.Reasons {
@@ -697,7 +703,7 @@ func newHistoryCmd(s Streams, cf *clientFlags) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "history",
-		Short: "Show every commit seen: applied or rejected (with reasons), and how long it took to converge",
+		Short: "Show every commit seen: applied (with warnings) or rejected (with reasons), and how long it took to converge",
 		Args:  cobraArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hist, err := fetch[[]api.HistoryEntry](cmd, cf, "/v1/history", nil)
@@ -722,6 +728,9 @@ func newHistoryCmd(s Streams, cf *clientFlags) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\t%s\n", short(h.SHA), res, age(h.SeenAt, now), conv, h.Author, h.Message)
 				for _, r := range h.Reasons {
 					fmt.Fprintf(tw, "\t  %s\t\t\t\t\n", r)
+				}
+				for _, w := range h.Warnings {
+					fmt.Fprintf(tw, "\t  %s\t\t\t\t\n", w)
 				}
 			}
 			return tw.Flush()

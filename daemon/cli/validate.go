@@ -21,8 +21,10 @@ subdirectories that has a kustomization is built as one unit. Kustomizations may
 in the enclosing git work tree (such as ../base), never outside it, never remote bases.
 
 Every problem is printed on stderr as "file:line: message", all of them at once, sorted; an object
-built by a kustomization is reported at the file and line it was written in. The exit code is 0
-when everything is valid, 1 when something is not, and 2 on a usage error.`,
+built by a kustomization is reported at the file and line it was written in. What loads but has no
+effect in Shoal (such as RBAC objects) is printed on stderr as "file:line: warning: message" and
+does not fail the check. The exit code is 0 when everything is valid, 1 when something is not, and
+2 on a usage error.`,
 		Example: `  shoal validate
   shoal validate examples/hello
   shoal validate deploy/ extra/service.yaml`,
@@ -31,8 +33,12 @@ when everything is valid, 1 when something is not, and 2 on a usage error.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "%d %s in %d %s\n", len(set.Objects), plural(len(set.Objects), "object", "objects"),
-				set.Files, plural(set.Files, "file", "files"))
+			warnings := ""
+			if n := len(set.Warnings); n > 0 {
+				warnings = fmt.Sprintf(", %d %s", n, plural(n, "warning", "warnings"))
+			}
+			fmt.Fprintf(s.Out, "%d %s in %d %s%s\n", len(set.Objects), plural(len(set.Objects), "object", "objects"),
+				set.Files, plural(set.Files, "file", "files"), warnings)
 			return nil
 		},
 	}
@@ -69,7 +75,8 @@ them, with Kubernetes' defaults filled in. JSON output is a kubectl-style List.`
 }
 
 // load reads the manifests under the paths (default "."). Manifest errors are printed one per
-// line on stderr and end the command with exit code 1.
+// line on stderr and end the command with exit code 1; warnings are printed on stderr too, one per
+// line, and do not.
 func load(cmd *cobra.Command, paths []string) (*manifests.Set, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
@@ -84,6 +91,9 @@ func load(cmd *cobra.Command, paths []string) (*manifests.Set, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range set.Warnings.Warnings() {
+		fmt.Fprintln(cmd.ErrOrStderr(), w)
 	}
 	return set, nil
 }

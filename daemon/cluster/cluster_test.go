@@ -209,9 +209,14 @@ func TestMasterAndAgentConverge(t *testing.T) {
 			t.Errorf("pod %s runs %s after the rollout", p.Pod.Name, p.Pod.Spec.Containers[0].Image)
 		}
 	}
-	three := c.git.commit(two, "web: 1", map[string]string{"web.yaml": deploymentYAML("web", 1, "registry.local/app:v2")})
+	// An RBAC object has no effect: the commit is applied, with a warning kept in its record.
+	role := "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: reader}\nrules: [{apiGroups: [\"\"], resources: [pods], verbs: [get]}]\n"
+	three := c.git.commit(two, "web: 1", map[string]string{"web.yaml": deploymentYAML("web", 1, "registry.local/app:v2"), "rbac.yaml": role})
 	c.push(three)
-	c.waitFor("scale down", func(s *Snapshot) bool { return s.Converged == three && len(s.Pods()) == 1 })
+	s = c.waitFor("scale down", func(s *Snapshot) bool { return s.Converged == three && len(s.Pods()) == 1 })
+	if a := s.Status().Applied; a == nil || len(a.Warnings) != 1 || !strings.HasPrefix(a.Warnings[0], `rbac.yaml:1: warning: Role "reader" has no effect in Shoal`) {
+		t.Errorf("applied commit %+v, want the Role's warning", a)
+	}
 
 	// A commit that does not descend from the applied one is refused.
 	other := c.git.commit(one, "rewritten history", map[string]string{"web.yaml": deploymentYAML("web", 3, "registry.local/app:v1")})

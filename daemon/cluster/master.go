@@ -342,7 +342,7 @@ func (m *Master) accept(ctx context.Context, lead *store.Leadership, h Head) err
 		}
 		ops = ops[n:]
 	}
-	rec.Result, rec.Objects = ResultApplied, len(set.Objects)
+	rec.Result, rec.Objects, rec.Warnings = ResultApplied, len(set.Objects), set.Warnings.Warnings()
 	now := time.Now()
 	if _, err := lead.Txn(ctx,
 		putOp(appliedKey, AppliedRecord{SHA: h.SHA, AppliedAt: now, Objects: len(set.Objects)}),
@@ -358,7 +358,10 @@ func (m *Master) accept(ctx context.Context, lead *store.Leadership, h Head) err
 	m.objects = map[string][]manifests.Object{h.SHA: set.Objects}
 	m.mu.Unlock()
 	m.cfg.Metrics.CommitsApplied.Inc()
-	m.log.Info("commit applied", "sha", h.SHA, "objects", len(set.Objects), "message", info.Message)
+	m.log.Info("commit applied", "sha", h.SHA, "objects", len(set.Objects), "warnings", len(rec.Warnings), "message", info.Message)
+	for _, w := range rec.Warnings {
+		m.log.Warn("commit applied with a warning", "sha", h.SHA, "warning", w)
+	}
 	m.emit(ctx, lead, Event{Type: "Normal", Reason: "CommitApplied", Object: "Commit " + short7(h.SHA), Message: fmt.Sprintf("%d objects: %s", len(set.Objects), info.Message)})
 	return nil
 }

@@ -142,7 +142,10 @@ type CommitRecord struct {
 	// Result is "applied" or "rejected".
 	Result  string   `json:"result"`
 	Reasons []string `json:"reasons,omitempty"`
-	Objects int      `json:"objects,omitempty"`
+	// Warnings of an applied commit: what it holds that has no effect in Shoal (such as RBAC
+	// objects), each as "file:line: warning: message".
+	Warnings []string `json:"warnings,omitempty"`
+	Objects  int      `json:"objects,omitempty"`
 	// ConvergedAt is when every pod of the commit was first Ready on its node.
 	ConvergedAt time.Time `json:"convergedAt,omitempty"`
 }
