@@ -14,7 +14,7 @@ DEMO_DIR ?= /tmp/shoal-demo
 
 export CGO_ENABLED := 1
 
-.PHONY: help deps build test test-short lint fmt generate verify fuzz bench bench-lb demo demo-down clean
+.PHONY: help deps build build-static test test-short lint fmt generate verify fuzz bench bench-lb demo demo-down clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,6 +24,9 @@ deps: ## install the Debian packages that building, testing and the demo need (r
 
 build: ## build bin/shoal
 	$(GO) build -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./daemon/cmd/shoal
+
+build-static: ## build bin/shoal as one static executable (libseccomp linked in) to copy to other machines
+	$(GO) build -tags '$(GOTAGS) netgo osusergo' -ldflags '$(LDFLAGS) -linkmode external -extldflags -static' -o $(BIN) ./daemon/cmd/shoal
 
 test: deps ## run every test with the race detector (root runs the kernel tests too)
 	$(GO) vet -tags '$(GOTAGS)' ./...

@@ -1,4 +1,14 @@
-// Package daemon is the home of the shoal program: the command line (package cli), the binary's
-// entry point (cmd/shoal) and build information (package buildinfo). Later parts of the node daemon
-// — the shared store, git synchronisation and the HTTP API — live in subpackages beside them.
+// Package daemon is the home of the shoal program. Its subpackages:
+//
+//   - cmd/shoal: the binary's entry point.
+//   - cli: the command line, a cobra command tree over the packages below.
+//   - buildinfo: the version, commit and toolchain the binary was built from.
+//   - node: the assembly of a node daemon from the parts below.
+//   - store: the shared store (embedded etcd or an external cluster), leases, election and fenced writes.
+//   - cluster: the cluster's records and keys, the master (commit acceptance, controllers, scheduling)
+//     and the node agent (the pods placed on this node).
+//   - gitsync: the node's copy of the desired-state repository, fetched, watched and read by commit.
+//   - pki: the cluster's certificate authority, node certificates and the join token.
+//   - join: admitting new nodes into a cluster and joining one.
+//   - api and client: the daemon's HTTP API and the client the CLI talks to it with.
 package daemon

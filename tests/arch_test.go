@@ -3,8 +3,11 @@ package tests
 import (
 	"bytes"
 	"encoding/json"
+	"go/parser"
+	"go/token"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,8 +16,10 @@ const module = "github.com/shoal-dev/shoal"
 
 type goPackage struct {
 	ImportPath string
+	Dir        string
 	Name       string
 	Doc        string
+	GoFiles    []string
 	Imports    []string
 	Deps       []string
 }
@@ -100,4 +105,54 @@ func TestPackageDocs(t *testing.T) {
 			t.Errorf("%s has no package doc comment", p.ImportPath)
 		}
 	}
+}
+
+// TestPackageDocsNameSubpackages checks that the doc comment of every package names each of the
+// packages nearest below it (daemon's names cli and cmd/shoal, lb's names lbbench), so that the doc
+// of a parent is a map of what it holds.
+func TestPackageDocsNameSubpackages(t *testing.T) {
+	pkgs := listPackages(t)
+	for _, parent := range pkgs {
+		var missing []string
+		for _, child := range pkgs {
+			if child.ImportPath == parent.ImportPath || !under(child.ImportPath, parent.ImportPath) || hasPackageBetween(pkgs, parent, child) {
+				continue
+			}
+			rel := strings.TrimPrefix(child.ImportPath, parent.ImportPath+"/")
+			if !strings.Contains(fullDoc(t, parent), rel) {
+				missing = append(missing, rel)
+			}
+		}
+		if len(missing) > 0 {
+			t.Errorf("the package doc of %s does not name its subpackages %s", parent.ImportPath, strings.Join(missing, ", "))
+		}
+	}
+}
+
+// hasPackageBetween reports whether a package lies strictly between parent and child.
+func hasPackageBetween(pkgs []goPackage, parent, child goPackage) bool {
+	for _, p := range pkgs {
+		if p.ImportPath != parent.ImportPath && p.ImportPath != child.ImportPath &&
+			under(p.ImportPath, parent.ImportPath) && under(child.ImportPath, p.ImportPath) {
+			return true
+		}
+	}
+	return false
+}
+
+// fullDoc returns the whole package doc comment of p (go list gives only its first sentence).
+func fullDoc(t *testing.T, p goPackage) string {
+	t.Helper()
+	var doc strings.Builder
+	fset := token.NewFileSet()
+	for _, name := range p.GoFiles {
+		f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, parser.PackageClauseOnly|parser.ParseComments)
+		if err != nil {
+			t.Fatalf("parse %s: %v", name, err)
+		}
+		if f.Doc != nil {
+			doc.WriteString(f.Doc.Text())
+		}
+	}
+	return doc.String()
 }

@@ -15,6 +15,9 @@
 // directory) run side by side on one machine without seeing each other.
 //
 // Linux 6.5 or newer is required (bpf_sock_destroy); only IPv4 is handled.
+//
+// Package lbbench, below it, measures this load balancer against a direct
+// connection and kube-proxy's iptables mode (`make bench-lb`).
 package lb
 
 import (

@@ -3,7 +3,8 @@
 // in-process registry on 127.0.0.1, and docker and OCI archives.
 //
 // It is a normal package so any package's tests can use it; only test code
-// should import it.
+// should import it. The programs it packs live below it: grpchealth (a gRPC
+// health server) here, and tests/testapp.
 package imagetest
 
 import (
