@@ -362,7 +362,8 @@ type Container struct {
 // ContainerRestartPolicy is Always (a sidecar init container).
 type ContainerRestartPolicy string
 
-// Container restart policies.
+// ContainerRestartPolicyAlways makes an init container a sidecar: it keeps running beside the
+// app containers and restarts when it exits.
 const ContainerRestartPolicyAlways ContainerRestartPolicy = "Always"
 
 // TerminationMessagePolicy is File or FallbackToLogsOnError.

@@ -8,8 +8,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/seccomp"
 )
 
-// ErrNoSeccomp: containers cannot get their seccomp profile, because the binary was built
-// without libseccomp or the kernel does not filter system calls.
+// ErrNoSeccomp means that containers cannot get their seccomp profile, because the binary was
+// built without libseccomp or the kernel does not filter system calls.
 var ErrNoSeccomp = errors.New("seccomp is not available")
 
 // buildHint says how to build a binary with seccomp support.
