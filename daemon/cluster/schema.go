@@ -102,6 +102,14 @@ type NodeRecord struct {
 
 	// Taints are the node's taints (`shoal daemon --node-taint`).
 	Taints []NodeTaint `json:"taints,omitempty"`
+
+	// NodePorts is set when the node serves NodePort and LoadBalancer Services on its first
+	// address (`--node-interface`): the master lists that address as an ingress of every
+	// LoadBalancer Service.
+	NodePorts bool `json:"nodePorts,omitempty"`
+	// ReservedPorts are the TCP ports the daemon listens on at that address; the node opens no
+	// LoadBalancer port among them, and is no ingress of a Service with such a port.
+	ReservedPorts []int32 `json:"reservedPorts,omitempty"`
 }
 
 // NodeTaint is one of a node's taints, with the time the node first had it: a NoExecute
