@@ -86,7 +86,7 @@ func TestLoadBalancerServices(t *testing.T) {
 			want: []string{`a.yaml:10: spec.ports[0].port: port 30080/TCP is opened on every node, and it is the nodePort of Service default/np; use another port`},
 		},
 		{
-			name: "port is its own nodePort",
+			name:  "port is its own nodePort",
 			files: map[string]string{"a.yaml": strings.Replace(lbFrontend, "port: 8081", "port: 30080", 1) + "    nodePort: 30080\n"},
 			want:  []string{`a.yaml:10: spec.ports[0].port: port 30080/TCP is opened on every node, and it is the nodePort of this Service (spec.ports[0]); use another port`},
 		},
