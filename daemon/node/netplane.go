@@ -343,6 +343,9 @@ func (n *network) program(ctx context.Context, svcs map[string]cluster.ServiceRe
 	}
 	want, wantNP, skipped := wantServices(svcs, n.cfg.ReservedPorts)
 	for _, sk := range skipped {
+		if n.np == nil {
+			break // the node opens no port on its address
+		}
 		if n.warned == nil {
 			n.warned = map[string]bool{}
 		}
