@@ -569,7 +569,7 @@ func keys(m map[string]bool) []string {
 // stepLoadBalancerOnEveryNode commits web as a LoadBalancer Service on port 8081: every node lists
 // as its ingress, a client outside the nodes (in the git server's namespace, on the lan) reaches
 // the pods of several nodes at node 2's address and port 8081, and once the Service is deleted
-// the port is closed.
+// the port is closed. On the daemons' own port 7443 it opens nowhere and stays <pending>.
 func stepLoadBalancerOnEveryNode(t *testing.T, c *lanCluster, web []lanPod) {
 	sha := c.repo.commit("web: load balancer", map[string]string{"web-lb.yaml": webLoadBalancer})
 	c.waitAllConverged(t, sha, 2*time.Minute)
@@ -623,4 +623,25 @@ func stepLoadBalancerOnEveryNode(t *testing.T, c *lanCluster, web []lanPod) {
 	if out, err := n1.shoal("get", "services"); err != nil || strings.Contains(out, "web-lb") {
 		t.Errorf("get services after the delete: %v\n%s", err, out)
 	}
+
+	// On the port of the nodes' cluster endpoint (7443) no node opens it: the Service stays
+	// <pending>, and the endpoint still serves the logs that node 1 asks of node 2.
+	sha = c.repo.commit("web: load balancer on 7443", map[string]string{"web-lb.yaml": strings.Replace(webLoadBalancer, "port: 8081", "port: 7443", 1)})
+	c.waitAllConverged(t, sha, 2*time.Minute)
+	waitUntil(t, "web-lb <pending>", 30*time.Second, func() bool {
+		out, err := n1.shoal("get", "services")
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); err == nil && len(f) >= 5 && f[0] == "web-lb" {
+				return f[3] == "<pending>" && strings.HasPrefix(f[4], "7443:")
+			}
+		}
+		return false
+	})
+	if pod := firstOn(web, n2.name); pod.Name == "" {
+		t.Errorf("no web pod on %s", n2.name)
+	} else if _, err := n1.shoal("logs", pod.Name); err != nil {
+		t.Errorf("logs of %s on %s through its cluster endpoint: %v", pod.Name, n2.name, err)
+	}
+	sha = c.repo.commit("web: no load balancer on 7443", map[string]string{"web-lb.yaml": ""})
+	c.waitAllConverged(t, sha, 2*time.Minute)
 }
