@@ -746,6 +746,7 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 	}
 	nodes, _, err := store.List[NodeRecord](ctx, m.cfg.Store, nodesPrefix)
 	if err != nil {
+		m.log.Warn("list the nodes for LoadBalancer ingress; the Services are recorded on the next pass", "err", err)
 		return nil
 	}
 	var records []NodeRecord

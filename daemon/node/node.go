@@ -445,8 +445,6 @@ func markStore(dataDir string) error {
 // lifecycleDir keeps the runtime's own records (the pods it evicted).
 func lifecycleDir(dataDir string) string { return filepath.Join(dataDir, "lifecycle") }
 
-// hostIPs are the node's addresses for its pods' status.hostIP: the --node-address values, or
-// else the first global unicast address of an interface that is up.
 // daemonPorts are the TCP ports the daemon listens on at the node's address, which no
 // LoadBalancer Service may take there: the cluster endpoint, the embedded store's client and
 // peer ports when the node runs a member, and the API's and webhooks' listeners when they
@@ -475,6 +473,8 @@ func daemonPorts(cfg Config, storeMember bool) []uint16 {
 	return slices.Compact(ports)
 }
 
+// hostIPs are the node's addresses for its pods' status.hostIP: the --node-address values, or
+// else the first global unicast address of an interface that is up.
 func hostIPs(addresses []string) []string {
 	var out []string
 	for _, a := range addresses {
