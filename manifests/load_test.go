@@ -167,14 +167,14 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "many errors in one tree",
 			files: map[string]string{
-				"a.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: Web\nspec:\n  type: LoadBalancer\n  ports:\n  - port: 80\n    nodePort: 80\n  - port: 81\n",
+				"a.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: Web\nspec:\n  type: ExternalName\n  ports:\n  - port: 80\n    nodePort: 80\n  - port: 81\n",
 				"b.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  restartPolicy: Sometimes\n  containers:\n  - name: c\n    image: busybox\n    volumeMounts:\n    - name: missing\n      mountPath: data\n    livenessProbe:\n      httpGet:\n        port: web\n",
 			},
 			want: []string{
 				`a.yaml:4: metadata.name: "Web" is not a DNS-1123 label: use lowercase letters, digits and '-' (such as "my-name")`,
-				`a.yaml:6: spec.type: LoadBalancer is supported by Kubernetes, not by Shoal yet; use ClusterIP or NodePort`,
+				`a.yaml:6: spec.type: ExternalName is supported by Kubernetes, not by Shoal yet; use ClusterIP, NodePort or LoadBalancer`,
 				`a.yaml:8: spec.ports[0].name: required when a Service has more than one port`,
-				`a.yaml:9: spec.ports[0].nodePort: may only be set when type is NodePort`,
+				`a.yaml:9: spec.ports[0].nodePort: may only be set when type is NodePort or LoadBalancer`,
 				`a.yaml:10: spec.ports[1].name: required when a Service has more than one port`,
 				`b.yaml:6: spec.restartPolicy: "Sometimes" is not one of Always, OnFailure, Never`,
 				`b.yaml:11: spec.containers[0].volumeMounts[0].name: no volume named "missing" in the pod; add it under volumes`,

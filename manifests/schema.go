@@ -179,7 +179,7 @@ var notYetFields = map[reflect.Type]map[string]unsupported{
 		"vsphereVolume":         {},
 	},
 	reflect.TypeFor[ServiceSpec](): {
-		"allocateLoadBalancerNodePorts": {},
+		"allocateLoadBalancerNodePorts": {tolerated: []string{"true"}},
 		"externalIPs":                   {},
 		"externalName":                  {},
 		"externalTrafficPolicy":         {tolerated: []string{"Cluster"}},

@@ -50,13 +50,25 @@ warnings with the commit, and ` + "`shoal status`" + ` and ` + "`shoal history`"
 Validation follows Kubernetes' rules for the supported fields, so a field marked yes may still be refused in some
 places, as Kubernetes refuses it: probes and lifecycle hooks on init containers other than sidecars
 (` + "`restartPolicy: Always`" + `), a container ` + "`restartPolicy`" + ` on app containers, restartPolicy other than Always in a
-Deployment's pods, nodePort outside NodePort Services, a preStop ` + "`sleep`" + ` longer than terminationGracePeriodSeconds.
+Deployment's pods, nodePort outside NodePort and LoadBalancer Services, a preStop ` + "`sleep`" + ` longer than terminationGracePeriodSeconds.
+
+Services of ` + "`type: LoadBalancer`" + ` are served by Shoal's own load balancer, as k3s's ServiceLB serves them; there is
+no cloud load balancer. A LoadBalancer Service is a NodePort Service (node ports are allocated for its ports, ` + "`nodePort`" + `
+may be set) whose ports are also opened on the address of every node that serves node ports (` + "`--node-interface`" + `):
+` + "`<node address>:<port>`" + ` reaches its ready pods. Its ` + "`status.loadBalancer.ingress`" + ` lists those nodes' addresses, and
+` + "`shoal get services`" + ` shows them as EXTERNAL-IP. Since every such port is opened on every node, a commit is refused when
+two LoadBalancer Services have the same port and protocol, or a LoadBalancer port is the explicit ` + "`nodePort`" + ` of a
+Service or a container's ` + "`hostPort`" + `; a LoadBalancer Service cannot be headless. A node never gives up a port the
+daemon itself listens on (the cluster endpoint, the store's client and peer ports, ` + "`--api-listen`" + `,
+` + "`--webhook-listen`" + `): it leaves that port closed, logs a warning, and is not listed as an ingress of the Service.
+` + "`allocateLoadBalancerNodePorts: true`" + ` (Kubernetes' default) is accepted; the other LoadBalancer fields
+(` + "`loadBalancerClass`, `loadBalancerIP`, `loadBalancerSourceRanges`" + `) are not supported yet.
 
 Values Shoal refuses although Kubernetes accepts them:
 
 | Field | Refused values |
 | --- | --- |
-| ` + "`spec.type` (Service)" + ` | ` + "`LoadBalancer`, `ExternalName`" + ` |
+| ` + "`spec.type` (Service)" + ` | ` + "`ExternalName`" + ` |
 | ` + "`protocol`" + ` (container and Service ports) | ` + "`SCTP`" + ` |
 | ` + "`resources.limits`, `resources.requests`" + ` | every resource other than ` + "`cpu`, `memory` and `ephemeral-storage`" + ` |
 | ` + "`env[].valueFrom.resourceFieldRef.resource`, downwardAPI `resourceFieldRef.resource`" + ` | hugepages (` + "`limits.hugepages-*`" + `) |

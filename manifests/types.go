@@ -901,11 +901,10 @@ type Service struct {
 	Status     ServiceStatus `json:"status,omitempty"`
 }
 
-// ServiceType is ClusterIP or NodePort.
+// ServiceType is ClusterIP, NodePort or LoadBalancer.
 type ServiceType string
 
-// Service types. LoadBalancer and ExternalName are Kubernetes types that
-// Shoal refuses.
+// Service types. ExternalName is a Kubernetes type that Shoal refuses.
 const (
 	ServiceTypeClusterIP    ServiceType = "ClusterIP"
 	ServiceTypeNodePort     ServiceType = "NodePort"
@@ -964,7 +963,8 @@ type ServiceStatus struct {
 	LoadBalancer LoadBalancerStatus `json:"loadBalancer,omitempty"`
 }
 
-// LoadBalancerStatus lists external ingress points (unused by Shoal so far).
+// LoadBalancerStatus lists external ingress points: for a LoadBalancer Service, the addresses
+// of the nodes its ports are opened on.
 type LoadBalancerStatus struct {
 	Ingress []LoadBalancerIngress `json:"ingress,omitempty"`
 }

@@ -908,11 +908,11 @@ func (v *validator) seccomp(s *SeccompProfile, p string) {
 func (v *validator) service(s *Service) {
 	sp := &s.Spec
 	switch sp.Type {
-	case "", ServiceTypeClusterIP, ServiceTypeNodePort:
-	case ServiceTypeLoadBalancer, ServiceTypeExternalName:
-		v.errf("spec.type", "%s is %s; use ClusterIP or NodePort", sp.Type, notYet)
+	case "", ServiceTypeClusterIP, ServiceTypeNodePort, ServiceTypeLoadBalancer:
+	case ServiceTypeExternalName:
+		v.errf("spec.type", "%s is %s; use ClusterIP, NodePort or LoadBalancer", sp.Type, notYet)
 	default:
-		v.errf("spec.type", "%q is not one of ClusterIP, NodePort", sp.Type)
+		v.errf("spec.type", "%q is not one of ClusterIP, NodePort, LoadBalancer", sp.Type)
 	}
 	headless := sp.ClusterIP == ClusterIPNone
 	switch {
@@ -930,8 +930,8 @@ func (v *validator) service(s *Service) {
 			v.errf("spec.clusterIPs", "dual-stack Services are %s; give one address", notYet)
 		}
 	}
-	if headless && sp.Type == ServiceTypeNodePort {
-		v.errf("spec.clusterIP", "a NodePort Service cannot be headless (clusterIP: None)")
+	if headless && opensNodePorts(sp.Type) {
+		v.errf("spec.clusterIP", "a %s Service cannot be headless (clusterIP: None)", sp.Type)
 	}
 	if len(sp.Ports) == 0 && !headless {
 		v.errf("spec.ports", "required; a Service needs at least one port")
@@ -973,8 +973,8 @@ func (v *validator) service(s *Service) {
 		}
 		if port.NodePort != 0 {
 			switch {
-			case sp.Type != ServiceTypeNodePort:
-				v.errf(pp+".nodePort", "may only be set when type is NodePort")
+			case !opensNodePorts(sp.Type):
+				v.errf(pp+".nodePort", "may only be set when type is NodePort or LoadBalancer")
 			case port.NodePort < 30000 || port.NodePort > 32767:
 				v.errf(pp+".nodePort", "must be between 30000 and 32767, is %d", port.NodePort)
 			case nodePorts[portKey{port.NodePort, port.Protocol}]:
@@ -998,6 +998,13 @@ func (v *validator) service(s *Service) {
 	default:
 		v.errf("spec.sessionAffinity", "%q is not one of None, ClientIP", sp.SessionAffinity)
 	}
+}
+
+// opensNodePorts reports whether Services of type t get node ports: NodePort
+// and LoadBalancer (a LoadBalancer Service is a NodePort Service whose ports
+// are also opened on the nodes' addresses).
+func opensNodePorts(t ServiceType) bool {
+	return t == ServiceTypeNodePort || t == ServiceTypeLoadBalancer
 }
 
 // podTemplate is a pod shape found in the tree: a Pod or a Deployment's
@@ -1026,8 +1033,11 @@ func podTemplates(items []located) []podTemplate {
 }
 
 // crossObject checks what spans objects: Service target port names against
-// the pods they select, and node ports used twice.
+// the pods they select, node ports used twice, and the ports LoadBalancer
+// Services open on every node.
 func (v *validator) crossObject(items []located, pods []podTemplate) {
+	v.nodePortsUsedTwice(items)
+	v.loadBalancerPorts(items, pods)
 	// Index the pod templates by namespace and label, so that a Service's selector is matched
 	// against the pods that carry one of its labels rather than against every pod.
 	byLabel := map[string][]int{}
@@ -1037,27 +1047,12 @@ func (v *validator) crossObject(items []located, pods []podTemplate) {
 			byLabel[key] = append(byLabel[key], i)
 		}
 	}
-	type nodePortKey struct {
-		port  int32
-		proto Protocol
-	}
-	nodePorts := map[nodePortKey]string{}
 	for _, it := range items {
 		svc, ok := it.obj.(*Service)
 		if !ok {
 			continue
 		}
 		v.src = it.src
-		for i, port := range svc.Spec.Ports {
-			if port.NodePort == 0 || svc.Spec.Type != ServiceTypeNodePort {
-				continue
-			}
-			k := nodePortKey{port.NodePort, port.Protocol}
-			if other, dup := nodePorts[k]; dup && other != KeyOf(svc).String() {
-				v.errf(idx("spec.ports", i)+".nodePort", "nodePort %d/%s is already used by %s", port.NodePort, port.Protocol, other)
-			}
-			nodePorts[k] = KeyOf(svc).String()
-		}
 		if len(svc.Spec.Selector) == 0 {
 			continue
 		}
@@ -1085,6 +1080,108 @@ func (v *validator) crossObject(items []located, pods []podTemplate) {
 			}
 		}
 	}
+}
+
+// nodePortKey is a port of every node's address.
+type nodePortKey struct {
+	port  int32
+	proto Protocol
+}
+
+// nodePortsUsedTwice refuses an explicit nodePort that two Services ask for.
+func (v *validator) nodePortsUsedTwice(items []located) {
+	nodePorts := map[nodePortKey]string{}
+	for _, it := range items {
+		svc, ok := it.obj.(*Service)
+		if !ok || !opensNodePorts(svc.Spec.Type) {
+			continue
+		}
+		v.src = it.src
+		for i, port := range svc.Spec.Ports {
+			if port.NodePort == 0 {
+				continue
+			}
+			k := nodePortKey{port.NodePort, port.Protocol}
+			if other, dup := nodePorts[k]; dup && other != KeyOf(svc).String() {
+				v.errf(idx("spec.ports", i)+".nodePort", "nodePort %d/%s is already used by %s", port.NodePort, port.Protocol, other)
+			}
+			nodePorts[k] = KeyOf(svc).String()
+		}
+	}
+}
+
+// loadBalancerPorts refuses a LoadBalancer Service's port that something
+// else of the commit takes on the nodes' addresses: each LoadBalancer port
+// is opened on every node, so it cannot be the port of another LoadBalancer
+// Service, an explicit nodePort, or a container's host port.
+func (v *validator) loadBalancerPorts(items []located, pods []podTemplate) {
+	type owner struct {
+		svc  ObjectKey
+		port int // index in spec.ports
+	}
+	nodePorts := map[nodePortKey]owner{}
+	for _, it := range items {
+		if svc, ok := it.obj.(*Service); ok && opensNodePorts(svc.Spec.Type) {
+			for i, port := range svc.Spec.Ports {
+				k := nodePortKey{port.NodePort, port.Protocol}
+				if _, taken := nodePorts[k]; port.NodePort != 0 && !taken {
+					nodePorts[k] = owner{KeyOf(svc), i}
+				}
+			}
+		}
+	}
+	hostPorts := map[nodePortKey]string{}
+	for _, p := range pods {
+		for _, list := range []struct {
+			field string
+			cs    []Container
+		}{{"initContainers", p.spec.InitContainers}, {"containers", p.spec.Containers}} {
+			for i, c := range list.cs {
+				for j, port := range c.Ports {
+					k := nodePortKey{port.HostPort, port.Protocol}
+					if _, taken := hostPorts[k]; port.HostPort == 0 || taken || onLoopback(port.HostIP) {
+						continue
+					}
+					hostPorts[k] = fmt.Sprintf("%s (%s.%s[%d].ports[%d].hostPort)", p.key, p.specPath, list.field, i, j)
+				}
+			}
+		}
+	}
+	lbPorts := map[nodePortKey]ObjectKey{}
+	for _, it := range items {
+		svc, ok := it.obj.(*Service)
+		if !ok || svc.Spec.Type != ServiceTypeLoadBalancer {
+			continue
+		}
+		v.src = it.src
+		self := KeyOf(svc)
+		for i, port := range svc.Spec.Ports {
+			k, pp := nodePortKey{port.Port, port.Protocol}, idx("spec.ports", i)+".port"
+			if other, dup := lbPorts[k]; dup && other != self {
+				v.errf(pp, "port %d/%s is already opened on every node by the LoadBalancer %s; give each LoadBalancer Service its own port",
+					port.Port, port.Protocol, other)
+				continue
+			}
+			lbPorts[k] = self
+			if o, taken := nodePorts[k]; taken {
+				by := o.svc.String()
+				if o.svc == self {
+					by = "this Service (" + idx("spec.ports", o.port) + ")"
+				}
+				v.errf(pp, "port %d/%s is opened on every node, and it is the nodePort of %s; use another port", port.Port, port.Protocol, by)
+			}
+			if by, taken := hostPorts[k]; taken {
+				v.errf(pp, "port %d/%s is opened on every node, and it is a host port of %s; use another port", port.Port, port.Protocol, by)
+			}
+		}
+	}
+}
+
+// onLoopback reports whether a host port's hostIP is a loopback address,
+// which the nodes' addresses never are.
+func onLoopback(hostIP string) bool {
+	a, err := netip.ParseAddr(hostIP)
+	return err == nil && a.IsLoopback()
 }
 
 func matchesMap(selector, labels map[string]string) bool {

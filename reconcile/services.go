@@ -74,8 +74,10 @@ type PodAddr struct {
 // pure and deterministic: allocations go to the lowest free address, Services in order of
 // namespace and name.
 //
-// NodePort Services get a node port for each port that does not name one: the one they had
-// (nodePorts, keyed "namespace/name/port name"), or the lowest free one of the node port range.
+// NodePort and LoadBalancer Services get a node port for each port that does not name one: the
+// one they had (nodePorts, keyed "namespace/name/port name"), or the lowest free one of the node
+// port range. A port that a LoadBalancer Service opens on every node (its spec.ports[].port) is
+// never given as a node port.
 func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Addr]string, nodePorts map[string]int32, cidr netip.Prefix) ServicePlan {
 	plan := ServicePlan{Allocated: map[netip.Addr]string{}}
 	var svcs []*manifests.Service
@@ -132,11 +134,20 @@ func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Ad
 		}
 		used[next], ips[key] = true, next
 	}
-	// Node ports: those asked for in spec and those kept first, then the rest, lowest free.
+	// Node ports: those asked for in spec and those kept first, then the rest, lowest free. The
+	// ports LoadBalancer Services open on every node are never allocated, and a kept node port
+	// that one of them now uses is given up.
 	usedPorts := map[int32]bool{}
+	for _, s := range svcs {
+		if s.Spec.Type == manifests.ServiceTypeLoadBalancer {
+			for _, p := range s.Spec.Ports {
+				usedPorts[p.Port] = true
+			}
+		}
+	}
 	ports := map[string]int32{}
 	for _, s := range svcs {
-		if s.Spec.Type != manifests.ServiceTypeNodePort {
+		if !hasNodePorts(s.Spec.Type) {
 			continue
 		}
 		for _, p := range s.Spec.Ports {
@@ -151,7 +162,7 @@ func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Ad
 	}
 	nextPort := int32(NodePortMin)
 	for _, s := range svcs {
-		if s.Spec.Type != manifests.ServiceTypeNodePort {
+		if !hasNodePorts(s.Spec.Type) {
 			continue
 		}
 		for _, p := range s.Spec.Ports {
@@ -201,6 +212,12 @@ func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Ad
 		plan.Services = append(plan.Services, st)
 	}
 	return plan
+}
+
+// hasNodePorts reports whether Services of type t get node ports: a LoadBalancer Service is a
+// NodePort Service too.
+func hasNodePorts(t manifests.ServiceType) bool {
+	return t == manifests.ServiceTypeNodePort || t == manifests.ServiceTypeLoadBalancer
 }
 
 func isBroadcast(ip netip.Addr, cidr netip.Prefix) bool {

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,6 +105,44 @@ func TestNodePorts(t *testing.T) {
 		}
 		if s.Name == "a" && s.Ports[0].NodePort != 30000 {
 			t.Errorf("a got %d, want the lowest free 30000", s.Ports[0].NodePort)
+		}
+	}
+}
+
+// The ports a LoadBalancer Service opens on every node are never allocated as node ports, not
+// even to a Service that had one of them; the LoadBalancer Service gets node ports of its own.
+func TestNodePortsAvoidLoadBalancerPorts(t *testing.T) {
+	cidr := netip.MustParsePrefix("10.96.0.0/16")
+	lb := service("lb", "", nil, manifests.FromInt(80))
+	lb.Spec.Type = manifests.ServiceTypeLoadBalancer
+	lb.Spec.Ports = []manifests.ServicePort{
+		{Name: "a", Port: 30000, Protocol: manifests.ProtocolTCP, TargetPort: manifests.FromInt(80)},
+		{Name: "b", Port: 30002, Protocol: manifests.ProtocolUDP, TargetPort: manifests.FromInt(53)},
+	}
+	np := func(name string) *manifests.Service {
+		s := service(name, "", nil, manifests.FromInt(80))
+		s.Spec.Type = manifests.ServiceTypeNodePort
+		return s
+	}
+	kept := map[string]int32{"default/c/http": 30002}
+	plan := Services([]manifests.Object{lb, np("a"), np("c")}, nil, nil, kept, cidr)
+	if len(plan.Errors) != 0 {
+		t.Fatalf("errors %v", plan.Errors)
+	}
+	got := map[string][]int32{}
+	for _, s := range plan.Services {
+		for _, p := range s.Ports {
+			got[s.Name] = append(got[s.Name], p.NodePort)
+		}
+		if s.Name == "lb" && (s.Type != manifests.ServiceTypeLoadBalancer || s.Ports[0].Port != 30000 || s.Ports[1].Port != 30002) {
+			t.Errorf("lb = %+v, want its type and ports", s)
+		}
+	}
+	want := map[string][]int32{"a": {30001}, "c": {30003}, "lb": {30004, 30005}}
+	for name, w := range want {
+		if !slices.Equal(got[name], w) {
+			t.Errorf("node ports %v, want %v: none of the LoadBalancer's ports 30000, 30002", got, want)
+			break
 		}
 	}
 }

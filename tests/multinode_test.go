@@ -33,6 +33,17 @@ spec:
       nodePort: 30080
 `
 
+const webLoadBalancer = `apiVersion: v1
+kind: Service
+metadata:
+  name: web-lb
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports:
+    - {name: http, port: 8081, targetPort: http}
+`
+
 // TestMultiNode runs three nodes, each in its own network namespace with the real pod network,
 // against one repository, and follows a cluster through its life: convergence and spreading,
 // Services and pod-to-pod traffic across nodes, the loss of the master, a frozen node whose pods
@@ -172,6 +183,8 @@ func TestMultiNode(t *testing.T) {
 		}
 		t.Logf("GET %s from %s on %s: answers from the pods of nodes %v", url, client.Name, n1.name, keys(from))
 	})
+
+	step("LoadBalancerOnEveryNode", func(t *testing.T) { stepLoadBalancerOnEveryNode(t, c, web) })
 
 	step("ServiceWorksWhileTheDaemonIsDown", func(t *testing.T) {
 		// A pod on node 3 polls the Service through its virtual IP, over a kept-alive connection and
@@ -551,4 +564,84 @@ func keys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// stepLoadBalancerOnEveryNode commits web as a LoadBalancer Service on port 8081: every node lists
+// as its ingress, a client outside the nodes (in the git server's namespace, on the lan) reaches
+// the pods of several nodes at node 2's address and port 8081, and once the Service is deleted
+// the port is closed. On the daemons' own port 7443 it opens nowhere and stays <pending>.
+func stepLoadBalancerOnEveryNode(t *testing.T, c *lanCluster, web []lanPod) {
+	sha := c.repo.commit("web: load balancer", map[string]string{"web-lb.yaml": webLoadBalancer})
+	c.waitAllConverged(t, sha, 2*time.Minute)
+	n1, n2 := c.nodes[0], c.nodes[1]
+	var addrs []string
+	for _, n := range c.nodes {
+		addrs = append(addrs, n.addr)
+	}
+	ingress := strings.Join(addrs, ",")
+	var table string
+	waitUntil(t, "EXTERNAL-IP "+ingress, 30*time.Second, func() bool {
+		out, err := n1.shoal("get", "services")
+		table = out
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); err == nil && len(f) >= 5 && f[0] == "web-lb" {
+				return f[1] == "LoadBalancer" && f[3] == ingress && strings.HasPrefix(f[4], "8081:")
+			}
+		}
+		return false
+	})
+	t.Logf("get services:\n%s", table)
+	url := "http://" + n2.addr + ":8081/"
+	from := map[string]bool{}
+	deadline := time.Now().Add(60 * time.Second)
+	for tries := 0; len(from) < 2 || tries < 6; tries++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s from the lan: answers from the pods of %v only", url, keys(from))
+		}
+		o, err := c.getFromLAN(url)
+		if err != nil {
+			t.Logf("GET %s from the lan: %v", url, err)
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		for _, p := range web {
+			if strings.Contains(o, "from "+p.Name) {
+				from[p.Node] = true
+			}
+		}
+	}
+	t.Logf("GET %s from the lan: answers from the pods of nodes %v", url, keys(from))
+
+	sha = c.repo.commit("web: no load balancer", map[string]string{"web-lb.yaml": ""})
+	c.waitAllConverged(t, sha, 2*time.Minute)
+	var last error
+	waitUntil(t, "port 8081 closed on "+n2.addr, 30*time.Second, func() bool {
+		_, last = c.getFromLAN(url)
+		return last != nil && strings.Contains(last.Error(), "connection refused")
+	})
+	t.Logf("after the delete: %v", last)
+	if out, err := n1.shoal("get", "services"); err != nil || strings.Contains(out, "web-lb") {
+		t.Errorf("get services after the delete: %v\n%s", err, out)
+	}
+
+	// On the port of the nodes' cluster endpoint (7443) no node opens it: the Service stays
+	// <pending>, and the endpoint still serves the logs that node 1 asks of node 2.
+	sha = c.repo.commit("web: load balancer on 7443", map[string]string{"web-lb.yaml": strings.Replace(webLoadBalancer, "port: 8081", "port: 7443", 1)})
+	c.waitAllConverged(t, sha, 2*time.Minute)
+	waitUntil(t, "web-lb <pending>", 30*time.Second, func() bool {
+		out, err := n1.shoal("get", "services")
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); err == nil && len(f) >= 5 && f[0] == "web-lb" {
+				return f[3] == "<pending>" && strings.HasPrefix(f[4], "7443:")
+			}
+		}
+		return false
+	})
+	if pod := firstOn(web, n2.name); pod.Name == "" {
+		t.Errorf("no web pod on %s", n2.name)
+	} else if _, err := n1.shoal("logs", pod.Name); err != nil {
+		t.Errorf("logs of %s on %s through its cluster endpoint: %v", pod.Name, n2.name, err)
+	}
+	sha = c.repo.commit("web: no load balancer on 7443", map[string]string{"web-lb.yaml": ""})
+	c.waitAllConverged(t, sha, 2*time.Minute)
 }

@@ -315,6 +315,19 @@ func (n *lanNode) heal(t testing.TB) {
 	n.partitioned = false
 }
 
+// getFromLAN runs the example app's `get URL` in the git server's namespace: a client on the
+// lan that is none of the nodes.
+func (c *lanCluster) getFromLAN(url string) (string, error) {
+	_, app := binaries(c.t)
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+c.gitNS, "--", app, "get", url)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("get %s: %v: %s", url, err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
 // exec runs a command in a pod through this node's API.
 func (n *lanNode) exec(pod string, cmd ...string) (string, error) {
 	return n.shoal(append([]string{"exec", pod, "--"}, cmd...)...)

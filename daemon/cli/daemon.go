@@ -149,7 +149,7 @@ them over again.`,
 	f.StringVar(&cfg.Net.LBCgroup, "lb-cgroup", "", "cgroup v2 directory the service load balancer attaches to (default: the root, so every process of the machine reaches Services)")
 	f.StringSliceVar(&cfg.Net.Upstreams, "dns-upstream", nil, "name servers for names outside the cluster, HOST:PORT (default: the host's resolv.conf)")
 	f.StringSliceVar(&cfg.Addresses, "node-address", nil, "an address other nodes reach this node on (repeatable)")
-	f.StringVar(&cfg.Net.NodeInterface, "node-interface", "", "the interface NodePort Services are served on, with the first --node-address (default: no NodePorts)")
+	f.StringVar(&cfg.Net.NodeInterface, "node-interface", "", "the interface NodePort and LoadBalancer Services are served on, with the first --node-address (default: neither)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -139,3 +139,51 @@ func TestNodeTaintsShown(t *testing.T) {
 		t.Errorf("want n2 without taints:\n%s", out.String())
 	}
 }
+
+// `get services` prints EXTERNAL-IP as kubectl does: a LoadBalancer's ingress addresses,
+// <pending> while it has none, <none> for other types.
+func TestServiceTableExternalIP(t *testing.T) {
+	svc := func(name string, typ manifests.ServiceType, port, nodePort int32) *manifests.Service {
+		s := &manifests.Service{ObjectMeta: manifests.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: manifests.ServiceSpec{Type: typ, Ports: []manifests.ServicePort{{Name: "http", Port: port, NodePort: nodePort, Protocol: manifests.ProtocolTCP}}}}
+		s.Kind = "Service"
+		return s
+	}
+	snap := &cluster.Snapshot{
+		Objects: []manifests.Object{
+			svc("front", manifests.ServiceTypeLoadBalancer, 8081, 0),
+			svc("waiting", manifests.ServiceTypeLoadBalancer, 8082, 0),
+			svc("web", manifests.ServiceTypeClusterIP, 80, 0),
+		},
+		Services: map[string]cluster.ServiceRecord{
+			"default/front": {ClusterIP: "10.96.0.3", Type: "LoadBalancer", Ports: []cluster.ServicePort{{Name: "http", Port: 8081, NodePort: 30000}},
+				Ingress: []string{"10.99.0.1", "10.99.0.2", "10.99.0.3"}},
+			"default/waiting": {ClusterIP: "10.96.0.4", Type: "LoadBalancer", Ports: []cluster.ServicePort{{Name: "http", Port: 8082, NodePort: 30001}}},
+			"default/web":     {ClusterIP: "10.96.0.2", Type: "ClusterIP"},
+		},
+	}
+	l, err := snap.ObjectList("Service", cluster.Filter{Namespace: "default", Selector: manifests.Everything()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []json.RawMessage
+	for _, it := range l.Items {
+		b, err := json.Marshal(it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = append(raw, b)
+	}
+	var out bytes.Buffer
+	if err := printTable(&out, "Service", raw, "", false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want := `NAME      TYPE           CLUSTER-IP   EXTERNAL-IP                     PORT(S)
+front     LoadBalancer   10.96.0.3    10.99.0.1,10.99.0.2,10.99.0.3   8081:30000/TCP
+waiting   LoadBalancer   10.96.0.4    <pending>                       8082:30001/TCP
+web       ClusterIP      10.96.0.2    <none>                          80/TCP
+`
+	if out.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", out.String(), want)
+	}
+}

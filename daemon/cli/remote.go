@@ -359,7 +359,29 @@ type listItem struct {
 		NodeInfo struct {
 			KubeletVersion string `json:"kubeletVersion"`
 		} `json:"nodeInfo"`
+		LoadBalancer manifests.LoadBalancerStatus `json:"loadBalancer"`
 	} `json:"status"`
+}
+
+// externalIPText is what kubectl prints in a Service's EXTERNAL-IP column: the ingress
+// addresses of a LoadBalancer, <pending> while it has none, <none> for other types.
+func externalIPText(it *listItem) string {
+	var ips []string
+	for _, in := range it.Status.LoadBalancer.Ingress {
+		if in.IP != "" {
+			ips = append(ips, in.IP)
+		} else if in.Hostname != "" {
+			ips = append(ips, in.Hostname)
+		}
+	}
+	switch {
+	case len(ips) > 0:
+		return strings.Join(ips, ",")
+	case it.Spec.Type == string(manifests.ServiceTypeLoadBalancer):
+		return "<pending>"
+	default:
+		return "<none>"
+	}
 }
 
 // podStatusText is what kubectl prints in the STATUS column.
@@ -470,7 +492,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			row(it, c...)
 		}
 	case "Service":
-		h := []string{"NAME", "TYPE", "CLUSTER-IP", "PORT(S)"}
+		h := []string{"NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"}
 		if wide {
 			h = append(h, "SELECTOR", "ENDPOINTS")
 		}
@@ -481,7 +503,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			if ip == "" {
 				ip = "<pending>"
 			}
-			c := []string{it.Metadata.Name, it.Spec.Type, ip, portsText(it.Spec.Ports)}
+			c := []string{it.Metadata.Name, it.Spec.Type, ip, externalIPText(it), portsText(it.Spec.Ports)}
 			if wide {
 				eps := it.Metadata.Annotations["shoal.dev/endpoints"]
 				if eps == "" {

@@ -148,12 +148,12 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 	go func() {
 		// A node rewrites its record every second and whenever its pods change; only what the
 		// controllers use (the node's presence, labels, allocatable resources, schedulability,
-		// taints) is worth a pass.
+		// taints, and the node ports it serves for LoadBalancer ingress) is worth a pass.
 		seen := map[string]string{}
 		for ev := range store.Watch[NodeRecord](ctx, m.cfg.Store, nodesPrefix, 0) {
 			if ev.Type == store.EventPut && ev.Err == nil {
 				n := ev.Value
-				d := fmt.Sprint(n.Labels, n.Allocatable, n.Unschedulable, n.Addresses, n.Taints)
+				d := fmt.Sprint(n.Labels, n.Allocatable, n.Unschedulable, n.Addresses, n.Taints, n.NodePorts, n.ReservedPorts)
 				if seen[ev.Key] == d {
 					continue
 				}
@@ -744,12 +744,22 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 	for _, e := range plan.Errors {
 		m.log.Warn("service", "err", e)
 	}
+	nodes, _, err := store.List[NodeRecord](ctx, m.cfg.Store, nodesPrefix)
+	if err != nil {
+		m.log.Warn("list the nodes for LoadBalancer ingress; the Services are recorded on the next pass", "err", err)
+		return nil
+	}
+	var records []NodeRecord
+	for _, kv := range nodes {
+		records = append(records, kv.Value)
+	}
 	var ops []clientv3.Op
 	seen := map[string]bool{}
 	for _, s := range plan.Services {
 		key := serviceKey(s.Namespace, s.Name)
 		seen[key] = true
 		rec := serviceRecord(s)
+		rec.Ingress = loadBalancerIngress(s, records)
 		if p, ok := prev[key]; ok && sameJSON(p, rec) {
 			continue
 		}

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,6 +104,14 @@ type NodeRecord struct {
 
 	// Taints are the node's taints (`shoal daemon --node-taint`).
 	Taints []NodeTaint `json:"taints,omitempty"`
+
+	// NodePorts is set when the node serves NodePort and LoadBalancer Services on its first
+	// address (`--node-interface`): the master lists that address as an ingress of every
+	// LoadBalancer Service.
+	NodePorts bool `json:"nodePorts,omitempty"`
+	// ReservedPorts are the TCP ports the daemon listens on at that address; the node opens no
+	// LoadBalancer port among them, and is no ingress of a Service with such a port.
+	ReservedPorts []int32 `json:"reservedPorts,omitempty"`
 }
 
 // NodeTaint is one of a node's taints, with the time the node first had it: a NoExecute
@@ -210,6 +220,10 @@ type ServiceRecord struct {
 	AffinityTimeout int32            `json:"affinityTimeoutSeconds,omitempty"`
 	Ports           []ServicePort    `json:"ports"`
 	Endpoints       []EndpointRecord `json:"endpoints"`
+	// Ingress are the addresses a LoadBalancer Service's ports are opened on: the first address
+	// of every registered node that serves node ports and reserves none of its TCP ports,
+	// sorted.
+	Ingress []string `json:"ingress,omitempty"`
 }
 
 // ServicePort is a port of a Service.
@@ -241,6 +255,41 @@ func serviceRecord(s reconcile.ServiceState) ServiceRecord {
 		r.Endpoints = append(r.Endpoints, EndpointRecord{IP: e.IP.String(), Node: e.Node, Pod: e.Pod, Ports: e.Ports})
 	}
 	return r
+}
+
+// loadBalancerIngress lists the addresses a LoadBalancer Service is reachable on, as k3s's
+// ServiceLB lists the nodes that run its load balancer: the first address of every node that
+// serves node ports, except a node where the daemon itself listens on one of the Service's TCP
+// ports (that node leaves the port closed). It is nil for other types.
+func loadBalancerIngress(s reconcile.ServiceState, nodes []NodeRecord) []string {
+	if s.Type != manifests.ServiceTypeLoadBalancer {
+		return nil
+	}
+	var out []netip.Addr
+	for _, n := range nodes {
+		if !n.NodePorts || len(n.Addresses) == 0 || reservesAny(n, s.Ports) {
+			continue
+		}
+		if ip, err := netip.ParseAddr(n.Addresses[0]); err == nil {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	ips := make([]string, 0, len(out))
+	for _, ip := range slices.Compact(out) {
+		ips = append(ips, ip.String())
+	}
+	return ips
+}
+
+// reservesAny reports whether the node's daemon listens on one of the TCP ports.
+func reservesAny(n NodeRecord, ports []reconcile.ServicePortState) bool {
+	for _, p := range ports {
+		if p.Protocol == manifests.ProtocolTCP && slices.Contains(n.ReservedPorts, p.Port) {
+			return true
+		}
+	}
+	return false
 }
 
 // NodeRegistered reports whether a node of that name holds a live registration.

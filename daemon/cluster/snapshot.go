@@ -289,8 +289,9 @@ func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
 	return l, nil
 }
 
-// withService fills in what the master decided for a Service: its virtual IP, and its endpoints
-// as the annotation shoal.dev/endpoints ("ip:port,...", the first port's target).
+// withService fills in what the master decided for a Service: its virtual IP, its node ports,
+// a LoadBalancer's ingress addresses (status.loadBalancer.ingress), and its endpoints as the
+// annotation shoal.dev/endpoints ("ip:port,...", the first port's target).
 func (s *Snapshot) withService(svc *manifests.Service) {
 	rec, ok := s.Services[svc.Namespace+"/"+svc.Name]
 	if !ok {
@@ -306,6 +307,10 @@ func (s *Snapshot) withService(svc *manifests.Service) {
 				svc.Spec.Ports[i].NodePort = rp.NodePort
 			}
 		}
+	}
+	svc.Status.LoadBalancer.Ingress = nil
+	for _, ip := range rec.Ingress {
+		svc.Status.LoadBalancer.Ingress = append(svc.Status.LoadBalancer.Ingress, manifests.LoadBalancerIngress{IP: ip})
 	}
 	var eps []string
 	for _, e := range rec.Endpoints {

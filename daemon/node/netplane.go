@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/netplane/dns"
 	"github.com/shoal-dev/shoal/netplane/lb"
 	"github.com/shoal-dev/shoal/netplane/nodeport"
@@ -44,6 +46,10 @@ type NetConfig struct {
 	// <node address>:<nodePort> to the Services' backends. NodeIP is the node's address on it.
 	NodeInterface string
 	NodeIP        netip.Addr
+	// ReservedPorts are the TCP ports the daemon itself listens on at the node's address (the
+	// cluster endpoint, the store, the API and webhooks): the ports of LoadBalancer Services
+	// among them are not opened on this node.
+	ReservedPorts []uint16
 }
 
 // netState is kept in the data dir so that `shoal node reset` can undo the network plane.
@@ -75,6 +81,8 @@ type network struct {
 	// once net is set.
 	hpMu      sync.Mutex
 	hostPorts []podnet.HostPort
+	// warned holds the LoadBalancer ports already logged as not opened (program).
+	warned map[string]bool
 }
 
 func newNetwork(cfg NetConfig, node, dataDir string, st *store.Client, log *slog.Logger) *network {
@@ -317,20 +325,9 @@ func (n *network) routes(ctx context.Context, net *podnet.Net) {
 	}
 }
 
-// program makes the load balancer and the DNS server match the Services.
+// program makes the load balancer, the node ports and the DNS server match the Services.
 func (n *network) program(ctx context.Context, svcs map[string]cluster.ServiceRecord) {
 	var records []dns.Service
-	type key struct {
-		vip   netip.Addr
-		port  uint16
-		proto lb.Proto
-	}
-	want := map[key]lb.Service{}
-	type npKey struct {
-		port  uint16
-		proto nodeport.Proto
-	}
-	wantNP := map[npKey]nodeport.Service{}
 	for _, s := range svcs {
 		ip, _ := netip.ParseAddr(s.ClusterIP)
 		rec := dns.Service{Namespace: s.Namespace, Name: s.Name, ClusterIP: ip, Headless: s.Headless}
@@ -343,32 +340,18 @@ func (n *network) program(ctx context.Context, svcs map[string]cluster.ServiceRe
 			}
 		}
 		records = append(records, rec)
-		if !ip.IsValid() {
-			continue
+	}
+	want, wantNP, skipped := wantServices(svcs, n.cfg.ReservedPorts)
+	for _, sk := range skipped {
+		if n.np == nil {
+			break // the node opens no port on its address
 		}
-		for _, p := range s.Ports {
-			proto := lb.TCP
-			if p.Protocol == "UDP" {
-				proto = lb.UDP
-			}
-			svc := lb.Service{VIP: ip, Port: uint16(p.Port), Proto: proto}
-			if s.SessionAffinity == "ClientIP" {
-				svc.Affinity = lb.ClientIP
-				svc.AffinityTimeout = time.Duration(s.AffinityTimeout) * time.Second
-			}
-			for _, e := range s.Endpoints {
-				a, err := netip.ParseAddr(e.IP)
-				target, ok := e.Ports[p.Name]
-				if err != nil || !ok {
-					continue
-				}
-				svc.Backends = append(svc.Backends, netip.AddrPortFrom(a, uint16(target)))
-			}
-			slices.SortFunc(svc.Backends, func(a, b netip.AddrPort) int { return a.Compare(b) })
-			want[key{ip, svc.Port, proto}] = svc
-			if p.NodePort != 0 {
-				wantNP[npKey{uint16(p.NodePort), nodeport.Proto(proto)}] = nodeport.Service{NodePort: uint16(p.NodePort), Proto: nodeport.Proto(proto), Backends: svc.Backends}
-			}
+		if n.warned == nil {
+			n.warned = map[string]bool{}
+		}
+		if !n.warned[sk] {
+			n.warned[sk] = true
+			n.log.Warn("LoadBalancer port not opened on this node", "port", sk)
 		}
 	}
 	n.dns.Update(records)
@@ -378,7 +361,7 @@ func (n *network) program(ctx context.Context, svcs map[string]cluster.ServiceRe
 		return
 	}
 	for _, h := range have {
-		k := key{h.VIP, h.Port, h.Proto}
+		k := lbKey{h.VIP, h.Port, h.Proto}
 		w, ok := want[k]
 		if !ok {
 			if err := n.lb.Delete(ctx, h.VIP, h.Port, h.Proto); err != nil {
@@ -423,6 +406,86 @@ func (n *network) program(ctx context.Context, svcs map[string]cluster.ServiceRe
 			n.log.Warn("program node port", "service", w.String(), "err", err)
 		}
 	}
+}
+
+// lbKey is a Service port of the socket load balancer.
+type lbKey struct {
+	vip   netip.Addr
+	port  uint16
+	proto lb.Proto
+}
+
+// npKey is a port of the node's address, served by the node port programs.
+type npKey struct {
+	port  uint16
+	proto nodeport.Proto
+}
+
+// wantServices is what the load balancer and the node ports should hold for the Services: every
+// port of a Service with a virtual IP on that IP; every node port; and every port of a
+// LoadBalancer Service on the node's address, with the same backends. A LoadBalancer port that
+// is in reserved (TCP ports the daemon listens on at the node's address) is left out and
+// returned in skipped ("namespace/name port/proto: why"), as is one that a node port holds
+// already.
+func wantServices(svcs map[string]cluster.ServiceRecord, reserved []uint16) (want map[lbKey]lb.Service, wantNP map[npKey]nodeport.Service, skipped []string) {
+	want, wantNP = map[lbKey]lb.Service{}, map[npKey]nodeport.Service{}
+	type lbPort struct {
+		svc string
+		np  nodeport.Service
+	}
+	var lbPorts []lbPort
+	for _, key := range slices.Sorted(maps.Keys(svcs)) {
+		s := svcs[key]
+		ip, _ := netip.ParseAddr(s.ClusterIP)
+		if !ip.IsValid() {
+			continue
+		}
+		for _, p := range s.Ports {
+			proto := lb.TCP
+			if p.Protocol == "UDP" {
+				proto = lb.UDP
+			}
+			svc := lb.Service{VIP: ip, Port: uint16(p.Port), Proto: proto}
+			if s.SessionAffinity == "ClientIP" {
+				svc.Affinity = lb.ClientIP
+				svc.AffinityTimeout = time.Duration(s.AffinityTimeout) * time.Second
+			}
+			for _, e := range s.Endpoints {
+				a, err := netip.ParseAddr(e.IP)
+				target, ok := e.Ports[p.Name]
+				if err != nil || !ok {
+					continue
+				}
+				svc.Backends = append(svc.Backends, netip.AddrPortFrom(a, uint16(target)))
+			}
+			slices.SortFunc(svc.Backends, func(a, b netip.AddrPort) int { return a.Compare(b) })
+			want[lbKey{ip, svc.Port, proto}] = svc
+			if p.NodePort != 0 {
+				wantNP[npKey{uint16(p.NodePort), nodeport.Proto(proto)}] = nodeport.Service{NodePort: uint16(p.NodePort), Proto: nodeport.Proto(proto), Backends: svc.Backends}
+			}
+			if s.Type == string(manifests.ServiceTypeLoadBalancer) {
+				lbPorts = append(lbPorts, lbPort{s.Namespace + "/" + s.Name, nodeport.Service{NodePort: svc.Port, Proto: nodeport.Proto(proto), Backends: svc.Backends}})
+			}
+		}
+	}
+	// Node ports first: validation keeps a LoadBalancer port off every explicit node port and
+	// allocation off every LoadBalancer port, so a clash is a leftover of an older plan.
+	for _, l := range lbPorts {
+		k := npKey{l.np.NodePort, l.np.Proto}
+		why := ""
+		switch _, taken := wantNP[k]; {
+		case l.np.Proto == nodeport.TCP && slices.Contains(reserved, l.np.NodePort):
+			why = "the daemon listens on it"
+		case taken:
+			why = "it is a node port"
+		}
+		if why != "" {
+			skipped = append(skipped, fmt.Sprintf("%s %d/%s: %s", l.svc, l.np.NodePort, l.np.Proto, why))
+			continue
+		}
+		wantNP[k] = l.np
+	}
+	return want, wantNP, skipped
 }
 
 func sameLB(a, b lb.Service) bool {

@@ -8,10 +8,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
+	"github.com/shoal-dev/shoal/netplane/lb"
 	"github.com/shoal-dev/shoal/netplane/podnet"
 	"github.com/shoal-dev/shoal/runtime/libct"
 )
@@ -79,5 +81,68 @@ func TestRunRefusesWithoutSeccomp(t *testing.T) {
 	}
 	if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Run made %s before refusing: %v", dataDir, err)
+	}
+}
+
+// A LoadBalancer Service is programmed on its virtual IP, on its node ports and, with the same
+// backends, on its own ports of the node's address; a port the daemon listens on is left out.
+func TestWantServicesLoadBalancer(t *testing.T) {
+	eps := []cluster.EndpointRecord{
+		{IP: "10.244.1.3", Node: "n2", Pod: "default/web-b", Ports: map[string]int32{"http": 8080, "admin": 9090}},
+		{IP: "10.244.0.2", Node: "n1", Pod: "default/web-a", Ports: map[string]int32{"http": 8080, "admin": 9090}},
+	}
+	svcs := map[string]cluster.ServiceRecord{
+		"/shoal/services/default/front": {Namespace: "default", Name: "front", ClusterIP: "10.96.0.5", Type: "LoadBalancer",
+			Ports:     []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 8081, NodePort: 30001}, {Name: "admin", Protocol: "TCP", Port: 7443, NodePort: 30002}},
+			Endpoints: eps},
+		"/shoal/services/default/np": {Namespace: "default", Name: "np", ClusterIP: "10.96.0.6", Type: "NodePort",
+			Ports: []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, NodePort: 30003}}, Endpoints: eps},
+		"/shoal/services/default/plain": {Namespace: "default", Name: "plain", ClusterIP: "10.96.0.7", Type: "ClusterIP",
+			Ports: []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 8082}}, Endpoints: eps},
+	}
+	want, wantNP, skipped := wantServices(svcs, []uint16{2379, 2380, 7443})
+	backends := []netip.AddrPort{netip.MustParseAddrPort("10.244.0.2:8080"), netip.MustParseAddrPort("10.244.1.3:8080")}
+	if got := want[lbKey{netip.MustParseAddr("10.96.0.5"), 8081, lb.TCP}]; !slices.Equal(got.Backends, backends) {
+		t.Errorf("virtual IP of front: %+v, want backends %v", got, backends)
+	}
+	if len(want) != 4 {
+		t.Errorf("load balancer: %d services, want 4 (two of front, np, plain)", len(want))
+	}
+	var ports []uint16
+	for k, s := range wantNP {
+		ports = append(ports, k.port)
+		if k.port != 30002 && !slices.Equal(s.Backends, backends) {
+			t.Errorf("port %d: backends %v, want %v", k.port, s.Backends, backends)
+		}
+	}
+	slices.Sort(ports)
+	if !slices.Equal(ports, []uint16{8081, 30001, 30002, 30003}) {
+		t.Errorf("node's address: ports %v, want front's 8081 and the node ports, not plain's 8082 nor the daemon's 7443", ports)
+	}
+	if len(skipped) != 1 || !strings.Contains(skipped[0], "default/front 7443/TCP: the daemon listens on it") {
+		t.Errorf("skipped = %q, want front's 7443", skipped)
+	}
+}
+
+func TestDaemonPorts(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    Config
+		member bool
+		want   []uint16
+	}{
+		{name: "defaults, store member", cfg: Config{Addresses: []string{"10.0.0.1"}}, member: true, want: []uint16{2379, 2380, 7443}},
+		{name: "store client", cfg: Config{Addresses: []string{"10.0.0.1"}, ClusterPort: 8443}, want: []uint16{8443}},
+		{name: "listeners on the node's address and everywhere", cfg: Config{Addresses: []string{"10.0.0.1"}, APIListen: "10.0.0.1:6443",
+			WebhookListen: ":9000"}, want: []uint16{6443, 7443, 9000}},
+		{name: "listeners elsewhere", cfg: Config{Addresses: []string{"10.0.0.1"}, APIListen: "127.0.0.1:6443",
+			WebhookListen: "192.168.1.1:9000"}, want: []uint16{7443}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := daemonPorts(tc.cfg, tc.member); !slices.Equal(got, tc.want) {
+				t.Errorf("daemonPorts = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

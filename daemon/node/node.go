@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,6 +165,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var network *network
 	var podNetwork linux.Network = linux.LoopbackNetwork{}
 	if cfg.Net.Mode == "bridge" {
+		cfg.Net.ReservedPorts = daemonPorts(cfg, setup.emb != nil)
 		network = newNetwork(cfg.Net, cfg.Name, cfg.DataDir, st, log)
 		podNetwork = network
 	}
@@ -290,6 +292,12 @@ func Run(ctx context.Context, cfg Config) error {
 		record.Store = "member"
 	default:
 		record.Store = "client"
+	}
+	if network != nil && cfg.Net.NodeInterface != "" {
+		record.NodePorts = true
+		for _, p := range cfg.Net.ReservedPorts {
+			record.ReservedPorts = append(record.ReservedPorts, int32(p))
+		}
 	}
 	var hostPorts cluster.HostPortForwarder // nil without a pod network: pods with host ports are refused
 	if network != nil {
@@ -436,6 +444,34 @@ func markStore(dataDir string) error {
 
 // lifecycleDir keeps the runtime's own records (the pods it evicted).
 func lifecycleDir(dataDir string) string { return filepath.Join(dataDir, "lifecycle") }
+
+// daemonPorts are the TCP ports the daemon listens on at the node's address, which no
+// LoadBalancer Service may take there: the cluster endpoint, the embedded store's client and
+// peer ports when the node runs a member, and the API's and webhooks' listeners when they
+// listen on that address or on every address.
+func daemonPorts(cfg Config, storeMember bool) []uint16 {
+	port := cfg.ClusterPort
+	if port == 0 {
+		port = join.DefaultPort
+	}
+	ports := []uint16{uint16(port)}
+	if storeMember {
+		ports = append(ports, join.DefaultStorePort, join.DefaultPeerPort)
+	}
+	for _, l := range []string{cfg.APIListen, cfg.WebhookListen} {
+		host, p, err := net.SplitHostPort(l)
+		n, perr := strconv.ParseUint(p, 10, 16)
+		if err != nil || perr != nil || n == 0 {
+			continue
+		}
+		ip, ierr := netip.ParseAddr(host)
+		if host == "" || (ierr == nil && (ip.IsUnspecified() || slices.Contains(hostIPs(cfg.Addresses), ip.String()))) {
+			ports = append(ports, uint16(n))
+		}
+	}
+	slices.Sort(ports)
+	return slices.Compact(ports)
+}
 
 // hostIPs are the node's addresses for its pods' status.hostIP: the --node-address values, or
 // else the first global unicast address of an interface that is up.
