@@ -56,9 +56,11 @@ Services of ` + "`type: LoadBalancer`" + ` are served by Shoal's own load balanc
 no cloud load balancer. A LoadBalancer Service is a NodePort Service (node ports are allocated for its ports, ` + "`nodePort`" + `
 may be set) whose ports are also opened on the address of every node that serves node ports (` + "`--node-interface`" + `):
 ` + "`<node address>:<port>`" + ` reaches its ready pods. Its ` + "`status.loadBalancer.ingress`" + ` lists those nodes' addresses, and
-` + "`shoal get services`" + ` shows them as EXTERNAL-IP. Since every such port is opened on every node, a commit is refused when
-two LoadBalancer Services have the same port and protocol, or a LoadBalancer port is the explicit ` + "`nodePort`" + ` of a
-Service or a container's ` + "`hostPort`" + `; a LoadBalancer Service cannot be headless. A node never gives up a port the
+` + "`shoal get services`" + ` shows them as EXTERNAL-IP. Since every such port is opened on every node, two LoadBalancer
+Services with the same port and protocol cannot both be served: as with ServiceLB, the one that had the port keeps it (else
+the first by namespace and name) and the other stays pending, with no ingress (` + "`<pending>`" + `), and ` + "`shoal validate`" + `
+warns of it; a commit is refused when a LoadBalancer port is the explicit ` + "`nodePort`" + ` of a Service or a container's
+` + "`hostPort`" + `; a LoadBalancer Service cannot be headless. A node never gives up a port the
 daemon itself listens on (the cluster endpoint, the store's client and peer ports, ` + "`--api-listen`" + `,
 ` + "`--webhook-listen`" + `): it leaves that port closed, logs a warning, and is not listed as an ingress of the Service.
 ` + "`allocateLoadBalancerNodePorts: true`" + ` (Kubernetes' default) is accepted; the other LoadBalancer fields

@@ -1112,8 +1112,9 @@ func (v *validator) nodePortsUsedTwice(items []located) {
 
 // loadBalancerPorts refuses a LoadBalancer Service's port that something
 // else of the commit takes on the nodes' addresses: each LoadBalancer port
-// is opened on every node, so it cannot be the port of another LoadBalancer
-// Service, an explicit nodePort, or a container's host port.
+// is opened on every node, so it cannot be an explicit nodePort or a
+// container's host port. Two LoadBalancer Services on one port are a warning
+// (loadBalancerSharing): one of them stays pending.
 func (v *validator) loadBalancerPorts(items []located, pods []podTemplate) {
 	type owner struct {
 		svc  ObjectKey
@@ -1147,7 +1148,6 @@ func (v *validator) loadBalancerPorts(items []located, pods []podTemplate) {
 			}
 		}
 	}
-	lbPorts := map[nodePortKey]ObjectKey{}
 	for _, it := range items {
 		svc, ok := it.obj.(*Service)
 		if !ok || svc.Spec.Type != ServiceTypeLoadBalancer {
@@ -1157,12 +1157,6 @@ func (v *validator) loadBalancerPorts(items []located, pods []podTemplate) {
 		self := KeyOf(svc)
 		for i, port := range svc.Spec.Ports {
 			k, pp := nodePortKey{port.Port, port.Protocol}, idx("spec.ports", i)+".port"
-			if other, dup := lbPorts[k]; dup && other != self {
-				v.errf(pp, "port %d/%s is already opened on every node by the LoadBalancer %s; give each LoadBalancer Service its own port",
-					port.Port, port.Protocol, other)
-				continue
-			}
-			lbPorts[k] = self
 			if o, taken := nodePorts[k]; taken {
 				by := o.svc.String()
 				if o.svc == self {

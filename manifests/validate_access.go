@@ -1,6 +1,10 @@
 package manifests
 
-import "fmt"
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
 
 // Checks of the kinds that configure identity and access: ServiceAccount,
 // which Shoal uses (its imagePullSecrets), and the RBAC kinds, which are
@@ -152,6 +156,55 @@ func objectWarnings(items []located) ErrorList {
 			}
 		}
 	}
+	w = append(w, loadBalancerSharing(items)...)
 	w.Sort()
+	return w
+}
+
+// loadBalancerSharing warns of LoadBalancer Services that want a port and protocol that an
+// earlier one (by namespace and name) has: each LoadBalancer port is opened on every node's
+// address, so only one of them is served and the others stay pending, as with k3s's ServiceLB.
+func loadBalancerSharing(items []located) ErrorList {
+	type lbPort struct {
+		port  int32
+		proto Protocol
+	}
+	type lbService struct {
+		svc *Service
+		src *source
+	}
+	var lbs []lbService
+	for _, it := range items {
+		if svc, ok := it.obj.(*Service); ok && svc.Spec.Type == ServiceTypeLoadBalancer {
+			lbs = append(lbs, lbService{svc, it.src})
+		}
+	}
+	slices.SortStableFunc(lbs, func(a, b lbService) int {
+		return cmp.Or(cmp.Compare(a.svc.Namespace, b.svc.Namespace), cmp.Compare(a.svc.Name, b.svc.Name))
+	})
+	var w ErrorList
+	first := map[lbPort]ObjectKey{}
+	for _, l := range lbs {
+		self := KeyOf(l.svc)
+		for i, p := range l.svc.Spec.Ports {
+			k := lbPort{p.Port, p.Protocol}
+			other, taken := first[k]
+			if !taken {
+				first[k] = self
+				continue
+			}
+			if other == self {
+				continue
+			}
+			field := idx("spec.ports", i) + ".port"
+			e := &Error{Field: field, Msg: fmt.Sprintf("port %d/%s is also a port of the LoadBalancer Service %s: a LoadBalancer port is opened on "+
+				"every node's address, so only one of the two is served and the other stays pending (no EXTERNAL-IP), as with k3s's ServiceLB; "+
+				"the one that had the port keeps it, else the first by namespace and name; give each LoadBalancer Service its own ports", p.Port, p.Protocol, other.Namespace+"/"+other.Name)}
+			if l.src != nil {
+				e.File, e.Line = l.src.file, l.src.lineOf(field)
+			}
+			w = append(w, e)
+		}
+	}
 	return w
 }

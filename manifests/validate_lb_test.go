@@ -23,6 +23,8 @@ func TestLoadBalancerServices(t *testing.T) {
 		name  string
 		files map[string]string
 		want  []string
+		// warn are the warnings: what loads but does not do what it would in Kubernetes.
+		warn []string
 	}{
 		{
 			name:  "accepted",
@@ -60,7 +62,7 @@ func TestLoadBalancerServices(t *testing.T) {
 				"a.yaml": lbFrontend,
 				"b.yaml": strings.Replace(lbFrontend, "name: frontend", "name: other", 1),
 			},
-			want: []string{`b.yaml:10: spec.ports[0].port: port 8081/TCP is already opened on every node by the LoadBalancer Service default/frontend; give each LoadBalancer Service its own port`},
+			warn: []string{`b.yaml:10: spec.ports[0].port: port 8081/TCP is also a port of the LoadBalancer Service default/frontend: a LoadBalancer port is opened on every node's address, so only one of the two is served and the other stays pending (no EXTERNAL-IP), as with k3s's ServiceLB; the one that had the port keeps it, else the first by namespace and name; give each LoadBalancer Service its own ports`},
 		},
 		{
 			name: "same port, other protocol",
@@ -75,7 +77,7 @@ func TestLoadBalancerServices(t *testing.T) {
 				"a.yaml": lbFrontend,
 				"b.yaml": strings.Replace(lbFrontend, "name: frontend", "name: frontend\n  namespace: shop", 1),
 			},
-			want: []string{`b.yaml:11: spec.ports[0].port: port 8081/TCP is already opened on every node by the LoadBalancer Service default/frontend; give each LoadBalancer Service its own port`},
+			warn: []string{`b.yaml:11: spec.ports[0].port: port 8081/TCP is also a port of the LoadBalancer Service default/frontend: a LoadBalancer port is opened on every node's address, so only one of the two is served and the other stays pending (no EXTERNAL-IP), as with k3s's ServiceLB; the one that had the port keeps it, else the first by namespace and name; give each LoadBalancer Service its own ports`},
 		},
 		{
 			name: "port is another Service's nodePort",
@@ -115,10 +117,20 @@ func TestLoadBalancerServices(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadMap(t, tt.files)
+			set, err := loadMap(t, tt.files)
 			got := errorStrings(t, err)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if err != nil {
+				return
+			}
+			var warn []string
+			for _, w := range set.Warnings {
+				warn = append(warn, w.Error())
+			}
+			if strings.Join(warn, "\n") != strings.Join(tt.warn, "\n") {
+				t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(warn, "\n"), strings.Join(tt.warn, "\n"))
 			}
 		})
 	}

@@ -23,6 +23,9 @@ type ServiceState struct {
 	Ports           []ServicePortState
 	// Endpoints are the ready pods the selector matches, sorted by IP.
 	Endpoints []Endpoint
+	// Pending is set on a LoadBalancer Service whose ports are not opened on the nodes'
+	// addresses, because another LoadBalancer Service holds one of them.
+	Pending bool
 }
 
 // ServicePortState is one port of a Service with the target resolved per endpoint.
@@ -78,7 +81,12 @@ type PodAddr struct {
 // one they had (nodePorts, keyed "namespace/name/port name"), or the lowest free one of the node
 // port range. A port that a LoadBalancer Service opens on every node (its spec.ports[].port) is
 // never given as a node port.
-func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Addr]string, nodePorts map[string]int32, cidr netip.Prefix) ServicePlan {
+//
+// Two LoadBalancer Services cannot open the same port and protocol on the nodes: the one that
+// held it keeps it (served lists, by namespace/name, the LoadBalancer Services that were not
+// pending), else the first by namespace and name gets it, and the other stays Pending, as k3s's
+// ServiceLB leaves the second Service's load balancer unscheduled.
+func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Addr]string, nodePorts map[string]int32, served map[string]bool, cidr netip.Prefix) ServicePlan {
 	plan := ServicePlan{Allocated: map[netip.Addr]string{}}
 	var svcs []*manifests.Service
 	for _, o := range objects {
@@ -180,9 +188,10 @@ func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Ad
 			usedPorts[nextPort], ports[key] = true, nextPort
 		}
 	}
+	pending := pendingLoadBalancers(svcs, served)
 	for _, s := range svcs {
 		key := s.Namespace + "/" + s.Name
-		st := ServiceState{Namespace: s.Namespace, Name: s.Name, Headless: s.Spec.ClusterIP == "None", Type: s.Spec.Type,
+		st := ServiceState{Pending: pending[key], Namespace: s.Namespace, Name: s.Name, Headless: s.Spec.ClusterIP == "None", Type: s.Spec.Type,
 			SessionAffinity: s.Spec.SessionAffinity, ClusterIP: ips[key]}
 		if c := s.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
 			st.AffinityTimeout = *c.ClientIP.TimeoutSeconds
@@ -212,6 +221,34 @@ func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Ad
 		plan.Services = append(plan.Services, st)
 	}
 	return plan
+}
+
+// pendingLoadBalancers returns the LoadBalancer Services (by namespace/name) that cannot open
+// their ports because another one holds one of them: those in served take their ports first,
+// then the others, each group in the order of svcs.
+func pendingLoadBalancers(svcs []*manifests.Service, served map[string]bool) map[string]bool {
+	type portKey struct {
+		port  int32
+		proto manifests.Protocol
+	}
+	taken := map[portKey]bool{}
+	pending := map[string]bool{}
+	for _, first := range []bool{true, false} {
+		for _, s := range svcs {
+			key := s.Namespace + "/" + s.Name
+			if s.Spec.Type != manifests.ServiceTypeLoadBalancer || served[key] != first {
+				continue
+			}
+			if slices.ContainsFunc(s.Spec.Ports, func(p manifests.ServicePort) bool { return taken[portKey{p.Port, p.Protocol}] }) {
+				pending[key] = true
+				continue
+			}
+			for _, p := range s.Spec.Ports {
+				taken[portKey{p.Port, p.Protocol}] = true
+			}
+		}
+	}
+	return pending
 }
 
 // hasNodePorts reports whether Services of type t get node ports: a LoadBalancer Service is a

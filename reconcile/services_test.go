@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -36,7 +37,7 @@ func TestServicesAllocateAndSelect(t *testing.T) {
 		{Pod: podWith("web-3", map[string]string{"app": "web"}), IP: netip.MustParseAddr("10.244.0.4"), Node: "n1", Ready: false},
 		{Pod: podWith("web-4", map[string]string{"app": "web"}), IP: netip.MustParseAddr("10.244.0.5"), Node: "n1", Ready: true, Terminating: true},
 	}
-	plan := Services(objs, pods, nil, nil, cidr)
+	plan := Services(objs, pods, nil, nil, nil, cidr)
 	if len(plan.Errors) != 0 {
 		t.Fatalf("errors %v", plan.Errors)
 	}
@@ -54,7 +55,7 @@ func TestServicesAllocateAndSelect(t *testing.T) {
 	}
 	// Addresses stay with their Service across plans, whatever else comes and goes.
 	objs = append([]manifests.Object{service("aa", "", nil, manifests.FromInt(80))}, objs[1:]...)
-	again := Services(objs, pods, plan.Allocated, nil, cidr)
+	again := Services(objs, pods, plan.Allocated, nil, nil, cidr)
 	for _, s := range again.Services {
 		if s.Name == "a" && s.ClusterIP != netip.MustParseAddr("10.96.0.2") {
 			t.Errorf("service a moved to %s", s.ClusterIP)
@@ -73,7 +74,7 @@ func TestServicesErrors(t *testing.T) {
 		service("c", "", nil, manifests.FromInt(80)),
 		service("d", "192.168.1.1", nil, manifests.FromInt(80)),
 	}
-	plan := Services(objs, nil, nil, nil, cidr)
+	plan := Services(objs, nil, nil, nil, nil, cidr)
 	msg := strings.Join(plan.Errors, "\n")
 	if !strings.Contains(msg, "Service default/c: the service CIDR 10.96.0.0/30 is full") || !strings.Contains(msg, "not in the service CIDR") {
 		t.Errorf("errors %q", msg)
@@ -89,7 +90,7 @@ func TestNodePorts(t *testing.T) {
 		return s
 	}
 	objs := []manifests.Object{np("a", 0), np("b", 30000), np("c", 0)}
-	plan := Services(objs, nil, nil, nil, cidr)
+	plan := Services(objs, nil, nil, nil, nil, cidr)
 	got := map[string]int32{}
 	for _, s := range plan.Services {
 		got[s.Name] = s.Ports[0].NodePort
@@ -98,7 +99,7 @@ func TestNodePorts(t *testing.T) {
 		t.Errorf("node ports %v, want b's own 30000 and a, c the next free", got)
 	}
 	// Kept across plans even when another Service takes the lower port away from the allocation order.
-	again := Services([]manifests.Object{np("a", 0), np("c", 0)}, nil, nil, map[string]int32{"default/c/http": 30002}, cidr)
+	again := Services([]manifests.Object{np("a", 0), np("c", 0)}, nil, nil, map[string]int32{"default/c/http": 30002}, nil, cidr)
 	for _, s := range again.Services {
 		if s.Name == "c" && s.Ports[0].NodePort != 30002 {
 			t.Errorf("c moved to %d", s.Ports[0].NodePort)
@@ -125,7 +126,7 @@ func TestNodePortsAvoidLoadBalancerPorts(t *testing.T) {
 		return s
 	}
 	kept := map[string]int32{"default/c/http": 30002}
-	plan := Services([]manifests.Object{lb, np("a"), np("c")}, nil, nil, kept, cidr)
+	plan := Services([]manifests.Object{lb, np("a"), np("c")}, nil, nil, kept, nil, cidr)
 	if len(plan.Errors) != 0 {
 		t.Fatalf("errors %v", plan.Errors)
 	}
@@ -144,5 +145,41 @@ func TestNodePortsAvoidLoadBalancerPorts(t *testing.T) {
 			t.Errorf("node ports %v, want %v: none of the LoadBalancer's ports 30000, 30002", got, want)
 			break
 		}
+	}
+}
+
+// Two LoadBalancer Services on one port: the one that was served keeps the port, else the first
+// by namespace and name; the other is pending, whatever other ports it has.
+func TestLoadBalancersSharingAPortOneIsPending(t *testing.T) {
+	cidr := netip.MustParsePrefix("10.96.0.0/16")
+	lb := func(name string, ports ...int32) *manifests.Service {
+		s := service(name, "", nil, manifests.FromInt(80))
+		s.Spec.Type = manifests.ServiceTypeLoadBalancer
+		s.Spec.Ports = nil
+		for _, p := range ports {
+			s.Spec.Ports = append(s.Spec.Ports, manifests.ServicePort{Name: fmt.Sprint("p", p), Port: p, Protocol: manifests.ProtocolTCP, TargetPort: manifests.FromInt(80)})
+		}
+		return s
+	}
+	udp := lb("dns", 80)
+	udp.Spec.Ports[0].Protocol = manifests.ProtocolUDP
+	objs := []manifests.Object{lb("store-front", 80), lb("store-admin", 80, 8443), lb("api", 8443), udp}
+	pending := func(served map[string]bool) []string {
+		var out []string
+		for _, s := range Services(objs, nil, nil, nil, served, cidr).Services {
+			if s.Pending {
+				out = append(out, s.Name)
+			}
+		}
+		return out
+	}
+	// By name: api takes 8443/TCP, dns 80/UDP; store-admin wants 8443 too and waits, although
+	// 80/TCP is free; store-front takes 80/TCP.
+	if got := pending(nil); !slices.Equal(got, []string{"store-admin"}) {
+		t.Errorf("pending %v, want [store-admin]", got)
+	}
+	// store-admin was served: it keeps 80/TCP and 8443/TCP, and both api and store-front wait.
+	if got := pending(map[string]bool{"default/store-admin": true}); !slices.Equal(got, []string{"api", "store-front"}) {
+		t.Errorf("pending %v, want [api store-front]", got)
 	}
 }

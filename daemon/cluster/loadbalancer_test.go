@@ -28,6 +28,14 @@ func TestLoadBalancerIngress(t *testing.T) {
 	if got := loadBalancerIngress(lb, nodes); !slices.Equal(got, []string{"10.0.0.4"}) {
 		t.Errorf("ingress on the daemon's port 7443: %v, want only n4", got)
 	}
+	pending := lb
+	pending.Pending = true
+	if got := loadBalancerIngress(pending, nodes); got == nil || len(got) != 0 {
+		t.Errorf("pending Service: ingress %#v, want empty", got)
+	}
+	if rec := serviceRecord(pending); !rec.Pending {
+		t.Errorf("the record of a pending Service does not say so: %+v", rec)
+	}
 	np := reconcile.ServiceState{Name: "np", Type: manifests.ServiceTypeNodePort, Ports: lb.Ports}
 	if got := loadBalancerIngress(np, nodes); got != nil {
 		t.Errorf("NodePort Service has ingress %v", got)

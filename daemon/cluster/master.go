@@ -724,8 +724,12 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 	allocated := map[netip.Addr]string{}
 	nodePorts := map[string]int32{}
 	prev := map[string]ServiceRecord{}
+	served := map[string]bool{} // LoadBalancer Services whose ports are open
 	for _, kv := range old {
 		prev[kv.Key] = kv.Value
+		if kv.Value.Type == string(manifests.ServiceTypeLoadBalancer) && !kv.Value.Pending {
+			served[kv.Value.Namespace+"/"+kv.Value.Name] = true
+		}
 		if ip, err := netip.ParseAddr(kv.Value.ClusterIP); err == nil {
 			allocated[ip] = kv.Value.Namespace + "/" + kv.Value.Name
 		}
@@ -740,7 +744,7 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 		ip, _ := netip.ParseAddr(p.IP)
 		addrs = append(addrs, reconcile.PodAddr{Pod: p.Spec, IP: ip, Node: p.Node, Ready: p.Ready, Terminating: p.Terminating})
 	}
-	plan := reconcile.Services(objs, addrs, allocated, nodePorts, m.cfg.ServiceCIDR)
+	plan := reconcile.Services(objs, addrs, allocated, nodePorts, served, m.cfg.ServiceCIDR)
 	for _, e := range plan.Errors {
 		m.log.Warn("service", "err", e)
 	}

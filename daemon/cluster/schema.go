@@ -224,6 +224,9 @@ type ServiceRecord struct {
 	// of every registered node that serves node ports and reserves none of its TCP ports,
 	// sorted.
 	Ingress []string `json:"ingress,omitempty"`
+	// Pending is set on a LoadBalancer Service whose ports no node opens, because another
+	// LoadBalancer Service holds one of them; it has no ingress.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // ServicePort is a port of a Service.
@@ -243,7 +246,7 @@ type EndpointRecord struct {
 }
 
 func serviceRecord(s reconcile.ServiceState) ServiceRecord {
-	r := ServiceRecord{Namespace: s.Namespace, Name: s.Name, Headless: s.Headless, Type: string(s.Type),
+	r := ServiceRecord{Namespace: s.Namespace, Name: s.Name, Headless: s.Headless, Type: string(s.Type), Pending: s.Pending,
 		SessionAffinity: string(s.SessionAffinity), AffinityTimeout: s.AffinityTimeout, Ports: []ServicePort{}, Endpoints: []EndpointRecord{}}
 	if s.ClusterIP.IsValid() {
 		r.ClusterIP = s.ClusterIP.String()
@@ -260,10 +263,14 @@ func serviceRecord(s reconcile.ServiceState) ServiceRecord {
 // loadBalancerIngress lists the addresses a LoadBalancer Service is reachable on, as k3s's
 // ServiceLB lists the nodes that run its load balancer: the first address of every node that
 // serves node ports, except a node where the daemon itself listens on one of the Service's TCP
-// ports (that node leaves the port closed). It is nil for other types.
+// ports (that node leaves the port closed). It is empty for a pending Service, nil for other
+// types.
 func loadBalancerIngress(s reconcile.ServiceState, nodes []NodeRecord) []string {
 	if s.Type != manifests.ServiceTypeLoadBalancer {
 		return nil
+	}
+	if s.Pending {
+		return []string{}
 	}
 	var out []netip.Addr
 	for _, n := range nodes {

@@ -423,7 +423,8 @@ type npKey struct {
 
 // wantServices is what the load balancer and the node ports should hold for the Services: every
 // port of a Service with a virtual IP on that IP; every node port; and every port of a
-// LoadBalancer Service on the node's address, with the same backends. A LoadBalancer port that
+// LoadBalancer Service on the node's address, with the same backends, unless the master left it
+// pending (another LoadBalancer Service holds one of its ports). A LoadBalancer port that
 // is in reserved (TCP ports the daemon listens on at the node's address) is left out and
 // returned in skipped ("namespace/name port/proto: why"), as is one that a node port holds
 // already.
@@ -463,7 +464,7 @@ func wantServices(svcs map[string]cluster.ServiceRecord, reserved []uint16) (wan
 			if p.NodePort != 0 {
 				wantNP[npKey{uint16(p.NodePort), nodeport.Proto(proto)}] = nodeport.Service{NodePort: uint16(p.NodePort), Proto: nodeport.Proto(proto), Backends: svc.Backends}
 			}
-			if s.Type == string(manifests.ServiceTypeLoadBalancer) {
+			if s.Type == string(manifests.ServiceTypeLoadBalancer) && !s.Pending {
 				lbPorts = append(lbPorts, lbPort{s.Namespace + "/" + s.Name, nodeport.Service{NodePort: svc.Port, Proto: nodeport.Proto(proto), Backends: svc.Backends}})
 			}
 		}

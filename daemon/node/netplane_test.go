@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/netplane/lb"
+	"github.com/shoal-dev/shoal/netplane/nodeport"
 	"github.com/shoal-dev/shoal/netplane/podnet"
 	"github.com/shoal-dev/shoal/runtime/libct"
 )
@@ -121,6 +122,23 @@ func TestWantServicesLoadBalancer(t *testing.T) {
 	}
 	if len(skipped) != 1 || !strings.Contains(skipped[0], "default/front 7443/TCP: the daemon listens on it") {
 		t.Errorf("skipped = %q, want front's 7443", skipped)
+	}
+}
+
+// A LoadBalancer Service the master left pending opens nothing on the node's address but its
+// node ports; its virtual IP still works.
+func TestWantServicesPendingLoadBalancer(t *testing.T) {
+	svcs := map[string]cluster.ServiceRecord{
+		"/shoal/services/default/admin": {Namespace: "default", Name: "admin", ClusterIP: "10.96.0.8", Type: "LoadBalancer", Pending: true,
+			Ports:     []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, NodePort: 30004}},
+			Endpoints: []cluster.EndpointRecord{{IP: "10.244.0.9", Node: "n1", Pod: "default/admin", Ports: map[string]int32{"http": 8080}}}},
+	}
+	want, wantNP, skipped := wantServices(svcs, nil)
+	if len(want) != 1 || len(skipped) != 0 {
+		t.Errorf("load balancer %v, skipped %q: want the virtual IP and nothing skipped", want, skipped)
+	}
+	if _, ok := wantNP[npKey{30004, nodeport.TCP}]; !ok || len(wantNP) != 1 {
+		t.Errorf("node's address: %v, want only the node port 30004", wantNP)
 	}
 }
 
