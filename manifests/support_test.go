@@ -19,7 +19,9 @@ const supportIntro = `# Manifest support
 
 Shoal reads the Kubernetes manifests you already have. This page lists, per kind, every field and whether
 Shoal supports it. It is generated from the code (` + "`go test ./manifests -run TestSupportDocMatchesCode -update`" + `)
-and a test checks that every field marked ` + "`yes`" + ` decodes and every field marked ` + "`no`" + ` is refused.
+and a test checks that every field marked ` + "`yes`" + ` decodes and every field marked ` + "`no`" + ` is refused. Another
+(` + "`TestEverySupportedPodFieldRuns`" + ` in runtime/linux) runs real pods that together set every Pod field marked ` + "`yes`" + `:
+whatever validation accepts, a node runs.
 
 - **yes**: decoded and validated as Kubernetes validates it, with Kubernetes' defaults.
 - **no**: Kubernetes has the field, Shoal does not yet. A manifest that sets it is refused with
