@@ -85,6 +85,59 @@ type Master struct {
 
 	eventLease      clientv3.LeaseID
 	eventLeaseUntil time.Time
+
+	// view is the store as this term's passes read it, kept in memory by watches; wrote is
+	// the revision of the term's last write, which a pass waits for the view to reach.
+	view  *masterView
+	wrote int64
+}
+
+// masterView is what the master reads of the store, mirrored in memory: listed once when a
+// term starts, then kept current by one watch, so that a pass reads no more of the store than
+// what changed.
+type masterView struct {
+	mirror      *store.Mirror
+	applied     *store.Table[AppliedRecord]
+	placements  *store.Table[Placement]
+	status      *store.Table[PodStatusRecord]
+	nodes       *store.Table[NodeRecord]
+	known       *store.Table[NodeRecord]
+	cordons     *store.Table[CordonRecord]
+	services    *store.Table[ServiceRecord]
+	podCIDRs    *store.Table[string]
+	deployments *store.Table[DeploymentRecord]
+}
+
+// newMasterView mirrors what the master reads. poke is called (with the mirror's lock held) on
+// every change that is worth a pass: the applied commit, placements, pod status, cordons, and
+// what the controllers use of a node record (its presence, labels, addresses, allocatable
+// resources, schedulability, taints and the node ports it serves) — a node rewrites its record
+// every second with a new heartbeat, which is not.
+func newMasterView(c *store.Client, poke func()) *masterView {
+	mir := store.NewMirror(c, prefix)
+	appliedChange := func(string, *AppliedRecord, *AppliedRecord) { poke() }
+	nodeChange := func(_ string, old, new *NodeRecord) {
+		if old == nil || new == nil || nodeFacts(*old) != nodeFacts(*new) {
+			poke()
+		}
+	}
+	return &masterView{
+		mirror:      mir,
+		applied:     store.Track(mir, appliedKey, appliedChange),
+		placements:  store.Track(mir, placementPrefix, func(string, *Placement, *Placement) { poke() }),
+		status:      store.Track(mir, statusPrefix, func(string, *PodStatusRecord, *PodStatusRecord) { poke() }),
+		nodes:       store.Track(mir, nodesPrefix, nodeChange),
+		known:       store.Track(mir, knownPrefix, func(string, *NodeRecord, *NodeRecord) { poke() }),
+		cordons:     store.Track(mir, cordonPrefix, func(string, *CordonRecord, *CordonRecord) { poke() }),
+		services:    store.Track[ServiceRecord](mir, servicesPrefix, nil),
+		podCIDRs:    store.Track[string](mir, podCIDRsPrefix, nil),
+		deployments: store.Track[DeploymentRecord](mir, deploymentsPrefix, nil),
+	}
+}
+
+// nodeFacts is what the controllers use of a node record.
+func nodeFacts(n NodeRecord) string {
+	return fmt.Sprint(n.Labels, n.Allocatable, n.Unschedulable, n.Addresses, n.Taints, n.NodePorts, n.ReservedPorts)
 }
 
 // NewMaster returns a master; Run it with a leadership.
@@ -138,32 +191,13 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 		default:
 		}
 	}
-	for _, p := range []string{placementPrefix, statusPrefix, appliedKey} {
-		go func() {
-			for range store.Watch[json.RawMessage](ctx, m.cfg.Store, p, 0) {
-				poke()
-			}
-		}()
+	view := newMasterView(m.cfg.Store, poke)
+	if err := view.mirror.Start(ctx); err != nil {
+		return fmt.Errorf("read the cluster's state: %w", err)
 	}
-	go func() {
-		// A node rewrites its record every second and whenever its pods change; only what the
-		// controllers use (the node's presence, labels, allocatable resources, schedulability,
-		// taints, and the node ports it serves for LoadBalancer ingress) is worth a pass.
-		seen := map[string]string{}
-		for ev := range store.Watch[NodeRecord](ctx, m.cfg.Store, nodesPrefix, 0) {
-			if ev.Type == store.EventPut && ev.Err == nil {
-				n := ev.Value
-				d := fmt.Sprint(n.Labels, n.Allocatable, n.Unschedulable, n.Addresses, n.Taints, n.NodePorts, n.ReservedPorts)
-				if seen[ev.Key] == d {
-					continue
-				}
-				seen[ev.Key] = d
-			} else {
-				delete(seen, ev.Key)
-			}
-			poke()
-		}
-	}()
+	m.mu.Lock()
+	m.view, m.wrote = view, 0
+	m.mu.Unlock()
 	if m.cfg.AvoidStoreLeader {
 		done := make(chan struct{})
 		defer func() { <-done }()
@@ -344,11 +378,13 @@ func (m *Master) accept(ctx context.Context, lead *store.Leadership, h Head) err
 	}
 	rec.Result, rec.Objects, rec.Warnings = ResultApplied, len(set.Objects), set.Warnings.Warnings()
 	now := time.Now()
-	if _, err := lead.Txn(ctx,
+	resp, err := lead.Txn(ctx,
 		putOp(appliedKey, AppliedRecord{SHA: h.SHA, AppliedAt: now, Objects: len(set.Objects)}),
-		putOp(seenKey(h.SHA), rec)); err != nil {
+		putOp(seenKey(h.SHA), rec))
+	if err != nil {
 		return err
 	}
+	m.wrote = max(m.wrote, resp.Header.Revision) // the next pass reads the new commit
 	if applied.SHA != "" {
 		if _, err := lead.Txn(ctx, clientv3.OpDelete(desiredPrefix+applied.SHA+"/", clientv3.WithPrefix())); err != nil {
 			return err
@@ -418,30 +454,12 @@ func decodeObjects(kvs []store.KV[json.RawMessage]) ([]manifests.Object, error) 
 
 // observed reads the pods and nodes as reconcile sees them.
 func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Node, map[string]Placement, error) {
-	pls, _, err := store.List[Placement](ctx, m.cfg.Store, placementPrefix)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	sts, _, err := store.List[PodStatusRecord](ctx, m.cfg.Store, statusPrefix)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	nodes, _, err := store.List[NodeRecord](ctx, m.cfg.Store, nodesPrefix)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	known, _, err := store.List[NodeRecord](ctx, m.cfg.Store, knownPrefix)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+	pls, sts, nodes := m.view.placements.List(), m.view.status.List(), m.view.nodes.List()
 	isKnown := map[string]bool{}
-	for _, kv := range known {
+	for _, kv := range m.view.known.List() {
 		isKnown[kv.Value.Name] = true
 	}
-	cordons, _, err := store.List[CordonRecord](ctx, m.cfg.Store, cordonPrefix)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+	cordons := m.view.cordons.List()
 	cordoned, draining := map[string]bool{}, map[string]bool{}
 	for _, kv := range cordons {
 		name := strings.TrimPrefix(kv.Key, cordonPrefix)
@@ -517,10 +535,15 @@ func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Nod
 func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Duration, error) {
 	start := time.Now()
 	defer func() { m.cfg.Metrics.ReconcileDuration.Observe(time.Since(start).Seconds()) }()
-	applied, _, found, err := store.Get[AppliedRecord](ctx, m.cfg.Store, appliedKey)
+	// Read what the previous pass wrote: the view must have caught up with it.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := m.view.mirror.WaitFor(wctx, m.wrote)
+	cancel()
 	if err != nil {
 		return 0, err
 	}
+	appliedKV, found := m.view.applied.Get(appliedKey)
+	applied := appliedKV.Value
 	var objs []manifests.Object
 	if found {
 		if objs, err = m.desired(ctx, applied.SHA); err != nil {
@@ -589,9 +612,11 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	ops = append(ops, m.drainOps(ctx, plan, byUID)...)
 	for len(ops) > 0 {
 		n := min(len(ops), 64)
-		if _, err := lead.Txn(ctx, ops[:n]...); err != nil {
+		resp, err := lead.Txn(ctx, ops[:n]...)
+		if err != nil {
 			return 0, err
 		}
+		m.wrote = max(m.wrote, resp.Header.Revision)
 		ops = ops[n:]
 	}
 	for _, e := range plan.Events {
@@ -717,10 +742,7 @@ func serviceAccount(objs []manifests.Object, ns string, ps manifests.PodSpec) *m
 // serviceOps gives Services their virtual IPs and endpoints (the ready pods they select) and
 // records them when they change.
 func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods []reconcile.Pod) []clientv3.Op {
-	old, _, err := store.List[ServiceRecord](ctx, m.cfg.Store, servicesPrefix)
-	if err != nil {
-		return nil
-	}
+	old := m.view.services.List()
 	allocated := map[netip.Addr]string{}
 	nodePorts := map[string]int32{}
 	prev := map[string]ServiceRecord{}
@@ -748,13 +770,8 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 	for _, e := range plan.Errors {
 		m.log.Warn("service", "err", e)
 	}
-	nodes, _, err := store.List[NodeRecord](ctx, m.cfg.Store, nodesPrefix)
-	if err != nil {
-		m.log.Warn("list the nodes for LoadBalancer ingress; the Services are recorded on the next pass", "err", err)
-		return nil
-	}
 	var records []NodeRecord
-	for _, kv := range nodes {
+	for _, kv := range m.view.nodes.List() {
 		records = append(records, kv.Value)
 	}
 	var ops []clientv3.Op
@@ -781,12 +798,8 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 // start replacements on schedulable nodes. Standalone pods stay, as kubectl drain leaves
 // unmanaged pods without --force.
 func (m *Master) drainOps(ctx context.Context, plan reconcile.Plan, byUID map[string]Placement) []clientv3.Op {
-	cordons, _, err := store.List[CordonRecord](ctx, m.cfg.Store, cordonPrefix)
-	if err != nil {
-		return nil
-	}
 	draining := map[string]bool{}
-	for _, kv := range cordons {
+	for _, kv := range m.view.cordons.List() {
 		if kv.Value.Drain {
 			draining[strings.TrimPrefix(kv.Key, cordonPrefix)] = true
 		}
@@ -814,13 +827,9 @@ func (m *Master) drainOps(ctx context.Context, plan reconcile.Plan, byUID map[st
 // podCIDROps gives every registered node without a pod CIDR the lowest free /24 of the cluster
 // CIDR. A node keeps its CIDR for good (until it is removed from the cluster).
 func (m *Master) podCIDROps(ctx context.Context, nodes []reconcile.Node) []clientv3.Op {
-	kvs, _, err := store.List[string](ctx, m.cfg.Store, podCIDRsPrefix)
-	if err != nil {
-		return nil
-	}
 	have := map[string]bool{}
 	used := map[netip.Prefix]bool{}
-	for _, kv := range kvs {
+	for _, kv := range m.view.podCIDRs.List() {
 		have[strings.TrimPrefix(kv.Key, podCIDRsPrefix)] = true
 		if p, err := netip.ParsePrefix(kv.Value); err == nil {
 			used[p] = true
@@ -854,10 +863,7 @@ func (m *Master) podCIDROps(ctx context.Context, nodes []reconcile.Node) []clien
 
 // deploymentOps records the Deployments' rollout status when it changed.
 func (m *Master) deploymentOps(ctx context.Context, plan reconcile.Plan) []clientv3.Op {
-	old, _, err := store.List[DeploymentRecord](ctx, m.cfg.Store, deploymentsPrefix)
-	if err != nil {
-		return nil
-	}
+	old := m.view.deployments.List()
 	prev := map[string]DeploymentRecord{}
 	for _, kv := range old {
 		prev[kv.Key] = kv.Value
