@@ -10,8 +10,10 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
@@ -54,6 +56,37 @@ type Client struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	requests  *requestCounts
+}
+
+// Requests counts the client's key-value requests since it connected.
+type Requests struct {
+	// Reads are Range requests (Get, List); Writes are Put, DeleteRange and Txn requests.
+	Reads, Writes int64
+	// KeysRead is how many keys the reads returned.
+	KeysRead int64
+}
+
+// requestCounts counts a client's requests, from a gRPC interceptor.
+type requestCounts struct{ reads, writes, keysRead atomic.Int64 }
+
+func (r *requestCounts) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	switch method {
+	case "/etcdserverpb.KV/Range":
+		r.reads.Add(1)
+		if resp, ok := reply.(*etcdserverpb.RangeResponse); ok && err == nil {
+			r.keysRead.Add(int64(len(resp.Kvs)))
+		}
+	case "/etcdserverpb.KV/Put", "/etcdserverpb.KV/DeleteRange", "/etcdserverpb.KV/Txn":
+		r.writes.Add(1)
+	}
+	return err
+}
+
+// Requests returns how many reads and writes the client has sent.
+func (c *Client) Requests() Requests {
+	return Requests{Reads: c.requests.reads.Load(), Writes: c.requests.writes.Load(), KeysRead: c.requests.keysRead.Load()}
 }
 
 // Connect connects to the store and checks that it answers.
@@ -69,6 +102,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if dial <= 0 {
 		dial = defaultDialTimeout
 	}
+	counts := &requestCounts{}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            cfg.Endpoints,
 		DialTimeout:          dial,
@@ -81,7 +115,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: dial,
-		})},
+		}), grpc.WithChainUnaryInterceptor(counts.intercept)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to the store at %s: %w", strings.Join(cfg.Endpoints, ","), err)
@@ -94,7 +128,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 			"the address and TLS files are right", strings.Join(cfg.Endpoints, ","), err)
 	}
 	cctx, ccancel := context.WithCancel(context.Background())
-	return &Client{cli: cli, ctx: cctx, cancel: ccancel}, nil
+	return &Client{cli: cli, ctx: cctx, cancel: ccancel, requests: counts}, nil
 }
 
 func (cfg Config) tlsConfig() (*tls.Config, error) {
