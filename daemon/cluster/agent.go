@@ -34,6 +34,7 @@ type Agent struct {
 
 	mu         sync.Mutex
 	placements map[string]Placement // by UID; nil until read from the store once
+	converged  string               // the commit the master marked converged
 	reported   map[string]string    // UID -> last reported status, for change detection
 	readySince map[string]time.Time
 	stopping   map[string]bool // UIDs of pods being stopped
@@ -100,9 +101,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() {
 		// The node reports the converged commit as soon as the master marks it.
 		defer wg.Done()
-		for range store.Watch[json.RawMessage](ctx, a.cfg.Store, convergedKey, 0) {
-			poke()
-		}
+		a.watchConverged(ctx, poke)
 	}()
 	go func() {
 		defer wg.Done()
@@ -163,6 +162,41 @@ func (a *Agent) watchPlacements(ctx context.Context, poke func()) {
 				delete(a.placements, uid)
 			}
 			a.mu.Unlock()
+			poke()
+		}
+	}
+}
+
+// watchConverged keeps a.converged equal to the commit the master marked converged: read once,
+// then followed by a watch, so that the once-a-second sync reads nothing from the store.
+func (a *Agent) watchConverged(ctx context.Context, poke func()) {
+	for ctx.Err() == nil {
+		kvs, rev, err := store.List[string](ctx, a.cfg.Store, convergedKey)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for _, kv := range kvs {
+			if kv.Key == convergedKey {
+				a.mu.Lock()
+				a.converged = kv.Value
+				a.mu.Unlock()
+				poke()
+			}
+		}
+		for ev := range store.Watch[string](ctx, a.cfg.Store, convergedKey, rev+1) {
+			if ev.Type == store.EventResync {
+				break
+			}
+			if ev.Type == store.EventPut && ev.Err == nil && ev.Key == convergedKey {
+				a.mu.Lock()
+				a.converged = ev.Value
+				a.mu.Unlock()
+			}
 			poke()
 		}
 	}
@@ -246,9 +280,11 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 	}
 	rec.PodsDesired, rec.PodsRunning, rec.Heartbeat = desired, ready, time.Now()
 	if ready == desired {
-		if conv, _, found, err := store.Get[string](ctx, a.cfg.Store, convergedKey); err == nil && found {
-			rec.Converged = conv
+		a.mu.Lock()
+		if a.converged != "" {
+			rec.Converged = a.converged
 		}
+		a.mu.Unlock()
 	}
 	if err := reg.Update(ctx, rec); err != nil && ctx.Err() == nil {
 		a.log.Debug("update node record", "err", err)
