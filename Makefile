@@ -14,7 +14,7 @@ DEMO_DIR ?= /tmp/shoal-demo
 
 export CGO_ENABLED := 1
 
-.PHONY: help deps build build-static test test-short lint fmt generate verify fuzz bench bench-lb demo demo-down clean
+.PHONY: help deps build build-static test test-short lint fmt generate verify fuzz bench bench-scale bench-lb demo demo-down clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,11 @@ bench: ## run the benchmarks (root runs the container start and pod start benchm
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . ./reconcile/ ./daemon/store/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkCommitToConverged -benchtime=20x -timeout 30m ./tests/
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkFailover -benchtime=10x -timeout 30m ./tests/
+
+bench-scale: ## the master with 100, 300 and 1,000 simulated nodes of 30 pods (one process per size)
+	for n in 100 300 1000; do \
+		$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench "BenchmarkScale/nodes=$$n\$$" -benchtime=1x -timeout 30m ./daemon/cluster/ || exit 1; \
+	done
 
 bench-lb: ## Service load balancing side by side: direct, eBPF, kube-proxy iptables at 1/1k/10k services (root, iptables)
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkConnect -count 3 -timeout 20m ./netplane/lb/lbbench/

@@ -617,6 +617,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			return 0, err
 		}
 		m.wrote = max(m.wrote, resp.Header.Revision)
+		m.cfg.Metrics.StoreWrites.Add(float64(n))
 		ops = ops[n:]
 	}
 	for _, e := range plan.Events {

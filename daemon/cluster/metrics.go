@@ -15,6 +15,8 @@ type Metrics struct {
 	GitFetchErrors    prometheus.Counter
 	GitFetchDuration  prometheus.Histogram
 	Pods              *prometheus.GaugeVec
+	// StoreWrites counts the keys the master's passes write or delete.
+	StoreWrites prometheus.Counter
 }
 
 // NewMetrics makes the metrics and registers them with reg (nil: not registered).
@@ -31,11 +33,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		GitFetchErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "shoal_git_fetch_errors_total", Help: "Failed fetches of the repository."}),
 		GitFetchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "shoal_git_fetch_duration_seconds", Help: "Time of a fetch of the repository.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+		StoreWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "shoal_master_store_writes_total",
+			Help: "Keys written or deleted by the master's controller passes."}),
 		Pods: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "shoal_pods", Help: "Pods of the cluster by phase, as the master sees them."}, []string{"phase"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ReconcileDuration, m.CommitToConverged, m.CommitsApplied, m.CommitsRejected,
-			m.GitFetchErrors, m.GitFetchDuration, m.Pods)
+			m.GitFetchErrors, m.GitFetchDuration, m.Pods, m.StoreWrites)
 	}
 	return m
 }
