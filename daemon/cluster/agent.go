@@ -2,9 +2,9 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -35,7 +35,10 @@ type Agent struct {
 	mu         sync.Mutex
 	placements map[string]Placement // by UID; nil until read from the store once
 	converged  string               // the commit the master marked converged
-	reported   map[string]string    // UID -> last reported status, for change detection
+	reported   map[string]string    // UID -> the refusal last reported for a pod the node refused
+	// lastStatus is, by UID, the status last reported (condition times left out) and since
+	// when the pod was Ready, so that an unchanged pod is not written again.
+	lastStatus map[string]reportedStatus
 	readySince map[string]time.Time
 	stopping   map[string]bool // UIDs of pods being stopped
 	stops      sync.WaitGroup
@@ -53,7 +56,7 @@ func NewAgent(cfg AgentConfig) *Agent {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 5 * time.Second
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), reported: map[string]string{}, readySince: map[string]time.Time{}, stopping: map[string]bool{},
+	return &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), reported: map[string]string{}, lastStatus: map[string]reportedStatus{}, readySince: map[string]time.Time{}, stopping: map[string]bool{},
 		hostPortVerdicts: map[string]string{}}
 }
 
@@ -322,6 +325,7 @@ func (a *Agent) forget(ctx context.Context, uid string) {
 	}
 	a.mu.Lock()
 	delete(a.reported, uid)
+	delete(a.lastStatus, uid)
 	delete(a.readySince, uid)
 	delete(a.hostPortVerdicts, uid)
 	a.mu.Unlock()
@@ -341,8 +345,8 @@ func (a *Agent) report(ctx context.Context, uid string, st runtime.PodState) {
 		since = time.Time{}
 	}
 	st.Status = withHostPortNote(st.Status, a.hostPortNotes[uid])
-	digest := statusDigest(st.Status) + since.String()
-	if a.reported[uid] == digest {
+	cur := reportedStatus{status: withoutConditionTimes(st.Status), since: since}
+	if last, ok := a.lastStatus[uid]; ok && last.since.Equal(cur.since) && reflect.DeepEqual(last.status, cur.status) {
 		a.mu.Unlock()
 		return
 	}
@@ -353,17 +357,26 @@ func (a *Agent) report(ctx context.Context, uid string, st runtime.PodState) {
 		return
 	}
 	a.mu.Lock()
-	a.reported[uid] = digest
+	a.lastStatus[uid] = cur
+	delete(a.reported, uid)
 	a.mu.Unlock()
 }
 
-func statusDigest(s manifests.PodStatus) string {
+// reportedStatus is what report last wrote of a pod.
+type reportedStatus struct {
+	status manifests.PodStatus
+	since  time.Time
+}
+
+// withoutConditionTimes is s with its conditions' times left out: a pod whose status differs
+// only in them has not changed. (Comparing a copy is much cheaper than encoding it, which a node
+// did for each of its pods every second.)
+func withoutConditionTimes(s manifests.PodStatus) manifests.PodStatus {
 	c := s
-	c.Conditions = nil
-	for _, cond := range s.Conditions {
+	c.Conditions = make([]manifests.PodCondition, len(s.Conditions))
+	for i, cond := range s.Conditions {
 		cond.LastTransitionTime, cond.LastProbeTime = manifests.Time{}, manifests.Time{}
-		c.Conditions = append(c.Conditions, cond)
+		c.Conditions[i] = cond
 	}
-	data, _ := json.Marshal(c)
-	return string(data)
+	return c
 }

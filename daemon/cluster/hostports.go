@@ -273,6 +273,7 @@ func (a *Agent) reportRejected(ctx context.Context, pl Placement, msg string) {
 	}
 	a.mu.Lock()
 	a.reported[uid] = digest
+	delete(a.lastStatus, uid)
 	a.mu.Unlock()
 }
 
