@@ -10,5 +10,6 @@
 //   - gitsync: the node's copy of the desired-state repository, fetched, watched and read by commit.
 //   - pki: the cluster's certificate authority, node certificates and the join token.
 //   - join: admitting new nodes into a cluster and joining one.
-//   - api and client: the daemon's HTTP API and the client the CLI talks to it with.
+//   - api and client: the daemon's HTTP API and the client the CLI talks to it with; api/wire is
+//     what the two share, so that the client links nothing of the store.
 package daemon

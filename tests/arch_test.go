@@ -98,6 +98,23 @@ func TestLibcontainerInOnePackage(t *testing.T) {
 	}
 }
 
+// TestClientLinksNoStore keeps the API client light: it talks HTTP to a daemon and must link no
+// part of etcd, the store or the master.
+func TestClientLinksNoStore(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.ImportPath != module+"/daemon/client" {
+			continue
+		}
+		for _, dep := range p.Deps {
+			if strings.HasPrefix(dep, "go.etcd.io/") || (under(dep, module) && !under(dep, module+"/daemon/api/wire")) {
+				t.Errorf("%s depends on %s; it may use only %s/daemon/api/wire of the daemon", p.ImportPath, dep, module)
+			}
+		}
+		return
+	}
+	t.Fatal("no package daemon/client")
+}
+
 // TestPackageDocs requires a package doc comment in every package.
 func TestPackageDocs(t *testing.T) {
 	for _, p := range listPackages(t) {

@@ -1,7 +1,8 @@
 // Package api is the HTTP API of a Shoal daemon, served on a unix socket for the local CLI and
 // optionally on TCP with TLS and a bearer token for remote use. It is read-mostly: Git is the only
 // way to change the desired state. Reads are answered from a snapshot of the shared store; logs and
-// exec reach the pod's node.
+// exec reach the pod's node. Its subpackage wire holds what clients share with it (the error body,
+// the framing of exec streams) without the server's dependencies.
 package api
 
 import (
@@ -22,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoal-dev/shoal/daemon/api/wire"
 	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/runtime"
@@ -59,9 +61,7 @@ type Config struct {
 }
 
 // Error is the body of an error response.
-type Error struct {
-	Error string `json:"error"`
-}
+type Error = wire.Error
 
 // NewHandler returns the API's handler.
 func NewHandler(cfg Config) http.Handler {
@@ -291,12 +291,12 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Exec frames: a stream byte, a 4-byte big-endian length, the payload.
+// Exec frames: a stream byte, a 4-byte big-endian length, the payload (see package wire).
 const (
-	StreamStdout byte = 1
-	StreamStderr byte = 2
-	StreamExit   byte = 3 // payload: the exit code in decimal
-	StreamError  byte = 4 // payload: an error message
+	StreamStdout = wire.StreamStdout
+	StreamStderr = wire.StreamStderr
+	StreamExit   = wire.StreamExit
+	StreamError  = wire.StreamError
 )
 
 type frameWriter struct {

@@ -18,7 +18,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/shoal-dev/shoal/daemon/api"
+	"github.com/shoal-dev/shoal/daemon/api/wire"
 )
 
 // DefaultSocket is where a node's daemon listens unless told otherwise.
@@ -101,7 +101,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
-		var e api.Error
+		var e wire.Error
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
 			return nil, &StatusError{Code: resp.StatusCode, Msg: e.Error}
@@ -215,17 +215,17 @@ func (c *Client) Exec(ctx context.Context, namespace, pod, container string, com
 			return -1, fmt.Errorf("exec: %w", err)
 		}
 		switch hdr[0] {
-		case api.StreamStdout:
+		case wire.StreamStdout:
 			if _, err := stdout.Write(payload); err != nil {
 				return -1, err
 			}
-		case api.StreamStderr:
+		case wire.StreamStderr:
 			if _, err := stderr.Write(payload); err != nil {
 				return -1, err
 			}
-		case api.StreamExit:
+		case wire.StreamExit:
 			return strconv.Atoi(string(payload))
-		case api.StreamError:
+		case wire.StreamError:
 			return -1, errors.New(string(payload))
 		}
 	}
