@@ -30,6 +30,10 @@
 //     Deployment's pods, then prefers the least requested node.
 //   - Pods on a node with a NoExecute taint they do not tolerate are
 //     evicted, at once or after their tolerationSeconds, and replaced.
+//   - The Deployment pods of a draining node are deleted and replaced
+//     elsewhere in the same plan; its standalone pods stay.
+//   - Every ready node without a pod CIDR gets the lowest free /24 of
+//     State.ClusterCIDR.
 //
 // Reconcile does no I/O, starts no goroutine, reads no clock and draws no
 // random numbers: new pods' UIDs and name suffixes come from an IDSource.

@@ -104,6 +104,7 @@ func (p *planner) run() {
 	}
 
 	p.evictTainted()
+	p.drain()
 
 	seen := make(map[string]bool, len(deployments))
 	for _, d := range deployments {
@@ -136,6 +137,7 @@ func (p *planner) run() {
 	}
 
 	p.schedule()
+	p.podCIDRs()
 }
 
 // nodeLost reports whether the pod is bound to a node that is lost or no

@@ -199,8 +199,10 @@ func (s *sim) checkInvariants(st State, plan Plan) {
 			if !isDel && !p.Terminating {
 				total++
 			}
-			if isDel && del.Reason == DeleteTaintEviction {
-				continue // involuntary, as a lost node: no budget applies
+			if isDel && (del.Reason == DeleteTaintEviction || del.Reason == DeleteDrained) {
+				// Involuntary as a lost node, or asked for by a drain (kubectl drain evicts
+				// every pod at once when no disruption budget applies): not the rollout's budget.
+				continue
 			}
 			if s.available(p, minReady) {
 				availBefore++

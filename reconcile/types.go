@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/shoal-dev/shoal/manifests"
@@ -119,6 +120,12 @@ type State struct {
 	// NodeLostGrace is how long a node may be not ready before its
 	// Deployment pods are replaced; zero means DefaultNodeLostGrace.
 	NodeLostGrace time.Duration
+	// ClusterCIDR is the range the nodes' pod CIDRs (/24 each) come from;
+	// when it is not valid, the plan allocates none.
+	ClusterCIDR netip.Prefix
+	// PodCIDRs are the pod CIDRs the nodes have, by node name. A node keeps
+	// its CIDR until it is removed from the cluster.
+	PodCIDRs map[string]netip.Prefix
 }
 
 // IDSource supplies the identifiers of new pods. Reconcile calls it in a
@@ -156,6 +163,10 @@ const (
 	// DeleteTaintEviction: its node has a NoExecute taint the pod does not
 	// tolerate, or no longer tolerates after its tolerationSeconds.
 	DeleteTaintEviction = "TaintManagerEviction"
+	// DeleteDrained: a Deployment's pod on a draining node; a replacement
+	// is scheduled elsewhere (standalone pods stay, as kubectl drain leaves
+	// unmanaged pods without --force).
+	DeleteDrained = "Drained"
 )
 
 // DeletePod asks to delete a pod: the pod is marked Terminating and its node
@@ -245,6 +256,12 @@ type Plan struct {
 	// Pending lists the pods that stay unscheduled.
 	Pending []PendingPod
 	Events  []Event
+	// PodCIDRs are the pod CIDRs given in this plan, by node name: every
+	// ready node without one gets the lowest free /24 of the cluster CIDR.
+	PodCIDRs map[string]netip.Prefix
+	// NoPodCIDR lists the ready nodes left without a pod CIDR because the
+	// cluster CIDR is full (or smaller than a /24).
+	NoPodCIDR []string
 	// RequeueAfter, when positive, is when the plan may change by time
 	// alone (a pod reaching minReadySeconds, a node reaching the lost
 	// grace); the master reconciles again by then at the latest.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -554,8 +555,14 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	if err != nil {
 		return 0, err
 	}
+	podCIDRs := map[string]netip.Prefix{}
+	for _, kv := range m.view.podCIDRs.List() {
+		if c, err := netip.ParsePrefix(kv.Value); err == nil {
+			podCIDRs[strings.TrimPrefix(kv.Key, podCIDRsPrefix)] = c
+		}
+	}
 	plan := reconcile.Reconcile(reconcile.State{Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: nodes,
-		Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace}, randomIDs{})
+		Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace, ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs}, randomIDs{})
 	var ops []clientv3.Op
 	for _, a := range plan.Actions {
 		switch a := a.(type) {
@@ -608,8 +615,13 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	}
 	ops = append(ops, m.deploymentOps(ctx, plan)...)
 	ops = append(ops, m.serviceOps(ctx, objs, pods)...)
-	ops = append(ops, m.podCIDROps(ctx, nodes)...)
-	ops = append(ops, m.drainOps(ctx, plan, byUID)...)
+	for _, name := range slices.Sorted(maps.Keys(plan.PodCIDRs)) {
+		ops = append(ops, putOp(PodCIDRKey(name), plan.PodCIDRs[name].String()))
+		m.log.Info("pod CIDR allocated", "node", name, "cidr", plan.PodCIDRs[name])
+	}
+	for _, name := range plan.NoPodCIDR {
+		m.log.Warn("no pod CIDR left for node", "node", name, "cluster", m.cfg.ClusterCIDR)
+	}
 	for len(ops) > 0 {
 		n := min(len(ops), 64)
 		resp, err := lead.Txn(ctx, ops[:n]...)
@@ -790,73 +802,6 @@ func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods [
 	for key := range prev {
 		if !seen[key] {
 			ops = append(ops, clientv3.OpDelete(key))
-		}
-	}
-	return ops
-}
-
-// drainOps moves the Deployment pods off draining nodes: they are stopped, and the controllers
-// start replacements on schedulable nodes. Standalone pods stay, as kubectl drain leaves
-// unmanaged pods without --force.
-func (m *Master) drainOps(ctx context.Context, plan reconcile.Plan, byUID map[string]Placement) []clientv3.Op {
-	draining := map[string]bool{}
-	for _, kv := range m.view.cordons.List() {
-		if kv.Value.Drain {
-			draining[strings.TrimPrefix(kv.Key, cordonPrefix)] = true
-		}
-	}
-	if len(draining) == 0 {
-		return nil
-	}
-	planned := map[string]bool{}
-	for _, a := range plan.Actions {
-		if d, ok := a.(reconcile.DeletePod); ok {
-			planned[d.UID] = true
-		}
-	}
-	var ops []clientv3.Op
-	for uid, pl := range byUID {
-		if !draining[pl.Node] || pl.Owner == "" || pl.Terminating || planned[uid] {
-			continue
-		}
-		pl.Terminating, pl.Reason = true, "Drained"
-		ops = append(ops, putOp(placementKey(pl.Node, uid), pl))
-	}
-	return ops
-}
-
-// podCIDROps gives every registered node without a pod CIDR the lowest free /24 of the cluster
-// CIDR. A node keeps its CIDR for good (until it is removed from the cluster).
-func (m *Master) podCIDROps(ctx context.Context, nodes []reconcile.Node) []clientv3.Op {
-	have := map[string]bool{}
-	used := map[netip.Prefix]bool{}
-	for _, kv := range m.view.podCIDRs.List() {
-		have[strings.TrimPrefix(kv.Key, podCIDRsPrefix)] = true
-		if p, err := netip.ParsePrefix(kv.Value); err == nil {
-			used[p] = true
-		}
-	}
-	var ops []clientv3.Op
-	base := m.cfg.ClusterCIDR.Masked()
-	for _, n := range nodes {
-		if have[n.Name] || !n.Ready {
-			continue
-		}
-		b := base.Addr().As4()
-		start := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-		for i := uint32(0); ; i++ {
-			v := start + i<<8
-			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), 24)
-			if i >= 1<<16 || base.Bits() > 24 || !base.Contains(p.Addr()) {
-				m.log.Warn("no pod CIDR left for node", "node", n.Name, "cluster", base)
-				break
-			}
-			if !used[p] {
-				used[p] = true
-				ops = append(ops, putOp(PodCIDRKey(n.Name), p.String()))
-				m.log.Info("pod CIDR allocated", "node", n.Name, "cidr", p)
-				break
-			}
 		}
 	}
 	return ops
