@@ -308,9 +308,31 @@ func (p *planner) status(r *rollout) DeploymentStatus {
 	default:
 		prog.Status, prog.Reason, prog.Message = manifests.ConditionTrue, "ReplicaSetUpdated", "Revision \""+rev+"\" is progressing."
 	}
-	st.Conditions = []manifests.DeploymentCondition{avail, prog}
+	st.Conditions = p.conditionTimes(r.d.Namespace+"/"+r.d.Name, avail, prog)
 	return DeploymentStatus{
 		Namespace: r.d.Namespace, Name: r.d.Name, TemplateHash: r.hash, ObservedCommit: p.s.Commit,
 		Complete: complete, DeploymentStatus: st,
 	}
+}
+
+// conditionTimes gives conditions their times, as Kubernetes' deployment
+// controller does: a condition whose status is unchanged since it was last
+// recorded keeps its lastTransitionTime, and one whose reason and message
+// are unchanged too keeps its lastUpdateTime; the others get State.Now.
+func (p *planner) conditionTimes(key string, conds ...manifests.DeploymentCondition) []manifests.DeploymentCondition {
+	now := manifests.NewTime(p.s.Now)
+	prev := p.s.DeploymentConditions[key]
+	for i := range conds {
+		c := &conds[i]
+		c.LastUpdateTime, c.LastTransitionTime = now, now
+		for _, pc := range prev {
+			if pc.Type == c.Type && pc.Status == c.Status {
+				c.LastTransitionTime = pc.LastTransitionTime
+				if pc.Reason == c.Reason && pc.Message == c.Message {
+					c.LastUpdateTime = pc.LastUpdateTime
+				}
+			}
+		}
+	}
+	return conds
 }

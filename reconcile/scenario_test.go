@@ -319,7 +319,8 @@ func (s *sim) run(t *testing.T, b *block) string {
 		var out []string
 		for _, d := range s.last.Deployments {
 			for _, c := range d.Conditions {
-				out = append(out, fmt.Sprintf("%s/%s %s=%s %s: %s", d.Namespace, d.Name, c.Type, c.Status, c.Reason, c.Message))
+				out = append(out, fmt.Sprintf("%s/%s %s=%s %s: %s (transition %s, update %s)", d.Namespace, d.Name, c.Type, c.Status, c.Reason, c.Message,
+					c.LastTransitionTime.Format(time.TimeOnly), c.LastUpdateTime.Format(time.TimeOnly)))
 			}
 		}
 		if len(out) == 0 {

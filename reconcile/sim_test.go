@@ -50,9 +50,13 @@ func newSim() *sim {
 }
 
 func (s *sim) state() State {
+	conds := map[string][]manifests.DeploymentCondition{}
+	for _, d := range s.last.Deployments {
+		conds[d.Namespace+"/"+d.Name] = d.Conditions
+	}
 	return State{
 		Objects: s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
-		Now: s.now, NodeLostGrace: s.grace,
+		Now: s.now, NodeLostGrace: s.grace, DeploymentConditions: conds,
 	}
 }
 

@@ -126,6 +126,10 @@ type State struct {
 	// PodCIDRs are the pod CIDRs the nodes have, by node name. A node keeps
 	// its CIDR until it is removed from the cluster.
 	PodCIDRs map[string]netip.Prefix
+	// DeploymentConditions are the conditions last recorded for each
+	// Deployment ("namespace/name"), whose times a condition keeps while it
+	// does not change.
+	DeploymentConditions map[string][]manifests.DeploymentCondition
 }
 
 // IDSource supplies the identifiers of new pods. Reconcile calls it in a
@@ -230,9 +234,10 @@ type Event struct {
 }
 
 // DeploymentStatus is a Deployment's status as it will be once the plan is
-// applied. The embedded manifests.DeploymentStatus is what the API shows;
-// condition times are left zero for the master to fill when a condition
-// changes.
+// applied. The embedded manifests.DeploymentStatus is what the API shows.
+// A condition's lastTransitionTime is State.Now when its status changed
+// (else the recorded one), its lastUpdateTime State.Now when its status,
+// reason or message changed.
 type DeploymentStatus struct {
 	Namespace string
 	Name      string

@@ -561,8 +561,13 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			podCIDRs[strings.TrimPrefix(kv.Key, podCIDRsPrefix)] = c
 		}
 	}
+	conds := map[string][]manifests.DeploymentCondition{}
+	for _, kv := range m.view.deployments.List() {
+		conds[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value.Status.Conditions
+	}
 	plan := reconcile.Reconcile(reconcile.State{Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: nodes,
-		Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace, ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs}, randomIDs{})
+		Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace, ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs,
+		DeploymentConditions: conds}, randomIDs{})
 	var ops []clientv3.Op
 	for _, a := range plan.Actions {
 		switch a := a.(type) {
@@ -820,21 +825,7 @@ func (m *Master) deploymentOps(ctx context.Context, plan reconcile.Plan) []clien
 		key := deploymentKey(d.Namespace, d.Name)
 		seen[key] = true
 		rec := DeploymentRecord{Namespace: d.Namespace, Name: d.Name, Status: d.DeploymentStatus, Commit: d.ObservedCommit, Complete: d.Complete}
-		p, ok := prev[key]
-		// Condition times: keep the old one while the condition's status is unchanged.
-		for i := range rec.Status.Conditions {
-			c := &rec.Status.Conditions[i]
-			c.LastUpdateTime, c.LastTransitionTime = manifests.NewTime(time.Now()), manifests.NewTime(time.Now())
-			for _, pc := range p.Status.Conditions {
-				if pc.Type == c.Type && pc.Status == c.Status {
-					c.LastTransitionTime = pc.LastTransitionTime
-					if pc.Reason == c.Reason && pc.Message == c.Message {
-						c.LastUpdateTime = pc.LastUpdateTime
-					}
-				}
-			}
-		}
-		if ok && sameJSON(p, rec) {
+		if p, ok := prev[key]; ok && sameJSON(p, rec) {
 			continue
 		}
 		ops = append(ops, putOp(key, rec))
