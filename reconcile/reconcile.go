@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -138,6 +139,21 @@ func (p *planner) run() {
 
 	p.schedule()
 	p.podCIDRs()
+	p.services()
+}
+
+// services plans the Services over the pods as observed.
+func (p *planner) services() {
+	if !p.s.ServiceCIDR.IsValid() {
+		return
+	}
+	addrs := make([]PodAddr, 0, len(p.s.Pods))
+	for i := range p.s.Pods {
+		pod := &p.s.Pods[i]
+		ip, _ := netip.ParseAddr(pod.IP)
+		addrs = append(addrs, PodAddr{Pod: pod.Spec, IP: ip, Node: pod.Node, Ready: pod.Ready, Terminating: pod.Terminating})
+	}
+	p.plan.Services = Services(p.s.Objects, addrs, p.s.ServiceIPs, p.s.NodePorts, p.s.ServedLoadBalancers, p.s.ServiceCIDR)
 }
 
 // nodeLost reports whether the pod is bound to a node that is lost or no

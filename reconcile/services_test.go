@@ -183,3 +183,23 @@ func TestLoadBalancersSharingAPortOneIsPending(t *testing.T) {
 		t.Errorf("pending %v, want [api store-front]", got)
 	}
 }
+
+// Reconcile plans the Services with the pods when it is given a service CIDR.
+func TestReconcilePlansServices(t *testing.T) {
+	cidr := netip.MustParsePrefix("10.96.0.0/16")
+	svc := service("web", "", map[string]string{"app": "web"}, manifests.FromInt(8080))
+	pod := &manifests.Pod{ObjectMeta: manifests.ObjectMeta{Name: "web-1", Namespace: "default", Labels: map[string]string{"app": "web"}}}
+	s := State{Objects: []manifests.Object{svc}, Pods: []Pod{{UID: "u1", Namespace: "default", Name: "web-1", Spec: pod, Node: "n1", Ready: true, IP: "10.244.0.5"}},
+		ServiceCIDR: cidr, ServiceIPs: map[netip.Addr]string{netip.MustParseAddr("10.96.0.7"): "default/web"}}
+	plan := Reconcile(s, &seqIDs{})
+	if len(plan.Services.Services) != 1 {
+		t.Fatalf("services %+v, want web", plan.Services)
+	}
+	got := plan.Services.Services[0]
+	if got.ClusterIP != netip.MustParseAddr("10.96.0.7") || len(got.Endpoints) != 1 || got.Endpoints[0].IP != netip.MustParseAddr("10.244.0.5") {
+		t.Errorf("web = %+v, want its kept address and the ready pod", got)
+	}
+	if Reconcile(State{Objects: s.Objects, Pods: s.Pods}, &seqIDs{}).Services.Services != nil {
+		t.Error("services planned without a service CIDR")
+	}
+}

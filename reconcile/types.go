@@ -130,6 +130,14 @@ type State struct {
 	// Deployment ("namespace/name"), whose times a condition keeps while it
 	// does not change.
 	DeploymentConditions map[string][]manifests.DeploymentCondition
+	// Services, when ServiceCIDR is valid, are planned too (Plan.Services):
+	// from the virtual IPs already allocated (by address, to
+	// "namespace/name"), the node ports Services had ("namespace/name/port
+	// name") and the LoadBalancer Services that were served; see Services.
+	ServiceCIDR         netip.Prefix
+	ServiceIPs          map[netip.Addr]string
+	NodePorts           map[string]int32
+	ServedLoadBalancers map[string]bool
 }
 
 // IDSource supplies the identifiers of new pods. Reconcile calls it in a
@@ -261,6 +269,9 @@ type Plan struct {
 	// Pending lists the pods that stay unscheduled.
 	Pending []PendingPod
 	Events  []Event
+	// Services are the Services' virtual IPs, node ports and endpoints (the
+	// ready pods they select, as observed), when State.ServiceCIDR is valid.
+	Services ServicePlan
 	// PodCIDRs are the pod CIDRs given in this plan, by node name: every
 	// ready node without one gets the lowest free /24 of the cluster CIDR.
 	PodCIDRs map[string]netip.Prefix

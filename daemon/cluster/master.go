@@ -561,13 +561,15 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			podCIDRs[strings.TrimPrefix(kv.Key, podCIDRsPrefix)] = c
 		}
 	}
+	svcIPs, nodePorts, served := m.serviceInputs()
 	conds := map[string][]manifests.DeploymentCondition{}
 	for _, kv := range m.view.deployments.List() {
 		conds[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value.Status.Conditions
 	}
 	plan := reconcile.Reconcile(reconcile.State{Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: nodes,
 		Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace, ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs,
-		DeploymentConditions: conds}, randomIDs{})
+		DeploymentConditions: conds, ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts,
+		ServedLoadBalancers: served}, randomIDs{})
 	var ops []clientv3.Op
 	for _, a := range plan.Actions {
 		switch a := a.(type) {
@@ -619,7 +621,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 		}
 	}
 	ops = append(ops, m.deploymentOps(ctx, plan)...)
-	ops = append(ops, m.serviceOps(ctx, objs, pods)...)
+	ops = append(ops, m.serviceOps(plan.Services)...)
 	for _, name := range slices.Sorted(maps.Keys(plan.PodCIDRs)) {
 		ops = append(ops, putOp(PodCIDRKey(name), plan.PodCIDRs[name].String()))
 		m.log.Info("pod CIDR allocated", "node", name, "cidr", plan.PodCIDRs[name])
@@ -757,34 +759,35 @@ func serviceAccount(objs []manifests.Object, ns string, ps manifests.PodSpec) *m
 	return nil
 }
 
-// serviceOps gives Services their virtual IPs and endpoints (the ready pods they select) and
-// records them when they change.
-func (m *Master) serviceOps(ctx context.Context, objs []manifests.Object, pods []reconcile.Pod) []clientv3.Op {
-	old := m.view.services.List()
-	allocated := map[netip.Addr]string{}
-	nodePorts := map[string]int32{}
-	prev := map[string]ServiceRecord{}
-	served := map[string]bool{} // LoadBalancer Services whose ports are open
-	for _, kv := range old {
-		prev[kv.Key] = kv.Value
-		if kv.Value.Type == string(manifests.ServiceTypeLoadBalancer) && !kv.Value.Pending {
-			served[kv.Value.Namespace+"/"+kv.Value.Name] = true
+// serviceInputs is what the Services were given before, for the planner to keep: their virtual
+// IPs (by address), node ports (by "namespace/name/port name") and the LoadBalancer Services
+// whose ports are open.
+func (m *Master) serviceInputs() (map[netip.Addr]string, map[string]int32, map[string]bool) {
+	ips, nodePorts, served := map[netip.Addr]string{}, map[string]int32{}, map[string]bool{}
+	for _, kv := range m.view.services.List() {
+		r := kv.Value
+		if r.Type == string(manifests.ServiceTypeLoadBalancer) && !r.Pending {
+			served[r.Namespace+"/"+r.Name] = true
 		}
-		if ip, err := netip.ParseAddr(kv.Value.ClusterIP); err == nil {
-			allocated[ip] = kv.Value.Namespace + "/" + kv.Value.Name
+		if ip, err := netip.ParseAddr(r.ClusterIP); err == nil {
+			ips[ip] = r.Namespace + "/" + r.Name
 		}
-		for _, p := range kv.Value.Ports {
+		for _, p := range r.Ports {
 			if p.NodePort != 0 {
-				nodePorts[kv.Value.Namespace+"/"+kv.Value.Name+"/"+p.Name] = p.NodePort
+				nodePorts[r.Namespace+"/"+r.Name+"/"+p.Name] = p.NodePort
 			}
 		}
 	}
-	var addrs []reconcile.PodAddr
-	for _, p := range pods {
-		ip, _ := netip.ParseAddr(p.IP)
-		addrs = append(addrs, reconcile.PodAddr{Pod: p.Spec, IP: ip, Node: p.Node, Ready: p.Ready, Terminating: p.Terminating})
+	return ips, nodePorts, served
+}
+
+// serviceOps records the planned Services (virtual IPs, node ports, endpoints), with each
+// LoadBalancer's ingress, when they change, and deletes the records of Services gone.
+func (m *Master) serviceOps(plan reconcile.ServicePlan) []clientv3.Op {
+	prev := map[string]ServiceRecord{}
+	for _, kv := range m.view.services.List() {
+		prev[kv.Key] = kv.Value
 	}
-	plan := reconcile.Services(objs, addrs, allocated, nodePorts, served, m.cfg.ServiceCIDR)
 	for _, e := range plan.Errors {
 		m.log.Warn("service", "err", e)
 	}
