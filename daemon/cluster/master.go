@@ -863,11 +863,16 @@ func (m *Master) markConverged(ctx context.Context, lead *store.Leadership, sha 
 		}
 	}
 	rec, _, found, err := store.Get[CommitRecord](ctx, m.cfg.Store, seenKey(sha))
-	if err != nil || !found || !rec.ConvergedAt.IsZero() {
+	if err != nil {
+		m.log.Warn("read the commit to mark it converged; trying again on the next pass", "sha", sha, "err", err)
+		return
+	}
+	if !found || !rec.ConvergedAt.IsZero() {
 		return
 	}
 	rec.ConvergedAt = time.Now()
 	if _, err := lead.Txn(ctx, putOp(seenKey(sha), rec), putOp(convergedKey, sha)); err != nil {
+		m.log.Warn("mark the commit converged; trying again on the next pass", "sha", sha, "err", err)
 		return
 	}
 	d := rec.ConvergedAt.Sub(rec.SeenAt)
@@ -886,6 +891,7 @@ func (m *Master) emit(ctx context.Context, lead *store.Leadership, e Event) {
 	if time.Now().After(m.eventLeaseUntil) {
 		lease, err := m.cfg.Store.Etcd().Grant(ctx, int64(2*time.Hour/time.Second))
 		if err != nil {
+			m.log.Debug("event: grant its lease", "reason", e.Reason, "err", err)
 			return
 		}
 		m.eventLease, m.eventLeaseUntil = lease.ID, time.Now().Add(time.Hour)
