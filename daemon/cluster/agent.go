@@ -35,6 +35,7 @@ type Agent struct {
 	mu         sync.Mutex
 	placements map[string]Placement // by UID; nil until read from the store once
 	converged  string               // the commit the master marked converged
+	written    *NodeRecord          // the node record last written, by sync only
 	reported   map[string]string    // UID -> the refusal last reported for a pod the node refused
 	// lastStatus is, by UID, the status last reported (condition times left out) and since
 	// when the pod was Ready, so that an unchanged pod is not written again.
@@ -289,9 +290,35 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 		}
 		a.mu.Unlock()
 	}
-	if err := reg.Update(ctx, rec); err != nil && ctx.Err() == nil {
-		a.log.Debug("update node record", "err", err)
+	// The record is rewritten when it changed, and for its heartbeat every heartbeatEvery
+	// (every second on a node with a store member, whose freshness the master checks before it
+	// hands the store's leadership to it): liveness is the lease, so that a thousand nodes do
+	// not write a thousand records a second.
+	every := heartbeatEvery
+	if rec.Store == "member" {
+		every = time.Second
 	}
+	if a.written != nil && sameRecord(*a.written, *rec) && time.Since(a.written.Heartbeat) < every-100*time.Millisecond {
+		rec.Heartbeat = a.written.Heartbeat
+		return
+	}
+	if err := reg.Update(ctx, rec); err != nil {
+		if ctx.Err() == nil {
+			a.log.Debug("update node record", "err", err)
+		}
+		return
+	}
+	w := *rec
+	a.written = &w
+}
+
+// heartbeatEvery is how often a node that runs no store member rewrites its unchanged record.
+const heartbeatEvery = 10 * time.Second
+
+// sameRecord reports whether two node records differ in nothing but their heartbeat.
+func sameRecord(a, b NodeRecord) bool {
+	a.Heartbeat, b.Heartbeat = time.Time{}, time.Time{}
+	return reflect.DeepEqual(a, b)
 }
 
 func podName(pl Placement) string {

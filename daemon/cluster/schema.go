@@ -95,12 +95,14 @@ type NodeRecord struct {
 	// that uses the members, "external" for a node on an external etcd.
 	Store string `json:"store,omitempty"`
 	// Converged is the commit whose pods this node runs as placed (all Ready), "" until then.
-	Converged     string    `json:"converged,omitempty"`
-	PodsRunning   int       `json:"podsRunning"`
-	PodsDesired   int       `json:"podsDesired"`
-	Unschedulable bool      `json:"unschedulable,omitempty"`
-	Heartbeat     time.Time `json:"heartbeat"`
-	StartedAt     time.Time `json:"startedAt"`
+	Converged     string `json:"converged,omitempty"`
+	PodsRunning   int    `json:"podsRunning"`
+	PodsDesired   int    `json:"podsDesired"`
+	Unschedulable bool   `json:"unschedulable,omitempty"`
+	// Heartbeat is when the node last wrote the record: on every change, else every 10 s (every
+	// second on a node with a store member). Liveness is the record's lease.
+	Heartbeat time.Time `json:"heartbeat"`
+	StartedAt time.Time `json:"startedAt"`
 
 	// Taints are the node's taints (`shoal daemon --node-taint`).
 	Taints []NodeTaint `json:"taints,omitempty"`
