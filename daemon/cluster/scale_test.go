@@ -27,6 +27,8 @@ type simCluster struct {
 	master  *Master
 	metrics *Metrics
 	nodes   int
+	// crash stops one node in ten as a crash would (no goodbye to the store).
+	crash []func()
 }
 
 func newSimCluster(tb testing.TB, nodes int) *simCluster {
@@ -47,6 +49,7 @@ func newSimCluster(tb testing.TB, nodes int) *simCluster {
 	c := &simCluster{st: st, mst: mst, git: &fakeGit{commits: map[string]fakeCommit{}}, metrics: NewMetrics(nil), nodes: nodes}
 	var wg sync.WaitGroup
 	var runtimes []*lifecycle.Manager
+	var own []*store.Client
 	for i := range nodes {
 		rt, err := lifecycle.New(lifecycle.Config{Driver: fake.New(fake.TestAppImage("registry.local/app:v1")),
 			Backoff: lifecycle.Backoff{Base: 100 * time.Millisecond}, EvictionInterval: -1})
@@ -54,9 +57,26 @@ func newSimCluster(tb testing.TB, nodes int) *simCluster {
 			tb.Fatal(err)
 		}
 		runtimes = append(runtimes, rt)
-		agent := NewAgent(AgentConfig{Node: simNode(i), Store: st, Runtime: rt, TTL: 5 * time.Second,
+		client, actx := st, ctx
+		if i%10 == 9 {
+			// One node in ten has a connection of its own, so that it can crash: its connection
+			// closes without revoking its lease, which expires as a dead node's does.
+			oc, err := store.Connect(ctx, store.Config{Endpoints: emb.Endpoints()})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			own = append(own, oc)
+			var acancel context.CancelFunc
+			actx, acancel = context.WithCancel(ctx)
+			c.crash = append(c.crash, func() {
+				oc.Close()
+				acancel()
+			})
+			client = oc
+		}
+		agent := NewAgent(AgentConfig{Node: simNode(i), Store: client, Runtime: rt, TTL: 5 * time.Second,
 			Record: NodeRecord{Allocatable: Resources{MilliCPU: 64000, Memory: 256 << 30}}})
-		wg.Go(func() { _ = agent.Run(ctx) })
+		wg.Go(func() { _ = agent.Run(actx) })
 	}
 	c.master = NewMaster(MasterConfig{Node: simNode(0), Store: mst, Git: c.git, Metrics: c.metrics})
 	wg.Go(func() {
@@ -73,6 +93,9 @@ func newSimCluster(tb testing.TB, nodes int) *simCluster {
 		wg.Wait()
 		for _, rt := range runtimes {
 			rt.Close()
+		}
+		for _, oc := range own {
+			oc.Close()
 		}
 		mst.Close()
 		st.Close()
@@ -140,6 +163,35 @@ func (c *simCluster) onePodChange(tb testing.TB, parent string, deployments map[
 	return sha, took, testutilCounter(c.metrics.StoreWrites) - k0, store.Requests{Reads: r1.Reads - r0.Reads, Writes: r1.Writes - r0.Writes, KeysRead: r1.KeysRead - r0.KeysRead}
 }
 
+// loseTenth crashes one node in ten and returns how long it took until every Deployment had all
+// its replicas Ready again (the lease TTL and the node-lost grace, 5 s and 10 s, included).
+func (c *simCluster) loseTenth(tb testing.TB, deployments map[string]int) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	for _, f := range c.crash {
+		f()
+	}
+	seenLoss := false
+	for time.Since(start) < 5*time.Minute {
+		kvs, _, err := store.List[DeploymentRecord](context.Background(), c.st, deploymentsPrefix)
+		if err == nil {
+			ready := len(kvs) == len(deployments)
+			for _, kv := range kvs {
+				if int(kv.Value.Status.ReadyReplicas) != deployments[kv.Value.Name] {
+					ready = false
+				}
+			}
+			seenLoss = seenLoss || !ready
+			if ready && seenLoss {
+				return time.Since(start)
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	tb.Fatalf("the lost nodes' pods were not Ready elsewhere within 5 minutes")
+	return 0
+}
+
 func testutilCounter(c prometheus.Counter) float64 {
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
@@ -188,9 +240,9 @@ func median[T int64 | float64 | time.Duration](v []T) T {
 }
 
 // BenchmarkScale is the simulated cluster at 100, 300 and 1,000 nodes with 30 pods each
-// (make bench-scale): the time to place and converge every pod from empty, and a one-pod
-// change's commit to converged (median and slowest of 20), with the keys the master wrote and
-// its store requests.
+// (make bench-scale): the time to place and converge every pod from empty, a one-pod change's
+// commit to converged (median and slowest of 20) with the keys the master wrote and its store
+// requests, and the loss of one node in ten until their pods are Ready elsewhere.
 func BenchmarkScale(b *testing.B) {
 	for _, nodes := range []int{100, 300, 1000} {
 		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
@@ -220,6 +272,7 @@ func BenchmarkScale(b *testing.B) {
 				b.ReportMetric(float64(median(ws)), "writes-one-pod")
 				b.ReportMetric(float64(median(rs)), "reads-one-pod")
 				b.ReportMetric(float64(median(kr)), "keys-read-one-pod")
+				b.ReportMetric(c.loseTenth(b, deployments).Seconds(), "s-10pct-lost-to-ready")
 			}
 		})
 	}
