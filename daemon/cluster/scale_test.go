@@ -239,17 +239,18 @@ func median[T int64 | float64 | time.Duration](v []T) T {
 	return s[len(s)/2]
 }
 
-// BenchmarkScale is the simulated cluster at 100, 300 and 1,000 nodes with 30 pods each
+// BenchmarkScale is the simulated cluster at 100, 300 and 1,000 nodes with 31 pods each
 // (make bench-scale): the time to place and converge every pod from empty, a one-pod change's
 // commit to converged (median and slowest of 20) with the keys the master wrote and its store
-// requests, and the loss of one node in ten until their pods are Ready elsewhere.
+// requests, a rolling update of a Deployment with one replica per node ("big", 1,000 replicas
+// on 1,000 nodes), and the loss of one node in ten until their pods are Ready elsewhere.
 func BenchmarkScale(b *testing.B) {
 	for _, nodes := range []int{100, 300, 1000} {
 		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
 			for b.Loop() {
 				c := newSimCluster(b, nodes)
-				deployments := map[string]int{"single": 1}
-				version := map[string]string{"single": "v0"}
+				deployments := map[string]int{"single": 1, "big": nodes}
+				version := map[string]string{"single": "v0", "big": "v0"}
 				for d := range 10 {
 					deployments[fmt.Sprint("bulk-", d)] = 3 * nodes
 				}
@@ -272,6 +273,9 @@ func BenchmarkScale(b *testing.B) {
 				b.ReportMetric(float64(median(ws)), "writes-one-pod")
 				b.ReportMetric(float64(median(rs)), "reads-one-pod")
 				b.ReportMetric(float64(median(kr)), "keys-read-one-pod")
+				version["big"] = "v1"
+				sha = c.commit(sha, deployments, version)
+				b.ReportMetric(c.converge(b, sha, 10*time.Minute).Seconds(), "s-rollout-big")
 				b.ReportMetric(c.loseTenth(b, deployments).Seconds(), "s-10pct-lost-to-ready")
 			}
 		})
