@@ -34,6 +34,10 @@
 //     elsewhere in the same plan; its standalone pods stay.
 //   - Every ready node without a pod CIDR gets the lowest free /24 of
 //     State.ClusterCIDR.
+//   - A new pod carries the ConfigMaps and Secrets it refers to, and its
+//     ServiceAccount's imagePullSecrets when it lists none.
+//   - Services get their virtual IPs, node ports and endpoints
+//     (State.ServiceCIDR).
 //
 // Reconcile does no I/O, starts no goroutine, reads no clock and draws no
 // random numbers: new pods' UIDs and name suffixes come from an IDSource.

@@ -138,6 +138,7 @@ func (p *planner) run() {
 	}
 
 	p.schedule()
+	p.resolveReferences()
 	p.podCIDRs()
 	p.services()
 }

@@ -160,8 +160,14 @@ type Action interface{ isAction() }
 
 // CreatePod asks to store a new pod. Pod.Node is the node the scheduler
 // chose in the same plan, or "" when no node fits (the plan then lists the
-// pod in Pending).
-type CreatePod struct{ Pod Pod }
+// pod in Pending). ConfigMaps and Secrets (by name, of the pod's namespace)
+// are the desired objects the pod refers to, which its node runs it with;
+// Pod.Spec has its ServiceAccount's imagePullSecrets when it lists none.
+type CreatePod struct {
+	Pod        Pod
+	ConfigMaps map[string]*manifests.ConfigMap
+	Secrets    map[string]*manifests.Secret
+}
 
 // Reasons of DeletePod.
 const (

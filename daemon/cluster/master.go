@@ -574,12 +574,11 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	for _, a := range plan.Actions {
 		switch a := a.(type) {
 		case reconcile.CreatePod:
-			pl := Placement{Spec: runtime.PodSpec{UID: a.Pod.UID, Pod: a.Pod.Spec}, Node: a.Pod.Node, Owner: a.Pod.Owner,
-				TemplateHash: a.Pod.TemplateHash, Commit: a.Pod.Commit, Created: a.Pod.Created}
+			pl := Placement{Spec: runtime.PodSpec{UID: a.Pod.UID, Pod: a.Pod.Spec, ConfigMaps: a.ConfigMaps, Secrets: a.Secrets},
+				Node: a.Pod.Node, Owner: a.Pod.Owner, TemplateHash: a.Pod.TemplateHash, Commit: a.Pod.Commit, Created: a.Pod.Created}
 			if pl.Created.IsZero() {
 				pl.Created = time.Now()
 			}
-			m.resolveRefs(objs, &pl.Spec)
 			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), pl.Spec.UID), pl))
 		case reconcile.DeletePod:
 			pl, ok := byUID[a.UID]
@@ -672,91 +671,6 @@ func nodeOrPending(node string) string {
 		return "-"
 	}
 	return node
-}
-
-// resolveRefs attaches the ConfigMaps and Secrets a pod refers to, from the desired objects:
-// those of its volumes and environment, and its image pull secrets. As Kubernetes' ServiceAccount
-// admission does, a pod that lists no imagePullSecrets gets those of its ServiceAccount.
-func (m *Master) resolveRefs(objs []manifests.Object, spec *runtime.PodSpec) {
-	if spec.Pod == nil {
-		return
-	}
-	ns := spec.Pod.Namespace
-	if len(spec.Pod.Spec.ImagePullSecrets) == 0 {
-		if sa := serviceAccount(objs, ns, spec.Pod.Spec); sa != nil && len(sa.ImagePullSecrets) > 0 {
-			pod := spec.Pod.DeepCopyObject().(*manifests.Pod) // the desired pod is shared: change a copy
-			pod.Spec.ImagePullSecrets = slices.Clone(sa.ImagePullSecrets)
-			spec.Pod = pod
-		}
-	}
-	names := map[string]bool{}
-	secrets := map[string]bool{}
-	ps := &spec.Pod.Spec
-	for _, v := range ps.Volumes {
-		if v.ConfigMap != nil {
-			names[v.ConfigMap.Name] = true
-		}
-		if v.Secret != nil {
-			secrets[v.Secret.SecretName] = true
-		}
-	}
-	for _, r := range ps.ImagePullSecrets {
-		secrets[r.Name] = true
-	}
-	for _, c := range slices.Concat(ps.InitContainers, ps.Containers) {
-		for _, e := range c.Env {
-			if e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
-				names[e.ValueFrom.ConfigMapKeyRef.Name] = true
-			}
-			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
-				secrets[e.ValueFrom.SecretKeyRef.Name] = true
-			}
-		}
-		for _, ef := range c.EnvFrom {
-			if ef.ConfigMapRef != nil {
-				names[ef.ConfigMapRef.Name] = true
-			}
-			if ef.SecretRef != nil {
-				secrets[ef.SecretRef.Name] = true
-			}
-		}
-	}
-	for _, o := range objs {
-		switch o := o.(type) {
-		case *manifests.ConfigMap:
-			if o.Namespace == ns && names[o.Name] {
-				if spec.ConfigMaps == nil {
-					spec.ConfigMaps = map[string]*manifests.ConfigMap{}
-				}
-				spec.ConfigMaps[o.Name] = o
-			}
-		case *manifests.Secret:
-			if o.Namespace == ns && secrets[o.Name] {
-				if spec.Secrets == nil {
-					spec.Secrets = map[string]*manifests.Secret{}
-				}
-				spec.Secrets[o.Name] = o
-			}
-		}
-	}
-}
-
-// serviceAccount finds the pod's ServiceAccount ("default" unless it names one) among the
-// desired objects.
-func serviceAccount(objs []manifests.Object, ns string, ps manifests.PodSpec) *manifests.ServiceAccount {
-	name := ps.ServiceAccountName
-	if name == "" {
-		name = ps.DeprecatedServiceAccount
-	}
-	if name == "" {
-		name = "default"
-	}
-	for _, o := range objs {
-		if sa, ok := o.(*manifests.ServiceAccount); ok && sa.Namespace == ns && sa.Name == name {
-			return sa
-		}
-	}
-	return nil
 }
 
 // serviceInputs is what the Services were given before, for the planner to keep: their virtual

@@ -1,14 +1,13 @@
-package cluster
+package reconcile
 
 import (
 	"slices"
 	"testing"
 
 	"github.com/shoal-dev/shoal/manifests"
-	"github.com/shoal-dev/shoal/runtime"
 )
 
-func TestResolveRefsPullSecrets(t *testing.T) {
+func TestReferencesPullSecrets(t *testing.T) {
 	ref := func(names ...string) []manifests.LocalObjectReference {
 		var out []manifests.LocalObjectReference
 		for _, n := range names {
@@ -43,17 +42,16 @@ func TestResolveRefsPullSecrets(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			desired := &manifests.Pod{ObjectMeta: manifests.ObjectMeta{Namespace: "shop", Name: "web"},
 				Spec: manifests.PodSpec{ServiceAccountName: tt.account, ImagePullSecrets: ref(tt.pull...)}}
-			spec := runtime.PodSpec{UID: "u", Pod: desired}
-			(&Master{}).resolveRefs(objs, &spec)
+			pod, _, secrets := references(objs, desired)
 			var pull []string
-			for _, r := range spec.Pod.Spec.ImagePullSecrets {
+			for _, r := range pod.Spec.ImagePullSecrets {
 				pull = append(pull, r.Name)
 			}
 			if !slices.Equal(pull, tt.wantPull) {
 				t.Errorf("imagePullSecrets %v, want %v", pull, tt.wantPull)
 			}
 			var attached []string
-			for n, s := range spec.Secrets {
+			for n, s := range secrets {
 				if s.Namespace != "shop" {
 					t.Errorf("secret %s of namespace %s attached", n, s.Namespace)
 				}
@@ -67,5 +65,29 @@ func TestResolveRefsPullSecrets(t *testing.T) {
 				t.Errorf("the desired pod was changed")
 			}
 		})
+	}
+}
+
+// The pods a plan creates carry the ConfigMaps and Secrets they refer to.
+func TestCreatedPodsCarryTheirReferences(t *testing.T) {
+	replicas := int32(1)
+	d := &manifests.Deployment{ObjectMeta: manifests.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: manifests.DeploymentSpec{Replicas: &replicas, Selector: &manifests.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: manifests.PodTemplateSpec{ObjectMeta: manifests.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec: manifests.PodSpec{Containers: []manifests.Container{{Name: "c", Image: "i",
+					EnvFrom: []manifests.EnvFromSource{{SecretRef: &manifests.SecretEnvSource{LocalObjectReference: manifests.LocalObjectReference{Name: "creds"}}}}}},
+					Volumes: []manifests.Volume{{Name: "cfg", VolumeSource: manifests.VolumeSource{ConfigMap: &manifests.ConfigMapVolumeSource{LocalObjectReference: manifests.LocalObjectReference{Name: "cfg"}}}}}}}}}
+	manifests.SetDefaults(d)
+	cm := &manifests.ConfigMap{ObjectMeta: manifests.ObjectMeta{Namespace: "default", Name: "cfg"}}
+	other := &manifests.ConfigMap{ObjectMeta: manifests.ObjectMeta{Namespace: "default", Name: "unused"}}
+	sec := &manifests.Secret{ObjectMeta: manifests.ObjectMeta{Namespace: "default", Name: "creds"}}
+	plan := Reconcile(State{Objects: []manifests.Object{d, cm, other, sec}, Nodes: []Node{{Name: "n1", Ready: true,
+		Allocatable: Resources{MilliCPU: 1000, Memory: 1 << 30}}}}, &seqIDs{})
+	if len(plan.Actions) != 1 {
+		t.Fatalf("actions %+v, want one CreatePod", plan.Actions)
+	}
+	c, ok := plan.Actions[0].(CreatePod)
+	if !ok || c.ConfigMaps["cfg"] != cm || len(c.ConfigMaps) != 1 || c.Secrets["creds"] != sec || len(c.Secrets) != 1 {
+		t.Errorf("created %+v, want the pod with cfg and creds only", plan.Actions[0])
 	}
 }
