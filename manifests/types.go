@@ -912,6 +912,13 @@ const (
 	ServiceTypeExternalName ServiceType = "ExternalName"
 )
 
+// HasNodePorts reports whether Services of type t get node ports: NodePort and
+// LoadBalancer (a LoadBalancer Service is a NodePort Service whose ports are
+// also opened on the nodes' addresses).
+func (t ServiceType) HasNodePorts() bool {
+	return t == ServiceTypeNodePort || t == ServiceTypeLoadBalancer
+}
+
 // ServiceAffinity is None or ClientIP.
 type ServiceAffinity string
 

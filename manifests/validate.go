@@ -930,7 +930,7 @@ func (v *validator) service(s *Service) {
 			v.errf("spec.clusterIPs", "dual-stack Services are %s; give one address", notYet)
 		}
 	}
-	if headless && opensNodePorts(sp.Type) {
+	if headless && sp.Type.HasNodePorts() {
 		v.errf("spec.clusterIP", "a %s Service cannot be headless (clusterIP: None)", sp.Type)
 	}
 	if len(sp.Ports) == 0 && !headless {
@@ -973,7 +973,7 @@ func (v *validator) service(s *Service) {
 		}
 		if port.NodePort != 0 {
 			switch {
-			case !opensNodePorts(sp.Type):
+			case !sp.Type.HasNodePorts():
 				v.errf(pp+".nodePort", "may only be set when type is NodePort or LoadBalancer")
 			case port.NodePort < 30000 || port.NodePort > 32767:
 				v.errf(pp+".nodePort", "must be between 30000 and 32767, is %d", port.NodePort)
@@ -998,13 +998,6 @@ func (v *validator) service(s *Service) {
 	default:
 		v.errf("spec.sessionAffinity", "%q is not one of None, ClientIP", sp.SessionAffinity)
 	}
-}
-
-// opensNodePorts reports whether Services of type t get node ports: NodePort
-// and LoadBalancer (a LoadBalancer Service is a NodePort Service whose ports
-// are also opened on the nodes' addresses).
-func opensNodePorts(t ServiceType) bool {
-	return t == ServiceTypeNodePort || t == ServiceTypeLoadBalancer
 }
 
 // podTemplate is a pod shape found in the tree: a Pod or a Deployment's
@@ -1093,7 +1086,7 @@ func (v *validator) nodePortsUsedTwice(items []located) {
 	nodePorts := map[nodePortKey]string{}
 	for _, it := range items {
 		svc, ok := it.obj.(*Service)
-		if !ok || !opensNodePorts(svc.Spec.Type) {
+		if !ok || !svc.Spec.Type.HasNodePorts() {
 			continue
 		}
 		v.src = it.src
@@ -1122,7 +1115,7 @@ func (v *validator) loadBalancerPorts(items []located, pods []podTemplate) {
 	}
 	nodePorts := map[nodePortKey]owner{}
 	for _, it := range items {
-		if svc, ok := it.obj.(*Service); ok && opensNodePorts(svc.Spec.Type) {
+		if svc, ok := it.obj.(*Service); ok && svc.Spec.Type.HasNodePorts() {
 			for i, port := range svc.Spec.Ports {
 				k := nodePortKey{port.NodePort, port.Protocol}
 				if _, taken := nodePorts[k]; port.NodePort != 0 && !taken {

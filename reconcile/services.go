@@ -155,7 +155,7 @@ func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Ad
 	}
 	ports := map[string]int32{}
 	for _, s := range svcs {
-		if !hasNodePorts(s.Spec.Type) {
+		if !s.Spec.Type.HasNodePorts() {
 			continue
 		}
 		for _, p := range s.Spec.Ports {
@@ -170,7 +170,7 @@ func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Ad
 	}
 	nextPort := int32(NodePortMin)
 	for _, s := range svcs {
-		if !hasNodePorts(s.Spec.Type) {
+		if !s.Spec.Type.HasNodePorts() {
 			continue
 		}
 		for _, p := range s.Spec.Ports {
@@ -249,12 +249,6 @@ func pendingLoadBalancers(svcs []*manifests.Service, served map[string]bool) map
 		}
 	}
 	return pending
-}
-
-// hasNodePorts reports whether Services of type t get node ports: a LoadBalancer Service is a
-// NodePort Service too.
-func hasNodePorts(t manifests.ServiceType) bool {
-	return t == manifests.ServiceTypeNodePort || t == manifests.ServiceTypeLoadBalancer
 }
 
 func isBroadcast(ip netip.Addr, cidr netip.Prefix) bool {
