@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/store"
@@ -32,11 +33,14 @@ type Agent struct {
 	cfg AgentConfig
 	log *slog.Logger
 
-	mu         sync.Mutex
-	placements map[string]Placement // by UID; nil until read from the store once
-	converged  string               // the commit the master marked converged
-	written    *NodeRecord          // the node record last written, by sync only
-	reported   map[string]string    // UID -> the refusal last reported for a pod the node refused
+	mu sync.Mutex
+	// placed are this node's placements and converged the commit the master marked converged,
+	// kept by follow; following is set once both were read.
+	placed    *store.Table[Placement]
+	converged *store.Table[string]
+	following atomic.Bool
+	written   *NodeRecord       // the node record last written, by sync only
+	reported  map[string]string // UID -> the refusal last reported for a pod the node refused
 	// lastStatus is, by UID, the status last reported (condition times left out) and since
 	// when the pod was Ready, so that an unchanged pod is not written again.
 	lastStatus map[string]reportedStatus
@@ -97,15 +101,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.stops.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(3)
+	wg.Add(2)
 	go func() {
+		// The node runs its placements, and reports the converged commit as soon as the master
+		// marks it.
 		defer wg.Done()
-		a.watchPlacements(ctx, poke)
-	}()
-	go func() {
-		// The node reports the converged commit as soon as the master marks it.
-		defer wg.Done()
-		a.watchConverged(ctx, poke)
+		a.follow(ctx, poke)
 	}()
 	go func() {
 		defer wg.Done()
@@ -131,93 +132,41 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// watchPlacements keeps a.placements equal to the store's placements for this node.
-func (a *Agent) watchPlacements(ctx context.Context, poke func()) {
-	prefix := placementPrefix + a.cfg.Node + "/"
-	for ctx.Err() == nil {
-		kvs, rev, err := store.List[Placement](ctx, a.cfg.Store, prefix)
-		if err != nil {
+// follow reads this node's placements and the converged commit into a.placed and a.converged
+// (two store mirrors, each one watch), trying again every second while the store does not
+// answer, and pokes on every change. Until both are read, sync changes nothing.
+func (a *Agent) follow(ctx context.Context, poke func()) {
+	mirrors := []*store.Mirror{store.NewMirror(a.cfg.Store, placementPrefix+a.cfg.Node+"/"), store.NewMirror(a.cfg.Store, convergedKey)}
+	a.placed = store.Track(mirrors[0], placementPrefix+a.cfg.Node+"/", func(string, *Placement, *Placement) { poke() })
+	a.converged = store.Track(mirrors[1], convergedKey, func(string, *string, *string) { poke() })
+	for _, m := range mirrors {
+		for {
+			err := m.Start(ctx)
+			if err == nil {
+				break
+			}
 			a.log.Warn("read placements; pods keep running", "err", err)
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(time.Second):
 			}
-			continue
-		}
-		m := map[string]Placement{}
-		for _, kv := range kvs {
-			m[kv.Value.Spec.UID] = kv.Value
-		}
-		a.mu.Lock()
-		a.placements = m
-		a.mu.Unlock()
-		poke()
-		for ev := range store.Watch[Placement](ctx, a.cfg.Store, prefix, rev+1) {
-			if ev.Type == store.EventResync {
-				break
-			}
-			_, uid := nodeAndUID(ev.Key, placementPrefix)
-			a.mu.Lock()
-			switch ev.Type {
-			case store.EventPut:
-				a.placements[uid] = ev.Value
-			case store.EventDelete:
-				delete(a.placements, uid)
-			}
-			a.mu.Unlock()
-			poke()
 		}
 	}
-}
-
-// watchConverged keeps a.converged equal to the commit the master marked converged: read once,
-// then followed by a watch, so that the once-a-second sync reads nothing from the store.
-func (a *Agent) watchConverged(ctx context.Context, poke func()) {
-	for ctx.Err() == nil {
-		kvs, rev, err := store.List[string](ctx, a.cfg.Store, convergedKey)
-		if err != nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		for _, kv := range kvs {
-			if kv.Key == convergedKey {
-				a.mu.Lock()
-				a.converged = kv.Value
-				a.mu.Unlock()
-				poke()
-			}
-		}
-		for ev := range store.Watch[string](ctx, a.cfg.Store, convergedKey, rev+1) {
-			if ev.Type == store.EventResync {
-				break
-			}
-			if ev.Type == store.EventPut && ev.Err == nil && ev.Key == convergedKey {
-				a.mu.Lock()
-				a.converged = ev.Value
-				a.mu.Unlock()
-			}
-			poke()
-		}
-	}
+	a.following.Store(true)
+	poke()
 }
 
 // sync makes the runtime run what is placed here and reports what runs.
 func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeRecord) {
-	a.mu.Lock()
-	if a.placements == nil {
-		a.mu.Unlock()
+	if !a.following.Load() {
 		return // never read from the store: change nothing
 	}
-	placed := make(map[string]Placement, len(a.placements))
-	for k, v := range a.placements {
-		placed[k] = v
+	placements := a.placed.List()
+	placed := make(map[string]Placement, len(placements))
+	for _, kv := range placements {
+		placed[kv.Value.Spec.UID] = kv.Value
 	}
-	a.mu.Unlock()
 
 	rt := a.cfg.Runtime
 	running, err := rt.Pods(ctx)
@@ -283,12 +232,8 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 		a.report(ctx, uid, st)
 	}
 	rec.PodsDesired, rec.PodsRunning, rec.Heartbeat = desired, ready, time.Now()
-	if ready == desired {
-		a.mu.Lock()
-		if a.converged != "" {
-			rec.Converged = a.converged
-		}
-		a.mu.Unlock()
+	if conv, ok := a.converged.Get(convergedKey); ok && ready == desired {
+		rec.Converged = conv.Value
 	}
 	// The record is rewritten when it changed, and for its heartbeat every heartbeatEvery
 	// (every second on a node with a store member, whose freshness the master checks before it

@@ -166,7 +166,7 @@ func (t *Table[T]) Len() int {
 var ErrMirrorStopped = errors.New("the store mirror has stopped")
 
 // Start reads every table and starts the watch, which runs until ctx ends. It returns once the
-// tables hold the first read, or the error of that read.
+// tables hold the first read, or the error of that read; after an error it may be called again.
 func (m *Mirror) Start(ctx context.Context) error {
 	m.mu.Lock()
 	if m.started {
@@ -177,6 +177,9 @@ func (m *Mirror) Start(ctx context.Context) error {
 	m.mu.Unlock()
 	rev, err := m.read(ctx, 0)
 	if err != nil {
+		m.mu.Lock()
+		m.started = false // the caller may try again
+		m.mu.Unlock()
 		return err
 	}
 	m.watchFrom(ctx, rev+1)
