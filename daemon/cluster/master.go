@@ -112,8 +112,7 @@ type masterView struct {
 // newMasterView mirrors what the master reads. poke is called (with the mirror's lock held) on
 // every change that is worth a pass: the applied commit, placements, pod status, cordons, and
 // what the controllers use of a node record (its presence, labels, addresses, allocatable
-// resources, schedulability, taints and the node ports it serves) — a node rewrites its record
-// every second with a new heartbeat, which is not.
+// resources, schedulability, taints and the node ports it serves) — not a new heartbeat alone.
 func newMasterView(c *store.Client, poke func()) *masterView {
 	mir := store.NewMirror(c, prefix)
 	appliedChange := func(string, *AppliedRecord, *AppliedRecord) { poke() }

@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-dev/shoal/runtime"
 	"github.com/shoal-dev/shoal/runtime/imagetest"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
+	"github.com/shoal-dev/shoal/runtime/runtimetest"
 )
 
 // fieldPods are pods that, together, set every Pod field docs/manifest-support.md marks as
@@ -674,7 +675,7 @@ func TestEverySupportedPodFieldRuns(t *testing.T) {
 			st := waitPodReady(t, m, spec.UID, 90*time.Second)
 			for _, cs := range slices.Concat(st.InitContainerStatuses, st.ContainerStatuses) {
 				if cs.RestartCount != 0 {
-					t.Errorf("container %s restarted %d times: %s", cs.Name, cs.RestartCount, podStatusText(st))
+					t.Errorf("container %s restarted %d times: %s", cs.Name, cs.RestartCount, runtimetest.Describe(st))
 				}
 			}
 			if err := m.RemovePod(ctx, spec.UID, nil); err != nil {
@@ -721,7 +722,7 @@ func waitPodReady(t *testing.T, m *lifecycle.Manager, uid string, timeout time.D
 			last = st.Status
 			for _, cs := range slices.Concat(last.InitContainerStatuses, last.ContainerStatuses) {
 				if cs.RestartCount > 0 {
-					t.Fatalf("container %s restarted: %s", cs.Name, podStatusText(last))
+					t.Fatalf("container %s restarted: %s", cs.Name, runtimetest.Describe(last))
 				}
 				if w := cs.State.Waiting; w != nil && slices.Contains([]string{"CreateContainerConfigError", "CreateContainerError",
 					"RunContainerError", "PostStartHookError", "ErrImagePull", "ImagePullBackOff"}, w.Reason) {
@@ -736,24 +737,6 @@ func waitPodReady(t *testing.T, m *lifecycle.Manager, uid string, timeout time.D
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("not ready after %v: %s", timeout, podStatusText(last))
+	t.Fatalf("not ready after %v: %s", timeout, runtimetest.Describe(last))
 	return last
-}
-
-func podStatusText(s manifests.PodStatus) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "phase=%s reason=%q message=%q", s.Phase, s.Reason, s.Message)
-	for _, c := range slices.Concat(s.InitContainerStatuses, s.ContainerStatuses) {
-		fmt.Fprintf(&b, " [%s ready=%v restarts=%d", c.Name, c.Ready, c.RestartCount)
-		switch st := c.State; {
-		case st.Running != nil:
-			b.WriteString(" running")
-		case st.Terminated != nil:
-			fmt.Fprintf(&b, " terminated(%d %s %s)", st.Terminated.ExitCode, st.Terminated.Reason, st.Terminated.Message)
-		case st.Waiting != nil:
-			fmt.Fprintf(&b, " waiting(%s: %s)", st.Waiting.Reason, st.Waiting.Message)
-		}
-		b.WriteString("]")
-	}
-	return b.String()
 }

@@ -72,7 +72,7 @@ func testPostStart(t *testing.T, h *Harness) {
 		t.Errorf("a container with a 2 s postStart sleep showed Running %v after it started, want after the hook", d)
 	}
 	if a := app(st); a.RestartCount != 0 || a.LastState.Terminated != nil {
-		t.Errorf("postStart sleep restarted the container: %s", describe(st))
+		t.Errorf("postStart sleep restarted the container: %s", Describe(st))
 	}
 }
 
@@ -89,7 +89,7 @@ func testPostStartFails(t *testing.T, h *Harness) {
 		t.Errorf("the killed run's message %q, want FailedPostStartHook and the hook's exit status", lt.Message)
 	}
 	if ready(st) || st.Phase == manifests.PodSucceeded || st.Phase == manifests.PodFailed {
-		t.Errorf("a pod whose postStart hook keeps failing: %s; want not ready and restarting", describe(st))
+		t.Errorf("a pod whose postStart hook keeps failing: %s; want not ready and restarting", Describe(st))
 	}
 }
 
@@ -222,19 +222,19 @@ func testSidecarsInOrder(t *testing.T, h *Harness) {
 	})
 	p, setup := initStatus(st, "proxy"), initStatus(st, "setup")
 	if p.State.Running == nil || p.Started == nil || !*p.Started || !p.Ready {
-		t.Fatalf("sidecar: %s; want running, started and ready among the init containers", describe(st))
+		t.Fatalf("sidecar: %s; want running, started and ready among the init containers", Describe(st))
 	}
 	if setup.State.Terminated == nil || setup.State.Terminated.Reason != "Completed" || !setup.Ready {
-		t.Fatalf("init container after the sidecar: %s; want completed", describe(st))
+		t.Fatalf("init container after the sidecar: %s; want completed", Describe(st))
 	}
 	if setup.State.Terminated.StartedAt.Before(p.State.Running.StartedAt.Time) {
 		t.Errorf("init container started at %v, before the sidecar before it (%v)", setup.State.Terminated.StartedAt, p.State.Running.StartedAt)
 	}
 	if !condition(st, manifests.PodInitialized) {
-		t.Errorf("not Initialized with every init container done and the sidecar started: %s", describe(st))
+		t.Errorf("not Initialized with every init container done and the sidecar started: %s", Describe(st))
 	}
 	if a := app(st); a.RestartCount != 0 || a.State.Running.StartedAt.Before(setup.State.Terminated.FinishedAt.Time) {
-		t.Errorf("app container: %s; want it started once, after the init containers (its postStart hook reached the sidecar)", describe(st))
+		t.Errorf("app container: %s; want it started once, after the init containers (its postStart hook reached the sidecar)", Describe(st))
 	}
 }
 
@@ -262,14 +262,14 @@ func testSidecarsCompletion(t *testing.T, h *Harness) {
 	first, last := initStatus(st, "first").State.Terminated, initStatus(st, "last").State.Terminated
 	done := app(st).State.Terminated
 	if done == nil || done.ExitCode != 0 {
-		t.Fatalf("app container: %s", describe(st))
+		t.Fatalf("app container: %s", Describe(st))
 	}
 	if last.FinishedAt.Before(done.FinishedAt.Time) || first.FinishedAt.Before(last.FinishedAt.Time) {
 		t.Errorf("stop order: app %v, last sidecar %v, first sidecar %v; want the app, then the sidecars in reverse order",
 			done.FinishedAt, last.FinishedAt, first.FinishedAt)
 	}
 	if ready(st) {
-		t.Errorf("a completed pod is ready: %s", describe(st))
+		t.Errorf("a completed pod is ready: %s", Describe(st))
 	}
 }
 
@@ -286,7 +286,7 @@ func testSidecarReadiness(t *testing.T, h *Harness) {
 	})
 	p := initStatus(st, "proxy")
 	if ready(st) || condition(st, manifests.ContainersReady) || p.Ready || p.Started == nil || !*p.Started {
-		t.Errorf("%s; want the pod not ready while its started sidecar is not ready", describe(st))
+		t.Errorf("%s; want the pod not ready while its started sidecar is not ready", Describe(st))
 	}
 }
 
@@ -329,7 +329,7 @@ func testTerminationMessages(t *testing.T, h *Harness) {
 				return app(s).State.Terminated != nil
 			})
 			if got := app(st).State.Terminated.Message; got != tt.want {
-				t.Errorf("termination message %q, want %q (%s)", got, tt.want, describe(st))
+				t.Errorf("termination message %q, want %q (%s)", got, tt.want, Describe(st))
 			}
 		})
 	}
@@ -356,7 +356,7 @@ func testTerminationMessageReopen(t *testing.T, h *Harness) {
 	ensure(t, rt2, spec)
 	st = waitFor(t, rt2, spec.UID, "the container terminated", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).State.Terminated != nil })
 	if term := app(st).State.Terminated; term.ExitCode != 4 || term.Message != "written before" {
-		t.Errorf("%s; want exit code 4 and the message written before the runtime was reopened", describe(st))
+		t.Errorf("%s; want exit code 4 and the message written before the runtime was reopened", Describe(st))
 	}
 }
 
@@ -405,7 +405,7 @@ func testGRPCProbes(t *testing.T, h *Harness) {
 			}
 			st := waitFor(t, rt, specs[i].UID, "a restart after the failed probe", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).RestartCount >= 1 })
 			if ready(st) {
-				t.Errorf("ready with a failing gRPC probe: %s", describe(st))
+				t.Errorf("ready with a failing gRPC probe: %s", Describe(st))
 			}
 		})
 	}

@@ -127,11 +127,13 @@ func waitFor(t *testing.T, rt runtime.Runtime, uid, what string, timeout time.Du
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("timed out after %v waiting for %s; last status: %s", timeout, what, describe(last))
+	t.Fatalf("timed out after %v waiting for %s; last status: %s", timeout, what, Describe(last))
 	return last
 }
 
-func describe(s manifests.PodStatus) string {
+// Describe is a pod status in one line, each container with its readiness, restarts and state,
+// for test failures.
+func Describe(s manifests.PodStatus) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "phase=%s reason=%q message=%q", s.Phase, s.Reason, s.Message)
 	for _, list := range [][]manifests.ContainerStatus{s.InitContainerStatuses, s.ContainerStatuses} {
@@ -219,11 +221,11 @@ func testInitContainersInOrder(t *testing.T, h *Harness) {
 		return s.Phase == manifests.PodRunning && app(s).State.Running != nil
 	})
 	if len(st.InitContainerStatuses) != 2 {
-		t.Fatalf("init statuses: %s", describe(st))
+		t.Fatalf("init statuses: %s", Describe(st))
 	}
 	first, second := st.InitContainerStatuses[0].State.Terminated, st.InitContainerStatuses[1].State.Terminated
 	if first == nil || second == nil || first.Reason != "Completed" || second.Reason != "Completed" {
-		t.Fatalf("init containers not completed: %s", describe(st))
+		t.Fatalf("init containers not completed: %s", Describe(st))
 	}
 	if second.StartedAt.Before(first.FinishedAt.Time) {
 		t.Errorf("second init container started at %v, before the first finished at %v", second.StartedAt, first.FinishedAt)
@@ -249,7 +251,7 @@ func testExitCodes(t *testing.T, h *Harness) {
 		st := waitFor(t, rt, spec.UID, "phase "+string(tt.phase), 30*time.Second, func(s manifests.PodStatus) bool { return s.Phase == tt.phase })
 		term := app(st).State.Terminated
 		if term == nil || fmt.Sprint(term.ExitCode) != tt.code || term.Reason != tt.reason {
-			t.Errorf("exit %s: %s; want exit code %s, reason %s", tt.code, describe(st), tt.code, tt.reason)
+			t.Errorf("exit %s: %s; want exit code %s, reason %s", tt.code, Describe(st), tt.code, tt.reason)
 		}
 	}
 }
@@ -278,7 +280,7 @@ func testRestartOnFailure(t *testing.T, h *Harness) {
 	ensure(t, rt, spec)
 	st := waitFor(t, rt, spec.UID, "Succeeded", 30*time.Second, func(s manifests.PodStatus) bool { return s.Phase == manifests.PodSucceeded })
 	if app(st).RestartCount != 0 {
-		t.Errorf("restarted a container that exited 0 under OnFailure: %s", describe(st))
+		t.Errorf("restarted a container that exited 0 under OnFailure: %s", Describe(st))
 	}
 	fail := newPod(h, "onfailure-fail", "exit", "4")
 	fail.Pod.Spec.RestartPolicy = manifests.RestartPolicyOnFailure
@@ -425,7 +427,7 @@ func testVolumes(t *testing.T, h *Harness) {
 		t.Errorf("Logs: %v", err)
 	}
 	if st.Phase != manifests.PodSucceeded || !strings.Contains(buf.String(), "hello volume") {
-		t.Fatalf("reading the configMap file: %s; log %q", describe(st), buf.String())
+		t.Fatalf("reading the configMap file: %s; log %q", Describe(st), buf.String())
 	}
 
 	sec := newPod(h, "secret-volume", "sleep", "inf")
@@ -456,7 +458,7 @@ func testMissingImage(t *testing.T, h *Harness) {
 		return w != nil && w.Reason == "ImagePullBackOff"
 	})
 	if st.Phase != manifests.PodPending || app(st).State.Waiting.Message == "" {
-		t.Errorf("missing image: %s; want Pending with the pull error as message", describe(st))
+		t.Errorf("missing image: %s; want Pending with the pull error as message", Describe(st))
 	}
 }
 
@@ -486,7 +488,7 @@ func testOOM(t *testing.T, h *Harness) {
 	ensure(t, rt, spec)
 	st := waitFor(t, rt, spec.UID, "OOMKilled", 60*time.Second, func(s manifests.PodStatus) bool { return app(s).State.Terminated != nil })
 	if term := app(st).State.Terminated; term.Reason != "OOMKilled" || st.Phase != manifests.PodFailed {
-		t.Errorf("%s; want the container OOMKilled and the pod Failed", describe(st))
+		t.Errorf("%s; want the container OOMKilled and the pod Failed", Describe(st))
 	}
 }
 
@@ -538,7 +540,7 @@ func testReadopt(t *testing.T, h *Harness) {
 	}
 	before := waitFor(t, rt, spec.UID, "Running", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).State.Running != nil })
 	if before.StartTime == nil || before.StartTime.IsZero() {
-		t.Fatalf("no startTime: %s", describe(before))
+		t.Fatalf("no startTime: %s", Describe(before))
 	}
 	// The count only grows: what the first runtime reported is a floor for the second.
 	restartsBefore := app(waitFor(t, rt, restartOnce.UID, "a restart", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).RestartCount >= 1 })).RestartCount
@@ -576,7 +578,7 @@ func testReadopt(t *testing.T, h *Harness) {
 	}
 	st := waitFor(t, rt2, restartOnce.UID, "the container adopted", 30*time.Second, func(s manifests.PodStatus) bool { return app(s).ContainerID != "" })
 	if app(st).RestartCount < restartsBefore {
-		t.Errorf("restart count lost across reopen: %d before, now %s", restartsBefore, describe(st))
+		t.Errorf("restart count lost across reopen: %d before, now %s", restartsBefore, Describe(st))
 	}
 }
 
