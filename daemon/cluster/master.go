@@ -452,8 +452,8 @@ func decodeObjects(kvs []store.KV[json.RawMessage]) ([]manifests.Object, error) 
 	return objs, nil
 }
 
-// observed reads the pods and nodes as reconcile sees them.
-func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Node, map[string]Placement, error) {
+// observed is the pods and nodes of the view as reconcile sees them.
+func (m *Master) observed() ([]reconcile.Pod, []reconcile.Node, map[string]Placement) {
 	pls, sts, nodes := m.view.placements.List(), m.view.status.List(), m.view.nodes.List()
 	isKnown := map[string]bool{}
 	for _, kv := range m.view.known.List() {
@@ -528,7 +528,7 @@ func (m *Master) observed(ctx context.Context) ([]reconcile.Pod, []reconcile.Nod
 	for name, since := range m.lost {
 		rnodes = append(rnodes, reconcile.Node{Name: name, Ready: false, NotReadySince: since})
 	}
-	return pods, rnodes, byUID, nil
+	return pods, rnodes, byUID
 }
 
 // reconcile runs one pass of the controllers and applies the plan.
@@ -550,10 +550,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			return 0, err
 		}
 	}
-	pods, nodes, byUID, err := m.observed(ctx)
-	if err != nil {
-		return 0, err
-	}
+	pods, nodes, byUID := m.observed()
 	podCIDRs := map[string]netip.Prefix{}
 	for _, kv := range m.view.podCIDRs.List() {
 		if c, err := netip.ParsePrefix(kv.Value); err == nil {
@@ -618,7 +615,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), p.UID), pl))
 		}
 	}
-	ops = append(ops, m.deploymentOps(ctx, plan)...)
+	ops = append(ops, m.deploymentOps(plan)...)
 	ops = append(ops, m.serviceOps(plan.Services)...)
 	for _, name := range slices.Sorted(maps.Keys(plan.PodCIDRs)) {
 		ops = append(ops, putOp(PodCIDRKey(name), plan.PodCIDRs[name].String()))
@@ -729,7 +726,7 @@ func (m *Master) serviceOps(plan reconcile.ServicePlan) []clientv3.Op {
 }
 
 // deploymentOps records the Deployments' rollout status when it changed.
-func (m *Master) deploymentOps(ctx context.Context, plan reconcile.Plan) []clientv3.Op {
+func (m *Master) deploymentOps(plan reconcile.Plan) []clientv3.Op {
 	old := m.view.deployments.List()
 	prev := map[string]DeploymentRecord{}
 	for _, kv := range old {
