@@ -111,14 +111,7 @@ func TestNodeTaintsShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var raw []json.RawMessage
-	for _, it := range l.Items {
-		b, err := json.Marshal(it)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw = append(raw, b)
-	}
+	raw := rawItems(t, l.Items)
 	if !strings.Contains(string(raw[0]), `"timeAdded":"2026-01-01T00:00:00Z"`) || !strings.Contains(string(raw[0]), `"ephemeral-storage":"10485760Ki"`) {
 		t.Errorf("node n1 = %s; want the taint's timeAdded and ephemeral-storage", raw[0])
 	}
@@ -166,14 +159,7 @@ func TestServiceTableExternalIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var raw []json.RawMessage
-	for _, it := range l.Items {
-		b, err := json.Marshal(it)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw = append(raw, b)
-	}
+	raw := rawItems(t, l.Items)
 	var out bytes.Buffer
 	if err := printTable(&out, "Service", raw, "", false, time.Now()); err != nil {
 		t.Fatal(err)
@@ -186,4 +172,18 @@ web       ClusterIP      10.96.0.2    <none>                          80/TCP
 	if out.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", out.String(), want)
 	}
+}
+
+// rawItems encodes list items as the API sends them to the CLI.
+func rawItems[T any](t *testing.T, items []T) []json.RawMessage {
+	t.Helper()
+	var raw []json.RawMessage
+	for _, it := range items {
+		b, err := json.Marshal(it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = append(raw, b)
+	}
+	return raw
 }
