@@ -157,10 +157,10 @@ func (c *simCluster) converge(tb testing.TB, sha string, within time.Duration) t
 func (c *simCluster) onePodChange(tb testing.TB, parent string, deployments map[string]int, version map[string]string, i int) (sha string, took time.Duration, keys float64, req store.Requests) {
 	version["single"] = fmt.Sprint("v", i)
 	sha = c.commit(parent, deployments, version)
-	k0, r0 := testutilCounter(c.metrics.StoreWrites), c.mst.Requests()
+	k0, r0 := counterValue(c.metrics.StoreWrites), c.mst.Requests()
 	took = c.converge(tb, sha, time.Minute)
 	r1 := c.mst.Requests()
-	return sha, took, testutilCounter(c.metrics.StoreWrites) - k0, store.Requests{Reads: r1.Reads - r0.Reads, Writes: r1.Writes - r0.Writes, KeysRead: r1.KeysRead - r0.KeysRead}
+	return sha, took, counterValue(c.metrics.StoreWrites) - k0, store.Requests{Reads: r1.Reads - r0.Reads, Writes: r1.Writes - r0.Writes, KeysRead: r1.KeysRead - r0.KeysRead}
 }
 
 // loseTenth crashes one node in ten and returns how long it took until every Deployment had all
@@ -192,7 +192,8 @@ func (c *simCluster) loseTenth(tb testing.TB, deployments map[string]int) time.D
 	return 0
 }
 
-func testutilCounter(c prometheus.Counter) float64 {
+// counterValue reads a counter (prometheus/testutil would do it, at the cost of another module).
+func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
 		return 0
