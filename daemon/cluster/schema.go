@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/store"
@@ -71,13 +70,6 @@ func desiredKey(sha string, k manifests.ObjectKey) string {
 }
 func placementKey(node, uid string) string { return placementPrefix + node + "/" + uid }
 func statusKey(node, uid string) string    { return statusPrefix + node + "/" + uid }
-
-// nodeAndUID splits ".../<node>/<uid>".
-func nodeAndUID(key, prefix string) (node, uid string) {
-	rest := strings.TrimPrefix(key, prefix)
-	node, uid, _ = strings.Cut(rest, "/")
-	return node, uid
-}
 
 // NodeRecord is a node's registration, kept on its lease: it disappears when the node stops
 // renewing it.
