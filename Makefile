@@ -67,8 +67,8 @@ bench: ## run the benchmarks (root runs the container start and pod start benchm
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench BenchmarkFailover -benchtime=10x -timeout 30m ./tests/
 
 bench-scale: ## the master with 100, 300 and 1,000 simulated nodes of 30 pods (one process per size)
-	for n in 100 300 1000; do \
-		$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench "BenchmarkScale/nodes=$$n\$$" -benchtime=1x -timeout 30m ./daemon/cluster/ || exit 1; \
+	for n in 100/1 300/1 1000/1 1000/3; do \
+		$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench "BenchmarkScale/nodes=$${n%/*}$$/members=$${n#*/}$$" -benchtime=1x -timeout 30m ./daemon/cluster/ || exit 1; \
 	done
 
 bench-lb: ## Service load balancing side by side: direct, eBPF, kube-proxy iptables at 1/1k/10k services (root, iptables)

@@ -33,7 +33,7 @@ func (backend) Snapshot(context.Context) (*cluster.Snapshot, error) {
 	}
 	return &cluster.Snapshot{
 		Now: time.Now(), Leader: "n1",
-		Nodes:     []cluster.NodeRecord{{Name: "n1", Converged: "abc", PodsRunning: 2, PodsDesired: 2}},
+		Nodes:     []cluster.NodeRecord{{Name: "n1", PodsRunning: 2, PodsDesired: 2}},
 		Applied:   cluster.AppliedRecord{SHA: "abc"},
 		Converged: "abc",
 		Commits: []cluster.CommitRecord{{SHA: "abc", Result: cluster.ResultApplied, SeenAt: time.Now().Add(-time.Minute), ConvergedAt: time.Now(),

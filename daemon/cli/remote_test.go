@@ -23,7 +23,7 @@ func (commitsBackend) Snapshot(context.Context) (*cluster.Snapshot, error) {
 	now := time.Now()
 	return &cluster.Snapshot{
 		Now: now, Leader: "n1",
-		Nodes:   []cluster.NodeRecord{{Name: "n1", Converged: "bbbbbbbbbb", Heartbeat: now}},
+		Nodes:   []cluster.NodeRecord{{Name: "n1", Heartbeat: now}},
 		Applied: cluster.AppliedRecord{SHA: "bbbbbbbbbb"}, Converged: "bbbbbbbbbb",
 		Commits: []cluster.CommitRecord{
 			{SHA: "aaaaaaaaaa", Result: cluster.ResultRejected, Message: "bad", SeenAt: now.Add(-2 * time.Minute), Reasons: []string{"x.yaml:1: kind: missing"}},

@@ -34,10 +34,8 @@ type Agent struct {
 	log *slog.Logger
 
 	mu sync.Mutex
-	// placed are this node's placements and converged the commit the master marked converged,
-	// kept by follow; following is set once both were read.
+	// placed are this node's placements, kept by follow; following is set once they were read.
 	placed    *store.Table[Placement]
-	converged *store.Table[string]
 	following atomic.Bool
 	written   *NodeRecord       // the node record last written, by sync only
 	reported  map[string]string // UID -> the refusal last reported for a pod the node refused
@@ -103,8 +101,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	wg.Add(2)
 	go func() {
-		// The node runs its placements, and reports the converged commit as soon as the master
-		// marks it.
 		defer wg.Done()
 		a.follow(ctx, poke)
 	}()
@@ -132,25 +128,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// follow reads this node's placements and the converged commit into a.placed and a.converged
-// (two store mirrors, each one watch), trying again every second while the store does not
-// answer, and pokes on every change. Until both are read, sync changes nothing.
+// follow reads this node's placements into a.placed (a store mirror: one watch, which only this
+// node's placements change), trying again every second while the store does not answer, and
+// pokes on every change. Until they are read, sync changes nothing. The node follows nothing
+// else: a commit that changes no pod of this node sends it no event and makes it write nothing.
 func (a *Agent) follow(ctx context.Context, poke func()) {
-	mirrors := []*store.Mirror{store.NewMirror(a.cfg.Store, placementPrefix+a.cfg.Node+"/"), store.NewMirror(a.cfg.Store, convergedKey)}
-	a.placed = store.Track(mirrors[0], placementPrefix+a.cfg.Node+"/", func(string, *Placement, *Placement) { poke() })
-	a.converged = store.Track(mirrors[1], convergedKey, func(string, *string, *string) { poke() })
-	for _, m := range mirrors {
-		for {
-			err := m.Start(ctx)
-			if err == nil {
-				break
-			}
-			a.log.Warn("read placements; pods keep running", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
+	m := store.NewMirror(a.cfg.Store, placementPrefix+a.cfg.Node+"/")
+	a.placed = store.Track(m, placementPrefix+a.cfg.Node+"/", func(string, *Placement, *Placement) { poke() })
+	for {
+		err := m.Start(ctx)
+		if err == nil {
+			break
+		}
+		a.log.Warn("read placements; pods keep running", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
 		}
 	}
 	a.following.Store(true)
@@ -232,9 +226,6 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 		a.report(ctx, uid, st)
 	}
 	rec.PodsDesired, rec.PodsRunning, rec.Heartbeat = desired, ready, time.Now()
-	if conv, ok := a.converged.Get(convergedKey); ok && ready == desired {
-		rec.Converged = conv.Value
-	}
 	// The record is rewritten when it changed, and for its heartbeat every heartbeatEvery
 	// (every second on a node with a store member, whose freshness the master checks before it
 	// hands the store's leadership to it): liveness is the lease, so that a thousand nodes do

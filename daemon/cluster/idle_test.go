@@ -12,14 +12,13 @@ func TestIdleNodesWriteOnlyTheirHeartbeat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a simulated cluster of 10 nodes")
 	}
-	c := newSimCluster(t, 10)
-	sha := c.commit("", map[string]int{"bulk": 100}, map[string]string{"bulk": "v0"})
-	c.converge(t, sha, time.Minute)
+	c := newSimCluster(t, 10, 1)
+	c.push(t, "", map[string]int{"bulk": 100}, map[string]string{"bulk": "v0"}, time.Minute)
 	time.Sleep(2 * time.Second) // the last status reports and the converged commit settle
-	r0 := c.st.Requests()
+	r0 := c.agentRequests()
 	time.Sleep(3 * time.Second)
-	r1 := c.st.Requests()
-	writes, reads := r1.Writes-r0.Writes, r1.Reads-r0.Reads
+	r := c.agentRequests().Sub(r0)
+	writes, reads := r.Writes, r.Reads
 	t.Logf("10 nodes with 100 pods, idle for 3 s: %d writes, %d reads", writes, reads)
 	if writes > 10 || reads != 0 {
 		t.Errorf("idle for 3 s, 10 nodes wrote %d times (want at most one heartbeat each) and read %d times (want 0)", writes, reads)

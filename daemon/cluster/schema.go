@@ -86,8 +86,6 @@ type NodeRecord struct {
 	// Store is "member" for a node that runs a member of the embedded store, "client" for one
 	// that uses the members, "external" for a node on an external etcd.
 	Store string `json:"store,omitempty"`
-	// Converged is the commit whose pods this node runs as placed (all Ready), "" until then.
-	Converged     string `json:"converged,omitempty"`
 	PodsRunning   int    `json:"podsRunning"`
 	PodsDesired   int    `json:"podsDesired"`
 	Unschedulable bool   `json:"unschedulable,omitempty"`

@@ -137,6 +137,16 @@ type Status struct {
 	Pending      int                 `json:"pending"`
 }
 
+// nodeConverged is the commit whose pods n runs as placed: the converged commit when all of its
+// pods are Ready, "" when some are not. The master marks a commit converged once every placed pod
+// of it is Ready, so a node all of whose pods are Ready runs that commit's pods.
+func (s *Snapshot) nodeConverged(n NodeRecord) string {
+	if n.PodsRunning != n.PodsDesired {
+		return ""
+	}
+	return s.Converged
+}
+
 // Status summarises the cluster.
 func (s *Snapshot) Status() Status {
 	st := Status{Master: s.Leader, Converged: s.Converged, Nodes: []NodeStatus{}, Deployments: []DeploymentSummary{}}
@@ -155,7 +165,7 @@ func (s *Snapshot) Status() Status {
 	}
 	for _, n := range s.Nodes {
 		st.Nodes = append(st.Nodes, NodeStatus{Name: n.Name, Ready: true, Master: n.Name == s.Leader,
-			Unschedulable: n.Unschedulable || s.Cordoned[n.Name], Converged: n.Converged, Store: n.Store, PodsRunning: n.PodsRunning,
+			Unschedulable: n.Unschedulable || s.Cordoned[n.Name], Converged: s.nodeConverged(n), Store: n.Store, PodsRunning: n.PodsRunning,
 			PodsDesired: n.PodsDesired, Heartbeat: n.Heartbeat})
 	}
 	for _, n := range s.notReady() {
@@ -367,7 +377,7 @@ func (s *Snapshot) NodeList(f Filter) (List, error) {
 		l.Items = append(l.Items, map[string]any{
 			"apiVersion": "v1", "kind": "Node",
 			"metadata": map[string]any{"name": n.Name, "labels": n.Labels, "creationTimestamp": n.StartedAt.UTC().Format(time.RFC3339),
-				"annotations": map[string]string{"shoal.dev/role": role, "shoal.dev/converged-commit": n.Converged}},
+				"annotations": map[string]string{"shoal.dev/role": role, "shoal.dev/converged-commit": s.nodeConverged(n)}},
 			"spec": nodeSpec(n.Unschedulable || s.Cordoned[n.Name], s.PodCIDRs[n.Name], n.Taints),
 			"status": map[string]any{
 				"conditions":  []map[string]any{{"type": "Ready", "status": ready, "lastHeartbeatTime": n.Heartbeat.UTC().Format(time.RFC3339)}},

@@ -65,10 +65,24 @@ type Requests struct {
 	Reads, Writes int64
 	// KeysRead is how many keys the reads returned.
 	KeysRead int64
+	// BytesWritten is the size of the write requests as sent (keys, values and conditions).
+	BytesWritten int64
+	// WatchEvents is how many events the client's watches received.
+	WatchEvents int64
 }
 
-// requestCounts counts a client's requests, from a gRPC interceptor.
-type requestCounts struct{ reads, writes, keysRead atomic.Int64 }
+// Sub returns the requests counted since an earlier reading, r - earlier.
+func (r Requests) Sub(earlier Requests) Requests {
+	return Requests{Reads: r.Reads - earlier.Reads, Writes: r.Writes - earlier.Writes, KeysRead: r.KeysRead - earlier.KeysRead,
+		BytesWritten: r.BytesWritten - earlier.BytesWritten, WatchEvents: r.WatchEvents - earlier.WatchEvents}
+}
+
+// requestCounts counts a client's requests, from a gRPC interceptor, and the events of its
+// watches.
+type requestCounts struct{ reads, writes, keysRead, bytesWritten, watchEvents atomic.Int64 }
+
+// sized is what etcd's request messages have: their encoded size.
+type sized interface{ Size() int }
 
 func (r *requestCounts) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	err := invoker(ctx, method, req, reply, cc, opts...)
@@ -80,13 +94,18 @@ func (r *requestCounts) intercept(ctx context.Context, method string, req, reply
 		}
 	case "/etcdserverpb.KV/Put", "/etcdserverpb.KV/DeleteRange", "/etcdserverpb.KV/Txn":
 		r.writes.Add(1)
+		if m, ok := req.(sized); ok {
+			r.bytesWritten.Add(int64(m.Size()))
+		}
 	}
 	return err
 }
 
-// Requests returns how many reads and writes the client has sent.
+// Requests returns how many reads and writes the client has sent, and the events its watches
+// received.
 func (c *Client) Requests() Requests {
-	return Requests{Reads: c.requests.reads.Load(), Writes: c.requests.writes.Load(), KeysRead: c.requests.keysRead.Load()}
+	return Requests{Reads: c.requests.reads.Load(), Writes: c.requests.writes.Load(), KeysRead: c.requests.keysRead.Load(),
+		BytesWritten: c.requests.bytesWritten.Load(), WatchEvents: c.requests.watchEvents.Load()}
 }
 
 // Connect connects to the store and checks that it answers.

@@ -157,6 +157,7 @@ func watchLoop[T any](ctx context.Context, c *Client, prefix string, next int64,
 			if resp.Created && next == 0 {
 				next = resp.Header.Revision + 1
 			}
+			c.requests.watchEvents.Add(int64(len(resp.Events)))
 			for _, e := range resp.Events {
 				if !send(decodeEvent[T](e)) {
 					break

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -438,5 +439,37 @@ func TestRegisterComesBackAfterStoreOutage(t *testing.T) {
 	time.Sleep(testTTL + time.Second)
 	if _, _, found, _ := Get[nodeInfo](ctx, obs, "/shoal/nodes/n1"); !found {
 		t.Fatal("key vanished when the old lease expired")
+	}
+}
+
+func TestRequestsCountWritesAndWatchEvents(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	c := connect(t, startStore(t, storeDir(t)))
+	before := c.Requests()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := Watch[string](wctx, c, "/r/", 0)
+	if err := Put(ctx, c, "/r/a", "first"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Put(ctx, c, "/r/b", strings.Repeat("x", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		<-events
+	}
+	if _, _, err := List[string](ctx, c, "/r/"); err != nil {
+		t.Fatal(err)
+	}
+	got := c.Requests().Sub(before)
+	if got.Writes != 2 || got.Reads < 1 || got.KeysRead < 2 {
+		t.Errorf("counted %+v, want 2 writes and a read of 2 keys", got)
+	}
+	if got.BytesWritten < 1000 || got.BytesWritten > 1200 {
+		t.Errorf("counted %d bytes written for two puts of about 1,020 bytes", got.BytesWritten)
+	}
+	if got.WatchEvents != 2 {
+		t.Errorf("counted %d watch events, want 2", got.WatchEvents)
 	}
 }
