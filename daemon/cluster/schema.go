@@ -85,7 +85,7 @@ type NodeRecord struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	// Store is "member" for a node that runs a member of the embedded store, "client" for one
 	// that uses the members, "external" for a node on an external etcd.
-	Store string `json:"store,omitempty"`
+	Store         string `json:"store,omitempty"`
 	PodsRunning   int    `json:"podsRunning"`
 	PodsDesired   int    `json:"podsDesired"`
 	Unschedulable bool   `json:"unschedulable,omitempty"`
