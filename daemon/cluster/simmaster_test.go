@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,9 @@ import (
 // simMasterEnv, set to the store's endpoints, makes the test binary run only a master (the
 // simulated cluster's, in a process of its own) that takes its commands on stdin.
 const simMasterEnv = "SHOAL_SIM_MASTER_STORE"
+
+// simMasterProfileEnv names a file for a CPU profile of the simulated master (pprof).
+const simMasterProfileEnv = "SHOAL_SIM_MASTER_CPUPROFILE"
 
 func TestMain(m *testing.M) {
 	if eps := os.Getenv(simMasterEnv); eps != "" {
@@ -52,6 +56,17 @@ type simReply struct {
 
 // runSimMaster runs a master over the store until in ends, answering each request on out.
 func runSimMaster(endpoints []string, in io.Reader, out io.Writer) error {
+	if path := os.Getenv(simMasterProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	mst, err := store.Connect(ctx, store.Config{Endpoints: endpoints})

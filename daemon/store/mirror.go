@@ -59,6 +59,7 @@ type Table[T any] struct {
 	m      *Mirror
 	pfx    string
 	items  map[string]KV[T]
+	sorted []KV[T] // items sorted by key, kept in step with every change
 	change func(key string, old, new *T)
 }
 
@@ -93,6 +94,7 @@ func (t *Table[T]) reset(kvs []KV[json.RawMessage], first bool) {
 	}
 	old := t.items
 	t.items = items
+	t.sorted = slices.SortedFunc(maps.Values(items), byKey[T])
 	if first || t.change == nil {
 		return
 	}
@@ -121,31 +123,39 @@ func (t *Table[T]) apply(ev Event[json.RawMessage]) {
 		oldp = &old.Value
 	}
 	var v T
+	i, found := slices.BinarySearchFunc(t.sorted, ev.Key, func(kv KV[T], key string) int { return strings.Compare(kv.Key, key) })
 	if ev.Type == EventPut && json.Unmarshal(ev.Value, &v) == nil {
-		t.items[ev.Key] = KV[T]{Key: ev.Key, Value: v, ModRev: ev.Rev}
+		kv := KV[T]{Key: ev.Key, Value: v, ModRev: ev.Rev}
+		t.items[ev.Key] = kv
+		if found {
+			t.sorted[i] = kv
+		} else {
+			t.sorted = slices.Insert(t.sorted, i, kv)
+		}
 		newp = &v
 	} else {
 		if !had {
 			return
 		}
 		delete(t.items, ev.Key)
+		if found {
+			t.sorted = slices.Delete(t.sorted, i, i+1)
+		}
 	}
 	if t.change != nil {
 		t.change(ev.Key, oldp, newp)
 	}
 }
 
-// List returns the table's entries sorted by key.
+// List returns the table's entries sorted by key: a copy, kept sorted as the changes come, so a
+// List costs a copy, not a sort.
 func (t *Table[T]) List() []KV[T] {
 	t.m.mu.Lock()
 	defer t.m.mu.Unlock()
-	out := make([]KV[T], 0, len(t.items))
-	for _, kv := range t.items {
-		out = append(out, kv)
-	}
-	slices.SortFunc(out, func(a, b KV[T]) int { return strings.Compare(a.Key, b.Key) })
-	return out
+	return append(make([]KV[T], 0, len(t.sorted)), t.sorted...)
 }
+
+func byKey[T any](a, b KV[T]) int { return strings.Compare(a.Key, b.Key) }
 
 // Get returns the entry of key.
 func (t *Table[T]) Get(key string) (KV[T], bool) {
