@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -338,7 +339,7 @@ func TestRemoveNode(t *testing.T) {
 	had := onN2(s)
 
 	stopN2()
-	s = c.waitFor("n2 NotReady", func(s *Snapshot) bool {
+	c.waitFor("n2 NotReady", func(s *Snapshot) bool {
 		for _, n := range s.Status().Nodes {
 			if n.Name == "n2" && !n.Ready {
 				return true
@@ -346,6 +347,23 @@ func TestRemoveNode(t *testing.T) {
 		}
 		return false
 	})
+	// The master finds n2 lost and keeps its pods there through the grace.
+	nodeEvent := func(reason string) bool {
+		evs, err := c.backend.Events(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(evs, func(e Event) bool { return e.Reason == reason && e.Object == "Node n2" })
+	}
+	for deadline := time.Now().Add(30 * time.Second); !nodeEvent("NodeNotReady"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the NodeNotReady event of n2")
+		}
+	}
+	s, err := c.backend.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := onN2(s); got != had {
 		t.Errorf("%d pods on n2 within the grace, want the %d it had", got, had)
 	}
@@ -360,5 +378,8 @@ func TestRemoveNode(t *testing.T) {
 	}
 	if err := c.backend.RemoveNode(ctx, "n2"); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("remove it again: %v", err)
+	}
+	if !nodeEvent("RemovingNode") {
+		t.Error("no RemovingNode event for n2")
 	}
 }

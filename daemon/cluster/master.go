@@ -82,7 +82,10 @@ type Master struct {
 	head    Head
 	headCh  chan struct{}
 	objects map[string][]manifests.Object // desired objects by commit
-	lost    map[string]time.Time          // nodes not registered, since
+
+	// lost is the last plan's Plan.Lost, which the next pass gives the planner back as
+	// State.Lost. Only Run's goroutine uses it.
+	lost map[string]time.Time
 
 	eventLease      clientv3.LeaseID
 	eventLeaseUntil time.Time
@@ -155,7 +158,7 @@ func NewMaster(cfg MasterConfig) *Master {
 		cfg.ClusterCIDR = DefaultClusterCIDR
 	}
 	return &Master{cfg: cfg, log: cfg.Logger.With("component", "master"), headCh: make(chan struct{}, 1),
-		objects: map[string][]manifests.Object{}, lost: map[string]time.Time{}}
+		objects: map[string][]manifests.Object{}}
 }
 
 // SetHead tells the master the newest commit of the repository. Safe to call at any time.
@@ -452,12 +455,13 @@ func decodeObjects(kvs []store.KV[json.RawMessage]) ([]manifests.Object, error) 
 	return objs, nil
 }
 
-// observed is the pods and nodes of the view as reconcile sees them.
-func (m *Master) observed() ([]reconcile.Pod, []reconcile.Node, map[string]Placement) {
+// observed is the pods, the registered nodes and the known nodes of the view as reconcile sees
+// them (State.Pods, Nodes and Known), and the placements by pod UID.
+func (m *Master) observed() (reconcile.State, map[string]Placement) {
 	pls, sts, nodes := m.view.placements.List(), m.view.status.List(), m.view.nodes.List()
-	isKnown := map[string]bool{}
+	known := map[string]bool{}
 	for _, kv := range m.view.known.List() {
-		isKnown[kv.Value.Name] = true
+		known[kv.Value.Name] = true
 	}
 	cordons := m.view.cordons.List()
 	cordoned, draining := map[string]bool{}, map[string]bool{}
@@ -469,40 +473,17 @@ func (m *Master) observed() ([]reconcile.Pod, []reconcile.Node, map[string]Place
 	for _, s := range sts {
 		status[s.Value.UID] = s.Value
 	}
-	now := time.Now()
 	var rnodes []reconcile.Node
-	registered := map[string]bool{}
 	for _, n := range nodes {
-		registered[n.Value.Name] = true
 		rnodes = append(rnodes, reconcile.Node{Name: n.Value.Name, Ready: true, Unschedulable: n.Value.Unschedulable || cordoned[n.Value.Name],
 			Draining: draining[n.Value.Name], Labels: n.Value.Labels, Taints: ReconcileTaints(n.Value.Taints),
 			Allocatable: reconcile.Resources(n.Value.Allocatable)})
 	}
 	byUID := map[string]Placement{}
 	var pods []reconcile.Pod
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for name := range m.lost {
-		if registered[name] {
-			delete(m.lost, name)
-		}
-	}
-	referenced := map[string]bool{}
 	for _, kv := range pls {
 		pl := kv.Value
 		byUID[pl.Spec.UID] = pl
-		if pl.Node != "" && !registered[pl.Node] {
-			referenced[pl.Node] = true
-			switch since, ok := m.lost[pl.Node]; {
-			case !isKnown[pl.Node] && !since.IsZero():
-				// Removed (`shoal node remove`): gone long ago, its pods move at once.
-				m.lost[pl.Node] = time.Time{}
-				m.log.Warn("node removed", "node", pl.Node)
-			case !ok:
-				m.lost[pl.Node] = now
-				m.log.Warn("node not registered", "node", pl.Node)
-			}
-		}
 		p := reconcile.Pod{UID: pl.Spec.UID, Owner: pl.Owner, TemplateHash: pl.TemplateHash, Spec: pl.Spec.Pod,
 			Node: pl.Node, Commit: pl.Commit, Created: pl.Created, Terminating: pl.Terminating, Phase: manifests.PodPending}
 		if pl.Spec.Pod != nil {
@@ -520,15 +501,23 @@ func (m *Master) observed() ([]reconcile.Pod, []reconcile.Node, map[string]Place
 		}
 		pods = append(pods, p)
 	}
-	for name := range m.lost {
-		if !referenced[name] {
-			delete(m.lost, name) // nothing is placed there any more
+	return reconcile.State{Pods: pods, Nodes: rnodes, Known: known}, byUID
+}
+
+// logNodeChanges logs what the plan found of lost nodes.
+func (m *Master) logNodeChanges(changes []reconcile.NodeChange) {
+	for _, c := range changes {
+		switch c.What {
+		case reconcile.NodeNotRegistered:
+			m.log.Warn("node not registered", "node", c.Node)
+		case reconcile.NodeRemoved:
+			m.log.Warn("node removed", "node", c.Node)
+		case reconcile.NodeBack:
+			m.log.Info("node registered again", "node", c.Node)
+		case reconcile.NodeForgotten:
+			m.log.Info("node no longer lost: no pod is placed on it", "node", c.Node)
 		}
 	}
-	for name, since := range m.lost {
-		rnodes = append(rnodes, reconcile.Node{Name: name, Ready: false, NotReadySince: since})
-	}
-	return pods, rnodes, byUID
 }
 
 // reconcile runs one pass of the controllers and applies the plan.
@@ -550,7 +539,8 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			return 0, err
 		}
 	}
-	pods, nodes, byUID := m.observed()
+	obs, byUID := m.observed()
+	pods := obs.Pods
 	podCIDRs := map[string]netip.Prefix{}
 	for _, kv := range m.view.podCIDRs.List() {
 		if c, err := netip.ParsePrefix(kv.Value); err == nil {
@@ -562,10 +552,14 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	for _, kv := range m.view.deployments.List() {
 		conds[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value.Status.Conditions
 	}
-	plan := reconcile.Reconcile(reconcile.State{Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: nodes,
-		Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace, ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs,
-		DeploymentConditions: conds, ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts,
-		ServedLoadBalancers: served}, randomIDs{})
+	plan := reconcile.Reconcile(reconcile.State{Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
+		Known: obs.Known, Lost: m.lost, Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace,
+		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds,
+		ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts, ServedLoadBalancers: served}, randomIDs{})
+	// What the plan found of the lost nodes holds whether or not its writes succeed: the next
+	// pass starts from it.
+	m.lost = plan.Lost
+	m.logNodeChanges(plan.NodeChanges)
 	var ops []clientv3.Op
 	for _, a := range plan.Actions {
 		switch a := a.(type) {
