@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -205,6 +206,16 @@ func TestMasterAndAgentConverge(t *testing.T) {
 	two := c.git.commit(bad, "web: v2", map[string]string{"web.yaml": deploymentYAML("web", 2, "registry.local/app:v2")})
 	c.push(two)
 	s = c.waitFor("v2", func(s *Snapshot) bool { return s.Converged == two })
+	// Only the applied commit's objects stay in the store.
+	desired, _, err := store.List[json.RawMessage](context.Background(), c.master.cfg.Store, desiredPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range desired {
+		if !strings.HasPrefix(kv.Key, desiredPrefix+two+"/") {
+			t.Errorf("desired object %s left of an old commit", kv.Key)
+		}
+	}
 	for _, p := range s.Pods() {
 		if p.Pod.Spec.Containers[0].Image != "registry.local/app:v2" {
 			t.Errorf("pod %s runs %s after the rollout", p.Pod.Name, p.Pod.Spec.Containers[0].Image)

@@ -319,7 +319,11 @@ func (m *Master) accept(ctx context.Context, lead *store.Leadership, h Head) err
 	if applied.SHA == h.SHA {
 		return nil
 	}
-	if prev, _, found, err := store.Get[CommitRecord](ctx, m.cfg.Store, seenKey(h.SHA)); err == nil && found && prev.Result == ResultRejected {
+	prev, _, found, err := store.Get[CommitRecord](ctx, m.cfg.Store, seenKey(h.SHA))
+	if err != nil {
+		return fmt.Errorf("read commit %s: %w", short7(h.SHA), err)
+	}
+	if found && prev.Result == ResultRejected {
 		return nil // rejected before; a new commit is needed
 	}
 	info, err := m.cfg.Git.Commit(ctx, h.SHA)
@@ -380,19 +384,20 @@ func (m *Master) accept(ctx context.Context, lead *store.Leadership, h Head) err
 		ops = ops[n:]
 	}
 	rec.Result, rec.Objects, rec.Warnings = ResultApplied, len(set.Objects), set.Warnings.Warnings()
-	now := time.Now()
-	resp, err := lead.Txn(ctx,
-		putOp(appliedKey, AppliedRecord{SHA: h.SHA, AppliedAt: now, Objects: len(set.Objects)}),
-		putOp(seenKey(h.SHA), rec))
+	// The flip deletes the old commit's objects in the same write: once the new commit is
+	// applied, a retry would not come back to them.
+	flip := []clientv3.Op{
+		putOp(appliedKey, AppliedRecord{SHA: h.SHA, AppliedAt: time.Now(), Objects: len(set.Objects)}),
+		putOp(seenKey(h.SHA), rec),
+	}
+	if applied.SHA != "" {
+		flip = append(flip, clientv3.OpDelete(desiredPrefix+applied.SHA+"/", clientv3.WithPrefix()))
+	}
+	resp, err := lead.Txn(ctx, flip...)
 	if err != nil {
 		return err
 	}
 	m.wrote = max(m.wrote, resp.Header.Revision) // the next pass reads the new commit
-	if applied.SHA != "" {
-		if _, err := lead.Txn(ctx, clientv3.OpDelete(desiredPrefix+applied.SHA+"/", clientv3.WithPrefix())); err != nil {
-			return err
-		}
-	}
 	m.mu.Lock()
 	m.objects = map[string][]manifests.Object{h.SHA: set.Objects}
 	m.mu.Unlock()
@@ -786,8 +791,16 @@ func (m *Master) markConverged(ctx context.Context, lead *store.Leadership, sha 
 		Message: fmt.Sprintf("every pod Ready %s after the commit was seen", d.Round(time.Millisecond))})
 }
 
-// emit records an event for an hour.
+// emit records an event, kept one to two hours. An event that cannot be written is logged in
+// its place: neither a pass nor a commit fails, or writes again, for the sake of an event.
 func (m *Master) emit(ctx context.Context, lead *store.Leadership, e Event) {
+	if err := m.writeEvent(ctx, lead, e); err != nil {
+		m.log.Warn("record an event; it is only logged", "type", e.Type, "reason", e.Reason, "object", e.Object,
+			"message", e.Message, "err", err)
+	}
+}
+
+func (m *Master) writeEvent(ctx context.Context, lead *store.Leadership, e Event) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -795,16 +808,19 @@ func (m *Master) emit(ctx context.Context, lead *store.Leadership, e Event) {
 	if time.Now().After(m.eventLeaseUntil) {
 		lease, err := m.cfg.Store.Etcd().Grant(ctx, int64(2*time.Hour/time.Second))
 		if err != nil {
-			m.log.Debug("event: grant its lease", "reason", e.Reason, "err", err)
-			return
+			return fmt.Errorf("grant the events' lease: %w", err)
 		}
 		m.eventLease, m.eventLeaseUntil = lease.ID, time.Now().Add(time.Hour)
 	}
 	key := fmt.Sprintf("%s%020d-%s", eventsPrefix, e.Time.UnixNano(), randomHex(3))
-	data, _ := json.Marshal(e)
-	if _, err := lead.Txn(ctx, clientv3.OpPut(key, string(data), clientv3.WithLease(m.eventLease))); err != nil {
-		m.log.Debug("event", "err", err)
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode the event: %w", err)
 	}
+	if _, err := lead.Txn(ctx, clientv3.OpPut(key, string(data), clientv3.WithLease(m.eventLease))); err != nil {
+		return fmt.Errorf("write the event: %w", err)
+	}
+	return nil
 }
 
 func randomHex(n int) string {
