@@ -18,6 +18,10 @@
 //     changes and deleted when it is removed.
 //   - A node that stays not ready for State.NodeLostGrace loses its
 //     Deployment pods to other nodes; its standalone pods stay, Unknown.
+//     A node that pods are placed on but that is not registered is not
+//     ready from the pass that finds it so, which Plan.Lost records for
+//     the next pass (State.Lost); a node removed from the cluster (not in
+//     State.Known) loses its Deployment pods at once.
 //   - The scheduler filters nodes as kube-scheduler's default plugins do:
 //     ready and not cordoned (unless the pod tolerates
 //     node.kubernetes.io/unschedulable and the node is not draining), taints

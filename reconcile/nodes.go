@@ -2,9 +2,83 @@ package reconcile
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
+	"time"
 )
+
+// lostNodes decides which nodes are lost, and since when (Plan.Lost), and
+// makes p.nodeList: the registered nodes, then a node that is not ready
+// for each lost one. A node that pods are placed on but that is not
+// registered is lost: since State.Lost has it, else since now when it is
+// known, else since the zero time (it was removed, its pods move at once).
+// A lost node that registers again, or that no pod is placed on any more,
+// is dropped.
+func (p *planner) lostNodes() {
+	registered := make(map[string]bool, len(p.s.Nodes))
+	for i := range p.s.Nodes {
+		registered[p.s.Nodes[i].Name] = true
+	}
+	lost := map[string]time.Time{}
+	for i := range p.s.Pods {
+		name := p.s.Pods[i].Node
+		if name == "" || registered[name] {
+			continue
+		}
+		if _, done := lost[name]; done {
+			continue
+		}
+		since, was := p.s.Lost[name]
+		switch {
+		case !p.s.Known[name]:
+			// Removed (`shoal node remove`): gone long ago.
+			if !was || !since.IsZero() {
+				p.nodeChange(name, NodeRemoved, time.Time{})
+			}
+			since = time.Time{}
+		case !was:
+			since = p.s.Now
+			p.nodeChange(name, NodeNotRegistered, since)
+		}
+		lost[name] = since
+	}
+	for name, since := range p.s.Lost {
+		if _, still := lost[name]; still {
+			continue
+		}
+		if registered[name] {
+			p.nodeChange(name, NodeBack, since)
+		} else {
+			p.nodeChange(name, NodeForgotten, since)
+		}
+	}
+	slices.SortFunc(p.plan.NodeChanges, func(a, b NodeChange) int { return cmp.Compare(a.Node, b.Node) })
+	for _, c := range p.plan.NodeChanges {
+		switch c.What {
+		case NodeNotRegistered:
+			p.event("Node/"+c.Node, EventWarning, "NodeNotReady", "Node "+c.Node+" is not registered: its pods are not ready, its Deployment pods move to other nodes after "+p.grace.String())
+		case NodeRemoved:
+			p.event("Node/"+c.Node, EventWarning, "RemovingNode", "Node "+c.Node+" was removed from the cluster: its Deployment pods move to other nodes at once")
+		case NodeBack:
+			p.event("Node/"+c.Node, EventNormal, "NodeReady", "Node "+c.Node+" is registered again")
+		}
+	}
+	p.nodeList = p.s.Nodes
+	if len(lost) == 0 {
+		return
+	}
+	p.plan.Lost = lost
+	p.nodeList = make([]Node, 0, len(p.s.Nodes)+len(lost))
+	p.nodeList = append(p.nodeList, p.s.Nodes...)
+	for _, name := range slices.Sorted(maps.Keys(lost)) {
+		p.nodeList = append(p.nodeList, Node{Name: name, NotReadySince: lost[name]})
+	}
+}
+
+func (p *planner) nodeChange(node, what string, since time.Time) {
+	p.plan.NodeChanges = append(p.plan.NodeChanges, NodeChange{Node: node, What: what, Since: since})
+}
 
 // drain deletes the Deployment pods of draining nodes, so that the
 // Deployments replace them elsewhere in this plan. Standalone pods stay, as
@@ -32,9 +106,9 @@ func (p *planner) podCIDRs() {
 	for _, c := range p.s.PodCIDRs {
 		used[c] = true
 	}
-	nodes := make([]*Node, 0, len(p.s.Nodes))
-	for i := range p.s.Nodes {
-		n := &p.s.Nodes[i]
+	nodes := make([]*Node, 0, len(p.nodeList))
+	for i := range p.nodeList {
+		n := &p.nodeList[i]
 		if _, has := p.s.PodCIDRs[n.Name]; n.Ready && !has {
 			nodes = append(nodes, n)
 		}

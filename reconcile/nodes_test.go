@@ -1,8 +1,12 @@
 package reconcile
 
 import (
+	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 )
 
 func TestPodCIDRs(t *testing.T) {
@@ -57,6 +61,102 @@ func TestPodCIDRs(t *testing.T) {
 			}
 			if len(plan.NoPodCIDR) != len(tt.none) || (len(tt.none) > 0 && plan.NoPodCIDR[0] != tt.none[0]) {
 				t.Errorf("nodes without a pod CIDR %v, want %v", plan.NoPodCIDR, tt.none)
+			}
+		})
+	}
+}
+
+func TestLostNodes(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
+	earlier := now.Add(-4 * time.Second)
+	known := map[string]bool{"n1": true, "n2": true}
+	tests := []struct {
+		name    string
+		nodes   []string // registered
+		known   map[string]bool
+		lost    map[string]time.Time
+		on      []string // the nodes pods are placed on ("" pending)
+		want    map[string]time.Time
+		changes []NodeChange
+		requeue time.Duration
+	}{
+		{
+			name: "a known node stops registering: lost since now", nodes: []string{"n1"}, known: known,
+			on: []string{"n1", "n2"}, want: map[string]time.Time{"n2": now},
+			changes: []NodeChange{{Node: "n2", What: NodeNotRegistered, Since: now}}, requeue: 10 * time.Second,
+		},
+		{
+			name: "still lost: since as recorded", nodes: []string{"n1"}, known: known,
+			lost: map[string]time.Time{"n2": earlier}, on: []string{"n2"}, want: map[string]time.Time{"n2": earlier},
+			requeue: 6 * time.Second,
+		},
+		{
+			name: "lost, then removed: since the zero time", known: known,
+			lost: map[string]time.Time{"n3": earlier}, on: []string{"n3"}, want: map[string]time.Time{"n3": {}},
+			changes: []NodeChange{{Node: "n3", What: NodeRemoved}},
+		},
+		{
+			name: "removed before any pass found it lost", known: known,
+			on: []string{"n3"}, want: map[string]time.Time{"n3": {}},
+			changes: []NodeChange{{Node: "n3", What: NodeRemoved}},
+		},
+		{
+			name: "removed and recorded so: no change", known: known,
+			lost: map[string]time.Time{"n3": {}}, on: []string{"n3"}, want: map[string]time.Time{"n3": {}},
+		},
+		{
+			name: "no known nodes: every unregistered node is removed", on: []string{"n1", "n1"},
+			want: map[string]time.Time{"n1": {}}, changes: []NodeChange{{Node: "n1", What: NodeRemoved}},
+		},
+		{
+			name: "registered again: back", nodes: []string{"n1", "n2"}, known: known,
+			lost: map[string]time.Time{"n2": earlier}, on: []string{"n2"},
+			changes: []NodeChange{{Node: "n2", What: NodeBack, Since: earlier}},
+		},
+		{
+			name: "no pod placed on it any more: forgotten", nodes: []string{"n1"}, known: known,
+			lost: map[string]time.Time{"n2": earlier, "n3": {}}, on: []string{"n1", ""},
+			changes: []NodeChange{{Node: "n2", What: NodeForgotten, Since: earlier}, {Node: "n3", What: NodeForgotten}},
+		},
+		{
+			name: "a node without pods is not tracked", nodes: []string{"n1"}, known: known, on: []string{"n1", ""},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nodes := make([]Node, 0, len(tt.nodes)+4) // room to append into: it must not be used
+			for _, n := range tt.nodes {
+				nodes = append(nodes, Node{Name: n, Ready: true})
+			}
+			var pods []Pod
+			for i, n := range tt.on {
+				pods = append(pods, Pod{UID: fmt.Sprint("u", i), Namespace: "default", Name: fmt.Sprint("p", i), Node: n, Terminating: true})
+			}
+			lostBefore := maps.Clone(tt.lost)
+			s := State{Nodes: nodes, Known: tt.known, Lost: tt.lost, Pods: pods, Now: now}
+			plan := Reconcile(s, &seqIDs{})
+			if !maps.Equal(plan.Lost, tt.want) {
+				t.Errorf("lost %v, want %v", plan.Lost, tt.want)
+			}
+			if !slices.Equal(plan.NodeChanges, tt.changes) {
+				t.Errorf("changes %+v, want %+v", plan.NodeChanges, tt.changes)
+			}
+			if plan.RequeueAfter != tt.requeue {
+				t.Errorf("requeue after %s, want %s", plan.RequeueAfter, tt.requeue)
+			}
+			if !maps.Equal(tt.lost, lostBefore) {
+				t.Errorf("State.Lost modified: %v, was %v", tt.lost, lostBefore)
+			}
+			if extra := nodes[len(nodes):cap(nodes)]; slices.ContainsFunc(extra, func(n Node) bool { return n.Name != "" }) {
+				t.Errorf("the plan wrote into State.Nodes' array: %+v", extra)
+			}
+			for _, c := range tt.changes {
+				if c.What == NodeForgotten {
+					continue
+				}
+				if !slices.ContainsFunc(plan.Events, func(e Event) bool { return e.Object == "Node/"+c.Node }) {
+					t.Errorf("no event for %s %s in %+v", c.Node, c.What, plan.Events)
+				}
 			}
 		})
 	}

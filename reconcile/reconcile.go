@@ -43,10 +43,13 @@ type planner struct {
 	grace time.Duration
 	plan  Plan
 
-	nodes   map[string]*nodeState
-	names   map[string]struct{} // "namespace/name" of every pod, existing or new
-	deleted map[string]struct{} // UIDs deleted by this plan
-	created []newPod
+	// nodeList is every node the plan knows of: the registered ones
+	// (State.Nodes), then the lost ones (Plan.Lost), which are not ready.
+	nodeList []Node
+	nodes    map[string]*nodeState
+	names    map[string]struct{} // "namespace/name" of every pod, existing or new
+	deleted  map[string]struct{} // UIDs deleted by this plan
+	created  []newPod
 }
 
 func newPlanner(s State, ids IDSource) *planner {
@@ -61,8 +64,9 @@ func newPlanner(s State, ids IDSource) *planner {
 	if p.grace <= 0 {
 		p.grace = DefaultNodeLostGrace
 	}
-	for i := range s.Nodes {
-		n := &s.Nodes[i]
+	p.lostNodes()
+	for i := range p.nodeList {
+		n := &p.nodeList[i]
 		ns := &nodeState{node: n, ready: n.Ready}
 		if !n.Ready {
 			since := s.Now.Sub(n.NotReadySince)

@@ -30,7 +30,9 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 //	nodes n1 n2 cpu=2000m mem=4Gi [storage=10Gi] [labels=k=v,k=v] [taints=k=v:Effect,k:Effect]
 //	                                                 add (or reset) ready nodes
-//	node-down n1 / node-up n1                        the node stops / resumes reporting
+//	node-down n1 / node-up n1                        the node stops / resumes reporting (not ready)
+//	unregister n1 / register n1                      the node's registration expires / it registers again
+//	remove n1                                        an unregistered node is removed (shoal node remove)
 //	cordon n1 / uncordon n1 / drain n1
 //	taint n1 k=v:Effect / untaint n1 k:Effect        add a taint (added now) / remove one
 //	apply [unvalidated]                              input: the YAML of the new commit (all objects);
@@ -222,9 +224,38 @@ func (s *sim) run(t *testing.T, b *block) string {
 			if old := s.node(name); old != nil {
 				*old = n
 			} else {
+				delete(s.unregistered, name)
 				s.nodes = append(s.nodes, n)
 			}
+			s.known[name] = true
 		}
+		return "ok"
+	case "unregister":
+		n := nodeArg()
+		s.unregistered[n.Name] = *n
+		s.nodes = slices.DeleteFunc(s.nodes, func(x Node) bool { return x.Name == n.Name })
+		return "ok"
+	case "register":
+		if len(args) != 1 {
+			return fail("want one node name")
+		}
+		n, ok := s.unregistered[args[0]]
+		if !ok {
+			return fail("node %q is not unregistered", args[0])
+		}
+		delete(s.unregistered, n.Name)
+		s.nodes = append(s.nodes, n)
+		s.known[n.Name] = true
+		return "ok"
+	case "remove":
+		if len(args) != 1 {
+			return fail("want one node name")
+		}
+		if _, ok := s.unregistered[args[0]]; !ok {
+			return fail("node %q is not unregistered: only a stopped node can be removed", args[0])
+		}
+		delete(s.unregistered, args[0])
+		delete(s.known, args[0])
 		return "ok"
 	case "node-down":
 		n := nodeArg()

@@ -188,8 +188,8 @@ func (p *planner) unschedulable(pod *Pod, why string) {
 
 func (p *planner) newScheduler(memo map[string]*podRequest) *scheduler {
 	sc := &scheduler{
-		nodes:      make([]schedNode, len(p.s.Nodes)),
-		index:      make(map[string]int, len(p.s.Nodes)),
+		nodes:      make([]schedNode, len(p.nodeList)),
+		index:      make(map[string]int, len(p.nodeList)),
 		owners:     make(map[string][]int32),
 		fits:       make(map[string]*staticFit),
 		topologies: make(map[string]*topology),
@@ -198,8 +198,8 @@ func (p *planner) newScheduler(memo map[string]*podRequest) *scheduler {
 		podCounts:  make(map[string]*podCount),
 		nsLabels:   make(map[string]map[string]string),
 	}
-	for i := range p.s.Nodes {
-		n := &p.s.Nodes[i]
+	for i := range p.nodeList {
+		n := &p.nodeList[i]
 		labels := n.Labels
 		if _, ok := labels[LabelHostname]; !ok {
 			labels = maps.Clone(labels)

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -32,21 +33,26 @@ func (s *seqIDs) Suffix() string {
 // sim is a small cluster that applies plans the way the master does and
 // lets tests play the nodes.
 type sim struct {
-	now     time.Time
-	grace   time.Duration
-	nodes   []Node
-	pods    []Pod
-	objects []manifests.Object
-	commit  string
-	commits int
-	ids     seqIDs
-	last    Plan
+	now   time.Time
+	grace time.Duration
+	// nodes are the registered nodes; unregistered holds the nodes that
+	// stopped registering, to register again as they were; known names
+	// the nodes that joined and were not removed.
+	nodes        []Node
+	unregistered map[string]Node
+	known        map[string]bool
+	pods         []Pod
+	objects      []manifests.Object
+	commit       string
+	commits      int
+	ids          seqIDs
+	last         Plan
 	// violations collects broken rolling-update invariants.
 	violations []string
 }
 
 func newSim() *sim {
-	return &sim{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	return &sim{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), unregistered: map[string]Node{}, known: map[string]bool{}}
 }
 
 func (s *sim) state() State {
@@ -56,6 +62,7 @@ func (s *sim) state() State {
 	}
 	return State{
 		Objects: s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
+		Known: maps.Clone(s.known), Lost: s.last.Lost,
 		Now: s.now, NodeLostGrace: s.grace, DeploymentConditions: conds,
 	}
 }
@@ -239,7 +246,8 @@ func (s *sim) report(glob, what string) (int, error) {
 			continue
 		}
 		if what == "stopped" {
-			if nd := s.node(p.Node); p.Terminating && (nd == nil || nd.Ready) {
+			_, silent := s.unregistered[p.Node]
+			if nd := s.node(p.Node); p.Terminating && !silent && (nd == nil || nd.Ready) {
 				n++
 				continue // gone
 			}
@@ -345,6 +353,12 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 	for _, d := range plan.Deployments {
 		b.WriteString(formatStatus(d) + "\n")
 	}
+	for _, c := range plan.NodeChanges {
+		fmt.Fprintf(&b, "node %s %s since %s\n", c.Node, c.What, formatSince(c.Since))
+	}
+	for _, name := range slices.Sorted(maps.Keys(plan.Lost)) {
+		fmt.Fprintf(&b, "lost %s since %s\n", name, formatSince(plan.Lost[name]))
+	}
 	if plan.RequeueAfter > 0 {
 		fmt.Fprintf(&b, "requeue after %s\n", plan.RequeueAfter)
 	}
@@ -352,6 +366,14 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 		return "nothing to do"
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// formatSince renders a lost node's time: "removal" for the zero time.
+func formatSince(t time.Time) string {
+	if t.IsZero() {
+		return "removal"
+	}
+	return t.Format(time.TimeOnly)
 }
 
 func formatStatus(d DeploymentStatus) string {

@@ -42,7 +42,7 @@ const (
 // key of per-node affinity and spreading.
 const LabelHostname = "kubernetes.io/hostname"
 
-// Node is a node as the master sees it.
+// Node is a registered node as the master sees it.
 type Node struct {
 	Name string
 	// Ready is false while the node does not renew its lease or reports
@@ -114,7 +114,19 @@ type State struct {
 	// Commit is the applied commit; new pods record it.
 	Commit string
 	Pods   []Pod
-	Nodes  []Node
+	// Nodes are the registered nodes: those whose registration (a lease)
+	// is alive.
+	Nodes []Node
+	// Known names the nodes that joined the cluster and were not removed
+	// since (`shoal node remove`), registered or not. A node that pods are
+	// placed on but that is not registered is lost: since now when it is
+	// known (its pods move after NodeLostGrace), since the zero time when
+	// it is not (it was removed: its pods move at once). A nil Known
+	// counts every node that is not registered as removed.
+	Known map[string]bool
+	// Lost is the previous plan's Plan.Lost, which the master carries from
+	// one pass to the next: the nodes found lost, and since when.
+	Lost map[string]time.Time
 	// Now is the time the plan is made for; Reconcile reads no clock.
 	Now time.Time
 	// NodeLostGrace is how long a node may be not ready before its
@@ -247,6 +259,31 @@ type Event struct {
 	Message string
 }
 
+// What a NodeChange says of a node.
+const (
+	// NodeNotRegistered: pods are placed on a known node that is not
+	// registered; it is lost from now on.
+	NodeNotRegistered = "NotRegistered"
+	// NodeRemoved: pods are placed on a node that is neither registered
+	// nor known; it is lost since the zero time, and its pods move at once.
+	NodeRemoved = "Removed"
+	// NodeBack: a lost node is registered again.
+	NodeBack = "Back"
+	// NodeForgotten: no pod is placed on a lost node any more; it is no
+	// longer tracked.
+	NodeForgotten = "Forgotten"
+)
+
+// NodeChange is a change in the nodes the plan counts as lost.
+type NodeChange struct {
+	Node string
+	// What is NodeNotRegistered, NodeRemoved, NodeBack or NodeForgotten.
+	What string
+	// Since is when the node was lost, as Plan.Lost has it (for NodeBack
+	// and NodeForgotten, as State.Lost had it).
+	Since time.Time
+}
+
 // DeploymentStatus is a Deployment's status as it will be once the plan is
 // applied. The embedded manifests.DeploymentStatus is what the API shows.
 // A condition's lastTransitionTime is State.Now when its status changed
@@ -284,6 +321,15 @@ type Plan struct {
 	// NoPodCIDR lists the ready nodes left without a pod CIDR because the
 	// cluster CIDR is full (or smaller than a /24).
 	NoPodCIDR []string
+	// Lost holds the nodes that pods are placed on but that are not
+	// registered, and since when they are lost (the zero time for a node
+	// that was removed); pass it back as State.Lost on the next pass. A
+	// node's pods count as not ready while it is lost, and its Deployment
+	// pods move to other nodes NodeLostGrace after the time recorded.
+	Lost map[string]time.Time
+	// NodeChanges are the changes from State.Lost to Lost, in order of
+	// node name, for the master's log.
+	NodeChanges []NodeChange
 	// RequeueAfter, when positive, is when the plan may change by time
 	// alone (a pod reaching minReadySeconds, a node reaching the lost
 	// grace); the master reconciles again by then at the latest.

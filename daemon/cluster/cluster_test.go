@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -204,6 +206,16 @@ func TestMasterAndAgentConverge(t *testing.T) {
 	two := c.git.commit(bad, "web: v2", map[string]string{"web.yaml": deploymentYAML("web", 2, "registry.local/app:v2")})
 	c.push(two)
 	s = c.waitFor("v2", func(s *Snapshot) bool { return s.Converged == two })
+	// Only the applied commit's objects stay in the store.
+	desired, _, err := store.List[json.RawMessage](context.Background(), c.master.cfg.Store, desiredPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range desired {
+		if !strings.HasPrefix(kv.Key, desiredPrefix+two+"/") {
+			t.Errorf("desired object %s left of an old commit", kv.Key)
+		}
+	}
 	for _, p := range s.Pods() {
 		if p.Pod.Spec.Containers[0].Image != "registry.local/app:v2" {
 			t.Errorf("pod %s runs %s after the rollout", p.Pod.Name, p.Pod.Spec.Containers[0].Image)
@@ -338,7 +350,7 @@ func TestRemoveNode(t *testing.T) {
 	had := onN2(s)
 
 	stopN2()
-	s = c.waitFor("n2 NotReady", func(s *Snapshot) bool {
+	c.waitFor("n2 NotReady", func(s *Snapshot) bool {
 		for _, n := range s.Status().Nodes {
 			if n.Name == "n2" && !n.Ready {
 				return true
@@ -346,6 +358,23 @@ func TestRemoveNode(t *testing.T) {
 		}
 		return false
 	})
+	// The master finds n2 lost and keeps its pods there through the grace.
+	nodeEvent := func(reason string) bool {
+		evs, err := c.backend.Events(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(evs, func(e Event) bool { return e.Reason == reason && e.Object == "Node n2" })
+	}
+	for deadline := time.Now().Add(30 * time.Second); !nodeEvent("NodeNotReady"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the NodeNotReady event of n2")
+		}
+	}
+	s, err := c.backend.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := onN2(s); got != had {
 		t.Errorf("%d pods on n2 within the grace, want the %d it had", got, had)
 	}
@@ -360,5 +389,8 @@ func TestRemoveNode(t *testing.T) {
 	}
 	if err := c.backend.RemoveNode(ctx, "n2"); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("remove it again: %v", err)
+	}
+	if !nodeEvent("RemovingNode") {
+		t.Error("no RemovingNode event for n2")
 	}
 }

@@ -1,0 +1,231 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/reconcile"
+	"github.com/shoal-dev/shoal/runtime"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// reconcile runs one pass of the controllers and applies the plan.
+func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Duration, error) {
+	start := time.Now()
+	defer func() { m.cfg.Metrics.ReconcileDuration.Observe(time.Since(start).Seconds()) }()
+	// Read what the previous pass wrote: the view must have caught up with it.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := m.view.mirror.WaitFor(wctx, m.wrote)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	appliedKV, found := m.view.applied.Get(appliedKey)
+	applied := appliedKV.Value
+	var objs []manifests.Object
+	if found {
+		if objs, err = m.desired(ctx, applied.SHA); err != nil {
+			return 0, err
+		}
+	}
+	obs, byUID := m.observed()
+	pods := obs.Pods
+	podCIDRs := map[string]netip.Prefix{}
+	for _, kv := range m.view.podCIDRs.List() {
+		if c, err := netip.ParsePrefix(kv.Value); err == nil {
+			podCIDRs[strings.TrimPrefix(kv.Key, podCIDRsPrefix)] = c
+		}
+	}
+	svcIPs, nodePorts, served := m.serviceInputs()
+	conds := map[string][]manifests.DeploymentCondition{}
+	for _, kv := range m.view.deployments.List() {
+		conds[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value.Status.Conditions
+	}
+	plan := reconcile.Reconcile(reconcile.State{Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
+		Known: obs.Known, Lost: m.lost, Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace,
+		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds,
+		ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts, ServedLoadBalancers: served}, randomIDs{})
+	// What the plan found of the lost nodes holds whether or not its writes succeed: the next
+	// pass starts from it.
+	m.lost = plan.Lost
+	m.logNodeChanges(plan.NodeChanges)
+	var ops []clientv3.Op
+	for _, a := range plan.Actions {
+		switch a := a.(type) {
+		case reconcile.CreatePod:
+			pl := Placement{Spec: runtime.PodSpec{UID: a.Pod.UID, Pod: a.Pod.Spec, ConfigMaps: a.ConfigMaps, Secrets: a.Secrets},
+				Node: a.Pod.Node, Owner: a.Pod.Owner, TemplateHash: a.Pod.TemplateHash, Commit: a.Pod.Commit, Created: a.Pod.Created}
+			if pl.Created.IsZero() {
+				pl.Created = time.Now()
+			}
+			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), pl.Spec.UID), pl))
+		case reconcile.DeletePod:
+			pl, ok := byUID[a.UID]
+			if !ok {
+				continue
+			}
+			if a.Force {
+				ops = append(ops, clientv3.OpDelete(placementKey(nodeOrPending(pl.Node), a.UID)),
+					clientv3.OpDelete(statusKey(nodeOrPending(pl.Node), a.UID)))
+				continue
+			}
+			pl.Terminating, pl.Reason = true, a.Reason
+			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), a.UID), pl))
+		case reconcile.BindPod:
+			pl, ok := byUID[a.UID]
+			if !ok {
+				continue
+			}
+			old := pl.Node
+			pl.Node, pl.Reason = a.Node, ""
+			ops = append(ops, clientv3.OpDelete(placementKey(nodeOrPending(old), a.UID)), putOp(placementKey(a.Node, a.UID), pl))
+		case reconcile.SetPodStatus:
+			pl, ok := byUID[a.UID]
+			if !ok {
+				continue
+			}
+			rec := PodStatusRecord{UID: a.UID, Node: pl.Node, Reported: time.Now(),
+				Status: manifests.PodStatus{Phase: a.Phase, Reason: a.Reason, Message: a.Message}}
+			if pl.Spec.Pod != nil {
+				rec.Namespace, rec.Name = pl.Spec.Pod.Namespace, pl.Spec.Pod.Name
+			}
+			ops = append(ops, putOp(statusKey(nodeOrPending(pl.Node), a.UID), rec))
+		}
+	}
+	for _, p := range plan.Pending {
+		if pl, ok := byUID[p.UID]; ok && pl.Reason != p.Reason {
+			pl.Reason = p.Reason
+			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), p.UID), pl))
+		}
+	}
+	ops = append(ops, m.deploymentOps(plan)...)
+	ops = append(ops, m.serviceOps(plan.Services)...)
+	for _, name := range slices.Sorted(maps.Keys(plan.PodCIDRs)) {
+		ops = append(ops, putOp(PodCIDRKey(name), plan.PodCIDRs[name].String()))
+		m.log.Info("pod CIDR allocated", "node", name, "cidr", plan.PodCIDRs[name])
+	}
+	for _, name := range plan.NoPodCIDR {
+		m.log.Warn("no pod CIDR left for node", "node", name, "cluster", m.cfg.ClusterCIDR)
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 64)
+		resp, err := lead.Txn(ctx, ops[:n]...)
+		if err != nil {
+			return 0, err
+		}
+		m.wrote = max(m.wrote, resp.Header.Revision)
+		m.cfg.Metrics.StoreWrites.Add(float64(n))
+		ops = ops[n:]
+	}
+	for _, e := range plan.Events {
+		m.emit(ctx, lead, Event{Type: e.Type, Reason: e.Reason, Object: objectName(e.Object), Message: e.Message})
+	}
+	if found && len(plan.Actions) == 0 {
+		m.markConverged(ctx, lead, applied.SHA, plan, pods)
+	}
+	m.cfg.Metrics.setPods(pods)
+	return plan.RequeueAfter, nil
+}
+
+// logNodeChanges logs what the plan found of lost nodes.
+func (m *Master) logNodeChanges(changes []reconcile.NodeChange) {
+	for _, c := range changes {
+		switch c.What {
+		case reconcile.NodeNotRegistered:
+			m.log.Warn("node not registered", "node", c.Node)
+		case reconcile.NodeRemoved:
+			m.log.Warn("node removed", "node", c.Node)
+		case reconcile.NodeBack:
+			m.log.Info("node registered again", "node", c.Node)
+		case reconcile.NodeForgotten:
+			m.log.Info("node no longer lost: no pod is placed on it", "node", c.Node)
+		}
+	}
+}
+
+// markConverged records when the applied commit's pods were all Ready.
+func (m *Master) markConverged(ctx context.Context, lead *store.Leadership, sha string, plan reconcile.Plan, pods []reconcile.Pod) {
+	if len(plan.Pending) > 0 {
+		return
+	}
+	for _, d := range plan.Deployments {
+		if !d.Complete {
+			return
+		}
+	}
+	for _, p := range pods {
+		if p.Terminating || (!p.Ready && p.Phase != manifests.PodSucceeded) {
+			return
+		}
+	}
+	rec, _, found, err := store.Get[CommitRecord](ctx, m.cfg.Store, seenKey(sha))
+	if err != nil {
+		m.log.Warn("read the commit to mark it converged; trying again on the next pass", "sha", sha, "err", err)
+		return
+	}
+	if !found || !rec.ConvergedAt.IsZero() {
+		return
+	}
+	rec.ConvergedAt = time.Now()
+	if _, err := lead.Txn(ctx, putOp(seenKey(sha), rec), putOp(convergedKey, sha)); err != nil {
+		m.log.Warn("mark the commit converged; trying again on the next pass", "sha", sha, "err", err)
+		return
+	}
+	d := rec.ConvergedAt.Sub(rec.SeenAt)
+	m.cfg.Metrics.CommitToConverged.Observe(d.Seconds())
+	m.log.Info("converged", "sha", sha, "after", d.Round(time.Millisecond))
+	m.emit(ctx, lead, Event{Type: "Normal", Reason: "Converged", Object: "Commit " + short7(sha),
+		Message: fmt.Sprintf("every pod Ready %s after the commit was seen", d.Round(time.Millisecond))})
+}
+
+func putOp(key string, v any) clientv3.Op {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode %s: %v", key, err)) // only our own records are written
+	}
+	return clientv3.OpPut(key, string(data))
+}
+
+func nodeOrPending(node string) string {
+	if node == "" {
+		return "-"
+	}
+	return node
+}
+
+func sameJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
+
+// randomIDs gives new pods random UIDs and name suffixes.
+type randomIDs struct{}
+
+func (randomIDs) NewUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func (randomIDs) Suffix() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = reconcile.SuffixAlphabet[int(b[i])%len(reconcile.SuffixAlphabet)]
+	}
+	return string(b)
+}
