@@ -38,7 +38,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			return 0, err
 		}
 	}
-	obs, byUID := m.observed()
+	obs := m.observed()
 	pods := obs.Pods
 	podCIDRs := map[string]netip.Prefix{}
 	for _, kv := range m.view.podCIDRs.List() {
@@ -70,7 +70,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			}
 			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), pl.Spec.UID), pl))
 		case reconcile.DeletePod:
-			pl, ok := byUID[a.UID]
+			pl, ok := m.view.placement(a.UID)
 			if !ok {
 				continue
 			}
@@ -82,7 +82,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			pl.Terminating, pl.Reason = true, a.Reason
 			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), a.UID), pl))
 		case reconcile.BindPod:
-			pl, ok := byUID[a.UID]
+			pl, ok := m.view.placement(a.UID)
 			if !ok {
 				continue
 			}
@@ -90,7 +90,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			pl.Node, pl.Reason = a.Node, ""
 			ops = append(ops, clientv3.OpDelete(placementKey(nodeOrPending(old), a.UID)), putOp(placementKey(a.Node, a.UID), pl))
 		case reconcile.SetPodStatus:
-			pl, ok := byUID[a.UID]
+			pl, ok := m.view.placement(a.UID)
 			if !ok {
 				continue
 			}
@@ -103,7 +103,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 		}
 	}
 	for _, p := range plan.Pending {
-		if pl, ok := byUID[p.UID]; ok && pl.Reason != p.Reason {
+		if pl, ok := m.view.placement(p.UID); ok && pl.Reason != p.Reason {
 			pl.Reason = p.Reason
 			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), p.UID), pl))
 		}

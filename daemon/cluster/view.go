@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
@@ -23,6 +25,9 @@ type masterView struct {
 	services    *store.Table[ServiceRecord]
 	podCIDRs    *store.Table[string]
 	deployments *store.Table[DeploymentRecord]
+	// pods are the placements and their status as reconcile sees them, kept up to date change
+	// by change, so that a pass copies them instead of joining two tables of every pod.
+	pods *podIndex
 }
 
 // newMasterView mirrors what the master reads. poke is called (with the mirror's lock held) on
@@ -31,6 +36,7 @@ type masterView struct {
 // resources, schedulability, taints and the node ports it serves) — not a new heartbeat alone.
 func newMasterView(c *store.Client, poke func()) *masterView {
 	mir := store.NewMirror(c, prefix)
+	pods := newPodIndex()
 	appliedChange := func(string, *AppliedRecord, *AppliedRecord) { poke() }
 	nodeChange := func(_ string, old, new *NodeRecord) {
 		if old == nil || new == nil || nodeFacts(*old) != nodeFacts(*new) {
@@ -40,8 +46,15 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 	return &masterView{
 		mirror:      mir,
 		applied:     store.Track(mir, appliedKey, appliedChange),
-		placements:  store.Track(mir, placementPrefix, func(string, *Placement, *Placement) { poke() }),
-		status:      store.Track(mir, statusPrefix, func(string, *PodStatusRecord, *PodStatusRecord) { poke() }),
+		placements: store.TrackAll(mir, placementPrefix, func(key string, old, new *Placement) {
+			pods.placed(key, old, new)
+			poke()
+		}),
+		status: store.TrackAll(mir, statusPrefix, func(key string, old, new *PodStatusRecord) {
+			pods.reported(key, old, new)
+			poke()
+		}),
+		pods:        pods,
 		nodes:       store.Track(mir, nodesPrefix, nodeChange),
 		known:       store.Track(mir, knownPrefix, func(string, *NodeRecord, *NodeRecord) { poke() }),
 		cordons:     store.Track(mir, cordonPrefix, func(string, *CordonRecord, *CordonRecord) { poke() }),
@@ -57,9 +70,9 @@ func nodeFacts(n NodeRecord) string {
 }
 
 // observed is the pods, the registered nodes and the known nodes of the view as reconcile sees
-// them (State.Pods, Nodes and Known), and the placements by pod UID.
-func (m *Master) observed() (reconcile.State, map[string]Placement) {
-	pls, sts, nodes := m.view.placements.List(), m.view.status.List(), m.view.nodes.List()
+// them (State.Pods, Nodes and Known).
+func (m *Master) observed() reconcile.State {
+	nodes := m.view.nodes.List()
 	known := map[string]bool{}
 	for _, kv := range m.view.known.List() {
 		known[kv.Value.Name] = true
@@ -70,37 +83,139 @@ func (m *Master) observed() (reconcile.State, map[string]Placement) {
 		name := strings.TrimPrefix(kv.Key, cordonPrefix)
 		cordoned[name], draining[name] = true, kv.Value.Drain
 	}
-	status := map[string]PodStatusRecord{}
-	for _, s := range sts {
-		status[s.Value.UID] = s.Value
-	}
 	var rnodes []reconcile.Node
 	for _, n := range nodes {
 		rnodes = append(rnodes, reconcile.Node{Name: n.Value.Name, Ready: true, Unschedulable: n.Value.Unschedulable || cordoned[n.Value.Name],
 			Draining: draining[n.Value.Name], Labels: n.Value.Labels, Taints: ReconcileTaints(n.Value.Taints),
 			Allocatable: reconcile.Resources(n.Value.Allocatable)})
 	}
-	byUID := map[string]Placement{}
-	var pods []reconcile.Pod
-	for _, kv := range pls {
-		pl := kv.Value
-		byUID[pl.Spec.UID] = pl
-		p := reconcile.Pod{UID: pl.Spec.UID, Owner: pl.Owner, TemplateHash: pl.TemplateHash, Spec: pl.Spec.Pod,
-			Node: pl.Node, Commit: pl.Commit, Created: pl.Created, Terminating: pl.Terminating, Phase: manifests.PodPending}
-		if pl.Spec.Pod != nil {
-			p.Namespace, p.Name = pl.Spec.Pod.Namespace, pl.Spec.Pod.Name
-		}
-		if pl.Node == "" {
-			p.Reason, p.Message = "Unschedulable", pl.Reason
-		}
-		if st, ok := status[pl.Spec.UID]; ok {
-			p.Phase, p.Ready, p.ReadySince, p.IP = st.Status.Phase, PodReady(st.Status), st.ReadySince, st.Status.PodIP
-			p.Reason, p.Message = st.Status.Reason, st.Status.Message
-			for _, cs := range st.Status.ContainerStatuses {
-				p.Restarts += cs.RestartCount
-			}
-		}
-		pods = append(pods, p)
+	return reconcile.State{Pods: m.view.pods.list(), Nodes: rnodes, Known: known}
+}
+
+// placement returns the placement of the pod uid.
+func (v *masterView) placement(uid string) (Placement, bool) {
+	key, ok := v.pods.key(uid)
+	if !ok {
+		return Placement{}, false
 	}
-	return reconcile.State{Pods: pods, Nodes: rnodes, Known: known}, byUID
+	kv, ok := v.placements.Get(key)
+	return kv.Value, ok
+}
+
+// podIndex joins placements and pod status into reconcile's pods as each changes: by
+// placement key, sorted (the order of the placements table). A placement's status is the record
+// its node reports under the same node and UID (statusKey). The master's mirror calls placed and
+// reported for every change, with its lock held.
+type podIndex struct {
+	mu     sync.Mutex
+	pods   []indexedPod               // sorted by placement key
+	keys   map[string]string          // pod UID -> placement key
+	status map[string]PodStatusRecord // by status key
+}
+
+type indexedPod struct {
+	key string
+	pl  Placement
+	pod reconcile.Pod
+}
+
+func newPodIndex() *podIndex {
+	return &podIndex{keys: map[string]string{}, status: map[string]PodStatusRecord{}}
+}
+
+func (x *podIndex) find(key string) (int, bool) {
+	return slices.BinarySearchFunc(x.pods, key, func(p indexedPod, key string) int { return strings.Compare(p.key, key) })
+}
+
+// placed records a change of the placement under key: old is nil for a new one, new nil for a
+// deleted one.
+func (x *podIndex) placed(key string, _, new *Placement) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	i, found := x.find(key)
+	if new == nil {
+		if found {
+			uid := x.pods[i].pl.Spec.UID
+			if x.keys[uid] == key {
+				delete(x.keys, uid)
+			}
+			x.pods = slices.Delete(x.pods, i, i+1)
+		}
+		return
+	}
+	p := indexedPod{key: key, pl: *new}
+	p.pod = x.podOf(p.pl)
+	x.keys[new.Spec.UID] = key
+	if found {
+		x.pods[i] = p
+	} else {
+		x.pods = slices.Insert(x.pods, i, p)
+	}
+}
+
+// reported records a change of the status record under key.
+func (x *podIndex) reported(key string, old, new *PodStatusRecord) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var uid string
+	if new != nil {
+		uid = new.UID
+		x.status[key] = *new
+	} else {
+		if old != nil {
+			uid = old.UID
+		}
+		delete(x.status, key)
+	}
+	if pk, ok := x.keys[uid]; ok {
+		if i, found := x.find(pk); found {
+			x.pods[i].pod = x.podOf(x.pods[i].pl)
+		}
+	}
+}
+
+// podOf is a placement and the status its node reported, as reconcile sees them.
+func (x *podIndex) podOf(pl Placement) reconcile.Pod {
+	st, ok := x.status[statusKey(nodeOrPending(pl.Node), pl.Spec.UID)]
+	return podOf(pl, st, ok)
+}
+
+// list returns the pods, in the order of their placement keys.
+func (x *podIndex) list() []reconcile.Pod {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make([]reconcile.Pod, len(x.pods))
+	for i := range x.pods {
+		out[i] = x.pods[i].pod
+	}
+	return out
+}
+
+// key returns the placement key of the pod uid.
+func (x *podIndex) key(uid string) (string, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	k, ok := x.keys[uid]
+	return k, ok
+}
+
+// podOf is a placement and the status its node reported (when reported), as reconcile sees
+// them.
+func podOf(pl Placement, st PodStatusRecord, reported bool) reconcile.Pod {
+	p := reconcile.Pod{UID: pl.Spec.UID, Owner: pl.Owner, TemplateHash: pl.TemplateHash, Spec: pl.Spec.Pod,
+		Node: pl.Node, Commit: pl.Commit, Created: pl.Created, Terminating: pl.Terminating, Phase: manifests.PodPending}
+	if pl.Spec.Pod != nil {
+		p.Namespace, p.Name = pl.Spec.Pod.Namespace, pl.Spec.Pod.Name
+	}
+	if pl.Node == "" {
+		p.Reason, p.Message = "Unschedulable", pl.Reason
+	}
+	if reported {
+		p.Phase, p.Ready, p.ReadySince, p.IP = st.Status.Phase, PodReady(st.Status), st.ReadySince, st.Status.PodIP
+		p.Reason, p.Message = st.Status.Reason, st.Status.Message
+		for _, cs := range st.Status.ContainerStatuses {
+			p.Restarts += cs.RestartCount
+		}
+	}
+	return p
 }

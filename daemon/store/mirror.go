@@ -61,6 +61,16 @@ type Table[T any] struct {
 	items  map[string]KV[T]
 	sorted []KV[T] // items sorted by key, kept in step with every change
 	change func(key string, old, new *T)
+	// initial reports the keys of the first read to change too (TrackAll).
+	initial bool
+}
+
+// TrackAll is Track whose change is also called for every key of the first read (as a new key),
+// for a caller that builds its own index of the table from the changes alone.
+func TrackAll[T any](m *Mirror, prefix string, change func(key string, old, new *T)) *Table[T] {
+	t := Track(m, prefix, change)
+	t.initial = true
+	return t
 }
 
 // Track adds the keys under prefix (which must be under the mirror's root) as a table of T.
@@ -95,7 +105,7 @@ func (t *Table[T]) reset(kvs []KV[json.RawMessage], first bool) {
 	old := t.items
 	t.items = items
 	t.sorted = slices.SortedFunc(maps.Values(items), byKey[T])
-	if first || t.change == nil {
+	if (first && !t.initial) || t.change == nil {
 		return
 	}
 	for _, key := range slices.Sorted(maps.Keys(old)) {
