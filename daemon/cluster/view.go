@@ -2,10 +2,10 @@ package cluster
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 
+	"github.com/shoal-dev/shoal/daemon/internal/sorted"
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/reconcile"
@@ -44,8 +44,8 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		}
 	}
 	return &masterView{
-		mirror:      mir,
-		applied:     store.Track(mir, appliedKey, appliedChange),
+		mirror:  mir,
+		applied: store.Track(mir, appliedKey, appliedChange),
 		placements: store.TrackAll(mir, placementPrefix, func(key string, old, new *Placement) {
 			pods.placed(key, old, new)
 			poke()
@@ -108,13 +108,12 @@ func (v *masterView) placement(uid string) (Placement, bool) {
 // reported for every change, with its lock held.
 type podIndex struct {
 	mu     sync.Mutex
-	pods   []indexedPod               // sorted by placement key
+	pods   sorted.Map[indexedPod]     // by placement key
 	keys   map[string]string          // pod UID -> placement key
 	status map[string]PodStatusRecord // by status key
 }
 
 type indexedPod struct {
-	key string
 	pl  Placement
 	pod reconcile.Pod
 }
@@ -123,34 +122,22 @@ func newPodIndex() *podIndex {
 	return &podIndex{keys: map[string]string{}, status: map[string]PodStatusRecord{}}
 }
 
-func (x *podIndex) find(key string) (int, bool) {
-	return slices.BinarySearchFunc(x.pods, key, func(p indexedPod, key string) int { return strings.Compare(p.key, key) })
-}
-
 // placed records a change of the placement under key: old is nil for a new one, new nil for a
 // deleted one.
 func (x *podIndex) placed(key string, _, new *Placement) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	i, found := x.find(key)
 	if new == nil {
-		if found {
-			uid := x.pods[i].pl.Spec.UID
-			if x.keys[uid] == key {
+		if p, ok := x.pods.Get(key); ok {
+			if uid := p.pl.Spec.UID; x.keys[uid] == key {
 				delete(x.keys, uid)
 			}
-			x.pods = slices.Delete(x.pods, i, i+1)
+			x.pods.Delete(key)
 		}
 		return
 	}
-	p := indexedPod{key: key, pl: *new}
-	p.pod = x.podOf(p.pl)
+	x.pods.Set(key, indexedPod{pl: *new, pod: x.podOf(*new)})
 	x.keys[new.Spec.UID] = key
-	if found {
-		x.pods[i] = p
-	} else {
-		x.pods = slices.Insert(x.pods, i, p)
-	}
 }
 
 // reported records a change of the status record under key.
@@ -168,9 +155,7 @@ func (x *podIndex) reported(key string, old, new *PodStatusRecord) {
 		delete(x.status, key)
 	}
 	if pk, ok := x.keys[uid]; ok {
-		if i, found := x.find(pk); found {
-			x.pods[i].pod = x.podOf(x.pods[i].pl)
-		}
+		x.pods.Update(pk, func(p *indexedPod) { p.pod = x.podOf(p.pl) })
 	}
 }
 
@@ -184,9 +169,9 @@ func (x *podIndex) podOf(pl Placement) reconcile.Pod {
 func (x *podIndex) list() []reconcile.Pod {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	out := make([]reconcile.Pod, len(x.pods))
-	for i := range x.pods {
-		out[i] = x.pods[i].pod
+	out := make([]reconcile.Pod, 0, x.pods.Len())
+	for _, p := range x.pods.All() {
+		out = append(out, p.pod)
 	}
 	return out
 }

@@ -20,7 +20,7 @@ import (
 func TestPodIndexMatchesAJoinFromScratch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	x := newPodIndex()
-	placements := map[string]Placement{}    // by key
+	placements := map[string]Placement{}   // by key
 	status := map[string]PodStatusRecord{} // by key
 	nodes := []string{"n1", "n2", "n3"}
 	for step := range 3000 {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shoal-dev/shoal/daemon/internal/sorted"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -58,8 +60,7 @@ func NewMirror(c *Client, root string) *Mirror {
 type Table[T any] struct {
 	m      *Mirror
 	pfx    string
-	items  map[string]KV[T]
-	sorted []KV[T] // items sorted by key, kept in step with every change
+	items  sorted.Map[KV[T]]
 	change func(key string, old, new *T)
 	// initial reports the keys of the first read to change too (TrackAll).
 	initial bool
@@ -81,7 +82,7 @@ func Track[T any](m *Mirror, prefix string, change func(key string, old, new *T)
 	if !strings.HasPrefix(prefix, m.root) {
 		panic(fmt.Sprintf("store: Track(%q) outside the mirror's root %q", prefix, m.root))
 	}
-	t := &Table[T]{m: m, pfx: prefix, items: map[string]KV[T]{}, change: change}
+	t := &Table[T]{m: m, pfx: prefix, change: change}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.started {
@@ -94,23 +95,27 @@ func Track[T any](m *Mirror, prefix string, change func(key string, old, new *T)
 func (t *Table[T]) prefix() string { return t.pfx }
 
 func (t *Table[T]) reset(kvs []KV[json.RawMessage], first bool) {
-	items := make(map[string]KV[T], len(kvs))
-	for _, kv := range kvs {
-		var v T
-		if err := json.Unmarshal(kv.Value, &v); err != nil {
-			continue
-		}
-		items[kv.Key] = KV[T]{Key: kv.Key, Value: v, ModRev: kv.ModRev}
+	var old map[string]KV[T]
+	if !first && t.change != nil {
+		old = maps.Collect(t.items.All())
 	}
-	old := t.items
-	t.items = items
-	t.sorted = slices.SortedFunc(maps.Values(items), byKey[T])
+	t.items.Reset(func(yield func(string, KV[T]) bool) {
+		for _, kv := range kvs {
+			var v T
+			if json.Unmarshal(kv.Value, &v) != nil {
+				continue
+			}
+			if !yield(kv.Key, KV[T]{Key: kv.Key, Value: v, ModRev: kv.ModRev}) {
+				return
+			}
+		}
+	})
 	if (first && !t.initial) || t.change == nil {
 		return
 	}
 	for _, key := range slices.Sorted(maps.Keys(old)) {
 		o := old[key]
-		n, ok := items[key]
+		n, ok := t.items.Get(key)
 		switch {
 		case !ok:
 			t.change(key, &o.Value, nil)
@@ -118,68 +123,58 @@ func (t *Table[T]) reset(kvs []KV[json.RawMessage], first bool) {
 			t.change(key, &o.Value, &n.Value)
 		}
 	}
-	for _, key := range slices.Sorted(maps.Keys(items)) {
+	for key, n := range t.items.All() {
 		if _, ok := old[key]; !ok {
-			n := items[key]
 			t.change(key, nil, &n.Value)
 		}
 	}
 }
 
 func (t *Table[T]) apply(ev Event[json.RawMessage]) {
-	old, had := t.items[ev.Key]
+	old, had := t.items.Get(ev.Key)
 	var oldp, newp *T
 	if had {
 		oldp = &old.Value
 	}
 	var v T
-	i, found := slices.BinarySearchFunc(t.sorted, ev.Key, func(kv KV[T], key string) int { return strings.Compare(kv.Key, key) })
 	if ev.Type == EventPut && json.Unmarshal(ev.Value, &v) == nil {
-		kv := KV[T]{Key: ev.Key, Value: v, ModRev: ev.Rev}
-		t.items[ev.Key] = kv
-		if found {
-			t.sorted[i] = kv
-		} else {
-			t.sorted = slices.Insert(t.sorted, i, kv)
-		}
+		t.items.Set(ev.Key, KV[T]{Key: ev.Key, Value: v, ModRev: ev.Rev})
 		newp = &v
 	} else {
 		if !had {
 			return
 		}
-		delete(t.items, ev.Key)
-		if found {
-			t.sorted = slices.Delete(t.sorted, i, i+1)
-		}
+		t.items.Delete(ev.Key)
 	}
 	if t.change != nil {
 		t.change(ev.Key, oldp, newp)
 	}
 }
 
-// List returns the table's entries sorted by key: a copy, kept sorted as the changes come, so a
-// List costs a copy, not a sort.
+// List returns the table's entries sorted by key. The table keeps them sorted as the changes
+// come (package sorted), so a List costs a copy, not a sort.
 func (t *Table[T]) List() []KV[T] {
 	t.m.mu.Lock()
 	defer t.m.mu.Unlock()
-	return append(make([]KV[T], 0, len(t.sorted)), t.sorted...)
+	out := make([]KV[T], 0, t.items.Len())
+	for _, kv := range t.items.All() {
+		out = append(out, kv)
+	}
+	return out
 }
-
-func byKey[T any](a, b KV[T]) int { return strings.Compare(a.Key, b.Key) }
 
 // Get returns the entry of key.
 func (t *Table[T]) Get(key string) (KV[T], bool) {
 	t.m.mu.Lock()
 	defer t.m.mu.Unlock()
-	kv, ok := t.items[key]
-	return kv, ok
+	return t.items.Get(key)
 }
 
 // Len is the number of entries.
 func (t *Table[T]) Len() int {
 	t.m.mu.Lock()
 	defer t.m.mu.Unlock()
-	return len(t.items)
+	return t.items.Len()
 }
 
 // ErrMirrorStopped is returned by WaitFor once the mirror's context has ended.
