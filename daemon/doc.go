@@ -4,6 +4,8 @@
 //   - cli: the command line, a cobra command tree over the packages below.
 //   - buildinfo: the version, commit and toolchain the binary was built from.
 //   - node: the assembly of a node daemon from the parts below.
+//   - membership: how a node becomes part of the cluster's store: founding, joining, its store
+//     member and its credentials.
 //   - store: the shared store (embedded etcd or an external cluster), leases, election and fenced writes.
 //   - cluster: the cluster's records and keys, the master (commit acceptance, controllers, scheduling)
 //     and the node agent (the pods placed on this node).

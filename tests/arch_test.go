@@ -57,7 +57,8 @@ func under(path, prefix string) bool {
 }
 
 // TestDependencyDirection enforces the layering of the design: manifests is pure, reconcile plans
-// without touching the kernel, git or the store, and libcontainer lives in one package.
+// without touching the kernel, git or the store, a node's membership of the store sits below the
+// master, the agent and the runtime, and libcontainer lives in one package.
 func TestDependencyDirection(t *testing.T) {
 	rules := []struct {
 		pkg       string   // the rule covers this package and its subpackages
@@ -68,6 +69,9 @@ func TestDependencyDirection(t *testing.T) {
 			"manifests imports no other Shoal package"},
 		{module + "/reconcile", []string{"github.com/opencontainers/runc", "github.com/cilium/ebpf", "github.com/go-git/go-git", "go.etcd.io/etcd"},
 			"reconcile plans through interfaces and never imports libcontainer, cilium/ebpf, go-git or etcd"},
+		{module + "/daemon/membership", []string{module + "/daemon/node", module + "/daemon/cluster", module + "/daemon/api", module + "/daemon/gitsync",
+			module + "/runtime", module + "/netplane", module + "/reconcile", "github.com/opencontainers/runc", "github.com/cilium/ebpf", "github.com/go-git/go-git"},
+			"membership builds on daemon/store, daemon/join and daemon/pki: it knows nothing of the master, the agent, the runtime, the network plane or git"},
 	}
 	for _, p := range listPackages(t) {
 		for _, r := range rules {

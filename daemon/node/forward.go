@@ -10,6 +10,8 @@ import (
 
 	"github.com/shoal-dev/shoal/daemon/client"
 	"github.com/shoal-dev/shoal/daemon/cluster"
+	"github.com/shoal-dev/shoal/daemon/join"
+	"github.com/shoal-dev/shoal/daemon/membership"
 	"github.com/shoal-dev/shoal/runtime"
 )
 
@@ -68,6 +70,17 @@ func (f *forwardingBackend) Exec(ctx context.Context, namespace, name, container
 	}
 	defer c.Close()
 	return c.Exec(ctx, namespace, name, container, opts.Command, opts.Stdin, opts.Stdout, opts.Stderr)
+}
+
+// clusterHandler is the node's cluster endpoint: the joins of other nodes (membership), and the
+// API of this node's pods for other nodes (local, which never forwards further).
+func clusterHandler(m *membership.Membership, local http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", nodesOnly(local))
+	mux.Handle(join.Path, m.JoinHandler(func(ctx context.Context, name string) (bool, error) {
+		return cluster.NodeRegistered(ctx, m.Store(), name)
+	}))
+	return mux
 }
 
 // nodesOnly lets through only requests with a client certificate of the cluster CA (checked by

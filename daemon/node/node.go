@@ -1,6 +1,7 @@
-// Package node assembles a Shoal node daemon: the shared store (embedded etcd or an external
-// cluster), git synchronisation, the election and the master, the node agent over the runtime,
-// and the API.
+// Package node assembles a Shoal node daemon from its parts, started in phases: the node's
+// place in the shared store (package membership: embedded etcd or an external cluster), the
+// runtime, git synchronisation, the election and the master, the network plane, the node agent
+// over the runtime, and the API.
 package node
 
 import (
@@ -30,8 +31,7 @@ import (
 	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/daemon/gitsync"
 	"github.com/shoal-dev/shoal/daemon/join"
-	"github.com/shoal-dev/shoal/daemon/pki"
-	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/daemon/membership"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/runtime/image"
 	"github.com/shoal-dev/shoal/runtime/libct"
@@ -94,11 +94,56 @@ type Config struct {
 }
 
 // Run runs the node until ctx ends. Pods keep running after it returns.
+//
+// The node starts in phases, each handing the next what it made: the store (membership), the
+// runtime, git and the master, the network plane, the agent, the API. When ctx ends, a
+// background part fails or a phase cannot start, Run stops what was started in reverse: the
+// servers, then every goroutine, then what the phases opened.
 func Run(ctx context.Context, cfg Config) error {
+	cfg, log, err := prepare(cfg)
+	if err != nil {
+		return err
+	}
+	d := newDaemon(ctx, log)
+	defer d.stop()
+
+	m, err := d.membership(cfg)
+	if err != nil {
+		return err
+	}
+	nr, err := d.runtime(cfg, m)
+	if err != nil {
+		return err
+	}
+	syncer, reg, err := d.gitAndMaster(cfg, m)
+	if err != nil {
+		return err
+	}
+	if nr.network != nil {
+		d.goFn("network plane", func() error { return nr.network.run(d.ctx) })
+	}
+	if err := d.agent(cfg, m, nr); err != nil {
+		return err
+	}
+	if err := d.api(cfg, m, nr, syncer, reg); err != nil {
+		return err
+	}
+	log.Info("node started", "repo", cfg.Repo, "socket", cfg.Socket, "store", strings.Join(m.Endpoints(), ","), "data", cfg.DataDir)
+	<-d.ctx.Done()
+	log.Info("stopping; pods keep running")
+	return nil
+}
+
+// checkSeccomp is libct.CheckSeccomp; tests replace it.
+var checkSeccomp = libct.CheckSeccomp
+
+// prepare checks that the node can run pods safely, fills in the defaults and makes the data
+// directory. It returns the completed configuration and the node's logger.
+func prepare(cfg Config) (Config, *slog.Logger, error) {
 	// Every container gets Docker's default seccomp profile: a binary that cannot apply it
 	// must not run pods.
 	if err := checkSeccomp(); err != nil {
-		return fmt.Errorf("the node cannot run pods safely: %w", err)
+		return cfg, nil, fmt.Errorf("the node cannot run pods safely: %w", err)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -107,103 +152,184 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Name == "" {
 		h, err := os.Hostname()
 		if err != nil {
-			return fmt.Errorf("node name: %w; pass --node-name", err)
+			return cfg, nil, fmt.Errorf("node name: %w; pass --node-name", err)
 		}
 		cfg.Name = strings.ToLower(h) // node names are DNS names, as the kubelet makes them
 	}
 	if cfg.Repo == "" {
-		return errors.New("no repository: pass --repo URL (file:///path, https://..., ssh://...)")
+		return cfg, nil, errors.New("no repository: pass --repo URL (file:///path, https://..., ssh://...)")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		return cfg, nil, fmt.Errorf("data dir: %w", err)
 	}
-	log = log.With("node", cfg.Name)
+	if cfg.ClusterPort == 0 {
+		cfg.ClusterPort = join.DefaultPort
+	}
+	return cfg, log.With("node", cfg.Name), nil
+}
+
+// daemon is a node being run: the context of its parts, the goroutines and servers they
+// started and what they opened, so that stop ends them all in reverse order.
+type daemon struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	log     *slog.Logger
+	wg      sync.WaitGroup
+	servers []*http.Server
+	closers []closer // in the order opened
+}
+
+// closer is something a phase opened, closed once every goroutine has ended.
+type closer struct {
+	name  string
+	close func() error
+}
+
+func newDaemon(ctx context.Context, log *slog.Logger) *daemon {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	goFn := func(name string, f func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(); err != nil && ctx.Err() == nil {
-				log.Error(name+" stopped", "err", err)
-				cancel()
-			}
-		}()
-	}
+	return &daemon{ctx: ctx, cancel: cancel, log: log}
+}
 
-	// The store.
-	setup, err := setupStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer setup.close()
-	endpoints := setup.cfg.Endpoints
-	storeCfg := setup.cfg
-	st, err := store.Connect(ctx, storeCfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if setup.emb == nil && setup.ca != nil {
-		goFn("store endpoints", func() error { return followMembers(ctx, cfg.DataDir, st, log) })
-	}
+// goFn runs f in a goroutine that stop waits for. An error of f, unless the node is stopping
+// already, is logged and stops the node.
+func (d *daemon) goFn(name string, f func() error) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := f(); err != nil && d.ctx.Err() == nil {
+			d.log.Error(name+" stopped", "err", err)
+			d.cancel()
+		}
+	}()
+}
 
-	// The runtime.
-	images, err := image.NewStore(ctx, image.Config{Root: filepath.Join(cfg.DataDir, "images"),
+// onStop has stop call f after every goroutine has ended, before what was opened earlier.
+func (d *daemon) onStop(name string, f func() error) {
+	d.closers = append(d.closers, closer{name: name, close: f})
+}
+
+// serve serves h on l (over TLS with tc unless it is nil) until the node stops.
+func (d *daemon) serve(name string, l net.Listener, h http.Handler, tc *tls.Config) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc}
+	d.servers = append(d.servers, srv)
+	d.goFn(name, func() error {
+		var err error
+		if tc != nil {
+			err = srv.ServeTLS(l, "", "")
+		} else {
+			err = srv.Serve(l)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+}
+
+// stop ends the node: it cancels its context, shuts its servers down (giving requests in
+// flight 5 s), waits for every goroutine and then closes what the phases opened, last first.
+func (d *daemon) stop() {
+	d.cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	for _, srv := range d.servers {
+		_ = srv.Shutdown(sctx)
+	}
+	d.wg.Wait()
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		if err := d.closers[i].close(); err != nil {
+			d.log.Warn("stop "+d.closers[i].name, "err", err)
+		}
+	}
+}
+
+// membership makes the node part of its cluster's store (see package membership) and keeps
+// it so in the background.
+func (d *daemon) membership(cfg Config) (*membership.Membership, error) {
+	m, err := membership.Setup(d.ctx, membership.Config{Name: cfg.Name, DataDir: cfg.DataDir, Addresses: cfg.Addresses,
+		Store: cfg.Store, StoreCA: cfg.StoreCA, StoreCert: cfg.StoreCert, StoreKey: cfg.StoreKey,
+		Join: cfg.Join, JoinToken: cfg.JoinToken, NoStoreMember: cfg.NoStoreMember, Repo: cfg.Repo, Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	d.onStop("the store", m.Close)
+	d.goFn("store endpoints", func() error { return m.Run(d.ctx) })
+	return m, nil
+}
+
+// nodeRuntime is what the runtime phase hands on: the node's pods and what it offers them.
+type nodeRuntime struct {
+	driver  *linux.Driver
+	rt      *lifecycle.Manager
+	network *network // nil without a pod network
+	// capacity is the node's, allocatable what of it pods may request.
+	capacity, allocatable cluster.Resources
+}
+
+// runtime opens the image store and the container runtime, with the pod network when the node
+// has one (its network plane runs later, once the master can give it a pod CIDR).
+func (d *daemon) runtime(cfg Config, m *membership.Membership) (*nodeRuntime, error) {
+	log := d.log
+	images, err := image.NewStore(d.ctx, image.Config{Root: filepath.Join(cfg.DataDir, "images"),
 		ImportDir: filepath.Join(cfg.DataDir, "images", "import"), InsecureRegistries: cfg.InsecureRegistries, Logger: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer images.Close()
+	d.onStop("the image store", images.Close)
 	cgroup := cfg.CgroupParent
 	if cgroup == "" {
 		cgroup = "/shoal/" + cfg.Name
 	}
-	var network *network
+	nr := &nodeRuntime{}
 	var podNetwork linux.Network = linux.LoopbackNetwork{}
 	if cfg.Net.Mode == "bridge" {
-		cfg.Net.ReservedPorts = daemonPorts(cfg, setup.emb != nil)
-		network = newNetwork(cfg.Net, cfg.Name, cfg.DataDir, st, log)
-		podNetwork = network
+		cfg.Net.ReservedPorts = daemonPorts(cfg, m.Member())
+		nr.network = newNetwork(cfg.Net, cfg.Name, cfg.DataDir, m.Store(), log)
+		podNetwork = nr.network
 	}
-	driver, err := linux.New(linux.Config{Root: filepath.Join(cfg.DataDir, "runtime"), Images: images, CgroupParent: cgroup, Network: podNetwork,
+	nr.driver, err = linux.New(linux.Config{Root: filepath.Join(cfg.DataDir, "runtime"), Images: images, CgroupParent: cgroup, Network: podNetwork,
 		ResolvConf: cfg.Net.ResolvConf, Logger: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	capCPU, capMem := int64(goruntime.NumCPU())*1000, memTotal()
 	capStorage, err := storageCapacity(cfg.DataDir)
 	if err != nil {
 		log.Warn("ephemeral storage unknown: pods' ephemeral-storage requests are not limited on this node", "err", err)
 	}
-	allocatable := cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0),
+	nr.capacity = cluster.Resources{MilliCPU: capCPU, Memory: capMem, EphemeralStorage: capStorage}
+	nr.allocatable = cluster.Resources{MilliCPU: max(capCPU-cfg.ReservedCPU, 0), Memory: max(capMem-cfg.ReservedMemory, 0),
 		EphemeralStorage: capStorage}
 	seccompRoot := cfg.SeccompProfileRoot
 	if seccompRoot == "" {
 		seccompRoot = filepath.Join(cfg.DataDir, "seccomp")
 	}
-	rt, err := lifecycle.New(lifecycle.Config{Driver: driver, Logger: log, Backoff: lifecycle.Backoff{Base: cfg.CrashLoopBase},
+	alloc := nr.allocatable
+	nr.rt, err = lifecycle.New(lifecycle.Config{Driver: nr.driver, Logger: log, Backoff: lifecycle.Backoff{Base: cfg.CrashLoopBase},
 		Policy: lifecycle.Policy{AllowPrivileged: cfg.AllowPrivileged, AllowHostPaths: cfg.AllowHostPaths, AllowUnconfined: cfg.AllowUnconfined,
 			SeccompProfileRoot: seccompRoot},
 		Node: lifecycle.NodeInfo{Name: cfg.Name, HostIPs: hostIPs(cfg.Addresses),
-			Allocatable: lifecycle.Resources{MilliCPU: allocatable.MilliCPU, Memory: allocatable.Memory, EphemeralStorage: allocatable.EphemeralStorage}},
+			Allocatable: lifecycle.Resources{MilliCPU: alloc.MilliCPU, Memory: alloc.Memory, EphemeralStorage: alloc.EphemeralStorage}},
 		EvictionInterval: cfg.EvictionInterval, StateDir: lifecycleDir(cfg.DataDir)})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer rt.Close()
+	d.onStop("the runtime", nr.rt.Close)
+	return nr, nil
+}
 
-	// Git.
+// gitAndMaster starts following the repository and the node's campaign for master: while it
+// leads, the node runs the master on the commits git brings. It returns the syncer (for the
+// webhooks) and the metrics registry (for the API).
+func (d *daemon) gitAndMaster(cfg Config, m *membership.Membership) (*gitsync.Syncer, *prometheus.Registry, error) {
+	ctx, log, st := d.ctx, d.log, m.Store()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := cluster.NewMetrics(reg)
 	gcfg := gitsync.Config{URL: cfg.Repo, Ref: cfg.Ref, Path: cfg.Path, CacheDir: filepath.Join(cfg.DataDir, "git"),
 		Poll: cfg.Poll, SSHKeyFile: cfg.SSHKeyFile, KnownHostsFile: cfg.KnownHosts, AllowInsecureHTTP: cfg.AllowHTTP, Logger: log,
-		OnFetch: func(err error, d time.Duration) {
-			metrics.GitFetchDuration.Observe(d.Seconds())
+		OnFetch: func(err error, took time.Duration) {
+			metrics.GitFetchDuration.Observe(took.Seconds())
 			if err != nil {
 				metrics.GitFetchErrors.Inc()
 			}
@@ -211,27 +337,27 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.TokenFile != "" {
 		tok, err := os.ReadFile(cfg.TokenFile)
 		if err != nil {
-			return fmt.Errorf("token file: %w", err)
+			return nil, nil, fmt.Errorf("token file: %w", err)
 		}
 		gcfg.Token = strings.TrimSpace(string(tok))
 	}
 	syncer, err := gitsync.New(gcfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	keyring := ""
 	if cfg.VerifyKeyring != "" {
 		k, err := os.ReadFile(cfg.VerifyKeyring)
 		if err != nil {
-			return fmt.Errorf("--verify-signatures: %w", err)
+			return nil, nil, fmt.Errorf("--verify-signatures: %w", err)
 		}
 		keyring = string(k)
 	}
 	master := cluster.NewMaster(cluster.MasterConfig{Node: cfg.Name, Store: st, Git: gitAdapter{syncer}, Keyring: keyring,
 		NodeLostGrace: cfg.NodeLostGrace, ServiceCIDR: cfg.Net.ServiceCIDR, ClusterCIDR: cfg.Net.ClusterCIDR, Metrics: metrics, Logger: log,
-		AvoidStoreLeader: setup.emb != nil})
-	goFn("git sync", func() error { return syncer.Run(ctx) })
-	goFn("git heads", func() error {
+		AvoidStoreLeader: m.Member()})
+	d.goFn("git sync", func() error { return syncer.Run(ctx) })
+	d.goFn("git heads", func() error {
 		for {
 			select {
 			case <-ctx.Done():
@@ -241,7 +367,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 	})
-	goFn("election", func() error {
+	d.goFn("election", func() error {
 		for ctx.Err() == nil {
 			lead, err := st.Campaign(ctx, "/shoal/master", cfg.Name, cfg.LeaseTTL)
 			if err != nil {
@@ -263,100 +389,104 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	})
+	return syncer, reg, nil
+}
 
-	// The agent.
-	if network != nil {
-		goFn("network plane", func() error { return network.run(ctx) })
+// agent registers the node and starts its agent, which runs the pods the master places on it,
+// and the image garbage collection.
+func (d *daemon) agent(cfg Config, m *membership.Membership, nr *nodeRuntime) error {
+	record, err := nodeRecord(cfg, m, nr)
+	if err != nil {
+		return err
 	}
+	var hostPorts cluster.HostPortForwarder // nil without a pod network: pods with host ports are refused
+	if nr.network != nil {
+		hostPorts = nr.network
+	}
+	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: m.Store(), Runtime: nr.rt, Record: record, TTL: cfg.LeaseTTL,
+		Logger: d.log, HostPorts: hostPorts})
+	d.goFn("agent", func() error { return agent.Run(d.ctx) })
+	d.goFn("image gc", func() error {
+		t := time.NewTicker(5 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.ctx.Done():
+				return nil
+			case <-t.C:
+				if res, err := nr.driver.CollectImages(d.ctx); err != nil {
+					d.log.Warn("image gc", "err", err)
+				} else if len(res.ImagesRemoved) > 0 {
+					d.log.Info("image gc", "removed", len(res.ImagesRemoved), "freed", res.BytesFreed)
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// nodeRecord is what the node registers about itself: labels, taints, resources, where other
+// nodes reach it and what it is to the store.
+func nodeRecord(cfg Config, m *membership.Membership, nr *nodeRuntime) (cluster.NodeRecord, error) {
 	labels := map[string]string{"kubernetes.io/hostname": cfg.Name, "kubernetes.io/os": "linux", "kubernetes.io/arch": goruntime.GOARCH}
 	for k, v := range cfg.Labels {
 		labels[k] = v
 	}
 	taints, err := nodeTaints(cfg.DataDir, cfg.Taints, time.Now())
 	if err != nil {
-		return fmt.Errorf("node taints: %w", err)
+		return cluster.NodeRecord{}, fmt.Errorf("node taints: %w", err)
 	}
 	record := cluster.NodeRecord{Labels: labels, Taints: taints, Version: buildinfo.Get().Version, Addresses: cfg.Addresses,
-		Capacity:    cluster.Resources{MilliCPU: capCPU, Memory: capMem, EphemeralStorage: capStorage},
-		Allocatable: allocatable}
-	if cfg.ClusterPort == 0 {
-		cfg.ClusterPort = join.DefaultPort
-	}
-	if setup.ca != nil && setup.addr != "" {
-		record.Endpoint = "https://" + net.JoinHostPort(setup.addr, strconv.Itoa(cfg.ClusterPort))
+		Capacity: nr.capacity, Allocatable: nr.allocatable}
+	if addr := m.Address(); addr != "" {
+		record.Endpoint = "https://" + net.JoinHostPort(addr, strconv.Itoa(cfg.ClusterPort))
 	}
 	switch {
 	case cfg.Store != "":
 		record.Store = "external"
-	case setup.emb != nil:
+	case m.Member():
 		record.Store = "member"
 	default:
 		record.Store = "client"
 	}
-	if network != nil && cfg.Net.NodeInterface != "" {
+	if nr.network != nil && cfg.Net.NodeInterface != "" {
 		record.NodePorts = true
-		for _, p := range cfg.Net.ReservedPorts {
+		for _, p := range daemonPorts(cfg, m.Member()) {
 			record.ReservedPorts = append(record.ReservedPorts, int32(p))
 		}
 	}
-	var hostPorts cluster.HostPortForwarder // nil without a pod network: pods with host ports are refused
-	if network != nil {
-		hostPorts = network
-	}
-	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: st, Runtime: rt, Record: record, TTL: cfg.LeaseTTL, Logger: log, HostPorts: hostPorts})
-	goFn("agent", func() error { return agent.Run(ctx) })
-	goFn("image gc", func() error {
-		t := time.NewTicker(5 * time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-				if res, err := driver.CollectImages(ctx); err != nil {
-					log.Warn("image gc", "err", err)
-				} else if len(res.ImagesRemoved) > 0 {
-					log.Info("image gc", "removed", len(res.ImagesRemoved), "freed", res.BytesFreed)
-				}
-			}
-		}
-	})
+	return record, nil
+}
 
-	// The API.
-	backend := &cluster.Backend{Node: cfg.Name, Store: st, Runtime: rt}
+// api serves the node's API on its socket and, when configured, on TCP; the cluster endpoint
+// (joins, and this node's pods for other nodes); and the git webhooks.
+func (d *daemon) api(cfg Config, m *membership.Membership, nr *nodeRuntime, syncer *gitsync.Syncer, reg *prometheus.Registry) error {
+	log := d.log
+	backend := &cluster.Backend{Node: cfg.Name, Store: m.Store(), Runtime: nr.rt}
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	var dump func() (any, error)
+	if nr.network != nil {
+		dump = func() (any, error) { return nr.network.Dump() }
+	}
+	apiBackend := &forwardingBackend{Backend: backend}
+	addr := m.Address()
+	if addr != "" {
+		var err error
+		if apiBackend.tls, err = m.ClientTLS(); err != nil {
+			return err
+		}
+	}
 	sock, err := api.ListenUnix(cfg.Socket)
 	if err != nil {
 		return err
 	}
-	servers := []*http.Server{}
-	serve := func(name string, l net.Listener, h http.Handler, tc *tls.Config) {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc}
-		servers = append(servers, srv)
-		goFn(name, func() error {
-			var err error
-			if tc != nil {
-				err = srv.ServeTLS(l, "", "")
-			} else {
-				err = srv.Serve(l)
-			}
-			if errors.Is(err, http.ErrServerClosed) {
-				return nil
-			}
-			return err
-		})
-	}
-	var dump func() (any, error)
-	if network != nil {
-		dump = func() (any, error) { return network.Dump() }
-	}
-	apiBackend := &forwardingBackend{Backend: backend}
-	if setup.ca != nil && setup.addr != "" {
-		if apiBackend.tls, err = pki.ClientTLS(setup.ca, setup.certPEM, setup.keyPEM); err != nil {
+	d.onStop("the api socket", func() error {
+		if err := os.Remove(cfg.Socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-	}
-	serve("api socket", sock, api.NewHandler(api.Config{Backend: apiBackend, Metrics: metricsHandler, Netplane: dump, Logger: log}), nil)
+		return nil
+	})
+	d.serve("api socket", sock, api.NewHandler(api.Config{Backend: apiBackend, Metrics: metricsHandler, Netplane: dump, Logger: log}), nil)
 	if cfg.APIListen != "" {
 		if cfg.APICert == "" || cfg.APIKey == "" || cfg.APITokenFile == "" {
 			return errors.New("--api-listen needs --api-tls-cert, --api-tls-key and --api-token-file: the TCP API has no anonymous access")
@@ -373,20 +503,20 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("--api-listen: %w", err)
 		}
-		serve("api tcp", l, api.NewHandler(api.Config{Backend: apiBackend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Netplane: dump, Logger: log}),
+		d.serve("api tcp", l, api.NewHandler(api.Config{Backend: apiBackend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Netplane: dump, Logger: log}),
 			&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
-	if setup.ca != nil && setup.addr != "" {
-		tc, err := pki.ServerTLS(setup.ca, setup.certPEM, setup.keyPEM)
+	if addr != "" {
+		tc, err := m.ServerTLS()
 		if err != nil {
 			return err
 		}
-		l, err := net.Listen("tcp", net.JoinHostPort(setup.addr, strconv.Itoa(cfg.ClusterPort)))
+		l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(cfg.ClusterPort)))
 		if err != nil {
 			return fmt.Errorf("the cluster endpoint: %w; another process uses the port: choose another with --cluster-port", err)
 		}
 		local := api.NewHandler(api.Config{Backend: backend, Logger: log})
-		serve("cluster endpoint", l, setup.clusterHandler(st, local, log), tc)
+		d.serve("cluster endpoint", l, clusterHandler(m, local), tc)
 	}
 	if cfg.WebhookListen != "" {
 		secret, err := os.ReadFile(cfg.WebhookSecret)
@@ -397,47 +527,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("--webhook-listen: %w", err)
 		}
-		serve("webhooks", l, gitsync.WebhookHandler(syncer, gitsync.WebhookConfig{Secret: strings.TrimSpace(string(secret)), Logger: log}), nil)
-	}
-	log.Info("node started", "repo", cfg.Repo, "socket", cfg.Socket, "store", strings.Join(endpoints, ","), "data", cfg.DataDir)
-	<-ctx.Done()
-	log.Info("stopping; pods keep running")
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	for _, srv := range servers {
-		_ = srv.Shutdown(sctx)
-	}
-	os.Remove(cfg.Socket)
-	return nil
-}
-
-// checkSeccomp is libct.CheckSeccomp; tests replace it.
-var checkSeccomp = libct.CheckSeccomp
-
-// storeMarker records in the data dir that this node has had an embedded store, so that a store
-// directory that went missing is an error instead of a new, empty cluster (which would remove
-// every pod).
-const storeMarker = "store.created"
-
-func checkStoreDir(dataDir, storeDir string) error {
-	if _, err := os.Stat(filepath.Join(dataDir, storeMarker)); err != nil {
-		return nil // a new node
-	}
-	if _, err := os.Stat(storeDir); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("the store's data dir %s is missing, but this node had a store: restore it from a backup "+
-			"or snapshot; to start a new, empty cluster instead, remove %s (the pods of this node keep running until "+
-			"the new cluster's master decides)", storeDir, filepath.Join(dataDir, storeMarker))
-	}
-	return nil
-}
-
-func markStore(dataDir string) error {
-	p := filepath.Join(dataDir, storeMarker)
-	if _, err := os.Stat(p); err == nil {
-		return nil
-	}
-	if err := os.WriteFile(p, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		d.serve("webhooks", l, gitsync.WebhookHandler(syncer, gitsync.WebhookConfig{Secret: strings.TrimSpace(string(secret)), Logger: log}), nil)
 	}
 	return nil
 }

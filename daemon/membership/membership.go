@@ -1,0 +1,183 @@
+// Package membership is how a node becomes part of its cluster's store. On its first start a
+// node founds a cluster (it makes the cluster's CA and join token) or joins one with a token
+// (a node that holds the CA key signs its certificate and, while the store has fewer than
+// three members, adds it as a learner); on later starts it becomes again what it was, from
+// what it keeps in its data directory. A node that runs a member of the embedded store starts
+// it, has it promoted to a voter once it has caught up, and advertises its peer URL; every node
+// then connects its store client. Client nodes follow the store's members as they change (Run),
+// and nodes that hold the CA key admit others on their cluster endpoint (JoinHandler).
+//
+// A node with an external etcd (Config.Store) takes no part in any of this: Setup only connects
+// to that store.
+//
+// What a node keeps in its data directory:
+//
+//	cluster.json    what the node is in its cluster: store member or client, the members' URLs
+//	token           the join token, on nodes that hold the CA key
+//	pki/            the cluster's CA (with its key on nodes that admit others), the node's certificate
+//	store/          the embedded store member's data
+//	store.created   the mark that the node has had a store member, so that a lost store/ is an error
+package membership
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/daemon/join"
+	"github.com/shoal-dev/shoal/daemon/pki"
+	"github.com/shoal-dev/shoal/daemon/store"
+)
+
+// Config is what a node needs to take its place in the cluster's store.
+type Config struct {
+	// Name is the node's name, in its certificate and as its store member's name.
+	Name string
+	// DataDir is the node's data directory (see the package doc for what it holds).
+	DataDir string
+	// Addresses are the node's addresses; the first is the one other nodes reach it on (its
+	// store member's peer and client URLs, its cluster endpoint). With none, a store member
+	// serves on a socket in the data directory only and the node takes no others.
+	Addresses []string
+	// Store is "" for the embedded store, else an external etcd (etcd://host:port,... or
+	// etcds://...) with its TLS files.
+	Store                        string
+	StoreCA, StoreCert, StoreKey string
+	// Join is the address of a node of the cluster to join (HOST or HOST:PORT), "" to found a
+	// cluster or to start again as what the node was; JoinToken is the cluster's join token.
+	Join, JoinToken string
+	// NoStoreMember keeps a joining node from running a store member even while the store has
+	// fewer than three.
+	NoStoreMember bool
+	// Repo is the repository the node follows, named in the join command a new cluster prints.
+	Repo string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Membership is a node's place in its cluster's store: its store client, the embedded store
+// member it runs, if any, and its credentials in the cluster. Close releases them.
+type Membership struct {
+	cfg      Config
+	log      *slog.Logger
+	storeCfg store.Config
+	st       *store.Client
+	emb      *store.Embedded
+	ca       *pki.CA   // nil with an external store
+	token    pki.Token // zero on nodes that cannot admit others
+	certPEM  []byte
+	keyPEM   []byte
+	addr     string // the address other nodes reach this one on, "" for none
+}
+
+// Setup founds a cluster, joins one or starts again as what the node was, starts the embedded
+// store member when the node runs one, and connects the node's store client. On an error it
+// leaves nothing running.
+func Setup(ctx context.Context, cfg Config) (*Membership, error) {
+	m := &Membership{cfg: cfg, log: cfg.Logger}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if err := m.setup(ctx); err != nil {
+		return nil, err
+	}
+	st, err := store.Connect(ctx, m.storeCfg)
+	if err != nil {
+		return nil, errors.Join(err, m.closeMember())
+	}
+	m.st = st
+	return m, nil
+}
+
+// Store returns the node's store client. It is closed by Close.
+func (m *Membership) Store() *store.Client { return m.st }
+
+// Member reports whether the node runs a member of the embedded store.
+func (m *Membership) Member() bool { return m.emb != nil }
+
+// Endpoints returns the store endpoints the node's client started with.
+func (m *Membership) Endpoints() []string { return append([]string(nil), m.storeCfg.Endpoints...) }
+
+// Address returns the address other nodes reach this node on in its cluster (where it serves
+// its cluster endpoint), or "" when it has none: no --node-address, or an external store.
+func (m *Membership) Address() string {
+	if m.ca == nil {
+		return ""
+	}
+	return m.addr
+}
+
+// ClientTLS returns the TLS configuration this node calls other nodes with: its certificate,
+// and the cluster CA as the only root. It fails on a node with an external store.
+func (m *Membership) ClientTLS() (*tls.Config, error) {
+	if m.ca == nil {
+		return nil, errors.New("a node on an external store has no cluster certificate")
+	}
+	return pki.ClientTLS(m.ca, m.certPEM, m.keyPEM)
+}
+
+// ServerTLS returns the TLS configuration of the node's cluster endpoint: its certificate,
+// asking for client certificates of the cluster CA. It fails on a node with an external store.
+func (m *Membership) ServerTLS() (*tls.Config, error) {
+	if m.ca == nil {
+		return nil, errors.New("a node on an external store has no cluster certificate")
+	}
+	return pki.ServerTLS(m.ca, m.certPEM, m.keyPEM)
+}
+
+// JoinHandler serves the joins of other nodes, at join.Path of the node's cluster endpoint. A
+// node that holds the CA key admits them, refusing a name nodeLive reports registered and
+// alive (nil: no such check); a node that does not names the nodes that can.
+func (m *Membership) JoinHandler(nodeLive func(ctx context.Context, name string) (bool, error)) http.Handler {
+	if m.ca != nil && m.ca.Key != nil {
+		return &join.Admitter{CA: m.ca, Token: m.token, Store: m.st, Logger: m.log, NodeLive: nodeLive}
+	}
+	return join.RefuseHandler(func() []string {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var out []string
+		members, _ := m.st.Members(ctx)
+		for _, mb := range members {
+			for _, u := range mb.PeerURLs {
+				if i := strings.LastIndex(u, ":"); i > 0 {
+					out = append(out, strings.TrimPrefix(u[:i], "https://"))
+				}
+			}
+		}
+		return out
+	})
+}
+
+// Run keeps what the node knows of the store current until ctx ends: a client node records the
+// members' client URLs in cluster.json for its next start, since the members it joined through
+// may all be replaced while it runs. On other nodes it has nothing to do and returns nil at once.
+func (m *Membership) Run(ctx context.Context) error {
+	if m.emb != nil || m.ca == nil {
+		return nil
+	}
+	return followMembers(ctx, m.cfg.DataDir, m.st, m.log)
+}
+
+// Close closes the store client, then stops the node's store member.
+func (m *Membership) Close() error {
+	var err error
+	if m.st != nil {
+		err = m.st.Close()
+	}
+	return errors.Join(err, m.closeMember())
+}
+
+func (m *Membership) closeMember() error {
+	if m.emb == nil {
+		return nil
+	}
+	if err := m.emb.Close(); err != nil {
+		return fmt.Errorf("stop the store member: %w", err)
+	}
+	return nil
+}
