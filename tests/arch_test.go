@@ -72,6 +72,12 @@ func TestDependencyDirection(t *testing.T) {
 		{module + "/daemon/membership", []string{module + "/daemon/node", module + "/daemon/cluster", module + "/daemon/api", module + "/daemon/gitsync",
 			module + "/runtime", module + "/netplane", module + "/reconcile", "github.com/opencontainers/runc", "github.com/cilium/ebpf", "github.com/go-git/go-git"},
 			"membership builds on daemon/store, daemon/join and daemon/pki: it knows nothing of the master, the agent, the runtime, the network plane or git"},
+		{module + "/daemon/cluster", []string{module + "/daemon/gitsync", "github.com/go-git/go-git"},
+			"the master reads commits through its Git interface and package revision's types, not go-git"},
+		{module + "/daemon/gitsync", []string{module + "/daemon/cluster", module + "/daemon/store", "go.etcd.io/etcd"},
+			"the git syncer knows nothing of the store or the master: it hands out revision.Head and revision.Commit"},
+		{module + "/daemon/revision", []string{module, "github.com/", "go.etcd.io/", "golang.org/", "google.golang.org/", "gopkg.in/", "sigs.k8s.io/"},
+			"revision depends on the standard library alone"},
 	}
 	for _, p := range listPackages(t) {
 		for _, r := range rules {

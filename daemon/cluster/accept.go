@@ -10,10 +10,12 @@ import (
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/shoal-dev/shoal/daemon/revision"
 )
 
 // accept validates a new head and, when it is good, makes its objects the desired state.
-func (m *Master) accept(ctx context.Context, lead *store.Leadership, h Head) error {
+func (m *Master) accept(ctx context.Context, lead *store.Leadership, h revision.Head) error {
 	if h.SHA == "" {
 		return nil
 	}
@@ -60,7 +62,7 @@ func (m *Master) accept(ctx context.Context, lead *store.Leadership, h Head) err
 			return reject("signature check: " + err.Error())
 		}
 	}
-	tree, dir, err := m.cfg.Git.Tree(ctx, h.SHA)
+	tree, dir, err := m.cfg.Git.RepoTree(ctx, h.SHA)
 	if err != nil {
 		return reject("read the commit's tree: " + err.Error())
 	}

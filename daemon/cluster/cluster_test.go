@@ -17,6 +17,8 @@ import (
 	"github.com/shoal-dev/shoal/runtime"
 	"github.com/shoal-dev/shoal/runtime/fake"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
+
+	"github.com/shoal-dev/shoal/daemon/revision"
 )
 
 // fakeGit is a repository in memory: commits with parents and trees.
@@ -45,7 +47,7 @@ func (g *fakeGit) commit(parent, msg string, files map[string]string) string {
 	return sha
 }
 
-func (g *fakeGit) Tree(_ context.Context, sha string) (fs.FS, string, error) {
+func (g *fakeGit) RepoTree(_ context.Context, sha string) (fs.FS, string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c, ok := g.commits[sha]
@@ -55,14 +57,14 @@ func (g *fakeGit) Tree(_ context.Context, sha string) (fs.FS, string, error) {
 	return c.files, ".", nil
 }
 
-func (g *fakeGit) Commit(_ context.Context, sha string) (CommitInfo, error) {
+func (g *fakeGit) Commit(_ context.Context, sha string) (revision.Commit, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c, ok := g.commits[sha]
 	if !ok {
-		return CommitInfo{}, errors.New("no such commit")
+		return revision.Commit{}, errors.New("no such commit")
 	}
-	return CommitInfo{SHA: sha, Author: "tester", Message: c.msg, Time: time.Now()}, nil
+	return revision.Commit{SHA: sha, Author: "tester", Message: c.msg, Time: time.Now()}, nil
 }
 
 func (g *fakeGit) IsAncestor(_ context.Context, a, d string) (bool, error) {
@@ -156,7 +158,7 @@ func newTestCluster(t *testing.T, opts ...func(*MasterConfig)) *testCluster {
 	return c
 }
 
-func (c *testCluster) push(sha string) { c.master.SetHead(Head{SHA: sha, SeenAt: time.Now()}) }
+func (c *testCluster) push(sha string) { c.master.SetHead(revision.Head{SHA: sha, SeenAt: time.Now()}) }
 
 func (c *testCluster) waitFor(what string, cond func(s *Snapshot) bool) *Snapshot {
 	c.t.Helper()

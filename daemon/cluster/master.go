@@ -13,6 +13,8 @@ import (
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/shoal-dev/shoal/daemon/revision"
 )
 
 // Git is what the master needs of the repository (package gitsync implements it).
@@ -20,22 +22,10 @@ type Git interface {
 	// Tree returns the whole tree of commit sha and the directory in it that
 	// holds the manifests ("." for the root): kustomizations there may use
 	// files elsewhere in the repository, such as ../base.
-	Tree(ctx context.Context, sha string) (repo fs.FS, dir string, err error)
-	Commit(ctx context.Context, sha string) (CommitInfo, error)
+	RepoTree(ctx context.Context, sha string) (repo fs.FS, dir string, err error)
+	Commit(ctx context.Context, sha string) (revision.Commit, error)
 	IsAncestor(ctx context.Context, ancestor, descendant string) (bool, error)
 	Verify(ctx context.Context, from, to string, keyring string) error
-}
-
-// CommitInfo describes a commit.
-type CommitInfo struct {
-	SHA, Author, Message string
-	Time                 time.Time
-}
-
-// Head is a commit the repository's ref pointed to, and when this node saw it.
-type Head struct {
-	SHA    string
-	SeenAt time.Time
 }
 
 // MasterConfig configures the master.
@@ -71,7 +61,7 @@ type Master struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	head    Head
+	head    revision.Head
 	headCh  chan struct{}
 	objects map[string][]manifests.Object // desired objects by commit
 
@@ -107,7 +97,7 @@ func NewMaster(cfg MasterConfig) *Master {
 }
 
 // SetHead tells the master the newest commit of the repository. Safe to call at any time.
-func (m *Master) SetHead(h Head) {
+func (m *Master) SetHead(h revision.Head) {
 	m.mu.Lock()
 	m.head = h
 	m.mu.Unlock()

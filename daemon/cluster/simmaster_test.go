@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/store"
+
+	"github.com/shoal-dev/shoal/daemon/revision"
 )
 
 // simMasterEnv, set to the store's endpoints, makes the test binary run only a master (the
@@ -101,7 +103,7 @@ func runSimMaster(endpoints []string, in io.Reader, out io.Writer) error {
 		switch req.Op {
 		case "commit":
 			rep.SHA = git.commit(req.Parent, "sim", req.Files)
-			master.SetHead(Head{SHA: rep.SHA, SeenAt: time.Now()})
+			master.SetHead(revision.Head{SHA: rep.SHA, SeenAt: time.Now()})
 		case "stats":
 			rep.Requests, rep.Keys = mst.Requests(), counterValue(metrics.StoreWrites)
 		default:

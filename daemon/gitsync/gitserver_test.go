@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/daemon/revision"
 )
 
 // commitClock gives every test commit its own time, one minute apart, so
@@ -288,7 +290,7 @@ func start(tb testing.TB, s *Syncer) {
 }
 
 // waitHead waits for a head with the given SHA on s.Heads.
-func waitHead(tb testing.TB, s *Syncer, sha string, timeout time.Duration) Head {
+func waitHead(tb testing.TB, s *Syncer, sha string, timeout time.Duration) revision.Head {
 	tb.Helper()
 	deadline := time.After(timeout)
 	var seen []string

@@ -7,25 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/shoal-dev/shoal/daemon/revision"
 )
 
 // ErrNotFound is returned for a commit that is not in the git cache.
 var ErrNotFound = errors.New("not in the git cache")
-
-// CommitInfo describes one commit.
-type CommitInfo struct {
-	SHA     string
-	Author  string
-	Email   string
-	Message string // first line of the message
-	Time    time.Time
-	Parents []string
-}
 
 // parseSHA accepts a full hex commit name.
 func parseSHA(sha string) (plumbing.Hash, error) {
@@ -72,13 +63,13 @@ func (s *Syncer) commit(hash plumbing.Hash) (*object.Commit, error) {
 	return c, nil
 }
 
-func info(c *object.Commit) CommitInfo {
+func info(c *object.Commit) revision.Commit {
 	msg, _, _ := strings.Cut(strings.TrimLeft(c.Message, "\n"), "\n")
 	parents := make([]string, len(c.ParentHashes))
 	for i, p := range c.ParentHashes {
 		parents[i] = p.String()
 	}
-	return CommitInfo{
+	return revision.Commit{
 		SHA:     c.Hash.String(),
 		Author:  c.Author.Name,
 		Email:   c.Author.Email,
@@ -89,19 +80,19 @@ func info(c *object.Commit) CommitInfo {
 }
 
 // Commit describes the commit sha.
-func (s *Syncer) Commit(ctx context.Context, sha string) (CommitInfo, error) {
+func (s *Syncer) Commit(ctx context.Context, sha string) (revision.Commit, error) {
 	hash, err := parseSHA(sha)
 	if err != nil {
-		return CommitInfo{}, err
+		return revision.Commit{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return CommitInfo{}, err
+		return revision.Commit{}, err
 	}
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
 	c, err := s.commit(hash)
 	if err != nil {
-		return CommitInfo{}, err
+		return revision.Commit{}, err
 	}
 	return info(c), nil
 }
@@ -170,7 +161,7 @@ func (s *Syncer) walk(ctx context.Context, starts []plumbing.Hash, skip map[plum
 // applying to after from brings in, including all parents of merges. An
 // empty from means all of to's history. It is empty when to is from or one
 // of its ancestors.
-func (s *Syncer) Between(ctx context.Context, from, to string) ([]CommitInfo, error) {
+func (s *Syncer) Between(ctx context.Context, from, to string) ([]revision.Commit, error) {
 	t, err := parseSHA(to)
 	if err != nil {
 		return nil, err
@@ -181,7 +172,7 @@ func (s *Syncer) Between(ctx context.Context, from, to string) ([]CommitInfo, er
 	if err != nil {
 		return nil, fmt.Errorf("commits between %.12s and %.12s: %w", from, to, err)
 	}
-	out := make([]CommitInfo, len(commits))
+	out := make([]revision.Commit, len(commits))
 	for i, c := range commits {
 		out[i] = info(c)
 	}

@@ -13,16 +13,9 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-)
 
-// Head is a commit the followed ref pointed to.
-type Head struct {
-	// SHA is the full hex name of the commit (a tag is peeled to its
-	// commit).
-	SHA string
-	// SeenAt is when this node first saw the ref at this commit.
-	SeenAt time.Time
-}
+	"github.com/shoal-dev/shoal/daemon/revision"
+)
 
 // ErrNoHead is returned by Last before the first successful fetch.
 var ErrNoHead = errors.New("no commit fetched yet")
@@ -56,10 +49,10 @@ type Syncer struct {
 	readRepo *git.Repository
 
 	mu      sync.Mutex // guards last
-	last    Head
+	last    revision.Head
 	hasLast bool
 
-	heads   chan Head
+	heads   chan revision.Head
 	trigger chan struct{}
 	running atomic.Bool
 
@@ -81,7 +74,7 @@ func New(cfg Config) (*Syncer, error) {
 	s := &Syncer{
 		cfg:        cfg,
 		src:        src,
-		heads:      make(chan Head, 1),
+		heads:      make(chan revision.Head, 1),
 		trigger:    make(chan struct{}, 1),
 		backoffMin: backoffMin,
 		backoffMax: backoffMax,
@@ -114,15 +107,15 @@ func (s *Syncer) openRepos() error {
 // first one seen after Run starts. The channel holds one head: a head the
 // receiver has not taken yet is replaced by a newer one (use Between to see
 // every commit in between). It is closed when Run returns.
-func (s *Syncer) Heads() <-chan Head { return s.heads }
+func (s *Syncer) Heads() <-chan revision.Head { return s.heads }
 
 // Last returns the newest head, or ErrNoHead before the first successful
 // fetch. A failed fetch never changes it.
-func (s *Syncer) Last() (Head, error) {
+func (s *Syncer) Last() (revision.Head, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.hasLast {
-		return Head{}, ErrNoHead
+		return revision.Head{}, ErrNoHead
 	}
 	return s.last, nil
 }
@@ -299,7 +292,7 @@ func (s *Syncer) publish(hash plumbing.Hash) {
 	if same {
 		return
 	}
-	h := Head{SHA: hash.String(), SeenAt: time.Now()}
+	h := revision.Head{SHA: hash.String(), SeenAt: time.Now()}
 	s.mu.Lock()
 	s.last, s.hasLast = h, true
 	s.mu.Unlock()

@@ -353,7 +353,7 @@ func (d *daemon) gitAndMaster(cfg Config, m *membership.Membership) (*gitsync.Sy
 		}
 		keyring = string(k)
 	}
-	master := cluster.NewMaster(cluster.MasterConfig{Node: cfg.Name, Store: st, Git: gitAdapter{syncer}, Keyring: keyring,
+	master := cluster.NewMaster(cluster.MasterConfig{Node: cfg.Name, Store: st, Git: syncer, Keyring: keyring,
 		NodeLostGrace: cfg.NodeLostGrace, ServiceCIDR: cfg.Net.ServiceCIDR, ClusterCIDR: cfg.Net.ClusterCIDR, Metrics: metrics, Logger: log,
 		AvoidStoreLeader: m.Member()})
 	d.goFn("git sync", func() error { return syncer.Run(ctx) })
@@ -363,7 +363,7 @@ func (d *daemon) gitAndMaster(cfg Config, m *membership.Membership) (*gitsync.Sy
 			case <-ctx.Done():
 				return nil
 			case h := <-syncer.Heads():
-				master.SetHead(cluster.Head{SHA: h.SHA, SeenAt: h.SeenAt})
+				master.SetHead(h)
 			}
 		}
 	})
@@ -379,7 +379,7 @@ func (d *daemon) gitAndMaster(cfg Config, m *membership.Membership) (*gitsync.Sy
 				continue
 			}
 			if h, err := syncer.Last(); err == nil {
-				master.SetHead(cluster.Head{SHA: h.SHA, SeenAt: h.SeenAt})
+				master.SetHead(h)
 			}
 			err = master.Run(ctx, lead)
 			log.Info("master stopped", "err", err)
@@ -603,24 +603,4 @@ func memTotal() int64 {
 		return 0
 	}
 	return int64(si.Totalram) * int64(si.Unit)
-}
-
-// gitAdapter turns a gitsync.Syncer into the master's Git.
-type gitAdapter struct{ s *gitsync.Syncer }
-
-func (g gitAdapter) Tree(ctx context.Context, sha string) (fs.FS, string, error) {
-	return g.s.RepoTree(ctx, sha)
-}
-func (g gitAdapter) IsAncestor(ctx context.Context, a, d string) (bool, error) {
-	return g.s.IsAncestor(ctx, a, d)
-}
-func (g gitAdapter) Verify(ctx context.Context, from, to, keyring string) error {
-	return g.s.Verify(ctx, from, to, keyring)
-}
-func (g gitAdapter) Commit(ctx context.Context, sha string) (cluster.CommitInfo, error) {
-	c, err := g.s.Commit(ctx, sha)
-	if err != nil {
-		return cluster.CommitInfo{}, err
-	}
-	return cluster.CommitInfo{SHA: c.SHA, Author: c.Author, Message: c.Message, Time: c.Time}, nil
 }
