@@ -59,7 +59,9 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	// pass starts from it.
 	m.lost = plan.Lost
 	m.logNodeChanges(plan.NodeChanges)
-	var ops []clientv3.Op
+	// The writes are encoded batch by batch as they are sent, so that a pass that creates
+	// thousands of pods never holds every encoded placement at once.
+	var ops []pendingOp
 	for _, a := range plan.Actions {
 		switch a := a.(type) {
 		case reconcile.CreatePod:
@@ -68,19 +70,19 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			if pl.Created.IsZero() {
 				pl.Created = time.Now()
 			}
-			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), pl.Spec.UID), pl))
+			ops = append(ops, lazyPut(placementKey(nodeOrPending(pl.Node), pl.Spec.UID), pl))
 		case reconcile.DeletePod:
 			pl, ok := m.view.placement(a.UID)
 			if !ok {
 				continue
 			}
 			if a.Force {
-				ops = append(ops, clientv3.OpDelete(placementKey(nodeOrPending(pl.Node), a.UID)),
-					clientv3.OpDelete(statusKey(nodeOrPending(pl.Node), a.UID)))
+				ops = append(ops, ready(clientv3.OpDelete(placementKey(nodeOrPending(pl.Node), a.UID))),
+					ready(clientv3.OpDelete(statusKey(nodeOrPending(pl.Node), a.UID))))
 				continue
 			}
 			pl.Terminating, pl.Reason = true, a.Reason
-			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), a.UID), pl))
+			ops = append(ops, lazyPut(placementKey(nodeOrPending(pl.Node), a.UID), pl))
 		case reconcile.BindPod:
 			pl, ok := m.view.placement(a.UID)
 			if !ok {
@@ -88,7 +90,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			}
 			old := pl.Node
 			pl.Node, pl.Reason = a.Node, ""
-			ops = append(ops, clientv3.OpDelete(placementKey(nodeOrPending(old), a.UID)), putOp(placementKey(a.Node, a.UID), pl))
+			ops = append(ops, ready(clientv3.OpDelete(placementKey(nodeOrPending(old), a.UID))), lazyPut(placementKey(a.Node, a.UID), pl))
 		case reconcile.SetPodStatus:
 			pl, ok := m.view.placement(a.UID)
 			if !ok {
@@ -99,19 +101,20 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			if pl.Spec.Pod != nil {
 				rec.Namespace, rec.Name = pl.Spec.Pod.Namespace, pl.Spec.Pod.Name
 			}
-			ops = append(ops, putOp(statusKey(nodeOrPending(pl.Node), a.UID), rec))
+			ops = append(ops, lazyPut(statusKey(nodeOrPending(pl.Node), a.UID), rec))
 		}
 	}
 	for _, p := range plan.Pending {
 		if pl, ok := m.view.placement(p.UID); ok && pl.Reason != p.Reason {
 			pl.Reason = p.Reason
-			ops = append(ops, putOp(placementKey(nodeOrPending(pl.Node), p.UID), pl))
+			ops = append(ops, lazyPut(placementKey(nodeOrPending(pl.Node), p.UID), pl))
 		}
 	}
-	ops = append(ops, m.deploymentOps(plan)...)
-	ops = append(ops, m.serviceOps(plan.Services)...)
+	for _, op := range slices.Concat(m.deploymentOps(plan), m.serviceOps(plan.Services)) {
+		ops = append(ops, ready(op))
+	}
 	for _, name := range slices.Sorted(maps.Keys(plan.PodCIDRs)) {
-		ops = append(ops, putOp(PodCIDRKey(name), plan.PodCIDRs[name].String()))
+		ops = append(ops, lazyPut(PodCIDRKey(name), plan.PodCIDRs[name].String()))
 		m.log.Info("pod CIDR allocated", "node", name, "cidr", plan.PodCIDRs[name])
 	}
 	for _, name := range plan.NoPodCIDR {
@@ -119,7 +122,11 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	}
 	for len(ops) > 0 {
 		n := min(len(ops), 64)
-		resp, err := lead.Txn(ctx, ops[:n]...)
+		batch := make([]clientv3.Op, n)
+		for i := range batch {
+			batch[i] = ops[i]()
+		}
+		resp, err := lead.Txn(ctx, batch...)
 		if err != nil {
 			return 0, err
 		}
@@ -187,6 +194,15 @@ func (m *Master) markConverged(ctx context.Context, lead *store.Leadership, sha 
 	m.emit(ctx, lead, Event{Type: "Normal", Reason: "Converged", Object: "Commit " + short7(sha),
 		Message: fmt.Sprintf("every pod Ready %s after the commit was seen", d.Round(time.Millisecond))})
 }
+
+// pendingOp makes a write when it is sent.
+type pendingOp func() clientv3.Op
+
+// lazyPut is the put of v under key, encoded when it is sent. v must not change until then.
+func lazyPut(key string, v any) pendingOp { return func() clientv3.Op { return putOp(key, v) } }
+
+// ready is a write made already.
+func ready(op clientv3.Op) pendingOp { return func() clientv3.Op { return op } }
 
 func putOp(key string, v any) clientv3.Op {
 	data, err := json.Marshal(v)

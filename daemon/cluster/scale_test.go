@@ -326,6 +326,8 @@ func benchScale(b *testing.B, nodes, members int) {
 	cpu0 := c.master.cpu(b)
 	sha, fromEmpty := c.push(b, "", deployments, version, 10*time.Minute)
 	cpuEmpty := c.master.cpu(b) - cpu0
+	_, peakEmpty := c.master.memory(b)
+	b.ReportMetric(peakEmpty, "master-peak-rss-MiB-from-empty")
 	var took, cpu []time.Duration
 	var ks []float64
 	var rs, ws, kr, bs, es, aw []int64

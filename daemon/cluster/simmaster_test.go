@@ -26,8 +26,12 @@ import (
 // simulated cluster's, in a process of its own) that takes its commands on stdin.
 const simMasterEnv = "SHOAL_SIM_MASTER_STORE"
 
-// simMasterProfileEnv names a file for a CPU profile of the simulated master (pprof).
-const simMasterProfileEnv = "SHOAL_SIM_MASTER_CPUPROFILE"
+// simMasterProfileEnv and simMasterHeapEnv name files for a CPU profile of the simulated
+// master and a heap profile of it when it stops (pprof).
+const (
+	simMasterProfileEnv = "SHOAL_SIM_MASTER_CPUPROFILE"
+	simMasterHeapEnv    = "SHOAL_SIM_MASTER_MEMPROFILE"
+)
 
 func TestMain(m *testing.M) {
 	if eps := os.Getenv(simMasterEnv); eps != "" {
@@ -68,6 +72,14 @@ func runSimMaster(endpoints []string, in io.Reader, out io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if path := os.Getenv(simMasterHeapEnv); path != "" {
+		defer func() {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
