@@ -68,6 +68,8 @@ func TestDependencyDirection(t *testing.T) {
 			"manifests imports no other Shoal package"},
 		{module + "/reconcile", []string{"github.com/opencontainers/runc", "github.com/cilium/ebpf", "github.com/go-git/go-git", "go.etcd.io/etcd"},
 			"reconcile plans through interfaces and never imports libcontainer, cilium/ebpf, go-git or etcd"},
+		{module + "/netplane", []string{module + "/daemon", module + "/reconcile", module + "/runtime", "go.etcd.io/etcd"},
+			"netplane takes the node's network state as a netplane.Config: the daemon converts its records, netplane knows no store"},
 	}
 	for _, p := range listPackages(t) {
 		for _, r := range rules {
