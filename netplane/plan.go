@@ -298,7 +298,7 @@ func fromPodnet(hps []podnet.HostPort) []HostPort {
 func hostPortProblems(refused []podnet.RefusedHostPort) []Problem {
 	var out []Problem
 	for _, r := range refused {
-		out = append(out, Problem{Kind: KindHostPort, UID: r.UID, Item: r.HostPort.String(), Reason: r.Reason})
+		out = append(out, Problem{Kind: KindHostPort, UID: r.UID, Item: r.String(), Reason: r.Reason})
 	}
 	return out
 }
