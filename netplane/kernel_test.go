@@ -77,7 +77,7 @@ type kernelNode struct {
 // clientIP is the client's address in netplanetest.NodeNet.
 const clientIP = "192.168.77.100"
 
-func newKernelNode(t *testing.T, o netplanetest.Options) *kernelNode {
+func newKernelNode(t testing.TB, o netplanetest.Options) *kernelNode {
 	t.Helper()
 	testnet.RequireRoot(t)
 	n := &kernelNode{ns: testnet.NetNS(t, "node"), client: testnet.NetNS(t, "client"), cgroup: testnet.Cgroup(t)}

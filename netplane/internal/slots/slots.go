@@ -247,26 +247,71 @@ func (t *Table[K, V]) Delete(key K) (old V, backends []Backend, found bool, err 
 	return old, backends, true, nil
 }
 
-// List reads every service with its backends, in the map's order.
+// List reads every service with its backends, in no particular order. It reads both maps whole
+// (in batches where the kernel has them), so that it costs a few system calls, not one per
+// backend; the Table's owner must not change them meanwhile.
 func (t *Table[K, V]) List() ([]Entry[K, V], error) {
-	var (
-		key K
-		val V
-		out []Entry[K, V]
-	)
-	it := t.Services.Iterate()
-	for it.Next(&key, &val) {
+	svcs, err := readAll[K, V](t.Services)
+	if err != nil {
+		return nil, fmt.Errorf("read services: %w", err)
+	}
+	slots, err := readAll[Key, Backend](t.Backends)
+	if err != nil {
+		return nil, fmt.Errorf("read backend slots: %w", err)
+	}
+	out := make([]Entry[K, V], 0, len(svcs))
+	for key, val := range svcs {
 		id, count := val.Slots()
-		bs, err := t.read(id, count)
-		if err != nil {
-			return nil, err
+		bs := make([]Backend, count)
+		for i := range bs {
+			b, ok := slots[Key{id, uint32(i)}]
+			if !ok {
+				return nil, fmt.Errorf("read backend slot %d of service id %d: %w", i, id, ebpf.ErrKeyNotExist)
+			}
+			bs[i] = b
 		}
 		out = append(out, Entry[K, V]{Key: key, Value: val, Backends: bs})
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read services: %w", err)
-	}
 	return out, nil
+}
+
+// batchSize is how many entries readAll asks the kernel for at once.
+const batchSize = 4096
+
+// readAll reads every entry of the hash map m: in batches, or one by one on a kernel without
+// batch operations.
+func readAll[K comparable, V any](m *ebpf.Map) (map[K]V, error) {
+	out := map[K]V{}
+	var cursor ebpf.MapBatchCursor
+	keys, vals := make([]K, batchSize), make([]V, batchSize)
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			out[keys[i]] = vals[i]
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return out, nil // the end
+		case errors.Is(err, ebpf.ErrNotSupported) && len(out) == 0:
+			return iterate[K, V](m)
+		case err != nil:
+			return nil, err
+		}
+	}
+}
+
+// iterate reads every entry of m one by one.
+func iterate[K comparable, V any](m *ebpf.Map) (map[K]V, error) {
+	out := map[K]V{}
+	var (
+		key K
+		val V
+	)
+	it := m.Iterate()
+	for it.Next(&key, &val) {
+		out[key] = val
+	}
+	return out, it.Err()
 }
 
 // read reads the backends in slots 0..count-1 of service id.
