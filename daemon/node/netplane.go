@@ -458,7 +458,7 @@ func (a *applier) apply(ctx context.Context) (netplane.Result, error) {
 	p := a.plane
 	a.mu.Unlock()
 	res, err := p.Set(ctx, c)
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		a.log.Warn("network plane: Set failed, retrying", "err", err)
 	}
 	a.mu.Lock()

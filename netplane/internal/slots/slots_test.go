@@ -2,6 +2,7 @@ package slots
 
 import (
 	"errors"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -207,6 +208,15 @@ func TestTable(t *testing.T) {
 	}
 	if len(byKey) != 2 || !slices.Equal(byKey[testKey{80}], []Backend{a, c}) || len(byKey[testKey{81}]) != 0 {
 		t.Errorf("List = %+v, want 80 with a and c kept in their slots, 81 without backends", entries)
+	}
+	// On a kernel without batch lookups List reads the maps one entry at a time, alike.
+	batched, err := readAll[Key, Backend](tab.Backends)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oneByOne, err := iterate[Key, Backend](tab.Backends)
+	if err != nil || len(oneByOne) != 2 || !maps.Equal(batched, oneByOne) {
+		t.Errorf("iterate = %v, %v; readAll = %v", oneByOne, err, batched)
 	}
 	// Another Table over the same maps (a restart) does not hand out the ids in use.
 	again := &Table[testKey, testValue]{Services: tab.Services, Backends: tab.Backends, RR: tab.RR, IDs: IDs{Max: 15, What: "test"}}
