@@ -78,6 +78,8 @@ func TestDependencyDirection(t *testing.T) {
 			"the git syncer knows nothing of the store or the master: it hands out revision.Head and revision.Commit"},
 		{module + "/daemon/revision", []string{module, "github.com/", "go.etcd.io/", "golang.org/", "google.golang.org/", "gopkg.in/", "sigs.k8s.io/"},
 			"revision depends on the standard library alone"},
+		{module + "/netplane", []string{module + "/daemon", module + "/reconcile", module + "/runtime", "go.etcd.io/etcd"},
+			"netplane takes the node's network state as a netplane.Config: the daemon converts its records, netplane knows no store"},
 	}
 	for _, p := range listPackages(t) {
 		for _, r := range rules {

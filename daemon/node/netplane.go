@@ -17,11 +17,7 @@ import (
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/daemon/store"
-	"github.com/shoal-dev/shoal/manifests"
-	"github.com/shoal-dev/shoal/netplane/dns"
-	"github.com/shoal-dev/shoal/netplane/lb"
-	"github.com/shoal-dev/shoal/netplane/nodeport"
-	"github.com/shoal-dev/shoal/netplane/podnet"
+	"github.com/shoal-dev/shoal/netplane"
 )
 
 // NetConfig is the network plane of a node.
@@ -62,8 +58,9 @@ type netState struct {
 	NodeIP        string `json:"nodeIP,omitempty"`
 }
 
-// network is the node's network plane: the pod network (once the master has given the node a
-// pod CIDR), the Service load balancer and the DNS server, fed from the store.
+// network is the node's network plane: once the master has given the node a pod CIDR, a
+// netplane.Kernel kept equal to what the store says (the Services, the other nodes' pod CIDRs
+// and addresses) and to the host ports the agent declares.
 type network struct {
 	cfg     NetConfig
 	node    string
@@ -71,22 +68,16 @@ type network struct {
 	st      *store.Client
 	log     *slog.Logger
 
-	ready chan struct{} // closed once net is set
-	net   *podnet.Net
-	lb    *lb.LB
-	np    *nodeport.NodePort // nil without a NodeInterface
-	dns   *dns.Server
+	ready chan struct{} // closed once plane is set
 	mu    sync.Mutex
-	// hpMu serialises host port updates; hostPorts is the last set the agent declared, applied
-	// once net is set.
-	hpMu      sync.Mutex
-	hostPorts []podnet.HostPort
-	// warned holds the LoadBalancer ports already logged as not opened (program).
-	warned map[string]bool
+	plane *netplane.Kernel
+	ap    *applier
 }
 
 func newNetwork(cfg NetConfig, node, dataDir string, st *store.Client, log *slog.Logger) *network {
-	return &network{cfg: cfg, node: node, dataDir: dataDir, st: st, log: log.With("component", "netplane"), ready: make(chan struct{})}
+	log = log.With("component", "netplane")
+	return &network{cfg: cfg, node: node, dataDir: dataDir, st: st, log: log, ready: make(chan struct{}),
+		ap: newApplier(node, cfg.ReservedPorts, log)}
 }
 
 // Setup gives a pod its network once the node's pod network exists (linux.Network).
@@ -96,7 +87,7 @@ func (n *network) Setup(ctx context.Context, uid, namespace, name, netnsPath str
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	return n.net.Setup(ctx, uid, namespace, name, netnsPath)
+	return n.plane.Setup(ctx, uid, namespace, name, netnsPath)
 }
 
 // Teardown releases a pod's network.
@@ -106,42 +97,41 @@ func (n *network) Teardown(ctx context.Context, uid, netnsPath string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return n.net.Teardown(ctx, uid, netnsPath)
+	return n.plane.Teardown(ctx, uid, netnsPath)
+}
+
+// DNS returns the pods' resolv.conf.
+func (n *network) DNS(namespace string) string {
+	select {
+	case <-n.ready:
+		return n.plane.ResolvConf(namespace)
+	default:
+		return ""
+	}
 }
 
 // SetHostPorts forwards the node's host ports to its pods (cluster.HostPortForwarder). Before
-// the pod network exists the set is kept and applied when it is made; pods cannot have been
-// set up before that.
+// the network plane has its first Config the set is kept and applied with it; pods cannot
+// have been set up before that.
 func (n *network) SetHostPorts(ctx context.Context, ports []cluster.HostPort) (map[string]string, error) {
 	refused := map[string]string{}
-	var want []podnet.HostPort
+	var want []netplane.HostPort
 	for _, p := range ports {
-		hp, err := toPodnetHostPort(p)
+		hp, err := toHostPort(p)
 		if err != nil {
 			refused[p.UID] = err.Error()
 			continue
 		}
 		want = append(want, hp)
 	}
-	n.hpMu.Lock()
-	defer n.hpMu.Unlock()
-	n.hostPorts = want
-	n.mu.Lock()
-	net := n.net
-	n.mu.Unlock()
-	if net == nil {
-		return refused, nil
-	}
-	rs, err := net.SetHostPorts(ctx, want)
-	for _, r := range rs {
-		refused[r.UID] = r.Reason
-	}
+	more, err := n.ap.setHostPorts(ctx, want)
+	maps.Copy(refused, more)
 	return refused, err
 }
 
-// toPodnetHostPort converts a pod's host port for the pod network.
-func toPodnetHostPort(p cluster.HostPort) (podnet.HostPort, error) {
-	hp := podnet.HostPort{UID: p.UID, Pod: p.Pod, Protocol: p.Protocol}
+// toHostPort converts a pod's host port for the network plane.
+func toHostPort(p cluster.HostPort) (netplane.HostPort, error) {
+	hp := netplane.HostPort{UID: p.UID, Pod: p.Pod, Proto: protoOf(p.Protocol)}
 	if p.HostIP != "" {
 		ip, err := netip.ParseAddr(p.HostIP)
 		if err != nil {
@@ -156,18 +146,20 @@ func toPodnetHostPort(p cluster.HostPort) (podnet.HostPort, error) {
 	return hp, nil
 }
 
-// DNS returns the pods' resolv.conf.
-func (n *network) DNS(namespace string) string {
-	select {
-	case <-n.ready:
-		return n.net.DNS(namespace)
-	default:
-		return ""
+// protoOf converts a Kubernetes protocol name; "" is TCP. Others (validation refuses them)
+// are left for the network plane to refuse.
+func protoOf(s string) netplane.Proto {
+	switch s {
+	case "", "TCP":
+		return netplane.TCP
+	case "UDP":
+		return netplane.UDP
 	}
+	return 0
 }
 
-// run waits for the node's pod CIDR, builds the network plane and keeps it in step with the
-// store until ctx ends. The pinned load balancer and the bridge stay for the pods when it ends.
+// run waits for the node's pod CIDR, opens the network plane and keeps it in step with the
+// store and the agent until ctx ends. What the plane programmed stays for the pods when it ends.
 func (n *network) run(ctx context.Context) error {
 	var cidr netip.Prefix
 	for {
@@ -183,331 +175,384 @@ func (n *network) run(ctx context.Context) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	gw := cidr.Masked().Addr().Next()
-	net, err := podnet.New(ctx, podnet.Config{Node: n.node, PodCIDR: cidr, ServiceCIDR: n.cfg.ServiceCIDR, ClusterCIDR: n.cfg.ClusterCIDR,
-		StateDir: filepath.Join(n.dataDir, "netplane", "ipam"), DNSServer: gw, ClusterDomain: n.cfg.Domain})
+	opts, err := netplane.Options{Node: n.node, PodCIDR: cidr, ServiceCIDR: n.cfg.ServiceCIDR, ClusterCIDR: n.cfg.ClusterCIDR,
+		Domain: n.cfg.Domain, StateDir: filepath.Join(n.dataDir, "netplane", "ipam"), LBCgroup: n.cfg.LBCgroup,
+		PinDir: filepath.Join("/sys/fs/bpf/shoal", n.node), NodeInterface: n.cfg.NodeInterface, NodeIP: n.cfg.NodeIP,
+		Upstreams: n.cfg.Upstreams, ResolvConf: n.cfg.ResolvConf, Logger: n.log}.WithDefaults()
 	if err != nil {
-		return fmt.Errorf("pod network: %w", err)
+		return err
 	}
-	cg := n.cfg.LBCgroup
-	if cg == "" {
-		if cg, err = lb.Cgroup2Root(); err != nil {
-			return err
-		}
-	}
-	pins := filepath.Join("/sys/fs/bpf/shoal", n.node)
-	balancer, err := lb.Open(lb.Config{CgroupPath: cg, PinDir: pins})
-	if err != nil {
-		return fmt.Errorf("service load balancer: %w", err)
-	}
-	var np *nodeport.NodePort
-	if n.cfg.NodeInterface != "" {
-		if np, err = nodeport.Open(nodeport.Config{Interface: n.cfg.NodeInterface, NodeIP: n.cfg.NodeIP, PinDir: filepath.Join(pins, "nodeport")}); err != nil {
-			return fmt.Errorf("node ports: %w", err)
-		}
-		defer np.Close()
-	}
-	st := netState{Node: n.node, PodCIDR: cidr.String(), PinDir: pins, LBCgroup: cg, NodeInterface: n.cfg.NodeInterface}
-	if n.cfg.NodeIP.IsValid() {
-		st.NodeIP = n.cfg.NodeIP.String()
+	// Written first, so that `shoal node reset` also undoes a plane that was only half made.
+	st := netState{Node: n.node, PodCIDR: cidr.String(), PinDir: opts.PinDir, LBCgroup: opts.LBCgroup, NodeInterface: opts.NodeInterface}
+	if opts.NodeIP.IsValid() {
+		st.NodeIP = opts.NodeIP.String()
 	}
 	if err := writeNetState(n.dataDir, st); err != nil {
 		return err
 	}
-	server, err := dns.New(dns.Config{Domain: n.cfg.Domain, Listen: []string{gw.String() + ":53"}, Upstreams: n.cfg.Upstreams,
-		ResolvConf: n.cfg.ResolvConf, Logger: n.log})
+	plane, err := netplane.Open(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("dns server: %w", err)
+		return err
 	}
-	n.hpMu.Lock()
-	n.mu.Lock()
-	n.net, n.lb, n.np, n.dns = net, balancer, np, server
-	n.mu.Unlock()
-	// The ports the agent declared while the network was being made (New restored those of
-	// the last run already). The agent declares them again at its next sync and gets the
-	// refusals then.
-	if n.hostPorts != nil {
-		if _, err := net.SetHostPorts(ctx, n.hostPorts); err != nil {
-			n.log.Warn("host ports", "err", err)
-		}
-	}
-	n.hpMu.Unlock()
-	close(n.ready)
-	n.log.Info("network plane ready", "podCIDR", cidr, "gateway", gw, "lbCgroup", cg)
-	defer balancer.Close()
-	defer net.Close()
-	done := make(chan error, 1)
-	go func() { done <- server.Run(ctx) }()
 	defer func() {
-		if err := <-done; err != nil {
-			n.log.Warn("dns server stopped", "err", err)
+		if err := plane.Close(); err != nil {
+			n.log.Warn("close the network plane", "err", err)
 		}
 	}()
-	routesDone := make(chan struct{})
-	go func() {
-		defer close(routesDone)
-		n.routes(ctx, net)
-	}()
-	defer func() { <-routesDone }()
-
-	for ctx.Err() == nil {
-		kvs, rev, err := store.List[cluster.ServiceRecord](ctx, n.st, cluster.ServicesPrefix)
-		if err != nil {
-			time.Sleep(time.Second)
-			continue
-		}
-		svcs := map[string]cluster.ServiceRecord{}
-		for _, kv := range kvs {
-			svcs[kv.Key] = kv.Value
-		}
-		n.program(ctx, svcs)
-		for ev := range store.Watch[cluster.ServiceRecord](ctx, n.st, cluster.ServicesPrefix, rev+1) {
-			if ev.Type == store.EventResync {
-				break
-			}
-			switch ev.Type {
-			case store.EventPut:
-				svcs[ev.Key] = ev.Value
-			case store.EventDelete:
-				delete(svcs, ev.Key)
-			}
-			n.program(ctx, svcs)
-		}
+	if err := n.ap.start(ctx, plane); err != nil {
+		return err
 	}
+	n.mu.Lock()
+	n.plane = plane
+	n.mu.Unlock()
+	close(n.ready)
+	n.log.Info("network plane ready", "podCIDR", cidr, "gateway", cidr.Masked().Addr().Next(), "lbCgroup", opts.LBCgroup)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	goRun := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	goRun(func() { n.ap.run(ctx) })
+	goRun(func() {
+		follow(ctx, n.st, cluster.ServicesPrefix, n.log, func(m map[string]cluster.ServiceRecord) { n.ap.setServices(m) })
+	})
+	goRun(func() {
+		follow(ctx, n.st, cluster.PodCIDRsPrefix, n.log, func(m map[string]string) {
+			cidrs := map[string]string{}
+			for k, v := range m {
+				cidrs[strings.TrimPrefix(k, cluster.PodCIDRsPrefix)] = v
+			}
+			n.ap.setPodCIDRs(cidrs)
+		})
+	})
+	goRun(func() {
+		follow(ctx, n.st, cluster.NodesPrefix, n.log, func(m map[string]cluster.NodeRecord) {
+			addrs := map[string]netip.Addr{}
+			for _, rec := range m {
+				if a, ok := firstIPv4(rec.Addresses); ok {
+					addrs[rec.Name] = a
+				}
+			}
+			n.ap.setNodeAddrs(addrs)
+		})
+	})
+	<-ctx.Done()
 	return nil
 }
 
-// routes keeps a route to every other node's pod CIDR through that node's first address
-// (host-gw).
-func (n *network) routes(ctx context.Context, net *podnet.Net) {
-	var last string
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	for {
-		cidrs, _, err1 := store.List[string](ctx, n.st, cluster.PodCIDRsPrefix)
-		nodes, _, err2 := store.List[cluster.NodeRecord](ctx, n.st, cluster.NodesPrefix)
-		if err1 == nil && err2 == nil {
-			addr := map[string]netip.Addr{}
-			for _, kv := range nodes {
-				for _, a := range kv.Value.Addresses {
-					if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
-						addr[kv.Value.Name] = ip
-						break
-					}
-				}
-			}
-			var routes []podnet.Route
-			for _, kv := range cidrs {
-				node := strings.TrimPrefix(kv.Key, cluster.PodCIDRsPrefix)
-				p, err := netip.ParsePrefix(kv.Value)
-				via, ok := addr[node]
-				if node == n.node || err != nil || !ok {
-					continue
-				}
-				routes = append(routes, podnet.Route{CIDR: p, Via: via})
-			}
-			slices.SortFunc(routes, func(a, b podnet.Route) int { return a.CIDR.Addr().Compare(b.CIDR.Addr()) })
-			key := fmt.Sprint(routes)
-			if key != last {
-				if err := net.SetRoutes(ctx, routes); err != nil {
-					n.log.Warn("routes to other nodes' pods", "err", err)
-				} else {
-					last = key
-					n.log.Info("routes to other nodes' pods", "routes", key)
-				}
-			}
+// firstIPv4 returns the first IPv4 address of addrs.
+func firstIPv4(addrs []string) (netip.Addr, bool) {
+	for _, a := range addrs {
+		if ip, err := netip.ParseAddr(a); err == nil && ip.Unmap().Is4() {
+			return ip.Unmap(), true
 		}
+	}
+	return netip.Addr{}, false
+}
+
+// follow keeps a map of the keys under prefix (key -> value) and calls changed with it after it
+// listed them and after every change: a list, then a watch from the list's revision, and again
+// after a resync or an error, until ctx ends.
+func follow[T any](ctx context.Context, st *store.Client, prefix string, log *slog.Logger, changed func(map[string]T)) {
+	for ctx.Err() == nil {
+		kvs, rev, err := store.List[T](ctx, st, prefix)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Debug("list the store", "prefix", prefix, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		m := make(map[string]T, len(kvs))
+		for _, kv := range kvs {
+			m[kv.Key] = kv.Value
+		}
+		changed(maps.Clone(m))
+		watch(ctx, st, prefix, rev+1, m, changed)
+	}
+}
+
+// watch applies the changes under prefix from revision rev on to m until a resync (or ctx ends).
+func watch[T any](ctx context.Context, st *store.Client, prefix string, rev int64, m map[string]T, changed func(map[string]T)) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the watch after a resync
+	for ev := range store.Watch[T](wctx, st, prefix, rev) {
+		switch {
+		case ev.Type == store.EventResync:
+			return
+		case ev.Err != nil:
+			continue
+		case ev.Type == store.EventPut:
+			m[ev.Key] = ev.Value
+		case ev.Type == store.EventDelete:
+			delete(m, ev.Key)
+		}
+		changed(maps.Clone(m))
+	}
+}
+
+// Backoff of the retries of a failed Set.
+const (
+	minRetry = time.Second
+	maxRetry = 30 * time.Second
+)
+
+// applier builds the node's netplane.Config from what it was told last and Sets it: once the
+// store's Services, pod CIDRs and nodes have all been listed, after every change, coalesced
+// (changes that come while a Set runs make one Set after it), and again after a backoff when a
+// Set fails. Its methods are safe for concurrent use.
+type applier struct {
+	node     string
+	reserved []uint16
+	log      *slog.Logger
+	minRetry time.Duration
+	maxRetry time.Duration
+	kick     chan struct{} // a change waits to be applied
+
+	applyMu sync.Mutex // one Set at a time
+
+	mu       sync.Mutex
+	plane    netplane.Plane // nil until start
+	services map[string]cluster.ServiceRecord
+	podCIDRs map[string]string     // by node name
+	addrs    map[string]netip.Addr // the nodes' first IPv4 addresses
+	listed   struct{ services, podCIDRs, nodes bool }
+	hosts    []netplane.HostPort
+	declared bool // the agent declared the host ports at least once
+	// What the last Set said: the host ports it refused (by pod UID), whether it failed, and
+	// the problems already logged.
+	hostRefused map[string]string
+	failed      bool
+	applied     bool
+	logged      map[string]bool
+}
+
+func newApplier(node string, reserved []uint16, log *slog.Logger) *applier {
+	return &applier{node: node, reserved: reserved, log: log, minRetry: minRetry, maxRetry: maxRetry, kick: make(chan struct{}, 1)}
+}
+
+// start hands the applier its plane. Until the agent declares the host ports, the plane keeps
+// those it holds (the pod network restores them at Open).
+func (a *applier) start(ctx context.Context, p netplane.Plane) error {
+	st, err := p.State(ctx)
+	if err != nil {
+		return fmt.Errorf("network plane: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.plane = p
+	if !a.declared {
+		a.hosts = st.HostPorts
+	}
+	a.wake()
+	return nil
+}
+
+// wake asks run for a Set. Called with mu held or not.
+func (a *applier) wake() {
+	select {
+	case a.kick <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+func (a *applier) setServices(m map[string]cluster.ServiceRecord) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.listed.services, a.services = true, m
+	a.wake()
+}
+
+func (a *applier) setPodCIDRs(m map[string]string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	first := !a.listed.podCIDRs
+	a.listed.podCIDRs = true
+	if first || !maps.Equal(a.podCIDRs, m) {
+		a.podCIDRs = m
+		a.wake()
+	}
+}
+
+// setNodeAddrs takes the nodes' addresses; node records change every few seconds (their
+// liveness), their addresses seldom.
+func (a *applier) setNodeAddrs(m map[string]netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	first := !a.listed.nodes
+	a.listed.nodes = true
+	if first || !maps.Equal(a.addrs, m) {
+		a.addrs = m
+		a.wake()
+	}
+}
+
+// setHostPorts takes the host ports the agent declares and applies them at once when they
+// changed; it returns, by pod UID, why ports were refused. Before the first Set it only keeps
+// them.
+func (a *applier) setHostPorts(ctx context.Context, ports []netplane.HostPort) (map[string]string, error) {
+	a.mu.Lock()
+	changed := !a.declared || !slices.Equal(a.hosts, ports)
+	a.hosts, a.declared = ports, true
+	ready := a.readyLocked() && a.applied
+	refused, failed := a.hostRefused, a.failed
+	a.mu.Unlock()
+	if !ready {
+		if changed {
+			a.wake() // for a first Set under way with the ports it had
+		}
+		return nil, nil
+	}
+	if !changed && !failed {
+		return refused, nil
+	}
+	res, err := a.apply(ctx)
+	return res.HostPortsRefused(), err
+}
+
+// readyLocked reports whether a Set may run: the plane is open and the store listed.
+func (a *applier) readyLocked() bool {
+	return a.plane != nil && a.listed.services && a.listed.podCIDRs && a.listed.nodes
+}
+
+// run applies the changes until ctx ends.
+func (a *applier) run(ctx context.Context) {
+	var retry <-chan time.Time
+	delay := a.minRetry
+	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-a.kick:
+		case <-retry:
 		}
-	}
-}
-
-// program makes the load balancer, the node ports and the DNS server match the Services.
-func (n *network) program(ctx context.Context, svcs map[string]cluster.ServiceRecord) {
-	var records []dns.Service
-	for _, s := range svcs {
-		ip, _ := netip.ParseAddr(s.ClusterIP)
-		rec := dns.Service{Namespace: s.Namespace, Name: s.Name, ClusterIP: ip, Headless: s.Headless}
-		for _, p := range s.Ports {
-			rec.Ports = append(rec.Ports, dns.Port{Name: p.Name, Protocol: p.Protocol, Port: uint16(p.Port)})
-		}
-		for _, e := range s.Endpoints {
-			if a, err := netip.ParseAddr(e.IP); err == nil {
-				rec.Endpoints = append(rec.Endpoints, a)
-			}
-		}
-		records = append(records, rec)
-	}
-	want, wantNP, skipped := wantServices(svcs, n.cfg.ReservedPorts)
-	for _, sk := range skipped {
-		if n.np == nil {
-			break // the node opens no port on its address
-		}
-		if n.warned == nil {
-			n.warned = map[string]bool{}
-		}
-		if !n.warned[sk] {
-			n.warned[sk] = true
-			n.log.Warn("LoadBalancer port not opened on this node", "port", sk)
-		}
-	}
-	n.dns.Update(records)
-	have, err := n.lb.Services()
-	if err != nil {
-		n.log.Warn("read the load balancer's services", "err", err)
-		return
-	}
-	for _, h := range have {
-		k := lbKey{h.VIP, h.Port, h.Proto}
-		w, ok := want[k]
-		if !ok {
-			if err := n.lb.Delete(ctx, h.VIP, h.Port, h.Proto); err != nil {
-				n.log.Warn("delete service", "vip", h.VIP, "port", h.Port, "err", err)
-			}
+		a.mu.Lock()
+		ready := a.readyLocked()
+		a.mu.Unlock()
+		if !ready {
 			continue
 		}
-		if sameLB(h, w) {
-			delete(want, k)
+		if _, err := a.apply(ctx); err != nil && ctx.Err() == nil {
+			retry = time.After(delay)
+			delay = min(2*delay, a.maxRetry)
+		} else {
+			retry, delay = nil, a.minRetry
 		}
 	}
-	for _, w := range want {
-		if err := n.lb.Upsert(ctx, w); err != nil {
-			n.log.Warn("program service", "service", w.String(), "err", err)
-		}
+}
+
+// apply Sets the Config of what the applier knows now and logs what the Result says.
+func (a *applier) apply(ctx context.Context) (netplane.Result, error) {
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
+	a.mu.Lock()
+	c := buildConfig(a.node, a.services, a.podCIDRs, a.addrs, a.hosts, a.reserved)
+	p := a.plane
+	a.mu.Unlock()
+	res, err := p.Set(ctx, c)
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("network plane: Set failed, retrying", "err", err)
 	}
-	if n.np == nil {
-		return
-	}
-	haveNP, err := n.np.Services()
-	if err != nil {
-		n.log.Warn("read the node ports", "err", err)
-		return
-	}
-	for _, h := range haveNP {
-		k := npKey{h.NodePort, h.Proto}
-		w, ok := wantNP[k]
-		if !ok {
-			if err := n.np.Delete(ctx, h.NodePort, h.Proto); err != nil {
-				n.log.Warn("delete node port", "port", h.NodePort, "err", err)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hostRefused, a.failed, a.applied = res.HostPortsRefused(), err != nil, true
+	a.logProblems(res)
+	return res, err
+}
+
+// logProblems logs each problem of res that the last Sets did not have. Refused host ports are
+// the agent's to report.
+func (a *applier) logProblems(res netplane.Result) {
+	seen := map[string]bool{}
+	for _, list := range []struct {
+		problems []netplane.Problem
+		msg      string
+	}{{res.Skipped, "network plane: not applied by rule"}, {res.Refused, "network plane: refused"}} {
+		for _, p := range list.problems {
+			s := p.String()
+			if p.Kind == netplane.KindHostPort || seen[s] {
+				continue
 			}
+			seen[s] = true
+			if a.logged[s] {
+				continue
+			}
+			if p.Kind == netplane.KindNodePort && p.Service == "" {
+				a.log.Info(list.msg, "what", s) // a node without a node interface
+			} else {
+				a.log.Warn(list.msg, "what", s)
+			}
+		}
+	}
+	a.logged = seen
+}
+
+// buildConfig is the node's network Config: the Services, a route to every other node's pod
+// CIDR through that node's first IPv4 address (host-gw), the host ports, the daemon's ports.
+func buildConfig(self string, services map[string]cluster.ServiceRecord, podCIDRs map[string]string, addrs map[string]netip.Addr,
+	hosts []netplane.HostPort, reserved []uint16) netplane.Config {
+	c := netplane.Config{HostPorts: hosts, ReservedPorts: reserved}
+	for _, key := range slices.Sorted(maps.Keys(services)) {
+		c.Services = append(c.Services, toService(services[key]))
+	}
+	for _, node := range slices.Sorted(maps.Keys(podCIDRs)) {
+		cidr, err := netip.ParsePrefix(podCIDRs[node])
+		via, ok := addrs[node]
+		if node == self || err != nil || !ok {
 			continue
 		}
-		hb := slices.Clone(h.Backends)
-		slices.SortFunc(hb, func(a, b netip.AddrPort) int { return a.Compare(b) })
-		if slices.Equal(hb, w.Backends) {
-			delete(wantNP, k)
-		}
+		c.Routes = append(c.Routes, netplane.Route{CIDR: cidr, Via: via})
 	}
-	for _, w := range wantNP {
-		if err := n.np.Upsert(ctx, w); err != nil {
-			n.log.Warn("program node port", "service", w.String(), "err", err)
-		}
-	}
+	return c
 }
 
-// lbKey is a Service port of the socket load balancer.
-type lbKey struct {
-	vip   netip.Addr
-	port  uint16
-	proto lb.Proto
-}
-
-// npKey is a port of the node's address, served by the node port programs.
-type npKey struct {
-	port  uint16
-	proto nodeport.Proto
-}
-
-// wantServices is what the load balancer and the node ports should hold for the Services: every
-// port of a Service with a virtual IP on that IP; every node port; and every port of a
-// LoadBalancer Service on the node's address, with the same backends, unless the master left it
-// pending (another LoadBalancer Service holds one of its ports). A LoadBalancer port that
-// is in reserved (TCP ports the daemon listens on at the node's address) is left out and
-// returned in skipped ("namespace/name port/proto: why"), as is one that a node port holds
-// already.
-func wantServices(svcs map[string]cluster.ServiceRecord, reserved []uint16) (want map[lbKey]lb.Service, wantNP map[npKey]nodeport.Service, skipped []string) {
-	want, wantNP = map[lbKey]lb.Service{}, map[npKey]nodeport.Service{}
-	type lbPort struct {
-		svc string
-		np  nodeport.Service
+// toService converts a Service record of the store.
+func toService(r cluster.ServiceRecord) netplane.Service {
+	s := netplane.Service{Namespace: r.Namespace, Name: r.Name, Type: netplane.ServiceType(r.Type), Headless: r.Headless, Pending: r.Pending}
+	s.ClusterIP, _ = netip.ParseAddr(r.ClusterIP)
+	if r.SessionAffinity == "ClientIP" {
+		s.Affinity = netplane.ClientIP
+		s.AffinityTimeout = time.Duration(r.AffinityTimeout) * time.Second
 	}
-	var lbPorts []lbPort
-	for _, key := range slices.Sorted(maps.Keys(svcs)) {
-		s := svcs[key]
-		ip, _ := netip.ParseAddr(s.ClusterIP)
-		if !ip.IsValid() {
+	for _, p := range r.Ports {
+		s.Ports = append(s.Ports, netplane.ServicePort{Name: p.Name, Proto: protoOf(p.Protocol), Port: uint16(p.Port), NodePort: uint16(p.NodePort)})
+	}
+	for _, e := range r.Endpoints {
+		ip, err := netip.ParseAddr(e.IP)
+		if err != nil {
 			continue
 		}
-		for _, p := range s.Ports {
-			proto := lb.TCP
-			if p.Protocol == "UDP" {
-				proto = lb.UDP
-			}
-			svc := lb.Service{VIP: ip, Port: uint16(p.Port), Proto: proto}
-			if s.SessionAffinity == "ClientIP" {
-				svc.Affinity = lb.ClientIP
-				svc.AffinityTimeout = time.Duration(s.AffinityTimeout) * time.Second
-			}
-			for _, e := range s.Endpoints {
-				a, err := netip.ParseAddr(e.IP)
-				target, ok := e.Ports[p.Name]
-				if err != nil || !ok {
-					continue
-				}
-				svc.Backends = append(svc.Backends, netip.AddrPortFrom(a, uint16(target)))
-			}
-			slices.SortFunc(svc.Backends, func(a, b netip.AddrPort) int { return a.Compare(b) })
-			want[lbKey{ip, svc.Port, proto}] = svc
-			if p.NodePort != 0 {
-				wantNP[npKey{uint16(p.NodePort), nodeport.Proto(proto)}] = nodeport.Service{NodePort: uint16(p.NodePort), Proto: nodeport.Proto(proto), Backends: svc.Backends}
-			}
-			if s.Type == string(manifests.ServiceTypeLoadBalancer) && !s.Pending {
-				lbPorts = append(lbPorts, lbPort{s.Namespace + "/" + s.Name, nodeport.Service{NodePort: svc.Port, Proto: nodeport.Proto(proto), Backends: svc.Backends}})
-			}
+		ep := netplane.Endpoint{IP: ip, Ports: make(map[string]uint16, len(e.Ports))}
+		for name, port := range e.Ports {
+			ep.Ports[name] = uint16(port)
 		}
+		s.Endpoints = append(s.Endpoints, ep)
 	}
-	// Node ports first: validation keeps a LoadBalancer port off every explicit node port and
-	// allocation off every LoadBalancer port, so a clash is a leftover of an older plan.
-	for _, l := range lbPorts {
-		k := npKey{l.np.NodePort, l.np.Proto}
-		why := ""
-		switch _, taken := wantNP[k]; {
-		case l.np.Proto == nodeport.TCP && slices.Contains(reserved, l.np.NodePort):
-			why = "the daemon listens on it"
-		case taken:
-			why = "it is a node port"
-		}
-		if why != "" {
-			skipped = append(skipped, fmt.Sprintf("%s %d/%s: %s", l.svc, l.np.NodePort, l.np.Proto, why))
-			continue
-		}
-		wantNP[k] = l.np
-	}
-	return want, wantNP, skipped
+	return s
 }
 
-func sameLB(a, b lb.Service) bool {
-	if a.Affinity != b.Affinity || (a.Affinity == lb.ClientIP && a.AffinityTimeout != b.AffinityTimeout) || len(a.Backends) != len(b.Backends) {
-		return false
-	}
-	x, y := slices.Clone(a.Backends), slices.Clone(b.Backends)
-	slices.SortFunc(x, func(a, b netip.AddrPort) int { return a.Compare(b) })
-	slices.SortFunc(y, func(a, b netip.AddrPort) int { return a.Compare(b) })
-	return slices.Equal(x, y)
-}
-
-// Dump returns what the load balancer holds, for `shoal netplane dump`.
-func (n *network) Dump() ([]lb.Service, error) {
+// Dump returns the virtual IP ports the load balancer holds, read back from the kernel, for
+// `shoal netplane dump`.
+func (n *network) Dump() ([]netplane.Frontend, error) {
 	n.mu.Lock()
-	l := n.lb
+	p := n.plane
 	n.mu.Unlock()
-	if l == nil {
+	if p == nil {
 		return nil, errors.New("the network plane is not ready yet (waiting for the node's pod CIDR)")
 	}
-	return l.Services()
+	st, err := p.State(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return st.Frontends, nil
 }
 
 func writeNetState(dataDir string, st netState) error {
@@ -522,7 +567,8 @@ func writeNetState(dataDir string, st netState) error {
 	return os.WriteFile(p, data, 0o600)
 }
 
-// resetNetwork removes the pod network and the load balancer a node made.
+// resetNetwork removes the network plane a node made: its pod network, load balancer and node
+// ports.
 func resetNetwork(ctx context.Context, dataDir string) error {
 	data, err := os.ReadFile(filepath.Join(dataDir, "netplane", "state.json"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -535,37 +581,14 @@ func resetNetwork(ctx context.Context, dataDir string) error {
 	if err := json.Unmarshal(data, &st); err != nil {
 		return fmt.Errorf("netplane state: %w", err)
 	}
-	var errs []error
-	if cidr, err := netip.ParsePrefix(st.PodCIDR); err == nil {
-		net, err := podnet.New(ctx, podnet.Config{Node: st.Node, PodCIDR: cidr, StateDir: filepath.Join(dataDir, "netplane", "ipam")})
-		if err == nil {
-			err = net.Remove(ctx)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("pod network: %w", err))
-		}
-	}
-	if st.PinDir != "" && strings.HasPrefix(st.PinDir, "/sys/fs/bpf/") {
-		// The node ports' pins live inside the load balancer's pin dir: they go first.
-		if st.NodeInterface != "" {
-			ip, _ := netip.ParseAddr(st.NodeIP)
-			np, err := nodeport.Open(nodeport.Config{Interface: st.NodeInterface, NodeIP: ip, PinDir: filepath.Join(st.PinDir, "nodeport")})
-			if err == nil {
-				err = np.Remove()
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("node ports: %w", err))
-			}
-		}
-		l, err := lb.Open(lb.Config{CgroupPath: st.LBCgroup, PinDir: st.PinDir})
-		if err == nil {
-			err = l.Remove()
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("load balancer: %w", err))
-		}
+	o := netplane.Options{Node: st.Node, StateDir: filepath.Join(dataDir, "netplane", "ipam"), PinDir: st.PinDir, LBCgroup: st.LBCgroup,
+		NodeInterface: st.NodeInterface}
+	o.PodCIDR, _ = netip.ParsePrefix(st.PodCIDR)
+	o.NodeIP, _ = netip.ParseAddr(st.NodeIP)
+	err = netplane.Remove(ctx, o)
+	if strings.HasPrefix(st.PinDir, "/sys/fs/bpf/") {
 		_ = os.Remove(st.PinDir)
 		_ = os.Remove(filepath.Dir(st.PinDir)) // /sys/fs/bpf/shoal, when empty
 	}
-	return errors.Join(errs...)
+	return err
 }

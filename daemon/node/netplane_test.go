@@ -8,34 +8,35 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
-	"github.com/shoal-dev/shoal/netplane/lb"
-	"github.com/shoal-dev/shoal/netplane/nodeport"
-	"github.com/shoal-dev/shoal/netplane/podnet"
+	"github.com/shoal-dev/shoal/netplane"
 	"github.com/shoal-dev/shoal/runtime/libct"
 )
 
-func TestToPodnetHostPort(t *testing.T) {
+func TestToHostPort(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      cluster.HostPort
-		want    podnet.HostPort
+		want    netplane.HostPort
 		wantErr string
 	}{
 		{name: "every address", in: cluster.HostPort{UID: "u", Pod: "default/a", Protocol: "TCP", HostPort: 8080, ContainerPort: 80},
-			want: podnet.HostPort{UID: "u", Pod: "default/a", Protocol: "TCP", HostPort: 8080, PodPort: 80}},
+			want: netplane.HostPort{UID: "u", Pod: "default/a", Proto: netplane.TCP, HostPort: 8080, PodPort: 80}},
 		{name: "one address", in: cluster.HostPort{UID: "u", Protocol: "UDP", HostIP: "10.0.0.1", HostPort: 53, ContainerPort: 5353},
-			want: podnet.HostPort{UID: "u", Protocol: "UDP", HostIP: netip.MustParseAddr("10.0.0.1"), HostPort: 53, PodPort: 5353}},
+			want: netplane.HostPort{UID: "u", Proto: netplane.UDP, HostIP: netip.MustParseAddr("10.0.0.1"), HostPort: 53, PodPort: 5353}},
 		{name: "bad host IP", in: cluster.HostPort{UID: "u", Protocol: "TCP", HostIP: "node", HostPort: 1, ContainerPort: 1}, wantErr: "not an IP address"},
 		{name: "port out of range", in: cluster.HostPort{UID: "u", Protocol: "TCP", HostPort: 70000, ContainerPort: 1}, wantErr: "1..65535"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := toPodnetHostPort(tc.in)
+			got, err := toHostPort(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)
@@ -49,8 +50,8 @@ func TestToPodnetHostPort(t *testing.T) {
 	}
 }
 
-// Before the node has its pod CIDR the declared ports are kept for the network plane to apply.
-func TestSetHostPortsBeforeThePodNetwork(t *testing.T) {
+// Before the network plane exists the declared ports are kept for it to apply.
+func TestSetHostPortsBeforeThePlane(t *testing.T) {
 	n := newNetwork(NetConfig{}, "n1", t.TempDir(), nil, slog.New(slog.DiscardHandler))
 	refused, err := n.SetHostPorts(context.Background(), []cluster.HostPort{
 		{UID: "a", Protocol: "TCP", HostPort: 80, ContainerPort: 80},
@@ -62,8 +63,8 @@ func TestSetHostPortsBeforeThePodNetwork(t *testing.T) {
 	if len(refused) != 1 || refused["b"] == "" {
 		t.Errorf("refused = %v, want b's bad host IP", refused)
 	}
-	if len(n.hostPorts) != 1 || n.hostPorts[0].UID != "a" {
-		t.Errorf("kept %v, want a's port", n.hostPorts)
+	if len(n.ap.hosts) != 1 || n.ap.hosts[0].UID != "a" {
+		t.Errorf("kept %v, want a's port", n.ap.hosts)
 	}
 }
 
@@ -85,60 +86,202 @@ func TestRunRefusesWithoutSeccomp(t *testing.T) {
 	}
 }
 
-// A LoadBalancer Service is programmed on its virtual IP, on its node ports and, with the same
-// backends, on its own ports of the node's address; a port the daemon listens on is left out.
-func TestWantServicesLoadBalancer(t *testing.T) {
-	eps := []cluster.EndpointRecord{
-		{IP: "10.244.1.3", Node: "n2", Pod: "default/web-b", Ports: map[string]int32{"http": 8080, "admin": 9090}},
-		{IP: "10.244.0.2", Node: "n1", Pod: "default/web-a", Ports: map[string]int32{"http": 8080, "admin": 9090}},
+// The store's records become one Config: Services converted field by field, a route to each
+// other node's pod CIDR through its first IPv4 address.
+func TestBuildConfig(t *testing.T) {
+	services := map[string]cluster.ServiceRecord{
+		"/shoal/services/default/web": {Namespace: "default", Name: "web", ClusterIP: "10.96.0.5", Type: "LoadBalancer", Pending: true,
+			SessionAffinity: "ClientIP", AffinityTimeout: 60,
+			Ports:     []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, NodePort: 30080}, {Name: "dns", Protocol: "UDP", Port: 53}},
+			Endpoints: []cluster.EndpointRecord{{IP: "10.244.1.3", Node: "n2", Pod: "default/web-b", Ports: map[string]int32{"http": 8080}}, {IP: "bad"}}},
+		"/shoal/services/default/db": {Namespace: "default", Name: "db", Headless: true, Type: "ClusterIP",
+			Ports: []cluster.ServicePort{{Name: "pg", Port: 5432}}},
 	}
-	svcs := map[string]cluster.ServiceRecord{
-		"/shoal/services/default/front": {Namespace: "default", Name: "front", ClusterIP: "10.96.0.5", Type: "LoadBalancer",
-			Ports:     []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 8081, NodePort: 30001}, {Name: "admin", Protocol: "TCP", Port: 7443, NodePort: 30002}},
-			Endpoints: eps},
-		"/shoal/services/default/np": {Namespace: "default", Name: "np", ClusterIP: "10.96.0.6", Type: "NodePort",
-			Ports: []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, NodePort: 30003}}, Endpoints: eps},
-		"/shoal/services/default/plain": {Namespace: "default", Name: "plain", ClusterIP: "10.96.0.7", Type: "ClusterIP",
-			Ports: []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 8082}}, Endpoints: eps},
+	podCIDRs := map[string]string{"n1": "10.244.0.0/24", "n2": "10.244.1.0/24", "n3": "10.244.2.0/24", "n4": "bad"}
+	addrs := map[string]netip.Addr{"n1": netip.MustParseAddr("192.168.1.1"), "n2": netip.MustParseAddr("192.168.1.2"),
+		"n4": netip.MustParseAddr("192.168.1.4")} // n3 has no IPv4 address
+	hosts := []netplane.HostPort{{UID: "a", Proto: netplane.TCP, HostPort: 80, PodPort: 8080}}
+	got := buildConfig("n1", services, podCIDRs, addrs, hosts, []uint16{7443})
+	want := netplane.Config{
+		Services: []netplane.Service{
+			{Namespace: "default", Name: "db", Type: netplane.TypeClusterIP, Headless: true,
+				Ports: []netplane.ServicePort{{Name: "pg", Proto: netplane.TCP, Port: 5432}}},
+			{Namespace: "default", Name: "web", Type: netplane.TypeLoadBalancer, ClusterIP: netip.MustParseAddr("10.96.0.5"), Pending: true,
+				Affinity: netplane.ClientIP, AffinityTimeout: time.Minute,
+				Ports:     []netplane.ServicePort{{Name: "http", Proto: netplane.TCP, Port: 80, NodePort: 30080}, {Name: "dns", Proto: netplane.UDP, Port: 53}},
+				Endpoints: []netplane.Endpoint{{IP: netip.MustParseAddr("10.244.1.3"), Ports: map[string]uint16{"http": 8080}}}},
+		},
+		Routes:        []netplane.Route{{CIDR: netip.MustParsePrefix("10.244.1.0/24"), Via: netip.MustParseAddr("192.168.1.2")}},
+		HostPorts:     hosts,
+		ReservedPorts: []uint16{7443},
 	}
-	want, wantNP, skipped := wantServices(svcs, []uint16{2379, 2380, 7443})
-	backends := []netip.AddrPort{netip.MustParseAddrPort("10.244.0.2:8080"), netip.MustParseAddrPort("10.244.1.3:8080")}
-	if got := want[lbKey{netip.MustParseAddr("10.96.0.5"), 8081, lb.TCP}]; !slices.Equal(got.Backends, backends) {
-		t.Errorf("virtual IP of front: %+v, want backends %v", got, backends)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("buildConfig =\n\t%+v\nwant\n\t%+v", got, want)
 	}
-	if len(want) != 4 {
-		t.Errorf("load balancer: %d services, want 4 (two of front, np, plain)", len(want))
-	}
-	var ports []uint16
-	for k, s := range wantNP {
-		ports = append(ports, k.port)
-		if k.port != 30002 && !slices.Equal(s.Backends, backends) {
-			t.Errorf("port %d: backends %v, want %v", k.port, s.Backends, backends)
-		}
-	}
-	slices.Sort(ports)
-	if !slices.Equal(ports, []uint16{8081, 30001, 30002, 30003}) {
-		t.Errorf("node's address: ports %v, want front's 8081 and the node ports, not plain's 8082 nor the daemon's 7443", ports)
-	}
-	if len(skipped) != 1 || !strings.Contains(skipped[0], "default/front 7443/TCP: the daemon listens on it") {
-		t.Errorf("skipped = %q, want front's 7443", skipped)
+	if a, ok := firstIPv4([]string{"fd00::1", "nonsense", "192.168.1.9"}); !ok || a.String() != "192.168.1.9" {
+		t.Errorf("firstIPv4 = %v, %v", a, ok)
 	}
 }
 
-// A LoadBalancer Service the master left pending opens nothing on the node's address but its
-// node ports; its virtual IP still works.
-func TestWantServicesPendingLoadBalancer(t *testing.T) {
-	svcs := map[string]cluster.ServiceRecord{
-		"/shoal/services/default/admin": {Namespace: "default", Name: "admin", ClusterIP: "10.96.0.8", Type: "LoadBalancer", Pending: true,
-			Ports:     []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, NodePort: 30004}},
-			Endpoints: []cluster.EndpointRecord{{IP: "10.244.0.9", Node: "n1", Pod: "default/admin", Ports: map[string]int32{"http": 8080}}}},
+// testApplier is an applier on a fake plane with a short backoff.
+func testApplier(t *testing.T) (*applier, *netplane.Fake, context.Context) {
+	t.Helper()
+	a := newApplier("n1", []uint16{7443}, slog.New(slog.DiscardHandler))
+	a.minRetry, a.maxRetry = 10*time.Millisecond, 40*time.Millisecond
+	f := netplane.NewFake(netplane.FakeOptions{NodePorts: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	if err := a.start(ctx, f); err != nil {
+		t.Fatal(err)
 	}
-	want, wantNP, skipped := wantServices(svcs, nil)
-	if len(want) != 1 || len(skipped) != 0 {
-		t.Errorf("load balancer %v, skipped %q: want the virtual IP and nothing skipped", want, skipped)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.run(ctx)
+	}()
+	return a, f, ctx
+}
+
+func webRecord(endpoints ...string) map[string]cluster.ServiceRecord {
+	rec := cluster.ServiceRecord{Namespace: "default", Name: "web", ClusterIP: "10.96.0.5", Type: "ClusterIP",
+		Ports: []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 80}}}
+	for _, ip := range endpoints {
+		rec.Endpoints = append(rec.Endpoints, cluster.EndpointRecord{IP: ip, Ports: map[string]int32{"http": 8080}})
 	}
-	if _, ok := wantNP[npKey{30004, nodeport.TCP}]; !ok || len(wantNP) != 1 {
-		t.Errorf("node's address: %v, want only the node port 30004", wantNP)
+	return map[string]cluster.ServiceRecord{"/shoal/services/default/web": rec}
+}
+
+// waitFor polls cond for a few seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func frontends(t *testing.T, f *netplane.Fake) []string {
+	t.Helper()
+	st, err := f.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fe := range st.Frontends {
+		out = append(out, fmt.Sprintf("%s %v", fe, fe.Backends))
+	}
+	return out
+}
+
+// Nothing is Set before the Services, the pod CIDRs and the nodes have all been listed: a
+// restarted daemon must not take away what the kernel holds for want of the store.
+func TestApplierWaitsForTheStore(t *testing.T) {
+	a, f, _ := testApplier(t)
+	a.setServices(webRecord("10.244.0.2"))
+	a.setPodCIDRs(map[string]string{"n1": "10.244.0.0/24"})
+	time.Sleep(50 * time.Millisecond)
+	if n := f.Sets(); n != 0 {
+		t.Fatalf("%d Sets before the nodes were listed", n)
+	}
+	a.setNodeAddrs(map[string]netip.Addr{})
+	waitFor(t, "the first Set", func() bool { return f.Sets() == 1 })
+	if got := frontends(t, f); !slices.Equal(got, []string{"10.96.0.5:80/TCP [10.244.0.2:8080]"}) {
+		t.Errorf("frontends %v", got)
+	}
+}
+
+// Changes that come while a Set runs make one Set after it; a node record rewritten with the
+// same address makes none.
+func TestApplierCoalesces(t *testing.T) {
+	a, f, _ := testApplier(t)
+	a.setPodCIDRs(map[string]string{})
+	a.setNodeAddrs(map[string]netip.Addr{"n2": netip.MustParseAddr("192.168.1.2")})
+	a.setServices(webRecord())
+	waitFor(t, "the first Set", func() bool { return f.Sets() >= 1 })
+	a.applyMu.Lock() // a Set under way
+	for i := 2; i < 50; i++ {
+		a.setServices(webRecord(fmt.Sprintf("10.244.0.%d", i)))
+	}
+	before := f.Sets()
+	a.applyMu.Unlock()
+	waitFor(t, "the last change", func() bool {
+		got := frontends(t, f)
+		return len(got) == 1 && got[0] == "10.96.0.5:80/TCP [10.244.0.49:8080]"
+	})
+	time.Sleep(50 * time.Millisecond)
+	if n := f.Sets() - before; n > 2 {
+		t.Errorf("%d Sets for 48 changes during a Set, want them coalesced", n)
+	}
+	sets := f.Sets()
+	a.setNodeAddrs(map[string]netip.Addr{"n2": netip.MustParseAddr("192.168.1.2")})
+	time.Sleep(50 * time.Millisecond)
+	if n := f.Sets(); n != sets {
+		t.Errorf("an unchanged node address made %d Sets", n-sets)
+	}
+}
+
+// A failed Set is tried again after a backoff, without a change, until it succeeds.
+func TestApplierRetries(t *testing.T) {
+	a, f, _ := testApplier(t)
+	f.SetFault(netplane.KindService, errors.New("map full"))
+	a.setPodCIDRs(map[string]string{})
+	a.setNodeAddrs(map[string]netip.Addr{})
+	a.setServices(webRecord("10.244.0.2"))
+	waitFor(t, "retries", func() bool { return f.Sets() >= 3 })
+	if got := frontends(t, f); len(got) != 0 {
+		t.Fatalf("frontends %v while Sets fail", got)
+	}
+	f.SetFault(netplane.KindService, nil)
+	waitFor(t, "a Set that succeeds", func() bool { return len(frontends(t, f)) == 1 })
+	sets := f.Sets()
+	time.Sleep(100 * time.Millisecond)
+	if n := f.Sets(); n != sets {
+		t.Errorf("%d more Sets after one succeeded", n-sets)
+	}
+}
+
+// Host ports: kept as the plane holds them until the agent declares them; then a change is Set
+// at once and its refusals come back; the same set again costs no Set.
+func TestApplierHostPorts(t *testing.T) {
+	a := newApplier("n1", nil, slog.New(slog.DiscardHandler))
+	f := netplane.NewFake(netplane.FakeOptions{})
+	held := netplane.HostPort{UID: "old", Pod: "default/old", Proto: netplane.TCP, HostPort: 8080, PodPort: 80}
+	if _, err := f.Set(context.Background(), netplane.Config{HostPorts: []netplane.HostPort{held}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := a.start(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	a.setServices(nil)
+	a.setPodCIDRs(nil)
+	a.setNodeAddrs(nil)
+	if _, err := a.apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.State(ctx)
+	if !slices.Equal(st.HostPorts, []netplane.HostPort{held}) {
+		t.Fatalf("host ports %v before the agent declared any, want the held one kept", st.HostPorts)
+	}
+	clash := netplane.HostPort{UID: "new", Pod: "default/new", Proto: netplane.TCP, HostPort: 8080, PodPort: 81}
+	refused, err := a.setHostPorts(ctx, []netplane.HostPort{clash, held})
+	if err != nil || len(refused) != 1 || !strings.Contains(refused["new"], "already used by pod default/old") {
+		t.Fatalf("setHostPorts = %v, %v; want new refused", refused, err)
+	}
+	sets := f.Sets()
+	again, err := a.setHostPorts(ctx, []netplane.HostPort{clash, held})
+	if err != nil || !reflect.DeepEqual(again, refused) || f.Sets() != sets {
+		t.Errorf("the same ports again: %v, %v and %d Sets; want the same refusals and no Set", again, err, f.Sets()-sets)
+	}
+	if _, err := a.setHostPorts(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.State(ctx); len(st.HostPorts) != 0 {
+		t.Errorf("host ports %v after the agent declared none", st.HostPorts)
 	}
 }
 

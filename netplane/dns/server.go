@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -150,6 +151,16 @@ func (s *Server) Update(services []Service) {
 	if skipped > 0 {
 		s.log.Warn("dns: services with names that are not DNS labels are not served", "skipped", skipped)
 	}
+}
+
+// Services returns the Services the server answers for: those of the last Update, as Normalize
+// keeps them; nil before the first Update.
+func (s *Server) Services() []Service {
+	z := s.zone.Load()
+	if z == nil {
+		return nil
+	}
+	return slices.Clone(z.services)
 }
 
 // Close releases the sockets of a Server that was never Run. Run releases them itself when it

@@ -209,6 +209,36 @@ func TestUpdateEdgeCases(t *testing.T) {
 	}
 }
 
+// Services reads back what Update kept: one per name, the later wins, sorted, bad names out.
+func TestServicesReadBack(t *testing.T) {
+	ts := startServer(t, Config{})
+	if got := ts.Services(); got != nil {
+		t.Errorf("Services before the first Update = %v, want nil", got)
+	}
+	in := []Service{
+		{Namespace: "web", Name: "b", ClusterIP: netip.MustParseAddr("10.96.0.1")},
+		{Namespace: "default", Name: "Z", ClusterIP: netip.MustParseAddr("10.96.0.2")},
+		{Namespace: "default", Name: "bad_name"},
+		{Namespace: "default", Name: "z", ClusterIP: netip.MustParseAddr("10.96.0.3")},
+		{Namespace: "default", Name: "a", Headless: true},
+	}
+	ts.Update(in)
+	got := ts.Services()
+	want := []Service{in[4], in[3], in[0]}
+	if len(got) != len(want) {
+		t.Fatalf("Services = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].Namespace != want[i].Namespace || got[i].Name != want[i].Name || got[i].ClusterIP != want[i].ClusterIP {
+			t.Errorf("Services[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	kept, skipped := Normalize(in)
+	if len(kept) != 3 || len(skipped) != 1 || skipped[0].Name != "bad_name" {
+		t.Errorf("Normalize = %v, %v; want three kept and bad_name skipped", kept, skipped)
+	}
+}
+
 func TestHeadlessAnswersRotate(t *testing.T) {
 	ts := startServer(t, Config{})
 	ts.Update(testServices())

@@ -1,7 +1,10 @@
 package dns
 
 import (
+	"cmp"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -37,8 +40,8 @@ type zone struct {
 	// names maps lowercase fully qualified names to their records. Names that exist only as a
 	// parent of other names (svc.<domain>, <ns>.svc.<domain>) map to an empty entry.
 	names map[string]*entry
-	// services counts the Services in the snapshot.
-	services int
+	// services are the Services of the snapshot, as Normalize returned them.
+	services []Service
 }
 
 // entry holds the records of one name.
@@ -66,31 +69,42 @@ func (e *entry) addAddr(addr netip.Addr) {
 	}
 }
 
-// buildZone turns services into a snapshot. Services whose namespace or name are not valid DNS
-// labels are skipped and counted in skipped. When a Service appears twice, the later one wins.
-func buildZone(domain string, serial uint32, services []Service) (z *zone, skipped int) {
-	z = &zone{domain: domain, serial: serial, names: make(map[string]*entry, len(services)*2+8)}
-	// The later of two Services with the same namespace and name wins.
-	last := make(map[[2]string]int, len(services))
+// Normalize returns the Services that Update serves out of services: one per namespace and
+// name (names compare without regard to case; of two Services with the same names the later
+// wins), sorted by namespace and then name. Services whose namespace or name is not a DNS label
+// are left out and returned in skipped.
+func Normalize(services []Service) (kept, skipped []Service) {
+	type key [2]string
+	last := make(map[key]int, len(services))
 	for i, svc := range services {
-		last[[2]string{strings.ToLower(svc.Namespace), strings.ToLower(svc.Name)}] = i
+		if !validLabel(svc.Namespace) || !validLabel(svc.Name) {
+			skipped = append(skipped, svc)
+			continue
+		}
+		last[key{strings.ToLower(svc.Namespace), strings.ToLower(svc.Name)}] = i
 	}
+	keys := slices.SortedFunc(maps.Keys(last), func(a, b key) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
+	kept = make([]Service, 0, len(keys))
+	for _, k := range keys {
+		kept = append(kept, services[last[k]])
+	}
+	return kept, skipped
+}
+
+// buildZone turns services into a snapshot: the Services of Normalize, whose skipped ones it
+// counts in skipped.
+func buildZone(domain string, serial uint32, services []Service) (z *zone, skipped int) {
+	kept, left := Normalize(services)
+	z = &zone{domain: domain, serial: serial, names: make(map[string]*entry, len(kept)*2+8), services: kept}
 	z.ensure(domain)
 	z.ensure("svc." + domain)
 	z.ensure("pod." + domain)
-	for i, svc := range services {
-		if !validLabel(svc.Namespace) || !validLabel(svc.Name) {
-			skipped++
-			continue
-		}
-		ns, name := strings.ToLower(svc.Namespace), strings.ToLower(svc.Name)
-		if last[[2]string{ns, name}] != i {
-			continue
-		}
-		z.services++
-		z.addService(ns, name, svc)
+	for _, svc := range kept {
+		z.addService(strings.ToLower(svc.Namespace), strings.ToLower(svc.Name), svc)
 	}
-	return z, skipped
+	return z, len(left)
 }
 
 // ensure returns the entry of name, creating it if needed.

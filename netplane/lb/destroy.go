@@ -14,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -42,14 +43,14 @@ func (d *sockDestroyer) Close() error { return d.iter.Close() }
 // through service id to one of backends. The udp iterator walks the sockets
 // of the network namespace it is opened in, so it is opened once in every
 // namespace that a process of the cgroup (or below) lives in.
-func (l *LB) destroySockets(ctx context.Context, id uint32, backends []lbLb4Backend) error {
+func (l *LB) destroySockets(ctx context.Context, id uint32, backends []slots.Backend) error {
 	d, ok := l.destroy.(*sockDestroyer)
 	if !ok {
 		return nil
 	}
 	keys := make([]lbLb4DestroyKey, len(backends))
 	for i, b := range backends {
-		keys[i] = lbLb4DestroyKey{Id: id, Ip: b.Ip, Port: b.Port}
+		keys[i] = lbLb4DestroyKey{Id: id, Ip: b.IP, Port: b.Port}
 		if err := d.targets.Update(keys[i], uint8(1), ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("destroy sockets: %w", err)
 		}

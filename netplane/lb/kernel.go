@@ -2,10 +2,8 @@ package lb
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,7 +60,7 @@ func Open(cfg Config) (*LB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open load balancer: load embedded programs: %w", err)
 	}
-	l := &LB{cfg: cfg, links: make(map[string]linkCloser), ids: slots.IDs{Max: MaxServices, What: "service"}}
+	l := &LB{cfg: cfg, links: make(map[string]linkCloser)}
 	err = spec.LoadAndAssign(&l.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinDir}})
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		return nil, fmt.Errorf("open load balancer: maps pinned in %s come from an incompatible version: remove the directory (connections through services will be rebalanced): %w", cfg.PinDir, err)
@@ -85,8 +84,9 @@ func Open(cfg Config) (*LB, error) {
 	if l.destroy, err = newDestroyer(l.objs.Lb4SockDestroy, l.objs.Lb4Destroy); err != nil {
 		return nil, err
 	}
-	if err := l.adoptIDs(); err != nil {
-		return nil, err
+	l.tab = table(&l.objs)
+	if err := l.tab.AdoptIDs(); err != nil {
+		return nil, fmt.Errorf("open load balancer: %w", err)
 	}
 	ok = true
 	return l, nil
@@ -145,22 +145,6 @@ func cgroupID(path string) (uint64, error) {
 		return 0, fmt.Errorf("open load balancer: cgroup %s: %w", path, err)
 	}
 	return st.Ino, nil
-}
-
-// adoptIDs records the service ids already in the maps.
-func (l *LB) adoptIDs() error {
-	var (
-		key lbLb4Key
-		val lbLb4Service
-	)
-	it := l.objs.Lb4Services.Iterate()
-	for it.Next(&key, &val) {
-		l.ids.Mark(val.Id)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("open load balancer: read services: %w", err)
-	}
-	return nil
 }
 
 // Close releases the handles of this process. Pinned maps and links stay:
@@ -241,82 +225,28 @@ func (l *LB) Upsert(ctx context.Context, svc Service) error {
 	if l.closed {
 		return ErrClosed
 	}
-	var cur lbLb4Service
-	err = l.objs.Lb4Services.Lookup(&n.key, &cur)
-	switch {
-	case errors.Is(err, ebpf.ErrKeyNotExist):
-		return l.insert(svc, n)
-	case err != nil:
-		return fmt.Errorf("upsert service %s: read service: %w", svc, err)
-	}
-	old, err := l.slots(cur.Id, cur.Count)
+	ch, err := l.tab.Upsert(n.key, n.backends, func(id, count uint32) lbLb4Service {
+		return lbLb4Service{Id: id, Count: count, Flags: n.flags, AffinityTimeout: n.timeout}
+	})
 	if err != nil {
 		return fmt.Errorf("upsert service %s: %w", svc, err)
 	}
-	slots, writes := layout(old, n.backends)
-	for _, i := range writes {
-		if err := l.objs.Lb4Backends.Update(lbLb4SlotKey{Id: cur.Id, Slot: uint32(i)}, slots[i], ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("upsert service %s: write backend slot %d: %w", svc, i, err)
-		}
-	}
-	val := lbLb4Service{Id: cur.Id, Count: uint32(len(slots)), Flags: n.flags, AffinityTimeout: n.timeout}
-	if val != cur {
-		if err := l.objs.Lb4Services.Update(&n.key, &val, ebpf.UpdateExist); err != nil {
-			return fmt.Errorf("upsert service %s: write service: %w", svc, err)
-		}
-	}
-	if err := l.deleteSlots(cur.Id, len(slots), len(old)); err != nil {
-		return fmt.Errorf("upsert service %s: %w", svc, err)
-	}
-	kept := make(map[lbLb4Backend]bool, len(slots))
-	for _, b := range slots {
-		kept[b] = true
-	}
-	var removed []lbLb4Backend
-	for _, b := range old {
-		if !kept[b] {
-			removed = append(removed, b)
-			kept[b] = true // once
-		}
+	if ch.New {
+		return nil
 	}
 	// Only a service that had affinity has entries (turning it off purges
 	// them); walking the affinity map costs tens of microseconds.
-	hadAffinity := cur.Flags&flagAffinityClientIP != 0
+	hadAffinity := ch.Old.Flags&flagAffinityClientIP != 0
 	flagsOff := hadAffinity && n.flags&flagAffinityClientIP == 0
-	if hadAffinity && (len(removed) > 0 || flagsOff) {
-		if err := l.purgeAffinity(cur.Id, removed, flagsOff); err != nil {
+	if hadAffinity && (len(ch.Removed) > 0 || flagsOff) {
+		if err := l.purgeAffinity(ch.Old.Id, ch.Removed, flagsOff); err != nil {
 			return fmt.Errorf("upsert service %s: %w", svc, err)
 		}
 	}
-	if len(removed) > 0 && svc.Proto == UDP {
-		if err := l.destroySockets(ctx, cur.Id, removed); err != nil {
+	if len(ch.Removed) > 0 && svc.Proto == UDP {
+		if err := l.destroySockets(ctx, ch.Old.Id, ch.Removed); err != nil {
 			return fmt.Errorf("upsert service %s: %w", svc, err)
 		}
-	}
-	return nil
-}
-
-func (l *LB) insert(svc Service, n normalized) error {
-	id, err := l.ids.Alloc()
-	if err != nil {
-		return fmt.Errorf("upsert service %s: %w", svc, err)
-	}
-	fail := func(err error) error {
-		_ = l.deleteSlots(id, 0, len(n.backends))
-		l.ids.Free(id)
-		return fmt.Errorf("upsert service %s: %w", svc, err)
-	}
-	if err := l.objs.Lb4Rr.Update(id, uint32(0), ebpf.UpdateAny); err != nil {
-		return fail(fmt.Errorf("reset round-robin position: %w", err))
-	}
-	for i, b := range n.backends {
-		if err := l.objs.Lb4Backends.Update(lbLb4SlotKey{Id: id, Slot: uint32(i)}, b, ebpf.UpdateAny); err != nil {
-			return fail(fmt.Errorf("write backend slot %d: %w", i, err))
-		}
-	}
-	val := lbLb4Service{Id: id, Count: uint32(len(n.backends)), Flags: n.flags, AffinityTimeout: n.timeout}
-	if err := l.objs.Lb4Services.Update(&n.key, &val, ebpf.UpdateNoExist); err != nil {
-		return fail(fmt.Errorf("write service: %w", err))
 	}
 	return nil
 }
@@ -337,32 +267,20 @@ func (l *LB) Delete(ctx context.Context, vip netip.Addr, port uint16, proto Prot
 	if l.closed {
 		return ErrClosed
 	}
-	var cur lbLb4Service
-	err = l.objs.Lb4Services.Lookup(&n.key, &cur)
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
+	old, backends, found, err := l.tab.Delete(n.key)
+	if err != nil {
+		return fmt.Errorf("delete service %s: %w", svc, err)
+	}
+	if !found {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("delete service %s: read service: %w", svc, err)
-	}
-	old, err := l.slots(cur.Id, cur.Count)
-	if err != nil {
-		return fmt.Errorf("delete service %s: %w", svc, err)
-	}
-	if err := l.objs.Lb4Services.Delete(&n.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("delete service %s: %w", svc, err)
-	}
-	if err := l.deleteSlots(cur.Id, 0, len(old)); err != nil {
-		return fmt.Errorf("delete service %s: %w", svc, err)
-	}
-	l.ids.Free(cur.Id)
-	if cur.Flags&flagAffinityClientIP != 0 {
-		if err := l.purgeAffinity(cur.Id, nil, true); err != nil {
+	if old.Flags&flagAffinityClientIP != 0 {
+		if err := l.purgeAffinity(old.Id, nil, true); err != nil {
 			return fmt.Errorf("delete service %s: %w", svc, err)
 		}
 	}
-	if proto == UDP && len(old) > 0 {
-		if err := l.destroySockets(ctx, cur.Id, old); err != nil {
+	if proto == UDP && len(backends) > 0 {
+		if err := l.destroySockets(ctx, old.Id, backends); err != nil {
 			return fmt.Errorf("delete service %s: %w", svc, err)
 		}
 	}
@@ -376,54 +294,34 @@ func (l *LB) Services() ([]Service, error) {
 	if l.closed {
 		return nil, ErrClosed
 	}
-	var (
-		key lbLb4Key
-		val lbLb4Service
-		out []Service
-	)
-	it := l.objs.Lb4Services.Iterate()
-	for it.Next(&key, &val) {
+	entries, err := l.tab.List()
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	out := make([]Service, 0, len(entries))
+	for _, e := range entries {
 		s := Service{
-			VIP:   addr4(key.Vip),
-			Port:  ntohs(key.Port),
-			Proto: Proto(key.Proto),
+			VIP:   slots.Addr4(e.Key.Vip),
+			Port:  slots.Ntohs(e.Key.Port),
+			Proto: Proto(e.Key.Proto),
 		}
-		if val.Flags&flagAffinityClientIP != 0 {
+		if e.Value.Flags&flagAffinityClientIP != 0 {
 			s.Affinity = ClientIP
-			s.AffinityTimeout = time.Duration(val.AffinityTimeout) * time.Second
+			s.AffinityTimeout = time.Duration(e.Value.AffinityTimeout) * time.Second
 		}
-		slots, err := l.slots(val.Id, val.Count)
-		if err != nil {
-			return nil, fmt.Errorf("list services: %s: %w", s, err)
-		}
-		for _, b := range slots {
-			s.Backends = append(s.Backends, netip.AddrPortFrom(addr4(b.Ip), ntohs(b.Port)))
+		for _, b := range e.Backends {
+			s.Backends = append(s.Backends, b.AddrPort())
 		}
 		out = append(out, s)
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list services: %w", err)
 	}
 	sortServices(out)
 	return out, nil
 }
 
-func slotKey(id, slot uint32) lbLb4SlotKey { return lbLb4SlotKey{Id: id, Slot: slot} }
-
-// slots reads backend slots 0..count-1 of service id.
-func (l *LB) slots(id, count uint32) ([]lbLb4Backend, error) {
-	return slots.Read[lbLb4SlotKey, lbLb4Backend](l.objs.Lb4Backends, id, count, slotKey)
-}
-
-// deleteSlots deletes the slots from..to-1 of service id and any stale slot after them.
-func (l *LB) deleteSlots(id uint32, from, to int) error {
-	return slots.Delete(l.objs.Lb4Backends, id, from, to, slotKey)
-}
-
 // purgeAffinity forgets the clients of service id stuck to one of removed
 // (or all of them).
-func (l *LB) purgeAffinity(id uint32, removed []lbLb4Backend, all bool) error {
-	gone := make(map[lbLb4Backend]bool, len(removed))
+func (l *LB) purgeAffinity(id uint32, removed []slots.Backend, all bool) error {
+	gone := make(map[slots.Backend]bool, len(removed))
 	for _, b := range removed {
 		gone[b] = true
 	}
@@ -434,7 +332,7 @@ func (l *LB) purgeAffinity(id uint32, removed []lbLb4Backend, all bool) error {
 	)
 	it := l.objs.Lb4Affinity.Iterate()
 	for it.Next(&key, &val) {
-		if key.Id == id && (all || gone[val.Backend]) {
+		if key.Id == id && (all || gone[slots.Backend{IP: val.Backend.Ip, Port: val.Backend.Port}]) {
 			dels = append(dels, key)
 		}
 	}
@@ -447,27 +345,4 @@ func (l *LB) purgeAffinity(id uint32, removed []lbLb4Backend, all bool) error {
 		}
 	}
 	return nil
-}
-
-func ip4(a netip.Addr) uint32 {
-	b := a.As4()
-	return binary.NativeEndian.Uint32(b[:])
-}
-
-func addr4(v uint32) netip.Addr {
-	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], v)
-	return netip.AddrFrom4(b)
-}
-
-func htons(p uint16) uint16 {
-	var b [2]byte
-	binary.BigEndian.PutUint16(b[:], p)
-	return binary.NativeEndian.Uint16(b[:])
-}
-
-func ntohs(p uint16) uint16 {
-	var b [2]byte
-	binary.NativeEndian.PutUint16(b[:], p)
-	return binary.BigEndian.Uint16(b[:])
 }

@@ -23,12 +23,13 @@ package lb
 import (
 	"errors"
 	"fmt"
-	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"net/netip"
 	"path/filepath"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 )
 
 // Proto is the transport protocol of a Service port.
@@ -128,7 +129,7 @@ type LB struct {
 	objs    lbObjects
 	links   map[string]linkCloser
 	destroy destroyer
-	ids     slots.IDs
+	tab     slots.Table[lbLb4Key, lbLb4Service]
 	closed  bool
 }
 
@@ -137,7 +138,7 @@ type normalized struct {
 	key      lbLb4Key
 	flags    uint32
 	timeout  uint32
-	backends []lbLb4Backend
+	backends []slots.Backend
 }
 
 func normalize(s Service) (normalized, error) {
@@ -152,10 +153,7 @@ func normalize(s Service) (normalized, error) {
 	if s.Proto != TCP && s.Proto != UDP {
 		return n, fmt.Errorf("service %s: protocol must be TCP or UDP", s)
 	}
-	if len(s.Backends) > MaxBackendsPerService {
-		return n, fmt.Errorf("service %s: %d backends, at most %d are supported", s, len(s.Backends), MaxBackendsPerService)
-	}
-	n.key = lbLb4Key{Vip: ip4(vip), Port: htons(s.Port), Proto: uint8(s.Proto)}
+	n.key = lbLb4Key{Vip: slots.IP4(vip), Port: slots.Htons(s.Port), Proto: uint8(s.Proto)}
 	switch s.Affinity {
 	case None:
 	case ClientIP:
@@ -171,54 +169,21 @@ func normalize(s Service) (normalized, error) {
 	default:
 		return n, fmt.Errorf("service %s: affinity must be None or ClientIP", s)
 	}
-	seen := make(map[lbLb4Backend]bool, len(s.Backends))
-	for _, b := range s.Backends {
-		a := b.Addr().Unmap()
-		if !a.Is4() || b.Port() == 0 {
-			return n, fmt.Errorf("service %s: backend %s must be an IPv4 address with a port", s, b)
-		}
-		kb := lbLb4Backend{Ip: ip4(a), Port: htons(b.Port())}
-		if seen[kb] {
-			continue
-		}
-		seen[kb] = true
-		n.backends = append(n.backends, kb)
+	bs, err := slots.Backends(s.Backends, MaxBackendsPerService)
+	if err != nil {
+		return n, fmt.Errorf("service %s: %w", s, err)
 	}
+	n.backends = bs
 	return n, nil
 }
 
-// layout places want into slots 0..len(want)-1, keeping every backend that
-// is already in its place so that live slots change as little as possible.
-// It returns the new slots and the indexes that must be written.
-func layout(old, want []lbLb4Backend) (slots []lbLb4Backend, writes []int) {
-	n := len(want)
-	wanted := make(map[lbLb4Backend]bool, n)
-	for _, b := range want {
-		wanted[b] = true
-	}
-	slots = make([]lbLb4Backend, n)
-	filled := make([]bool, n)
-	placed := make(map[lbLb4Backend]bool, n)
-	for i, b := range old {
-		if i < n && wanted[b] && !placed[b] {
-			slots[i], filled[i], placed[b] = b, true, true
-		}
-	}
-	var pending []lbLb4Backend
-	for _, b := range want {
-		if !placed[b] {
-			pending = append(pending, b)
-			placed[b] = true
-		}
-	}
-	for i := range slots {
-		if !filled[i] {
-			slots[i] = pending[0]
-			pending = pending[1:]
-			writes = append(writes, i)
-		}
-	}
-	return slots, writes
+// Slots returns the id and the backend count of a service entry (slots.Value).
+func (v lbLb4Service) Slots() (id, count uint32) { return v.Id, v.Count }
+
+// table is the services of the maps in objs.
+func table(objs *lbObjects) slots.Table[lbLb4Key, lbLb4Service] {
+	return slots.Table[lbLb4Key, lbLb4Service]{Services: objs.Lb4Services, Backends: objs.Lb4Backends, RR: objs.Lb4Rr,
+		IDs: slots.IDs{Max: MaxServices, What: "service"}}
 }
 
 func sortServices(svcs []Service) {

@@ -46,10 +46,11 @@ func newHarness(t testing.TB) *harness {
 		t.Fatalf("load harness: %v", err)
 	}
 	t.Cleanup(func() { _ = objs.Close() })
-	l := &LB{ids: slots.IDs{Max: MaxServices, What: "service"}, objs: lbObjects{lbMaps: lbMaps{
+	l := &LB{objs: lbObjects{lbMaps: lbMaps{
 		Lb4Services: objs.Lb4Services, Lb4Backends: objs.Lb4Backends, Lb4Rr: objs.Lb4Rr,
 		Lb4Revnat: objs.Lb4Revnat, Lb4Affinity: objs.Lb4Affinity,
 	}}}
+	l.tab = table(&l.objs)
 	return &harness{t: t, prog: objs.Lb4Test, lb: l}
 }
 
@@ -80,16 +81,16 @@ func (h *harness) run(io lbtestLbTestIo) lbtestLbTestIo {
 func (h *harness) fwd(dst netip.AddrPort, proto Proto, cookie, client uint64, now time.Duration) (netip.AddrPort, int32) {
 	h.t.Helper()
 	r := h.run(lbtestLbTestIo{
-		Ip: ip4(dst.Addr()), Port: htons(dst.Port()), Proto: uint8(proto), Op: opFwd,
+		Ip: slots.IP4(dst.Addr()), Port: slots.Htons(dst.Port()), Proto: uint8(proto), Op: opFwd,
 		Cookie: cookie, Client: client, Now: uint64(now),
 	})
-	return netip.AddrPortFrom(addr4(r.Ip), ntohs(r.Port)), r.Result
+	return netip.AddrPortFrom(slots.Addr4(r.Ip), slots.Ntohs(r.Port)), r.Result
 }
 
 func (h *harness) rev(src netip.AddrPort, cookie uint64) (netip.AddrPort, int32) {
 	h.t.Helper()
-	r := h.run(lbtestLbTestIo{Ip: ip4(src.Addr()), Port: htons(src.Port()), Op: opRev, Cookie: cookie})
-	return netip.AddrPortFrom(addr4(r.Ip), ntohs(r.Port)), r.Result
+	r := h.run(lbtestLbTestIo{Ip: slots.IP4(src.Addr()), Port: slots.Htons(src.Port()), Op: opRev, Cookie: cookie})
+	return netip.AddrPortFrom(slots.Addr4(r.Ip), slots.Ntohs(r.Port)), r.Result
 }
 
 var (
@@ -214,7 +215,7 @@ func BenchmarkProgForward(b *testing.B) {
 	h := newHarness(b)
 	upsert(b, h.lb, Service{VIP: progVIP.Addr(), Port: 80, Proto: TCP, Backends: progBackends})
 	var in bytes.Buffer
-	_ = binary.Write(&in, binary.NativeEndian, lbtestLbTestIo{Ip: ip4(progVIP.Addr()), Port: htons(80), Proto: uint8(TCP), Op: opFwd, Cookie: 1})
+	_ = binary.Write(&in, binary.NativeEndian, lbtestLbTestIo{Ip: slots.IP4(progVIP.Addr()), Port: slots.Htons(80), Proto: uint8(TCP), Op: opFwd, Cookie: 1})
 	data := make([]byte, 64)
 	copy(data, in.Bytes())
 	b.ResetTimer()

@@ -2,11 +2,13 @@ package nodeport
 
 import (
 	"context"
-	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 )
 
 func TestNormalize(t *testing.T) {
@@ -43,20 +45,10 @@ func TestNormalize(t *testing.T) {
 			if len(n.backends) != tt.want {
 				t.Errorf("backends = %d, want %d", len(n.backends), tt.want)
 			}
-			if got := ntohs(n.key.Port); got != tt.svc.NodePort {
+			if got := slots.Ntohs(n.key.Port); got != tt.svc.NodePort {
 				t.Errorf("key port = %d, want %d", got, tt.svc.NodePort)
 			}
 		})
-	}
-}
-
-func TestByteOrder(t *testing.T) {
-	a := netip.MustParseAddr("192.168.251.1")
-	if got := addr4(ip4(a)); got != a {
-		t.Errorf("addr4(ip4(%s)) = %s", a, got)
-	}
-	if got := ntohs(htons(30080)); got != 30080 {
-		t.Errorf("ntohs(htons(30080)) = %d", got)
 	}
 }
 

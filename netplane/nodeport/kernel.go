@@ -3,13 +3,13 @@ package nodeport
 import (
 	"errors"
 	"fmt"
-	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"os"
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"github.com/vishvananda/netlink"
 )
 
@@ -65,10 +65,10 @@ func Open(cfg Config) (*NodePort, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open nodeport: load embedded programs: %w", err)
 	}
-	if err := spec.Variables["node_ip"].Set(ip4(cfg.NodeIP)); err != nil {
+	if err := spec.Variables["node_ip"].Set(slots.IP4(cfg.NodeIP)); err != nil {
 		return nil, fmt.Errorf("open nodeport: set node address: %w", err)
 	}
-	np := &NodePort{cfg: cfg, links: make(map[string]linkCloser), ids: slots.IDs{Max: MaxServices, What: "nodeport"}}
+	np := &NodePort{cfg: cfg, links: make(map[string]linkCloser)}
 	err = spec.LoadAndAssign(&np.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinDir}})
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		return nil, fmt.Errorf("open nodeport: maps pinned in %s come from an incompatible version: remove the directory (NodePort connections will break): %w", cfg.PinDir, err)
@@ -94,8 +94,9 @@ func Open(cfg Config) (*NodePort, error) {
 		}
 		np.links[h.name] = lk
 	}
-	if err := np.adoptIDs(); err != nil {
-		return nil, err
+	np.tab = table(&np.objs)
+	if err := np.tab.AdoptIDs(); err != nil {
+		return nil, fmt.Errorf("open nodeport: %w", err)
 	}
 	ok = true
 	return np, nil
@@ -141,22 +142,6 @@ func attach(cfg Config, ifindex int, h hook, prog *ebpf.Program) (linkCloser, er
 		return nil, fmt.Errorf("open nodeport: pin %s: %w", pin, err)
 	}
 	return lk, nil
-}
-
-// adoptIDs records the service ids already in the maps.
-func (np *NodePort) adoptIDs() error {
-	var (
-		key nodeportNp4SvcKey
-		val nodeportNp4Service
-	)
-	it := np.objs.Np4Services.Iterate()
-	for it.Next(&key, &val) {
-		np.ids.Mark(val.Id)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("open nodeport: read services: %w", err)
-	}
-	return nil
 }
 
 // Close releases the handles of this process. Pinned maps and links stay:

@@ -45,15 +45,14 @@ package nodeport
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/shoal-dev/shoal/netplane/internal/slots"
 	"net/netip"
 	"sort"
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 )
 
 // Proto is the transport protocol of a NodePort.
@@ -123,14 +122,14 @@ type NodePort struct {
 	cfg    Config
 	objs   nodeportObjects
 	links  map[string]linkCloser
-	ids    slots.IDs
+	tab    slots.Table[nodeportNp4SvcKey, nodeportNp4Service]
 	closed bool
 }
 
 // normalized is a validated service in kernel form.
 type normalized struct {
 	key      nodeportNp4SvcKey
-	backends []nodeportNp4Backend
+	backends []slots.Backend
 }
 
 func normalize(s Service) (normalized, error) {
@@ -141,30 +140,29 @@ func normalize(s Service) (normalized, error) {
 	if s.Proto != TCP && s.Proto != UDP {
 		return n, fmt.Errorf("nodeport %s: protocol must be TCP or UDP", s)
 	}
-	if len(s.Backends) > MaxBackendsPerService {
-		return n, fmt.Errorf("nodeport %s: %d backends, at most %d are supported", s, len(s.Backends), MaxBackendsPerService)
+	n.key = nodeportNp4SvcKey{Port: slots.Htons(s.NodePort), Proto: uint8(s.Proto)}
+	bs, err := slots.Backends(s.Backends, MaxBackendsPerService)
+	if err != nil {
+		return n, fmt.Errorf("nodeport %s: %w", s, err)
 	}
-	n.key = nodeportNp4SvcKey{Port: htons(s.NodePort), Proto: uint8(s.Proto)}
-	seen := make(map[nodeportNp4Backend]bool, len(s.Backends))
-	for _, b := range s.Backends {
-		a := b.Addr().Unmap()
-		if !a.Is4() || b.Port() == 0 {
-			return n, fmt.Errorf("nodeport %s: backend %s must be an IPv4 address with a port", s, b)
-		}
-		kb := nodeportNp4Backend{Ip: ip4(a), Port: htons(b.Port())}
-		if seen[kb] {
-			continue
-		}
-		seen[kb] = true
-		n.backends = append(n.backends, kb)
-	}
+	n.backends = bs
 	return n, nil
 }
 
+// Slots returns the id and the backend count of a service entry (slots.Value).
+func (v nodeportNp4Service) Slots() (id, count uint32) { return v.Id, v.Count }
+
+// table is the services of the maps in objs.
+func table(objs *nodeportObjects) slots.Table[nodeportNp4SvcKey, nodeportNp4Service] {
+	return slots.Table[nodeportNp4SvcKey, nodeportNp4Service]{Services: objs.Np4Services, Backends: objs.Np4Backends, RR: objs.Np4Rr,
+		IDs: slots.IDs{Max: MaxServices, What: "nodeport"}}
+}
+
 // Upsert adds or updates a NodePort. Backend slots are written before the
-// backend count grows and deleted after it shrinks, so a new flow never sees
-// a half-written service. Flows tracked to a removed backend are forgotten:
-// their next packet is balanced again.
+// backend count grows and deleted after it shrinks, and the backends that
+// stay keep their slots, so a new flow never sees a half-written service.
+// Flows tracked to a removed backend are forgotten: their next packet is
+// balanced again.
 func (np *NodePort) Upsert(ctx context.Context, svc Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -178,74 +176,20 @@ func (np *NodePort) Upsert(ctx context.Context, svc Service) error {
 	if np.closed {
 		return ErrClosed
 	}
-	var cur nodeportNp4Service
-	err = np.objs.Np4Services.Lookup(&n.key, &cur)
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
-		return np.insert(svc, n)
-	}
-	if err != nil {
-		return fmt.Errorf("upsert nodeport %s: read service: %w", svc, err)
-	}
-	old, err := np.slots(cur.Id, cur.Count)
+	ch, err := np.tab.Upsert(n.key, n.backends, func(id, count uint32) nodeportNp4Service {
+		return nodeportNp4Service{Id: id, Count: count}
+	})
 	if err != nil {
 		return fmt.Errorf("upsert nodeport %s: %w", svc, err)
 	}
-	for i, b := range n.backends {
-		if i < len(old) && old[i] == b {
-			continue
-		}
-		if err := np.objs.Np4Backends.Update(nodeportNp4SlotKey{Id: cur.Id, Slot: uint32(i)}, b, ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("upsert nodeport %s: write backend slot %d: %w", svc, i, err)
-		}
-	}
-	val := nodeportNp4Service{Id: cur.Id, Count: uint32(len(n.backends))}
-	if val != cur {
-		if err := np.objs.Np4Services.Update(&n.key, &val, ebpf.UpdateExist); err != nil {
-			return fmt.Errorf("upsert nodeport %s: write service: %w", svc, err)
-		}
-	}
-	if err := np.deleteSlots(cur.Id, len(n.backends), len(old)); err != nil {
-		return fmt.Errorf("upsert nodeport %s: %w", svc, err)
-	}
-	kept := make(map[nodeportNp4Backend]bool, len(n.backends))
-	for _, b := range n.backends {
-		kept[b] = true
-	}
-	removed := make(map[nodeportNp4Backend]bool)
-	for _, b := range old {
-		if !kept[b] {
+	if len(ch.Removed) > 0 {
+		removed := make(map[slots.Backend]bool, len(ch.Removed))
+		for _, b := range ch.Removed {
 			removed[b] = true
 		}
-	}
-	if len(removed) > 0 {
-		if err := np.forgetFlows(ctx, cur.Id, removed); err != nil {
+		if err := np.forgetFlows(ctx, ch.Old.Id, removed); err != nil {
 			return fmt.Errorf("upsert nodeport %s: %w", svc, err)
 		}
-	}
-	return nil
-}
-
-func (np *NodePort) insert(svc Service, n normalized) error {
-	id, err := np.ids.Alloc()
-	if err != nil {
-		return fmt.Errorf("upsert nodeport %s: %w", svc, err)
-	}
-	fail := func(err error) error {
-		_ = np.deleteSlots(id, 0, len(n.backends))
-		np.ids.Free(id)
-		return fmt.Errorf("upsert nodeport %s: %w", svc, err)
-	}
-	if err := np.objs.Np4Rr.Update(id, uint32(0), ebpf.UpdateAny); err != nil {
-		return fail(fmt.Errorf("reset round-robin position: %w", err))
-	}
-	for i, b := range n.backends {
-		if err := np.objs.Np4Backends.Update(nodeportNp4SlotKey{Id: id, Slot: uint32(i)}, b, ebpf.UpdateAny); err != nil {
-			return fail(fmt.Errorf("write backend slot %d: %w", i, err))
-		}
-	}
-	val := nodeportNp4Service{Id: id, Count: uint32(len(n.backends))}
-	if err := np.objs.Np4Services.Update(&n.key, &val, ebpf.UpdateNoExist); err != nil {
-		return fail(fmt.Errorf("write service: %w", err))
 	}
 	return nil
 }
@@ -266,22 +210,14 @@ func (np *NodePort) Delete(ctx context.Context, port uint16, proto Proto) error 
 	if np.closed {
 		return ErrClosed
 	}
-	var cur nodeportNp4Service
-	err = np.objs.Np4Services.Lookup(&n.key, &cur)
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
+	old, _, found, err := np.tab.Delete(n.key)
+	if err != nil {
+		return fmt.Errorf("delete nodeport %s: %w", svc, err)
+	}
+	if !found {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("delete nodeport %s: read service: %w", svc, err)
-	}
-	if err := np.objs.Np4Services.Delete(&n.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("delete nodeport %s: %w", svc, err)
-	}
-	if err := np.deleteSlots(cur.Id, 0, int(cur.Count)); err != nil {
-		return fmt.Errorf("delete nodeport %s: %w", svc, err)
-	}
-	np.ids.Free(cur.Id)
-	if err := np.forgetFlows(ctx, cur.Id, nil); err != nil {
+	if err := np.forgetFlows(ctx, old.Id, nil); err != nil {
 		return fmt.Errorf("delete nodeport %s: %w", svc, err)
 	}
 	return nil
@@ -295,25 +231,17 @@ func (np *NodePort) Services() ([]Service, error) {
 	if np.closed {
 		return nil, ErrClosed
 	}
-	var (
-		key nodeportNp4SvcKey
-		val nodeportNp4Service
-		out []Service
-	)
-	it := np.objs.Np4Services.Iterate()
-	for it.Next(&key, &val) {
-		s := Service{NodePort: ntohs(key.Port), Proto: Proto(key.Proto)}
-		slots, err := np.slots(val.Id, val.Count)
-		if err != nil {
-			return nil, fmt.Errorf("list nodeports: %s: %w", s, err)
-		}
-		for _, b := range slots {
-			s.Backends = append(s.Backends, netip.AddrPortFrom(addr4(b.Ip), ntohs(b.Port)))
+	entries, err := np.tab.List()
+	if err != nil {
+		return nil, fmt.Errorf("list nodeports: %w", err)
+	}
+	out := make([]Service, 0, len(entries))
+	for _, e := range entries {
+		s := Service{NodePort: slots.Ntohs(e.Key.Port), Proto: Proto(e.Key.Proto)}
+		for _, b := range e.Backends {
+			s.Backends = append(s.Backends, b.AddrPort())
 		}
 		out = append(out, s)
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list nodeports: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].NodePort != out[j].NodePort {
@@ -324,21 +252,9 @@ func (np *NodePort) Services() ([]Service, error) {
 	return out, nil
 }
 
-func slotKey(id, slot uint32) nodeportNp4SlotKey { return nodeportNp4SlotKey{Id: id, Slot: slot} }
-
-// slots reads backend slots 0..count-1 of service id.
-func (np *NodePort) slots(id, count uint32) ([]nodeportNp4Backend, error) {
-	return slots.Read[nodeportNp4SlotKey, nodeportNp4Backend](np.objs.Np4Backends, id, count, slotKey)
-}
-
-// deleteSlots deletes the slots from..to-1 of service id and any stale slot after them.
-func (np *NodePort) deleteSlots(id uint32, from, to int) error {
-	return slots.Delete(np.objs.Np4Backends, id, from, to, slotKey)
-}
-
 // forgetFlows deletes the tracked flows of service id that go to one of
 // removed (all of them when removed is nil) with their reverse entries.
-func (np *NodePort) forgetFlows(ctx context.Context, id uint32, removed map[nodeportNp4Backend]bool) error {
+func (np *NodePort) forgetFlows(ctx context.Context, id uint32, removed map[slots.Backend]bool) error {
 	var (
 		key  nodeportNp4Tuple
 		val  nodeportNp4Ct
@@ -350,7 +266,7 @@ func (np *NodePort) forgetFlows(ctx context.Context, id uint32, removed map[node
 		if val.Id != id {
 			continue
 		}
-		if removed != nil && !removed[nodeportNp4Backend{Ip: val.BackendIp, Port: val.BackendPort}] {
+		if removed != nil && !removed[slots.Backend{IP: val.BackendIp, Port: val.BackendPort}] {
 			continue
 		}
 		dels = append(dels, key)
@@ -379,26 +295,3 @@ func (np *NodePort) forgetFlows(ctx context.Context, id uint32, removed map[node
 
 // flagSNAT marks flows to backends on other nodes (NP_FLAG_SNAT).
 const flagSNAT = 1
-
-func ip4(a netip.Addr) uint32 {
-	b := a.As4()
-	return binary.NativeEndian.Uint32(b[:])
-}
-
-func addr4(v uint32) netip.Addr {
-	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], v)
-	return netip.AddrFrom4(b)
-}
-
-func htons(p uint16) uint16 {
-	var b [2]byte
-	binary.BigEndian.PutUint16(b[:], p)
-	return binary.NativeEndian.Uint16(b[:])
-}
-
-func ntohs(p uint16) uint16 {
-	var b [2]byte
-	binary.NativeEndian.PutUint16(b[:], p)
-	return binary.BigEndian.Uint16(b[:])
-}

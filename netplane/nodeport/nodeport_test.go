@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/netplane/internal/bpffs"
+	"github.com/shoal-dev/shoal/netplane/internal/slots"
 )
 
 const nodePort = 30080
@@ -334,8 +336,8 @@ func TestNodePort(t *testing.T) {
 		)
 		it := np.objs.Np4Ct.Iterate()
 		for it.Next(&key, &val) {
-			if ntohs(key.Dport) == port && val.Flags&flagSNAT != 0 {
-				snat[ntohs(val.SnatPort)] = true
+			if slots.Ntohs(key.Dport) == port && val.Flags&flagSNAT != 0 {
+				snat[slots.Ntohs(val.SnatPort)] = true
 			}
 		}
 		if err := it.Err(); err != nil {

@@ -105,7 +105,7 @@ func (n *Net) SetHostPorts(ctx context.Context, ports []HostPort) ([]RefusedHost
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	accepted, refused := resolveHostPorts(n.hostPorts, ports)
+	accepted, refused := ResolveHostPorts(n.hostPorts, ports)
 	if !slices.Equal(accepted, n.hostPorts) {
 		if err := n.saveHostPorts(accepted); err != nil {
 			return refused, fmt.Errorf("set host ports: %w", err)
@@ -125,9 +125,10 @@ func (n *Net) HostPorts() []HostPort {
 	return slices.Clone(n.hostPorts)
 }
 
-// resolveHostPorts drops invalid ports and ports that overlap one taken before, giving the
-// ports of prev (those kept from the last call) precedence over new ones. The result is sorted.
-func resolveHostPorts(prev, ports []HostPort) (accepted []HostPort, refused []RefusedHostPort) {
+// ResolveHostPorts is the choice SetHostPorts makes: it drops invalid ports and ports that
+// overlap one taken before, giving the ports of prev (those accepted by the last call)
+// precedence over new ones. The accepted ports are sorted.
+func ResolveHostPorts(prev, ports []HostPort) (accepted []HostPort, refused []RefusedHostPort) {
 	held := map[HostPort]bool{}
 	for _, p := range prev {
 		held[p] = true
@@ -208,7 +209,7 @@ func (n *Net) loadHostPorts() error {
 	if err != nil {
 		return fmt.Errorf("load host ports from %s: %w; remove the file, the node agent declares the ports again", n.hostPortsPath(), err)
 	}
-	n.hostPorts, _ = resolveHostPorts(nil, ports)
+	n.hostPorts, _ = ResolveHostPorts(nil, ports)
 	return nil
 }
 

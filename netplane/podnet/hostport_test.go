@@ -53,7 +53,7 @@ func TestResolveHostPorts(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			acc, ref := resolveHostPorts(tc.prev, tc.ports)
+			acc, ref := ResolveHostPorts(tc.prev, tc.ports)
 			var got, gotRef []string
 			for _, p := range acc {
 				got = append(got, fmt.Sprintf("%s:%d", p.UID, p.HostPort))
@@ -81,7 +81,7 @@ func FuzzParseHostPorts(f *testing.F) {
 		if err != nil {
 			return
 		}
-		acc, _ := resolveHostPorts(nil, ports)
+		acc, _ := ResolveHostPorts(nil, ports)
 		for i, p := range acc {
 			if err := p.check(); err != nil {
 				t.Fatalf("accepted an invalid port %+v: %v", p, err)

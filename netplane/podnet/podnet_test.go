@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -175,6 +176,9 @@ func TestPodsOnTwoNodesReachEachOther(t *testing.T) {
 		}
 		if got := nodeRoutes(t, nodeA); len(got) != 2 || got["10.244.2.0/24"] != "192.168.250.2" || got["10.244.3.0/24"] != "192.168.250.2" {
 			t.Errorf("routes = %v", got)
+		}
+		if got, err := nodeA.net.Routes(); err != nil || !slices.Equal(got, want) {
+			t.Errorf("Routes = %v, %v; want %v", got, err, want)
 		}
 		if err := nodeA.net.SetRoutes(ctx, nil); err != nil {
 			t.Fatal(err)

@@ -1,10 +1,12 @@
 package podnet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -87,6 +89,37 @@ func (n *Net) SetRoutes(ctx context.Context, routes []Route) error {
 		return fmt.Errorf("set routes: %w", err)
 	}
 	return nil
+}
+
+// Routes returns the routes to other nodes' pod CIDRs that the node's main routing table holds
+// with Shoal's mark, as SetRoutes made them, sorted by CIDR.
+func (n *Net) Routes() ([]Route, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, errors.New("routes: the pod network is closed")
+	}
+	have, err := n.ownRoutes()
+	if err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	var out []Route
+	for _, r := range have {
+		if r.Type != unix.RTN_UNICAST || r.Dst == nil {
+			continue // the service CIDR's unreachable route
+		}
+		dst, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok {
+			continue
+		}
+		bits, _ := r.Dst.Mask.Size()
+		gw, _ := netip.AddrFromSlice(r.Gw)
+		out = append(out, Route{CIDR: netip.PrefixFrom(dst.Unmap(), bits), Via: gw.Unmap()})
+	}
+	slices.SortFunc(out, func(a, b Route) int {
+		return cmp.Or(a.CIDR.Addr().Compare(b.CIDR.Addr()), cmp.Compare(a.CIDR.Bits(), b.CIDR.Bits()))
+	})
+	return out, nil
 }
 
 func (n *Net) checkRoute(r Route) error {
