@@ -158,7 +158,7 @@ func (p *planner) services() {
 		ip, _ := netip.ParseAddr(pod.IP)
 		addrs = append(addrs, PodAddr{Pod: pod.Spec, IP: ip, Node: pod.Node, Ready: pod.Ready, Terminating: pod.Terminating})
 	}
-	p.plan.Services = Services(p.s.Objects, addrs, p.s.ServiceIPs, p.s.NodePorts, p.s.ServedLoadBalancers, p.s.ServiceCIDR)
+	p.plan.Services = Services(p.s.Objects, addrs, p.s.Nodes, p.s.ServiceIPs, p.s.NodePorts, p.s.ServedLoadBalancers, p.s.ServiceCIDR)
 }
 
 // nodeLost reports whether the pod is bound to a node that is lost or no

@@ -10,41 +10,46 @@ import (
 )
 
 // ServiceState is what the network plane needs of a Service: its virtual IP, its ports and the
-// addresses of the ready pods it selects.
+// addresses of the ready pods it selects. The master stores it as the Service's record; every
+// node's network plane and DNS server read it.
 type ServiceState struct {
-	Namespace string
-	Name      string
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
 	// ClusterIP is the virtual IP; invalid for a headless Service (clusterIP: None).
-	ClusterIP       netip.Addr
-	Headless        bool
-	Type            manifests.ServiceType
-	SessionAffinity manifests.ServiceAffinity
-	AffinityTimeout int32
-	Ports           []ServicePortState
+	ClusterIP       netip.Addr                `json:"clusterIP,omitzero"`
+	Headless        bool                      `json:"headless,omitempty"`
+	Type            manifests.ServiceType     `json:"type"`
+	SessionAffinity manifests.ServiceAffinity `json:"sessionAffinity,omitempty"`
+	AffinityTimeout int32                     `json:"affinityTimeoutSeconds,omitempty"`
+	Ports           []ServicePortState        `json:"ports"`
 	// Endpoints are the ready pods the selector matches, sorted by IP.
-	Endpoints []Endpoint
+	Endpoints []Endpoint `json:"endpoints"`
+	// Ingress are the addresses a LoadBalancer Service's ports are opened on, sorted: the
+	// LoadBalancerAddr of every node that has one and reserves none of the Service's TCP ports.
+	// It is empty for a pending Service and nil for the other types.
+	Ingress []netip.Addr `json:"ingress,omitempty"`
 	// Pending is set on a LoadBalancer Service whose ports are not opened on the nodes'
 	// addresses, because another LoadBalancer Service holds one of them.
-	Pending bool
+	Pending bool `json:"pending,omitempty"`
 }
 
 // ServicePortState is one port of a Service with the target resolved per endpoint.
 type ServicePortState struct {
-	Name     string
-	Protocol manifests.Protocol
-	Port     int32
-	NodePort int32
+	Name     string             `json:"name,omitempty"`
+	Protocol manifests.Protocol `json:"protocol"`
+	Port     int32              `json:"port"`
+	NodePort int32              `json:"nodePort,omitempty"`
 	// TargetPort is the number, or the name of a container port (resolved per pod in
 	// Endpoint.Ports).
-	TargetPort manifests.IntOrString
+	TargetPort manifests.IntOrString `json:"targetPort,omitzero"`
 }
 
 // Endpoint is a ready pod behind a Service.
 type Endpoint struct {
-	IP    netip.Addr
-	Node  string
-	Pod   string           // namespace/name
-	Ports map[string]int32 // by Service port name: the pod's port for it
+	IP    netip.Addr       `json:"ip"`
+	Node  string           `json:"node"`
+	Pod   string           `json:"pod"`   // namespace/name
+	Ports map[string]int32 `json:"ports"` // by Service port name: the pod's port for it
 }
 
 // NodePortRange is where NodePort Services get their ports when spec.ports[].nodePort is unset.
@@ -86,7 +91,11 @@ type PodAddr struct {
 // held it keeps it (served lists, by namespace/name, the LoadBalancer Services that were not
 // pending), else the first by namespace and name gets it, and the other stays Pending, as k3s's
 // ServiceLB leaves the second Service's load balancer unscheduled.
-func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Addr]string, nodePorts map[string]int32, served map[string]bool, cidr netip.Prefix) ServicePlan {
+//
+// A LoadBalancer Service's ingress lists the nodes that open its ports, as k3s's ServiceLB lists
+// the nodes that run its load balancer: every node with a LoadBalancerAddr, except one whose
+// daemon listens on one of the Service's TCP ports (that node leaves the port closed).
+func Services(objects []manifests.Object, pods []PodAddr, nodes []Node, allocated map[netip.Addr]string, nodePorts map[string]int32, served map[string]bool, cidr netip.Prefix) ServicePlan {
 	plan := ServicePlan{Allocated: map[netip.Addr]string{}}
 	var svcs []*manifests.Service
 	for _, o := range objects {
@@ -218,9 +227,32 @@ func Services(objects []manifests.Object, pods []PodAddr, allocated map[netip.Ad
 			}
 			slices.SortFunc(st.Endpoints, func(a, b Endpoint) int { return a.IP.Compare(b.IP) })
 		}
+		st.Ingress = loadBalancerIngress(st, nodes)
 		plan.Services = append(plan.Services, st)
 	}
 	return plan
+}
+
+// loadBalancerIngress lists the addresses the LoadBalancer Service s is reachable on, sorted:
+// empty for a pending one, nil for the other types.
+func loadBalancerIngress(s ServiceState, nodes []Node) []netip.Addr {
+	if s.Type != manifests.ServiceTypeLoadBalancer {
+		return nil
+	}
+	out := []netip.Addr{}
+	if s.Pending {
+		return out
+	}
+	for _, n := range nodes {
+		if !n.LoadBalancerAddr.IsValid() || slices.ContainsFunc(s.Ports, func(p ServicePortState) bool {
+			return p.Protocol == manifests.ProtocolTCP && slices.Contains(n.ReservedPorts, p.Port)
+		}) {
+			continue
+		}
+		out = append(out, n.LoadBalancerAddr)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }
 
 // pendingLoadBalancers returns the LoadBalancer Services (by namespace/name) that cannot open

@@ -1,8 +1,10 @@
 package reconcile
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -37,7 +39,7 @@ func TestServicesAllocateAndSelect(t *testing.T) {
 		{Pod: podWith("web-3", map[string]string{"app": "web"}), IP: netip.MustParseAddr("10.244.0.4"), Node: "n1", Ready: false},
 		{Pod: podWith("web-4", map[string]string{"app": "web"}), IP: netip.MustParseAddr("10.244.0.5"), Node: "n1", Ready: true, Terminating: true},
 	}
-	plan := Services(objs, pods, nil, nil, nil, cidr)
+	plan := Services(objs, pods, nil, nil, nil, nil, cidr)
 	if len(plan.Errors) != 0 {
 		t.Fatalf("errors %v", plan.Errors)
 	}
@@ -55,7 +57,7 @@ func TestServicesAllocateAndSelect(t *testing.T) {
 	}
 	// Addresses stay with their Service across plans, whatever else comes and goes.
 	objs = append([]manifests.Object{service("aa", "", nil, manifests.FromInt(80))}, objs[1:]...)
-	again := Services(objs, pods, plan.Allocated, nil, nil, cidr)
+	again := Services(objs, pods, nil, plan.Allocated, nil, nil, cidr)
 	for _, s := range again.Services {
 		if s.Name == "a" && s.ClusterIP != netip.MustParseAddr("10.96.0.2") {
 			t.Errorf("service a moved to %s", s.ClusterIP)
@@ -74,7 +76,7 @@ func TestServicesErrors(t *testing.T) {
 		service("c", "", nil, manifests.FromInt(80)),
 		service("d", "192.168.1.1", nil, manifests.FromInt(80)),
 	}
-	plan := Services(objs, nil, nil, nil, nil, cidr)
+	plan := Services(objs, nil, nil, nil, nil, nil, cidr)
 	msg := strings.Join(plan.Errors, "\n")
 	if !strings.Contains(msg, "Service default/c: the service CIDR 10.96.0.0/30 is full") || !strings.Contains(msg, "not in the service CIDR") {
 		t.Errorf("errors %q", msg)
@@ -90,7 +92,7 @@ func TestNodePorts(t *testing.T) {
 		return s
 	}
 	objs := []manifests.Object{np("a", 0), np("b", 30000), np("c", 0)}
-	plan := Services(objs, nil, nil, nil, nil, cidr)
+	plan := Services(objs, nil, nil, nil, nil, nil, cidr)
 	got := map[string]int32{}
 	for _, s := range plan.Services {
 		got[s.Name] = s.Ports[0].NodePort
@@ -99,7 +101,7 @@ func TestNodePorts(t *testing.T) {
 		t.Errorf("node ports %v, want b's own 30000 and a, c the next free", got)
 	}
 	// Kept across plans even when another Service takes the lower port away from the allocation order.
-	again := Services([]manifests.Object{np("a", 0), np("c", 0)}, nil, nil, map[string]int32{"default/c/http": 30002}, nil, cidr)
+	again := Services([]manifests.Object{np("a", 0), np("c", 0)}, nil, nil, nil, map[string]int32{"default/c/http": 30002}, nil, cidr)
 	for _, s := range again.Services {
 		if s.Name == "c" && s.Ports[0].NodePort != 30002 {
 			t.Errorf("c moved to %d", s.Ports[0].NodePort)
@@ -126,7 +128,7 @@ func TestNodePortsAvoidLoadBalancerPorts(t *testing.T) {
 		return s
 	}
 	kept := map[string]int32{"default/c/http": 30002}
-	plan := Services([]manifests.Object{lb, np("a"), np("c")}, nil, nil, kept, nil, cidr)
+	plan := Services([]manifests.Object{lb, np("a"), np("c")}, nil, nil, nil, kept, nil, cidr)
 	if len(plan.Errors) != 0 {
 		t.Fatalf("errors %v", plan.Errors)
 	}
@@ -166,7 +168,7 @@ func TestLoadBalancersSharingAPortOneIsPending(t *testing.T) {
 	objs := []manifests.Object{lb("store-front", 80), lb("store-admin", 80, 8443), lb("api", 8443), udp}
 	pending := func(served map[string]bool) []string {
 		var out []string
-		for _, s := range Services(objs, nil, nil, nil, served, cidr).Services {
+		for _, s := range Services(objs, nil, nil, nil, nil, served, cidr).Services {
 			if s.Pending {
 				out = append(out, s.Name)
 			}
@@ -201,5 +203,71 @@ func TestReconcilePlansServices(t *testing.T) {
 	}
 	if Reconcile(State{Objects: s.Objects, Pods: s.Pods}, &seqIDs{}).Services.Services != nil {
 		t.Error("services planned without a service CIDR")
+	}
+}
+
+// A LoadBalancer Service's ingress is the address of every node that opens LoadBalancer ports,
+// sorted, without the nodes whose daemon listens on one of its TCP ports.
+func TestLoadBalancerIngress(t *testing.T) {
+	addr := netip.MustParseAddr
+	nodes := []Node{
+		{Name: "n3", LoadBalancerAddr: addr("10.0.0.3"), ReservedPorts: []int32{2379, 2380, 7443}},
+		{Name: "n1", LoadBalancerAddr: addr("10.0.0.1"), ReservedPorts: []int32{7443}},
+		{Name: "n2"}, // no --node-interface
+		{Name: "n4", LoadBalancerAddr: addr("10.0.0.4"), ReservedPorts: []int32{8081}}, // --api-listen :8081
+	}
+	lb := ServiceState{Name: "front", Type: manifests.ServiceTypeLoadBalancer,
+		Ports: []ServicePortState{{Name: "http", Protocol: manifests.ProtocolTCP, Port: 8081}, {Name: "dns", Protocol: manifests.ProtocolUDP, Port: 2379}}}
+	if got, want := loadBalancerIngress(lb, nodes), []netip.Addr{addr("10.0.0.1"), addr("10.0.0.3")}; !slices.Equal(got, want) {
+		t.Errorf("ingress %v, want %v", got, want)
+	}
+	lb.Ports[0].Port = 7443
+	if got := loadBalancerIngress(lb, nodes); !slices.Equal(got, []netip.Addr{addr("10.0.0.4")}) {
+		t.Errorf("ingress on the daemon's port 7443: %v, want only n4", got)
+	}
+	pending := lb
+	pending.Pending = true
+	if got := loadBalancerIngress(pending, nodes); got == nil || len(got) != 0 {
+		t.Errorf("pending Service: ingress %#v, want empty", got)
+	}
+	np := ServiceState{Name: "np", Type: manifests.ServiceTypeNodePort, Ports: lb.Ports}
+	if got := loadBalancerIngress(np, nodes); got != nil {
+		t.Errorf("NodePort Service has ingress %v", got)
+	}
+	if got := loadBalancerIngress(lb, nil); got == nil || len(got) != 0 {
+		t.Errorf("no node: ingress %#v, want empty", got)
+	}
+	// Services plans it.
+	svc := service("front", "", nil, manifests.FromInt(80))
+	svc.Spec.Type = manifests.ServiceTypeLoadBalancer
+	plan := Services([]manifests.Object{svc}, nil, nodes, nil, nil, nil, netip.MustParsePrefix("10.96.0.0/16"))
+	if got := plan.Services[0].Ingress; len(got) != 3 {
+		t.Errorf("planned ingress %v, want the three nodes that open LoadBalancer ports", got)
+	}
+}
+
+// A Service's state is its store record: it survives a JSON round trip, addresses as text.
+func TestServiceStateRoundTrip(t *testing.T) {
+	s := ServiceState{Namespace: "default", Name: "web", ClusterIP: netip.MustParseAddr("10.96.0.5"), Type: manifests.ServiceTypeLoadBalancer,
+		SessionAffinity: manifests.ServiceAffinityClientIP, AffinityTimeout: 60,
+		Ports:     []ServicePortState{{Name: "http", Protocol: manifests.ProtocolTCP, Port: 80, NodePort: 30080, TargetPort: manifests.FromString("web")}},
+		Endpoints: []Endpoint{{IP: netip.MustParseAddr("10.244.1.3"), Node: "n1", Pod: "default/web-1", Ports: map[string]int32{"http": 8080}}},
+		Ingress:   []netip.Addr{netip.MustParseAddr("192.0.2.1")}}
+	data, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"clusterIP":"10.96.0.5"`, `"ip":"10.244.1.3"`, `"ingress":["192.0.2.1"]`, `"affinityTimeoutSeconds":60`, `"targetPort":"web"`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("%s lacks %s", data, want)
+		}
+	}
+	var back ServiceState
+	if err := json.Unmarshal(data, &back); err != nil || !reflect.DeepEqual(back, s) {
+		t.Errorf("round trip: %+v, %v; want %+v", back, err, s)
+	}
+	headless, err := json.Marshal(ServiceState{Name: "db", Headless: true})
+	if err != nil || strings.Contains(string(headless), "clusterIP") {
+		t.Errorf("headless Service: %s, %v; want no clusterIP", headless, err)
 	}
 }

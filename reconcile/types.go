@@ -65,6 +65,13 @@ type Node struct {
 	// NotReadySince is when the node stopped being ready; zero while it is
 	// ready.
 	NotReadySince time.Time
+	// LoadBalancerAddr is the address the node opens LoadBalancer Services'
+	// ports on (its first address, when it serves node ports); invalid when
+	// it opens none.
+	LoadBalancerAddr netip.Addr
+	// ReservedPorts are the TCP ports the node's daemon listens on at
+	// LoadBalancerAddr: the node opens no LoadBalancer port among them.
+	ReservedPorts []int32
 }
 
 // Pod is a pod the cluster has, placed on a node or still pending.

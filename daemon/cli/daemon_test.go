@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"reflect"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/reconcile"
 )
 
 func TestParseTaints(t *testing.T) {
@@ -142,17 +144,20 @@ func TestServiceTableExternalIP(t *testing.T) {
 		s.Kind = "Service"
 		return s
 	}
+	ip := netip.MustParseAddr
 	snap := &cluster.Snapshot{
 		Objects: []manifests.Object{
 			svc("front", manifests.ServiceTypeLoadBalancer, 8081, 0),
 			svc("waiting", manifests.ServiceTypeLoadBalancer, 8082, 0),
 			svc("web", manifests.ServiceTypeClusterIP, 80, 0),
 		},
-		Services: map[string]cluster.ServiceRecord{
-			"default/front": {ClusterIP: "10.96.0.3", Type: "LoadBalancer", Ports: []cluster.ServicePort{{Name: "http", Port: 8081, NodePort: 30000}},
-				Ingress: []string{"10.99.0.1", "10.99.0.2", "10.99.0.3"}},
-			"default/waiting": {ClusterIP: "10.96.0.4", Type: "LoadBalancer", Ports: []cluster.ServicePort{{Name: "http", Port: 8082, NodePort: 30001}}},
-			"default/web":     {ClusterIP: "10.96.0.2", Type: "ClusterIP"},
+		Services: map[string]reconcile.ServiceState{
+			"default/front": {ClusterIP: ip("10.96.0.3"), Type: manifests.ServiceTypeLoadBalancer,
+				Ports:   []reconcile.ServicePortState{{Name: "http", Port: 8081, NodePort: 30000}},
+				Ingress: []netip.Addr{ip("10.99.0.1"), ip("10.99.0.2"), ip("10.99.0.3")}},
+			"default/waiting": {ClusterIP: ip("10.96.0.4"), Type: manifests.ServiceTypeLoadBalancer,
+				Ports: []reconcile.ServicePortState{{Name: "http", Port: 8082, NodePort: 30001}}},
+			"default/web": {ClusterIP: ip("10.96.0.2"), Type: manifests.ServiceTypeClusterIP},
 		},
 	}
 	l, err := snap.ObjectList("Service", cluster.Filter{Namespace: "default", Selector: manifests.Everything()})

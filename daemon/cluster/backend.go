@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/reconcile"
 	"github.com/shoal-dev/shoal/runtime"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -36,7 +38,7 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("read the store: %w", err)
 	}
 	s := &Snapshot{Rev: resp.Header.Revision, Now: time.Now(), Statuses: map[string]PodStatusRecord{},
-		Deployments: map[string]DeploymentRecord{}, Services: map[string]ServiceRecord{}}
+		Deployments: map[string]DeploymentRecord{}, Services: map[string]reconcile.ServiceState{}}
 	var desired []store.KV[json.RawMessage]
 	type leaderKV struct {
 		name string
@@ -53,10 +55,10 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 				s.Nodes = append(s.Nodes, n)
 			}
 		case strings.HasPrefix(key, podCIDRsPrefix):
-			var cidr string
+			var cidr netip.Prefix
 			if err = json.Unmarshal(val, &cidr); err == nil {
 				if s.PodCIDRs == nil {
-					s.PodCIDRs = map[string]string{}
+					s.PodCIDRs = map[string]netip.Prefix{}
 				}
 				s.PodCIDRs[strings.TrimPrefix(key, podCIDRsPrefix)] = cidr
 			}
@@ -89,7 +91,7 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 				s.Statuses[st.UID] = st
 			}
 		case strings.HasPrefix(key, servicesPrefix):
-			var r ServiceRecord
+			var r reconcile.ServiceState
 			if err = json.Unmarshal(val, &r); err == nil {
 				s.Services[r.Namespace+"/"+r.Name] = r
 			}

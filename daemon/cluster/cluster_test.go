@@ -182,7 +182,7 @@ func TestMasterAndAgentConverge(t *testing.T) {
 	c.push(one)
 	c.waitFor("convergence", func(s *Snapshot) bool { return s.Converged == one })
 	s := c.waitFor("service endpoints", func(s *Snapshot) bool { return len(s.Services["default/web"].Endpoints) == 2 })
-	if rec := s.Services["default/web"]; rec.ClusterIP != "10.96.0.1" || rec.Endpoints[0].Ports[""] != 8080 {
+	if rec := s.Services["default/web"]; rec.ClusterIP.String() != "10.96.0.1" || rec.Endpoints[0].Ports[""] != 8080 {
 		t.Errorf("service record %+v, want 10.96.0.1 with 2 endpoints on port 8080", rec)
 	}
 	if pods := s.Pods(); len(pods) != 2 || pods[0].Node != "n1" {

@@ -19,7 +19,7 @@ type HostPort struct {
 	UID string
 	// Pod is "namespace/name".
 	Pod      string
-	Protocol string // TCP or UDP
+	Protocol manifests.Protocol // TCP or UDP
 	// HostIP is the node address the port is on; "" or 0.0.0.0 for every address.
 	HostIP        string
 	HostPort      int32
@@ -71,9 +71,9 @@ func podHostPorts(spec runtime.PodSpec) []HostPort {
 			if port.HostPort == 0 {
 				continue
 			}
-			proto := string(port.Protocol)
+			proto := port.Protocol
 			if proto == "" {
-				proto = string(manifests.ProtocolTCP)
+				proto = manifests.ProtocolTCP
 			}
 			out = append(out, HostPort{UID: spec.UID, Pod: p.Namespace + "/" + p.Name, Protocol: proto,
 				HostIP: port.HostIP, HostPort: port.HostPort, ContainerPort: port.ContainerPort})

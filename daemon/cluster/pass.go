@@ -42,8 +42,8 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	pods := obs.Pods
 	podCIDRs := map[string]netip.Prefix{}
 	for _, kv := range m.view.podCIDRs.List() {
-		if c, err := netip.ParsePrefix(kv.Value); err == nil {
-			podCIDRs[strings.TrimPrefix(kv.Key, podCIDRsPrefix)] = c
+		if kv.Value.IsValid() {
+			podCIDRs[strings.TrimPrefix(kv.Key, podCIDRsPrefix)] = kv.Value
 		}
 	}
 	svcIPs, nodePorts, served := m.serviceInputs()
@@ -114,7 +114,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 		ops = append(ops, ready(op))
 	}
 	for _, name := range slices.Sorted(maps.Keys(plan.PodCIDRs)) {
-		ops = append(ops, lazyPut(PodCIDRKey(name), plan.PodCIDRs[name].String()))
+		ops = append(ops, lazyPut(PodCIDRKey(name), plan.PodCIDRs[name]))
 		m.log.Info("pod CIDR allocated", "node", name, "cidr", plan.PodCIDRs[name])
 	}
 	for _, name := range plan.NoPodCIDR {

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/store"
@@ -198,97 +196,6 @@ type Event struct {
 	Object  string    `json:"object"`
 	Message string    `json:"message"`
 	Node    string    `json:"node,omitempty"`
-}
-
-// ServiceRecord is a Service as the network plane programs it: its virtual IP, ports and ready
-// endpoints. The master writes it; every node's network plane and DNS server read it.
-type ServiceRecord struct {
-	Namespace       string           `json:"namespace"`
-	Name            string           `json:"name"`
-	ClusterIP       string           `json:"clusterIP,omitempty"`
-	Headless        bool             `json:"headless,omitempty"`
-	Type            string           `json:"type"`
-	SessionAffinity string           `json:"sessionAffinity,omitempty"`
-	AffinityTimeout int32            `json:"affinityTimeoutSeconds,omitempty"`
-	Ports           []ServicePort    `json:"ports"`
-	Endpoints       []EndpointRecord `json:"endpoints"`
-	// Ingress are the addresses a LoadBalancer Service's ports are opened on: the first address
-	// of every registered node that serves node ports and reserves none of its TCP ports,
-	// sorted.
-	Ingress []string `json:"ingress,omitempty"`
-	// Pending is set on a LoadBalancer Service whose ports no node opens, because another
-	// LoadBalancer Service holds one of them; it has no ingress.
-	Pending bool `json:"pending,omitempty"`
-}
-
-// ServicePort is a port of a Service.
-type ServicePort struct {
-	Name     string `json:"name,omitempty"`
-	Protocol string `json:"protocol"`
-	Port     int32  `json:"port"`
-	NodePort int32  `json:"nodePort,omitempty"`
-}
-
-// EndpointRecord is a ready pod behind a Service, with its port for each Service port name.
-type EndpointRecord struct {
-	IP    string           `json:"ip"`
-	Node  string           `json:"node"`
-	Pod   string           `json:"pod"`
-	Ports map[string]int32 `json:"ports"`
-}
-
-func serviceRecord(s reconcile.ServiceState) ServiceRecord {
-	r := ServiceRecord{Namespace: s.Namespace, Name: s.Name, Headless: s.Headless, Type: string(s.Type), Pending: s.Pending,
-		SessionAffinity: string(s.SessionAffinity), AffinityTimeout: s.AffinityTimeout, Ports: []ServicePort{}, Endpoints: []EndpointRecord{}}
-	if s.ClusterIP.IsValid() {
-		r.ClusterIP = s.ClusterIP.String()
-	}
-	for _, p := range s.Ports {
-		r.Ports = append(r.Ports, ServicePort{Name: p.Name, Protocol: string(p.Protocol), Port: p.Port, NodePort: p.NodePort})
-	}
-	for _, e := range s.Endpoints {
-		r.Endpoints = append(r.Endpoints, EndpointRecord{IP: e.IP.String(), Node: e.Node, Pod: e.Pod, Ports: e.Ports})
-	}
-	return r
-}
-
-// loadBalancerIngress lists the addresses a LoadBalancer Service is reachable on, as k3s's
-// ServiceLB lists the nodes that run its load balancer: the first address of every node that
-// serves node ports, except a node where the daemon itself listens on one of the Service's TCP
-// ports (that node leaves the port closed). It is empty for a pending Service, nil for other
-// types.
-func loadBalancerIngress(s reconcile.ServiceState, nodes []NodeRecord) []string {
-	if s.Type != manifests.ServiceTypeLoadBalancer {
-		return nil
-	}
-	if s.Pending {
-		return []string{}
-	}
-	var out []netip.Addr
-	for _, n := range nodes {
-		if !n.NodePorts || len(n.Addresses) == 0 || reservesAny(n, s.Ports) {
-			continue
-		}
-		if ip, err := netip.ParseAddr(n.Addresses[0]); err == nil {
-			out = append(out, ip)
-		}
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	ips := make([]string, 0, len(out))
-	for _, ip := range slices.Compact(out) {
-		ips = append(ips, ip.String())
-	}
-	return ips
-}
-
-// reservesAny reports whether the node's daemon listens on one of the TCP ports.
-func reservesAny(n NodeRecord, ports []reconcile.ServicePortState) bool {
-	for _, p := range ports {
-		if p.Protocol == manifests.ProtocolTCP && slices.Contains(n.ReservedPorts, p.Port) {
-			return true
-		}
-	}
-	return false
 }
 
 // NodeRegistered reports whether a node of that name holds a live registration.

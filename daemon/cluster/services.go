@@ -15,11 +15,11 @@ func (m *Master) serviceInputs() (map[netip.Addr]string, map[string]int32, map[s
 	ips, nodePorts, served := map[netip.Addr]string{}, map[string]int32{}, map[string]bool{}
 	for _, kv := range m.view.services.List() {
 		r := kv.Value
-		if r.Type == string(manifests.ServiceTypeLoadBalancer) && !r.Pending {
+		if r.Type == manifests.ServiceTypeLoadBalancer && !r.Pending {
 			served[r.Namespace+"/"+r.Name] = true
 		}
-		if ip, err := netip.ParseAddr(r.ClusterIP); err == nil {
-			ips[ip] = r.Namespace + "/" + r.Name
+		if r.ClusterIP.IsValid() {
+			ips[r.ClusterIP] = r.Namespace + "/" + r.Name
 		}
 		for _, p := range r.Ports {
 			if p.NodePort != 0 {
@@ -30,31 +30,25 @@ func (m *Master) serviceInputs() (map[netip.Addr]string, map[string]int32, map[s
 	return ips, nodePorts, served
 }
 
-// serviceOps records the planned Services (virtual IPs, node ports, endpoints), with each
-// LoadBalancer's ingress, when they change, and deletes the records of Services gone.
+// serviceOps records the planned Services (virtual IPs, node ports, endpoints, a LoadBalancer's
+// ingress) when they change, and deletes the records of Services gone.
 func (m *Master) serviceOps(plan reconcile.ServicePlan) []clientv3.Op {
-	prev := map[string]ServiceRecord{}
+	prev := map[string]reconcile.ServiceState{}
 	for _, kv := range m.view.services.List() {
 		prev[kv.Key] = kv.Value
 	}
 	for _, e := range plan.Errors {
 		m.log.Warn("service", "err", e)
 	}
-	var records []NodeRecord
-	for _, kv := range m.view.nodes.List() {
-		records = append(records, kv.Value)
-	}
 	var ops []clientv3.Op
 	seen := map[string]bool{}
 	for _, s := range plan.Services {
 		key := serviceKey(s.Namespace, s.Name)
 		seen[key] = true
-		rec := serviceRecord(s)
-		rec.Ingress = loadBalancerIngress(s, records)
-		if p, ok := prev[key]; ok && sameJSON(p, rec) {
+		if p, ok := prev[key]; ok && sameJSON(p, s) {
 			continue
 		}
-		ops = append(ops, putOp(key, rec))
+		ops = append(ops, putOp(key, s))
 	}
 	for key := range prev {
 		if !seen[key] {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -27,9 +28,9 @@ type Snapshot struct {
 	Placements  []Placement
 	Statuses    map[string]PodStatusRecord // by pod UID
 	Deployments map[string]DeploymentRecord
-	Services    map[string]ServiceRecord // by namespace/name
-	Cordoned    map[string]bool          // nodes marked unschedulable by an operator
-	PodCIDRs    map[string]string        // by node
+	Services    map[string]reconcile.ServiceState // by namespace/name
+	Cordoned    map[string]bool                   // nodes marked unschedulable by an operator
+	PodCIDRs    map[string]netip.Prefix           // by node
 }
 
 // DeploymentRecord is the master's view of a Deployment's rollout.
@@ -307,9 +308,9 @@ func (s *Snapshot) withService(svc *manifests.Service) {
 	if !ok {
 		return
 	}
-	if svc.Spec.ClusterIP == "" && rec.ClusterIP != "" {
-		svc.Spec.ClusterIP = rec.ClusterIP
-		svc.Spec.ClusterIPs = []string{rec.ClusterIP}
+	if svc.Spec.ClusterIP == "" && rec.ClusterIP.IsValid() {
+		svc.Spec.ClusterIP = rec.ClusterIP.String()
+		svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
 	}
 	for i := range svc.Spec.Ports {
 		for _, rp := range rec.Ports {
@@ -320,11 +321,11 @@ func (s *Snapshot) withService(svc *manifests.Service) {
 	}
 	svc.Status.LoadBalancer.Ingress = nil
 	for _, ip := range rec.Ingress {
-		svc.Status.LoadBalancer.Ingress = append(svc.Status.LoadBalancer.Ingress, manifests.LoadBalancerIngress{IP: ip})
+		svc.Status.LoadBalancer.Ingress = append(svc.Status.LoadBalancer.Ingress, manifests.LoadBalancerIngress{IP: ip.String()})
 	}
 	var eps []string
 	for _, e := range rec.Endpoints {
-		addr := e.IP
+		addr := e.IP.String()
 		if len(rec.Ports) > 0 {
 			if p, ok := e.Ports[rec.Ports[0].Name]; ok {
 				addr = fmt.Sprintf("%s:%d", e.IP, p)
@@ -393,10 +394,10 @@ func (s *Snapshot) NodeList(f Filter) (List, error) {
 
 // nodeSpec is a Node's spec: unschedulable, its pod CIDR once the master gave it one, and its
 // taints (with node.kubernetes.io/unschedulable on a cordoned node, as Kubernetes shows it).
-func nodeSpec(unschedulable bool, cidr string, taints []NodeTaint) map[string]any {
+func nodeSpec(unschedulable bool, cidr netip.Prefix, taints []NodeTaint) map[string]any {
 	spec := map[string]any{"unschedulable": unschedulable}
-	if cidr != "" {
-		spec["podCIDR"], spec["podCIDRs"] = cidr, []string{cidr}
+	if cidr.IsValid() {
+		spec["podCIDR"], spec["podCIDRs"] = cidr.String(), []string{cidr.String()}
 	}
 	if unschedulable {
 		taints = append([]NodeTaint{{Taint: manifests.Taint{Key: reconcile.TaintUnschedulable, Effect: manifests.TaintEffectNoSchedule}}}, taints...)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -22,8 +23,8 @@ type masterView struct {
 	nodes       *store.Table[NodeRecord]
 	known       *store.Table[NodeRecord]
 	cordons     *store.Table[CordonRecord]
-	services    *store.Table[ServiceRecord]
-	podCIDRs    *store.Table[string]
+	services    *store.Table[reconcile.ServiceState]
+	podCIDRs    *store.Table[netip.Prefix]
 	deployments *store.Table[DeploymentRecord]
 	// pods are the placements and their status as reconcile sees them, kept up to date change
 	// by change, so that a pass copies them instead of joining two tables of every pod.
@@ -58,8 +59,8 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		nodes:       store.Track(mir, nodesPrefix, nodeChange),
 		known:       store.Track(mir, knownPrefix, func(string, *NodeRecord, *NodeRecord) { poke() }),
 		cordons:     store.Track(mir, cordonPrefix, func(string, *CordonRecord, *CordonRecord) { poke() }),
-		services:    store.Track[ServiceRecord](mir, servicesPrefix, nil),
-		podCIDRs:    store.Track[string](mir, podCIDRsPrefix, nil),
+		services:    store.Track[reconcile.ServiceState](mir, servicesPrefix, nil),
+		podCIDRs:    store.Track[netip.Prefix](mir, podCIDRsPrefix, nil),
 		deployments: store.Track[DeploymentRecord](mir, deploymentsPrefix, nil),
 	}
 }
@@ -85,11 +86,22 @@ func (m *Master) observed() reconcile.State {
 	}
 	var rnodes []reconcile.Node
 	for _, n := range nodes {
-		rnodes = append(rnodes, reconcile.Node{Name: n.Value.Name, Ready: true, Unschedulable: n.Value.Unschedulable || cordoned[n.Value.Name],
-			Draining: draining[n.Value.Name], Labels: n.Value.Labels, Taints: ReconcileTaints(n.Value.Taints),
-			Allocatable: reconcile.Resources(n.Value.Allocatable)})
+		rnodes = append(rnodes, reconcileNode(n.Value, cordoned[n.Value.Name], draining[n.Value.Name]))
 	}
 	return reconcile.State{Pods: m.view.pods.list(), Nodes: rnodes, Known: known}
+}
+
+// reconcileNode is the planner's view of a registered node. A node opens LoadBalancer ports on
+// its first address when it serves node ports (--node-interface).
+func reconcileNode(n NodeRecord, cordoned, draining bool) reconcile.Node {
+	r := reconcile.Node{Name: n.Name, Ready: true, Unschedulable: n.Unschedulable || cordoned, Draining: draining,
+		Labels: n.Labels, Taints: ReconcileTaints(n.Taints), Allocatable: reconcile.Resources(n.Allocatable), ReservedPorts: n.ReservedPorts}
+	if n.NodePorts && len(n.Addresses) > 0 {
+		if ip, err := netip.ParseAddr(n.Addresses[0]); err == nil {
+			r.LoadBalancerAddr = ip
+		}
+	}
+	return r
 }
 
 // placement returns the placement of the pod uid.

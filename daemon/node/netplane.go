@@ -17,7 +17,9 @@ import (
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/netplane"
+	"github.com/shoal-dev/shoal/reconcile"
 )
 
 // NetConfig is the network plane of a node.
@@ -148,11 +150,11 @@ func toHostPort(p cluster.HostPort) (netplane.HostPort, error) {
 
 // protoOf converts a Kubernetes protocol name; "" is TCP. Others (validation refuses them)
 // are left for the network plane to refuse.
-func protoOf(s string) netplane.Proto {
-	switch s {
-	case "", "TCP":
+func protoOf(p manifests.Protocol) netplane.Proto {
+	switch p {
+	case "", manifests.ProtocolTCP:
 		return netplane.TCP
-	case "UDP":
+	case manifests.ProtocolUDP:
 		return netplane.UDP
 	}
 	return 0
@@ -163,11 +165,10 @@ func protoOf(s string) netplane.Proto {
 func (n *network) run(ctx context.Context) error {
 	var cidr netip.Prefix
 	for {
-		v, _, found, err := store.Get[string](ctx, n.st, cluster.PodCIDRKey(n.node))
-		if err == nil && found {
-			if cidr, err = netip.ParsePrefix(v); err == nil {
-				break
-			}
+		v, _, found, err := store.Get[netip.Prefix](ctx, n.st, cluster.PodCIDRKey(n.node))
+		if err == nil && found && v.IsValid() {
+			cidr = v
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -219,11 +220,11 @@ func (n *network) run(ctx context.Context) error {
 	}
 	goRun(func() { n.ap.run(ctx) })
 	goRun(func() {
-		follow(ctx, n.st, cluster.ServicesPrefix, n.log, func(m map[string]cluster.ServiceRecord) { n.ap.setServices(m) })
+		follow(ctx, n.st, cluster.ServicesPrefix, n.log, func(m map[string]reconcile.ServiceState) { n.ap.setServices(m) })
 	})
 	goRun(func() {
-		follow(ctx, n.st, cluster.PodCIDRsPrefix, n.log, func(m map[string]string) {
-			cidrs := map[string]string{}
+		follow(ctx, n.st, cluster.PodCIDRsPrefix, n.log, func(m map[string]netip.Prefix) {
+			cidrs := map[string]netip.Prefix{}
 			for k, v := range m {
 				cidrs[strings.TrimPrefix(k, cluster.PodCIDRsPrefix)] = v
 			}
@@ -321,9 +322,9 @@ type applier struct {
 
 	mu       sync.Mutex
 	plane    netplane.Plane // nil until start
-	services map[string]cluster.ServiceRecord
-	podCIDRs map[string]string     // by node name
-	addrs    map[string]netip.Addr // the nodes' first IPv4 addresses
+	services map[string]reconcile.ServiceState
+	podCIDRs map[string]netip.Prefix // by node name
+	addrs    map[string]netip.Addr   // the nodes' first IPv4 addresses
 	listed   struct{ services, podCIDRs, nodes bool }
 	hosts    []netplane.HostPort
 	declared bool // the agent declared the host ports at least once
@@ -364,14 +365,14 @@ func (a *applier) wake() {
 	}
 }
 
-func (a *applier) setServices(m map[string]cluster.ServiceRecord) {
+func (a *applier) setServices(m map[string]reconcile.ServiceState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.listed.services, a.services = true, m
 	a.wake()
 }
 
-func (a *applier) setPodCIDRs(m map[string]string) {
+func (a *applier) setPodCIDRs(m map[string]netip.Prefix) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	first := !a.listed.podCIDRs
@@ -497,16 +498,16 @@ func (a *applier) logProblems(res netplane.Result) {
 
 // buildConfig is the node's network Config: the Services, a route to every other node's pod
 // CIDR through that node's first IPv4 address (host-gw), the host ports, the daemon's ports.
-func buildConfig(self string, services map[string]cluster.ServiceRecord, podCIDRs map[string]string, addrs map[string]netip.Addr,
+func buildConfig(self string, services map[string]reconcile.ServiceState, podCIDRs map[string]netip.Prefix, addrs map[string]netip.Addr,
 	hosts []netplane.HostPort, reserved []uint16) netplane.Config {
 	c := netplane.Config{HostPorts: hosts, ReservedPorts: reserved}
 	for _, key := range slices.Sorted(maps.Keys(services)) {
 		c.Services = append(c.Services, toService(services[key]))
 	}
 	for _, node := range slices.Sorted(maps.Keys(podCIDRs)) {
-		cidr, err := netip.ParsePrefix(podCIDRs[node])
+		cidr := podCIDRs[node]
 		via, ok := addrs[node]
-		if node == self || err != nil || !ok {
+		if node == self || !cidr.IsValid() || !ok {
 			continue
 		}
 		c.Routes = append(c.Routes, netplane.Route{CIDR: cidr, Via: via})
@@ -514,11 +515,11 @@ func buildConfig(self string, services map[string]cluster.ServiceRecord, podCIDR
 	return c
 }
 
-// toService converts a Service record of the store.
-func toService(r cluster.ServiceRecord) netplane.Service {
-	s := netplane.Service{Namespace: r.Namespace, Name: r.Name, Type: netplane.ServiceType(r.Type), Headless: r.Headless, Pending: r.Pending}
-	s.ClusterIP, _ = netip.ParseAddr(r.ClusterIP)
-	if r.SessionAffinity == "ClientIP" {
+// toService is the network plane's view of a Service the master planned.
+func toService(r reconcile.ServiceState) netplane.Service {
+	s := netplane.Service{Namespace: r.Namespace, Name: r.Name, Type: netplane.ServiceType(r.Type), Headless: r.Headless, Pending: r.Pending,
+		ClusterIP: r.ClusterIP}
+	if r.SessionAffinity == manifests.ServiceAffinityClientIP {
 		s.Affinity = netplane.ClientIP
 		s.AffinityTimeout = time.Duration(r.AffinityTimeout) * time.Second
 	}
@@ -526,11 +527,10 @@ func toService(r cluster.ServiceRecord) netplane.Service {
 		s.Ports = append(s.Ports, netplane.ServicePort{Name: p.Name, Proto: protoOf(p.Protocol), Port: uint16(p.Port), NodePort: uint16(p.NodePort)})
 	}
 	for _, e := range r.Endpoints {
-		ip, err := netip.ParseAddr(e.IP)
-		if err != nil {
+		if !e.IP.IsValid() {
 			continue
 		}
-		ep := netplane.Endpoint{IP: ip, Ports: make(map[string]uint16, len(e.Ports))}
+		ep := netplane.Endpoint{IP: e.IP, Ports: make(map[string]uint16, len(e.Ports))}
 		for name, port := range e.Ports {
 			ep.Ports[name] = uint16(port)
 		}

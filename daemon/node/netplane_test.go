@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
+	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/netplane"
+	"github.com/shoal-dev/shoal/reconcile"
 	"github.com/shoal-dev/shoal/runtime/libct"
 )
 
@@ -89,15 +91,18 @@ func TestRunRefusesWithoutSeccomp(t *testing.T) {
 // The store's records become one Config: Services converted field by field, a route to each
 // other node's pod CIDR through its first IPv4 address.
 func TestBuildConfig(t *testing.T) {
-	services := map[string]cluster.ServiceRecord{
-		"/shoal/services/default/web": {Namespace: "default", Name: "web", ClusterIP: "10.96.0.5", Type: "LoadBalancer", Pending: true,
-			SessionAffinity: "ClientIP", AffinityTimeout: 60,
-			Ports:     []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, NodePort: 30080}, {Name: "dns", Protocol: "UDP", Port: 53}},
-			Endpoints: []cluster.EndpointRecord{{IP: "10.244.1.3", Node: "n2", Pod: "default/web-b", Ports: map[string]int32{"http": 8080}}, {IP: "bad"}}},
-		"/shoal/services/default/db": {Namespace: "default", Name: "db", Headless: true, Type: "ClusterIP",
-			Ports: []cluster.ServicePort{{Name: "pg", Port: 5432}}},
+	ip := netip.MustParseAddr
+	services := map[string]reconcile.ServiceState{
+		"/shoal/services/default/web": {Namespace: "default", Name: "web", ClusterIP: ip("10.96.0.5"), Type: manifests.ServiceTypeLoadBalancer, Pending: true,
+			SessionAffinity: manifests.ServiceAffinityClientIP, AffinityTimeout: 60,
+			Ports: []reconcile.ServicePortState{{Name: "http", Protocol: manifests.ProtocolTCP, Port: 80, NodePort: 30080},
+				{Name: "dns", Protocol: manifests.ProtocolUDP, Port: 53}},
+			Endpoints: []reconcile.Endpoint{{IP: ip("10.244.1.3"), Node: "n2", Pod: "default/web-b", Ports: map[string]int32{"http": 8080}}, {}}},
+		"/shoal/services/default/db": {Namespace: "default", Name: "db", Headless: true, Type: manifests.ServiceTypeClusterIP,
+			Ports: []reconcile.ServicePortState{{Name: "pg", Port: 5432}}},
 	}
-	podCIDRs := map[string]string{"n1": "10.244.0.0/24", "n2": "10.244.1.0/24", "n3": "10.244.2.0/24", "n4": "bad"}
+	pfx := netip.MustParsePrefix
+	podCIDRs := map[string]netip.Prefix{"n1": pfx("10.244.0.0/24"), "n2": pfx("10.244.1.0/24"), "n3": pfx("10.244.2.0/24"), "n4": {}}
 	addrs := map[string]netip.Addr{"n1": netip.MustParseAddr("192.168.1.1"), "n2": netip.MustParseAddr("192.168.1.2"),
 		"n4": netip.MustParseAddr("192.168.1.4")} // n3 has no IPv4 address
 	hosts := []netplane.HostPort{{UID: "a", Proto: netplane.TCP, HostPort: 80, PodPort: 8080}}
@@ -143,13 +148,13 @@ func testApplier(t *testing.T) (*applier, *netplane.Fake, context.Context) {
 	return a, f, ctx
 }
 
-func webRecord(endpoints ...string) map[string]cluster.ServiceRecord {
-	rec := cluster.ServiceRecord{Namespace: "default", Name: "web", ClusterIP: "10.96.0.5", Type: "ClusterIP",
-		Ports: []cluster.ServicePort{{Name: "http", Protocol: "TCP", Port: 80}}}
+func webRecord(endpoints ...string) map[string]reconcile.ServiceState {
+	rec := reconcile.ServiceState{Namespace: "default", Name: "web", ClusterIP: netip.MustParseAddr("10.96.0.5"), Type: manifests.ServiceTypeClusterIP,
+		Ports: []reconcile.ServicePortState{{Name: "http", Protocol: manifests.ProtocolTCP, Port: 80}}}
 	for _, ip := range endpoints {
-		rec.Endpoints = append(rec.Endpoints, cluster.EndpointRecord{IP: ip, Ports: map[string]int32{"http": 8080}})
+		rec.Endpoints = append(rec.Endpoints, reconcile.Endpoint{IP: netip.MustParseAddr(ip), Ports: map[string]int32{"http": 8080}})
 	}
-	return map[string]cluster.ServiceRecord{"/shoal/services/default/web": rec}
+	return map[string]reconcile.ServiceState{"/shoal/services/default/web": rec}
 }
 
 // waitFor polls cond for a few seconds.
@@ -182,7 +187,7 @@ func frontends(t *testing.T, f *netplane.Fake) []string {
 func TestApplierWaitsForTheStore(t *testing.T) {
 	a, f, _ := testApplier(t)
 	a.setServices(webRecord("10.244.0.2"))
-	a.setPodCIDRs(map[string]string{"n1": "10.244.0.0/24"})
+	a.setPodCIDRs(map[string]netip.Prefix{"n1": netip.MustParsePrefix("10.244.0.0/24")})
 	time.Sleep(50 * time.Millisecond)
 	if n := f.Sets(); n != 0 {
 		t.Fatalf("%d Sets before the nodes were listed", n)
@@ -198,7 +203,7 @@ func TestApplierWaitsForTheStore(t *testing.T) {
 // same address makes none.
 func TestApplierCoalesces(t *testing.T) {
 	a, f, _ := testApplier(t)
-	a.setPodCIDRs(map[string]string{})
+	a.setPodCIDRs(map[string]netip.Prefix{})
 	a.setNodeAddrs(map[string]netip.Addr{"n2": netip.MustParseAddr("192.168.1.2")})
 	a.setServices(webRecord())
 	waitFor(t, "the first Set", func() bool { return f.Sets() >= 1 })
@@ -228,7 +233,7 @@ func TestApplierCoalesces(t *testing.T) {
 func TestApplierRetries(t *testing.T) {
 	a, f, _ := testApplier(t)
 	f.SetFault(netplane.KindService, errors.New("map full"))
-	a.setPodCIDRs(map[string]string{})
+	a.setPodCIDRs(map[string]netip.Prefix{})
 	a.setNodeAddrs(map[string]netip.Addr{})
 	a.setServices(webRecord("10.244.0.2"))
 	waitFor(t, "retries", func() bool { return f.Sets() >= 3 })
