@@ -37,6 +37,10 @@ func SetDefaults(obj Object) {
 		defaultPodSpec(&o.Spec)
 	case *Deployment:
 		defaultDeployment(o)
+	case *Job:
+		defaultJobSpec(&o.Spec)
+	case *CronJob:
+		defaultCronJob(o)
 	case *Service:
 		defaultService(o)
 	case *Secret:
@@ -310,4 +314,63 @@ func defaultSecret(s *Secret) {
 		}
 		s.StringData = nil
 	}
+}
+
+func defaultJobSpec(s *JobSpec) {
+	if s.Completions == nil && s.Parallelism == nil {
+		s.Completions = ptr[int32](1)
+	}
+	if s.Parallelism == nil {
+		s.Parallelism = ptr[int32](DefaultParallelism)
+	}
+	if s.BackoffLimit == nil {
+		s.BackoffLimit = ptr[int32](DefaultBackoffLimit)
+	}
+	if s.CompletionMode == nil {
+		s.CompletionMode = ptr(NonIndexedCompletion)
+	}
+	if s.Suspend == nil {
+		s.Suspend = ptr(false)
+	}
+	if s.PodReplacementPolicy == nil {
+		if s.PodFailurePolicy != nil {
+			s.PodReplacementPolicy = ptr(Failed)
+		} else {
+			s.PodReplacementPolicy = ptr(TerminatingOrFailed)
+		}
+	}
+	for i := range s.podFailureRules() {
+		for j := range s.PodFailurePolicy.Rules[i].OnPodConditions {
+			c := &s.PodFailurePolicy.Rules[i].OnPodConditions[j]
+			if c.Status == "" {
+				c.Status = ConditionTrue
+			}
+		}
+	}
+	defaultPodSpec(&s.Template.Spec)
+}
+
+// podFailureRules returns the rules of the pod failure policy, nil without one.
+func (s *JobSpec) podFailureRules() []PodFailurePolicyRule {
+	if s.PodFailurePolicy == nil {
+		return nil
+	}
+	return s.PodFailurePolicy.Rules
+}
+
+func defaultCronJob(c *CronJob) {
+	s := &c.Spec
+	if s.ConcurrencyPolicy == "" {
+		s.ConcurrencyPolicy = AllowConcurrent
+	}
+	if s.Suspend == nil {
+		s.Suspend = ptr(false)
+	}
+	if s.SuccessfulJobsHistoryLimit == nil {
+		s.SuccessfulJobsHistoryLimit = ptr[int32](DefaultSuccessfulJobsLimit)
+	}
+	if s.FailedJobsHistoryLimit == nil {
+		s.FailedJobsHistoryLimit = ptr[int32](DefaultFailedJobsLimit)
+	}
+	defaultJobSpec(&s.JobTemplate.Spec)
 }

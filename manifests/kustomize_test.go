@@ -616,8 +616,8 @@ func TestKustomizeErrorsNameFileAndLine(t *testing.T) {
 		}), []string{`^\.\./base/service\.yaml:10: spec\.ports\[0\]: unknown field "targtPort" \(did you mean "targetPort"\?\) \(built by kustomization\.yaml\)$`}},
 		{"an unsupported kind in a multi-document file: its document", withFiles(kustBase, map[string]string{
 			"prod/kustomization.yaml": "resources:\n- ../base\n- more.yaml\n",
-			"prod/more.yaml":          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\n",
-		}), []string{`^more\.yaml:7: kind: kind "Job" \(batch/v1\) is not supported by Shoal`}},
+			"prod/more.yaml":          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: j\n",
+		}), []string{`^more\.yaml:7: kind: kind "Ingress" \(networking.k8s.io/v1\) is not supported by Shoal`}},
 		{"a generated object fails validation: its generator entry", overlay("resources:\n- ../base\nconfigMapGenerator:\n- name: Bad_Name\n  literals: [a=b]\n"),
 			[]string{`^kustomization\.yaml:4: metadata\.name: `}},
 	}

@@ -28,6 +28,8 @@ var kinds = []kindInfo{
 	{"Secret", "v1", true, func() Object { return &Secret{} }},
 	{"Service", "v1", true, func() Object { return &Service{} }},
 	{"Deployment", "apps/v1", true, func() Object { return &Deployment{} }},
+	{"CronJob", "batch/v1", true, func() Object { return &CronJob{} }},
+	{"Job", "batch/v1", true, func() Object { return &Job{} }},
 	{"Pod", "v1", true, func() Object { return &Pod{} }},
 }
 
@@ -124,6 +126,12 @@ var notYetFields = map[reflect.Type]map[string]unsupported{
 		"volumeDevices":      {},
 	},
 	reflect.TypeFor[ContainerPort](): {},
+	reflect.TypeFor[JobSpec](): {
+		"backoffLimitPerIndex": {},
+		"managedBy":            {tolerated: []string{"kubernetes.io/job-controller"}},
+		"maxFailedIndexes":     {},
+		"successPolicy":        {},
+	},
 	reflect.TypeFor[EnvVarSource](): {
 		"fileKeyRef": {},
 	},

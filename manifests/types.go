@@ -740,6 +740,9 @@ const (
 	PodInitialized  PodConditionType = "Initialized"
 	ContainersReady PodConditionType = "ContainersReady"
 	PodReady        PodConditionType = "Ready"
+	// PodDisruptionTarget: the pod is being stopped by a disruption (its
+	// node lost, drained or tainted NoExecute), not by its own failure.
+	PodDisruptionTarget = "DisruptionTarget"
 )
 
 // PodCondition is one condition of a pod.

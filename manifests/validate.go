@@ -107,6 +107,12 @@ func (v *validator) object(obj Object) {
 	case *Deployment:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.deployment(o)
+	case *Job:
+		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
+		v.job(o)
+	case *CronJob:
+		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
+		v.cronJob(o)
 	case *Pod:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.podSpec(&o.Spec, "spec")
@@ -148,6 +154,7 @@ func (v *validator) meta(m *ObjectMeta, p string, nameRule func(string) string, 
 	}
 	v.labels(m.Labels, p+".labels")
 	v.annotations(m.Annotations, p+".annotations")
+	v.hooks(m, p)
 }
 
 func (v *validator) labels(labels map[string]string, p string) {
@@ -1020,6 +1027,11 @@ func podTemplates(items []located) []podTemplate {
 			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Labels, &o.Spec, "spec", it.src})
 		case *Deployment:
 			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec, "spec.template.spec", it.src})
+		case *Job:
+			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec, "spec.template.spec", it.src})
+		case *CronJob:
+			t := &o.Spec.JobTemplate.Spec.Template
+			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, t.Labels, &t.Spec, "spec.jobTemplate.spec.template.spec", it.src})
 		}
 	}
 	return pods

@@ -137,6 +137,9 @@ func objectWarnings(items []located) ErrorList {
 	}
 	const noToken = "Shoal mounts no ServiceAccount token: it has no Kubernetes API for a token to be used with"
 	for _, it := range items {
+		if field, msg := hookWarning(it.obj.GetObjectMeta()); msg != "" {
+			add(it.src, field, "%s", msg)
+		}
 		switch o := it.obj.(type) {
 		case *Role, *ClusterRole, *RoleBinding, *ClusterRoleBinding:
 			kind := it.obj.GetKind()
@@ -153,6 +156,14 @@ func objectWarnings(items []located) ErrorList {
 		case *Deployment:
 			if t := o.Spec.Template.Spec.AutomountServiceAccountToken; t != nil && *t {
 				add(it.src, "spec.template.spec.automountServiceAccountToken", "%s", noToken)
+			}
+		case *Job:
+			if t := o.Spec.Template.Spec.AutomountServiceAccountToken; t != nil && *t {
+				add(it.src, "spec.template.spec.automountServiceAccountToken", "%s", noToken)
+			}
+		case *CronJob:
+			if t := o.Spec.JobTemplate.Spec.Template.Spec.AutomountServiceAccountToken; t != nil && *t {
+				add(it.src, "spec.jobTemplate.spec.template.spec.automountServiceAccountToken", "%s", noToken)
 			}
 		}
 	}

@@ -87,10 +87,13 @@ func newPlanner(s State, ids IDSource) *planner {
 func (p *planner) run() {
 	var deployments []*manifests.Deployment
 	var standalone []*manifests.Pod
+	var jobs []*manifests.Job
 	for _, o := range p.s.Objects {
 		switch o := o.(type) {
 		case *manifests.Deployment:
 			deployments = append(deployments, o)
+		case *manifests.Job:
+			jobs = append(jobs, o)
 		case *manifests.Pod:
 			standalone = append(standalone, o)
 		}
@@ -100,6 +103,7 @@ func (p *planner) run() {
 	}
 	slices.SortStableFunc(deployments, func(a, b *manifests.Deployment) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
 	slices.SortStableFunc(standalone, func(a, b *manifests.Pod) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
+	sortJobs(jobs)
 
 	// Group the pods by owner, in a deterministic order.
 	owned := make(map[string][]*Pod)
@@ -119,6 +123,14 @@ func (p *planner) run() {
 		}
 		seen[owner] = true
 		p.deployment(d, owned[owner])
+	}
+	for _, j := range jobs {
+		owner := JobOwner(j.Namespace, j.Name)
+		if seen[owner] {
+			continue
+		}
+		seen[owner] = true
+		p.job(j, owned[owner], "")
 	}
 	p.standalone(standalone, owned[""])
 

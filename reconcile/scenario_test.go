@@ -38,7 +38,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	apply [unvalidated]                              input: the YAML of the new commit (all objects);
 //	                                                 unvalidated lets fields Shoal refuses yet through
 //	reconcile                                        plan, check invariants, apply, print the plan
-//	node-report GLOB ready|notready|running|failed|succeeded|stopped
+//	node-report GLOB ready|notready|running|failed|exit=CODE|succeeded|restarted|stopped
 //	delete-pod GLOB                                  remove pods by hand
 //	tick DURATION                                    advance the clock
 //	converge                                         reconcile and report everything ready until stable

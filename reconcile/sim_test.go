@@ -5,6 +5,7 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,10 +61,14 @@ func (s *sim) state() State {
 	for _, d := range s.last.Deployments {
 		conds[d.Namespace+"/"+d.Name] = d.Conditions
 	}
+	jobs := map[string]JobStatus{}
+	for _, j := range s.last.Jobs {
+		jobs[j.Namespace+"/"+j.Name] = j
+	}
 	return State{
 		Objects: s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
 		Known: maps.Clone(s.known), Lost: s.last.Lost,
-		Now: s.now, NodeLostGrace: s.grace, DeploymentConditions: conds,
+		Now: s.now, NodeLostGrace: s.grace, DeploymentConditions: conds, Jobs: jobs,
 	}
 }
 
@@ -141,7 +146,7 @@ func (s *sim) applyPlan(plan Plan) {
 			if a.Force {
 				s.pods = slices.DeleteFunc(s.pods, func(p Pod) bool { return p.UID == a.UID })
 			} else if p := s.podByUID(a.UID); p != nil {
-				p.Terminating = true
+				p.Terminating, p.DeleteReason = true, a.Reason
 			}
 		case BindPod:
 			if p := s.podByUID(a.UID); p != nil {
@@ -269,17 +274,40 @@ func (s *sim) report(glob, what string) (int, error) {
 			p.Ready, p.ReadySince = false, time.Time{}
 		case "running":
 			p.Phase = manifests.PodRunning
-		case "failed":
+		case "failed", "succeeded":
 			p.Phase, p.Ready, p.ReadySince = manifests.PodFailed, false, time.Time{}
-		case "succeeded":
-			p.Phase, p.Ready, p.ReadySince = manifests.PodSucceeded, false, time.Time{}
+			code := int32(1)
+			if what == "succeeded" {
+				p.Phase, code = manifests.PodSucceeded, 0
+			}
+			p.Status = s.exited(p, code)
+		case "restarted":
+			p.Restarts++
 		default:
-			return 0, fmt.Errorf("unknown report %q: want ready, notready, running, failed, succeeded or stopped", what)
+			code, ok := strings.CutPrefix(what, "exit=")
+			c, err := strconv.Atoi(code)
+			if !ok || err != nil {
+				return 0, fmt.Errorf("unknown report %q: want ready, notready, running, failed, exit=CODE, succeeded, restarted or stopped", what)
+			}
+			p.Phase, p.Ready, p.ReadySince = manifests.PodFailed, false, time.Time{}
+			p.Status = s.exited(p, int32(c))
 		}
 		keep = append(keep, *p)
 	}
 	s.pods = keep
 	return n, nil
+}
+
+// exited is the status of a pod whose containers all exited with code.
+func (s *sim) exited(p *Pod, code int32) *manifests.PodStatus {
+	st := &manifests.PodStatus{Phase: p.Phase}
+	if p.Spec != nil {
+		for _, c := range p.Spec.Spec.Containers {
+			st.ContainerStatuses = append(st.ContainerStatuses, manifests.ContainerStatus{Name: c.Name,
+				State: manifests.ContainerState{Terminated: &manifests.ContainerStateTerminated{ExitCode: code, FinishedAt: manifests.NewTime(s.now)}}})
+		}
+	}
+	return st
 }
 
 // converge reconciles, reports every bound pod ready and every terminating
@@ -353,6 +381,9 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 	for _, d := range plan.Deployments {
 		b.WriteString(formatStatus(d) + "\n")
 	}
+	for _, j := range plan.Jobs {
+		b.WriteString(formatJob(j) + "\n")
+	}
 	for _, c := range plan.NodeChanges {
 		fmt.Fprintf(&b, "node %s %s since %s\n", c.Node, c.What, formatSince(c.Since))
 	}
@@ -379,6 +410,37 @@ func formatSince(t time.Time) string {
 func formatStatus(d DeploymentStatus) string {
 	return fmt.Sprintf("deployment %s/%s: replicas=%d updated=%d ready=%d available=%d unavailable=%d complete=%t",
 		d.Namespace, d.Name, d.Replicas, d.UpdatedReplicas, d.ReadyReplicas, d.AvailableReplicas, d.UnavailableReplicas, d.Complete)
+}
+
+func formatJob(j JobStatus) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "job %s/%s: active=%d ready=%d terminating=%d succeeded=%d failed=%d", j.Namespace, j.Name, j.Active, deref(j.Ready), deref(j.Terminating), j.Succeeded, j.Failed)
+	if j.CompletedIndexes != "" {
+		fmt.Fprintf(&b, " completed=%s", j.CompletedIndexes)
+	}
+	for _, c := range j.Conditions {
+		fmt.Fprintf(&b, " %s=%s", c.Type, c.Status)
+		if c.Reason != "" {
+			fmt.Fprintf(&b, "(%s)", c.Reason)
+		}
+	}
+	if j.StartTime != nil {
+		fmt.Fprintf(&b, " start=%s", j.StartTime.Format(time.TimeOnly))
+	}
+	if j.CompletionTime != nil {
+		fmt.Fprintf(&b, " completion=%s", j.CompletionTime.Format(time.TimeOnly))
+	}
+	if j.Expired {
+		b.WriteString(" expired")
+	}
+	return b.String()
+}
+
+func deref(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func (s *sim) formatPods() string {

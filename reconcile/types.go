@@ -107,8 +107,12 @@ type Pod struct {
 	Reason   string
 	Message  string
 	// Terminating is set once deletion was requested; the pod stays until
-	// its node has stopped it.
-	Terminating bool
+	// its node has stopped it. DeleteReason is the DeletePod reason.
+	Terminating  bool
+	DeleteReason string
+	// Status is the pod's status as its node last reported it, nil while
+	// it has reported none. It is shared: do not modify it.
+	Status *manifests.PodStatus
 }
 
 // State is everything Reconcile looks at: the desired objects of the applied
@@ -149,6 +153,9 @@ type State struct {
 	// Deployment ("namespace/name"), whose times a condition keeps while it
 	// does not change.
 	DeploymentConditions map[string][]manifests.DeploymentCondition
+	// Jobs are the statuses the previous plans gave the Jobs
+	// ("namespace/name"), from which the counts of their ended pods go on.
+	Jobs map[string]JobStatus
 	// Services, when ServiceCIDR is valid, are planned too (Plan.Services):
 	// from the virtual IPs already allocated (by address, to
 	// "namespace/name"), the node ports Services had ("namespace/name/port
@@ -204,6 +211,12 @@ const (
 	// is scheduled elsewhere (standalone pods stay, as kubectl drain leaves
 	// unmanaged pods without --force).
 	DeleteDrained = "Drained"
+	// DeleteJobSuspended: its Job is suspended.
+	DeleteJobSuspended = "JobSuspended"
+	// DeleteJobFinished: its Job has failed or met its completions.
+	DeleteJobFinished = "JobFinished"
+	// DeleteJobExpired: its Job finished ttlSecondsAfterFinished ago.
+	DeleteJobExpired = "TTLExpired"
 )
 
 // DeletePod asks to delete a pod: the pod is marked Terminating and its node
@@ -316,6 +329,8 @@ type Plan struct {
 	// Deployments holds one status per Deployment, sorted by namespace and
 	// name.
 	Deployments []DeploymentStatus
+	// Jobs holds one status per Job, sorted by namespace and name.
+	Jobs []JobStatus
 	// Pending lists the pods that stay unscheduled.
 	Pending []PendingPod
 	Events  []Event

@@ -179,12 +179,17 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 var kinds = map[string]string{
 	"pods": "Pod", "pod": "Pod", "po": "Pod",
 	"deployments": "Deployment", "deployment": "Deployment", "deploy": "Deployment",
+	"jobs": "Job", "job": "Job",
+	"cronjobs": "CronJob", "cronjob": "CronJob", "cj": "CronJob",
 	"services": "Service", "service": "Service", "svc": "Service",
 	"configmaps": "ConfigMap", "configmap": "ConfigMap", "cm": "ConfigMap",
 	"secrets": "Secret", "secret": "Secret",
 	"namespaces": "Namespace", "namespace": "Namespace", "ns": "Namespace",
 	"nodes": "Node", "node": "Node", "no": "Node",
 }
+
+// Resources lists the resources KindOf knows, for messages.
+const Resources = "pods, deployments, jobs, cronjobs, services, configmaps, secrets, namespaces or nodes"
 
 // KindOf maps a resource name as kubectl accepts it (pods, po, deploy, svc, ...) to a kind.
 func KindOf(resource string) (string, bool) {
@@ -195,7 +200,7 @@ func KindOf(resource string) (string, bool) {
 func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	kind, ok := KindOf(r.PathValue("kind"))
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Errorf("unknown resource %q: use pods, deployments, services, configmaps, secrets, namespaces or nodes", r.PathValue("kind")))
+		writeError(w, http.StatusNotFound, fmt.Errorf("unknown resource %q: use %s", r.PathValue("kind"), Resources))
 		return
 	}
 	q := r.URL.Query()

@@ -22,7 +22,7 @@ func newDescribeCmd(s Streams, cf *clientFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, ok := api.KindOf(args[0])
 			if !ok {
-				return usageErrorf("unknown resource %q: use pods, deployments, services, configmaps, secrets, namespaces or nodes", args[0])
+				return usageErrorf("unknown resource %q: use %s", args[0], api.Resources)
 			}
 			c, err := cf.client()
 			if err != nil {

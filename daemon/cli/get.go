@@ -20,7 +20,7 @@ func newGetCmd(s Streams, cf *clientFlags) *cobra.Command {
 	var namespace, selector, output string
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "get pods|deployments|services|configmaps|secrets|namespaces|nodes [NAME]",
+		Use:   "get pods|deployments|jobs|cronjobs|services|configmaps|secrets|namespaces|nodes [NAME]",
 		Short: "List objects with their status, as kubectl get does",
 		Example: `  shoal get pods
   shoal get pods -A -o wide
@@ -29,7 +29,7 @@ func newGetCmd(s Streams, cf *clientFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, ok := api.KindOf(args[0])
 			if !ok {
-				return usageErrorf("unknown resource %q: use pods, deployments, services, configmaps, secrets, namespaces or nodes", args[0])
+				return usageErrorf("unknown resource %q: use %s", args[0], api.Resources)
 			}
 			switch output {
 			case "", "wide", "json", "yaml", "name":
@@ -121,7 +121,12 @@ type listItem struct {
 			Name  string `json:"name"`
 			Image string `json:"image"`
 		} `json:"containers"`
-		Template struct {
+		Completions *int32  `json:"completions"`
+		Parallelism *int32  `json:"parallelism"`
+		Schedule    string  `json:"schedule"`
+		TimeZone    *string `json:"timeZone"`
+		Suspend     *bool   `json:"suspend"`
+		Template    struct {
 			Spec struct {
 				Containers []struct {
 					Name  string `json:"name"`
@@ -169,6 +174,12 @@ type listItem struct {
 			KubeletVersion string `json:"kubeletVersion"`
 		} `json:"nodeInfo"`
 		LoadBalancer manifests.LoadBalancerStatus `json:"loadBalancer"`
+		// Jobs and CronJobs.
+		Succeeded        int32           `json:"succeeded"`
+		Active           json.RawMessage `json:"active"`
+		StartTime        *time.Time      `json:"startTime"`
+		CompletionTime   *time.Time      `json:"completionTime"`
+		LastScheduleTime *time.Time      `json:"lastScheduleTime"`
 	} `json:"status"`
 }
 
@@ -250,6 +261,51 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 				c = append(c, strings.Join(names, ","), strings.Join(images, ","), selectorText(it.Spec.Selector))
 			}
 			row(it, c...)
+		}
+	case "Job":
+		h := []string{"NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"}
+		if wide {
+			h = append(h, "CONTAINERS", "IMAGES")
+		}
+		cols(h...)
+		for i := range items {
+			it := &items[i]
+			// As kubectl: a work queue (no completions) shows "0/1 of <parallelism>".
+			completions := fmt.Sprintf("%d/1", it.Status.Succeeded)
+			switch {
+			case it.Spec.Completions != nil:
+				completions = fmt.Sprintf("%d/%d", it.Status.Succeeded, *it.Spec.Completions)
+			case it.Spec.Parallelism != nil && *it.Spec.Parallelism > 1:
+				completions += fmt.Sprintf(" of %d", *it.Spec.Parallelism)
+			}
+			c := []string{it.Metadata.Name, jobStatusText(it), completions,
+				jobDuration(it, now), age(it.Metadata.CreationTimestamp, now)}
+			if wide {
+				var names, images []string
+				for _, ct := range it.Spec.Template.Spec.Containers {
+					names, images = append(names, ct.Name), append(images, ct.Image)
+				}
+				c = append(c, strings.Join(names, ","), strings.Join(images, ","))
+			}
+			row(it, c...)
+		}
+	case "CronJob":
+		cols("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE")
+		for i := range items {
+			it := &items[i]
+			tz, suspend, last := "<none>", "False", "<none>"
+			if it.Spec.TimeZone != nil {
+				tz = *it.Spec.TimeZone
+			}
+			if it.Spec.Suspend != nil && *it.Spec.Suspend {
+				suspend = "True"
+			}
+			if it.Status.LastScheduleTime != nil {
+				last = age(*it.Status.LastScheduleTime, now)
+			}
+			var active []json.RawMessage
+			_ = json.Unmarshal(it.Status.Active, &active)
+			row(it, it.Metadata.Name, it.Spec.Schedule, tz, suspend, fmt.Sprint(len(active)), last, age(it.Metadata.CreationTimestamp, now))
 		}
 	case "Service":
 		h := []string{"NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"}
@@ -420,4 +476,37 @@ func portsText(ports []json.RawMessage) string {
 		return "<none>"
 	}
 	return strings.Join(out, ",")
+}
+
+// jobStatusText is what kubectl prints in a Job's STATUS column.
+func jobStatusText(it *listItem) string {
+	status := map[string]bool{}
+	for _, c := range it.Status.Conditions {
+		status[c.Type] = c.Status == "True"
+	}
+	switch {
+	case status["Complete"]:
+		return "Complete"
+	case status["Failed"]:
+		return "Failed"
+	case status["FailureTarget"]:
+		return "FailureTarget"
+	case status["SuccessCriteriaMet"]:
+		return "SuccessCriteriaMet"
+	case status["Suspended"]:
+		return "Suspended"
+	}
+	return "Running"
+}
+
+// jobDuration is how long the Job has run (until it completed).
+func jobDuration(it *listItem, now time.Time) string {
+	if it.Status.StartTime == nil {
+		return ""
+	}
+	end := now
+	if it.Status.CompletionTime != nil {
+		end = *it.Status.CompletionTime
+	}
+	return age(*it.Status.StartTime, end)
 }

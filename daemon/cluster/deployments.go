@@ -30,3 +30,28 @@ func (m *Master) deploymentOps(plan reconcile.Plan) []clientv3.Op {
 	}
 	return ops
 }
+
+// jobOps records the Jobs' statuses when they changed, and forgets those of Jobs no longer in
+// the plan.
+func (m *Master) jobOps(plan reconcile.Plan) []clientv3.Op {
+	prev := map[string]reconcile.JobStatus{}
+	for _, kv := range m.view.jobs.List() {
+		prev[kv.Key] = kv.Value
+	}
+	var ops []clientv3.Op
+	seen := map[string]bool{}
+	for _, j := range plan.Jobs {
+		key := jobKey(j.Namespace, j.Name)
+		seen[key] = true
+		if p, ok := prev[key]; ok && sameJSON(p, j) {
+			continue
+		}
+		ops = append(ops, putOp(key, j))
+	}
+	for key := range prev {
+		if !seen[key] {
+			ops = append(ops, clientv3.OpDelete(key))
+		}
+	}
+	return ops
+}

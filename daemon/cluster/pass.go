@@ -51,9 +51,13 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	for _, kv := range m.view.deployments.List() {
 		conds[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value.Status.Conditions
 	}
+	jobs := map[string]reconcile.JobStatus{}
+	for _, kv := range m.view.jobs.List() {
+		jobs[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
+	}
 	plan := reconcile.Reconcile(reconcile.State{Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
 		Known: obs.Known, Lost: m.lost, Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace,
-		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds,
+		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds, Jobs: jobs,
 		ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts, ServedLoadBalancers: served}, randomIDs{})
 	// What the plan found of the lost nodes holds whether or not its writes succeed: the next
 	// pass starts from it.
@@ -62,6 +66,11 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	// The writes are encoded batch by batch as they are sent, so that a pass that creates
 	// thousands of pods never holds every encoded placement at once.
 	var ops []pendingOp
+	// The Jobs' statuses go first: a Job's ended pod is deleted only in a batch after the one
+	// that records its outcome, so that no outcome is lost or counted twice.
+	for _, op := range m.jobOps(plan) {
+		ops = append(ops, ready(op))
+	}
 	for _, a := range plan.Actions {
 		switch a := a.(type) {
 		case reconcile.CreatePod:
@@ -170,7 +179,15 @@ func (m *Master) markConverged(ctx context.Context, lead *store.Leadership, sha 
 			return
 		}
 	}
+	for _, j := range plan.Jobs {
+		if j.CreatedBy == "" && !j.Condition(manifests.JobComplete) {
+			return // a commit's Job converges when it completes
+		}
+	}
 	for _, p := range pods {
+		if strings.HasPrefix(p.Owner, "Job/") {
+			continue // counted by their Job
+		}
 		if p.Terminating || (!p.Ready && p.Phase != manifests.PodSucceeded) {
 			return
 		}

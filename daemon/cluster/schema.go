@@ -27,6 +27,12 @@ const (
 
 func deploymentKey(ns, name string) string { return deploymentsPrefix + ns + "/" + name }
 
+// jobsPrefix holds each Job's status (reconcile.JobStatus), which also carries the counts of
+// its ended pods from one pass to the next.
+const jobsPrefix = prefix + "jobs/"
+
+func jobKey(ns, name string) string { return jobsPrefix + ns + "/" + name }
+
 const (
 	servicesPrefix = prefix + "services/"
 	podCIDRsPrefix = prefix + "podcidrs/"

@@ -28,6 +28,7 @@ type Snapshot struct {
 	Placements  []Placement
 	Statuses    map[string]PodStatusRecord // by pod UID
 	Deployments map[string]DeploymentRecord
+	Jobs        map[string]reconcile.JobStatus // by namespace/name
 	Services    map[string]reconcile.ServiceState // by namespace/name
 	Cordoned    map[string]bool                   // nodes marked unschedulable by an operator
 	PodCIDRs    map[string]netip.Prefix           // by node
@@ -288,6 +289,11 @@ func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
 		case *manifests.Deployment:
 			if rec, ok := s.Deployments[deploymentKeyOf(obj.Namespace, obj.Name)]; ok {
 				obj.Status = rec.Status
+			}
+			l.Items = append(l.Items, obj)
+		case *manifests.Job:
+			if rec, ok := s.Jobs[obj.Namespace+"/"+obj.Name]; ok {
+				obj.Status = rec.JobStatus
 			}
 			l.Items = append(l.Items, obj)
 		case *manifests.Service:

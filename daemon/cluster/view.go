@@ -26,6 +26,7 @@ type masterView struct {
 	services    *store.Table[reconcile.ServiceState]
 	podCIDRs    *store.Table[netip.Prefix]
 	deployments *store.Table[DeploymentRecord]
+	jobs        *store.Table[reconcile.JobStatus]
 	// pods are the placements and their status as reconcile sees them, kept up to date change
 	// by change, so that a pass copies them instead of joining two tables of every pod.
 	pods *podIndex
@@ -62,6 +63,7 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		services:    store.Track[reconcile.ServiceState](mir, servicesPrefix, nil),
 		podCIDRs:    store.Track[netip.Prefix](mir, podCIDRsPrefix, nil),
 		deployments: store.Track[DeploymentRecord](mir, deploymentsPrefix, nil),
+		jobs:        store.Track[reconcile.JobStatus](mir, jobsPrefix, nil),
 	}
 }
 
@@ -207,7 +209,16 @@ func podOf(pl Placement, st PodStatusRecord, reported bool) reconcile.Pod {
 	if pl.Node == "" {
 		p.Reason, p.Message = "Unschedulable", pl.Reason
 	}
+	if pl.Terminating {
+		p.DeleteReason = pl.Reason
+	}
 	if reported {
+		if strings.HasPrefix(pl.Owner, "Job/") {
+			// A Job's pod failure policy reads exit codes and conditions; other pods need
+			// no copy of their status.
+			status := st.Status
+			p.Status = &status
+		}
 		p.Phase, p.Ready, p.ReadySince, p.IP = st.Status.Phase, PodReady(st.Status), st.ReadySince, st.Status.PodIP
 		p.Reason, p.Message = st.Status.Reason, st.Status.Message
 		for _, cs := range st.Status.ContainerStatuses {

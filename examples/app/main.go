@@ -7,6 +7,8 @@
 //	app get URL           GET URL and print the body (exit 1 unless the answer is 200 OK)
 //	app poll URL          GET URL every 200 ms forever, over one kept-alive connection and over a
 //	                      new connection each time, printing one line per request
+//	app echo TEXT...      print TEXT and exit 0, as a Job's pod does its work and ends
+//	app exit CODE         exit with CODE at once
 //
 // GET /healthz answers "ok" for probes. SIGTERM stops it gracefully.
 package main
@@ -36,6 +38,18 @@ func main() {
 		}
 		fmt.Println(strings.Join(addrs, " "))
 		return
+	}
+	if len(args) > 0 && args[0] == "echo" {
+		fmt.Println(strings.Join(args[1:], " "))
+		return
+	}
+	if len(args) == 2 && args[0] == "exit" {
+		var code int
+		if _, err := fmt.Sscan(args[1], &code); err != nil {
+			fmt.Fprintln(os.Stderr, "exit: not a number:", args[1])
+			os.Exit(2)
+		}
+		os.Exit(code)
 	}
 	if len(args) == 2 && args[0] == "poll" {
 		poll(args[1])

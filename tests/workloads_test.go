@@ -1,0 +1,149 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
+)
+
+func job(name, spec, command string) string {
+	return fmt.Sprintf(`apiVersion: batch/v1
+kind: Job
+metadata:
+  name: %[1]s
+spec:
+%[2]s
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: main
+          image: localhost/e2e/app:v1
+          args: %[3]s
+`, name, spec, command)
+}
+
+// jobsOf returns the node's Jobs by name, with their status.
+func (n *node) jobsOf() map[string]manifests.Job {
+	n.t.Helper()
+	out, err := n.shoal("get", "jobs", "-o", "json")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var list struct{ Items []manifests.Job }
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		n.t.Fatalf("decode jobs: %v\n%s", err, out)
+	}
+	jobs := map[string]manifests.Job{}
+	for _, j := range list.Items {
+		jobs[j.Name] = j
+	}
+	return jobs
+}
+
+func jobCondition(j manifests.Job, t manifests.JobConditionType) (manifests.JobCondition, bool) {
+	for _, c := range j.Status.Conditions {
+		if c.Type == t && c.Status == manifests.ConditionTrue {
+			return c, true
+		}
+	}
+	return manifests.JobCondition{}, false
+}
+
+// TestJobs runs Jobs in real containers: an Indexed Job whose pods see their index, a Job
+// that fails past its backoff limit, and one that a pod failure policy fails at once.
+func TestJobs(t *testing.T) {
+	needRoot(t)
+	repo := newGitRepo(t)
+	indexed := job("shard", "  completions: 3\n  parallelism: 2\n  completionMode: Indexed", `["echo", "index=$(JOB_COMPLETION_INDEX)"]`)
+	sha := repo.commit("shard job", map[string]string{"shard.yaml": indexed})
+	n := startNode(t, repo.httpURL)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, args := range [][]string{{"get", "pods", "-A", "-o", "wide"}, {"get", "pods", "-o", "yaml"}, {"get", "jobs", "-o", "yaml"}, {"status"}, {"events"}} {
+				out, err := n.shoal(args...)
+				t.Logf("shoal %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			for _, p := range n.pods() {
+				out, err := n.shoal("logs", p.Name)
+				t.Logf("shoal logs %s: %v\n%s", p.Name, err, out)
+			}
+		}
+	})
+	// A commit's Job converges once it is Complete.
+	n.waitConverged(sha, 90*time.Second)
+	j := n.jobsOf()["shard"]
+	if _, ok := jobCondition(j, manifests.JobComplete); !ok || j.Status.Succeeded != 3 || j.Status.CompletedIndexes != "0-2" {
+		t.Fatalf("shard status %+v, want Complete with 3 succeeded, indexes 0-2", j.Status)
+	}
+	var seen []string
+	for _, p := range n.pods() {
+		if !strings.HasPrefix(p.Name, "shard-") {
+			continue
+		}
+		if p.Phase != "Succeeded" {
+			t.Errorf("pod %s is %s, want Succeeded", p.Name, p.Phase)
+		}
+		logs, err := n.shoal("logs", p.Name)
+		if err != nil {
+			t.Fatalf("logs of %s: %v", p.Name, err)
+		}
+		for i := range 3 {
+			if strings.HasPrefix(p.Name, fmt.Sprintf("shard-%d-", i)) && strings.Contains(logs, fmt.Sprintf("index=%d", i)) {
+				seen = append(seen, p.Name)
+			}
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("pods that printed their own index: %v, want one per index 0-2", seen)
+	}
+	out, err := n.shoal("get", "jobs")
+	if err != nil || !strings.Contains(out, "Complete") || !strings.Contains(out, "3/3") {
+		t.Errorf("shoal get jobs: %v\n%s", err, out)
+	}
+
+	// A Job that keeps failing: the second failure is past backoffLimit 1, 10 s after the first.
+	// A pod failure policy fails the other at its first exit 42.
+	flaky := job("flaky", "  backoffLimit: 1", `["exit", "3"]`)
+	fatal := job("fatal", `  backoffLimit: 5
+  podFailurePolicy:
+    rules:
+      - action: FailJob
+        onExitCodes: {operator: In, values: [42]}`, `["exit", "42"]`)
+	repo.commit("failing jobs", map[string]string{"flaky.yaml": flaky, "fatal.yaml": fatal})
+	n.waitFor("both Jobs failed", 90*time.Second, func() bool {
+		jobs := n.jobsOf()
+		_, a := jobCondition(jobs["flaky"], manifests.JobFailed)
+		_, b := jobCondition(jobs["fatal"], manifests.JobFailed)
+		return a && b
+	})
+	jobs := n.jobsOf()
+	if c, _ := jobCondition(jobs["flaky"], manifests.JobFailed); c.Reason != "BackoffLimitExceeded" || jobs["flaky"].Status.Failed != 2 {
+		t.Errorf("flaky: %s with %d failed, want BackoffLimitExceeded after 2", c.Reason, jobs["flaky"].Status.Failed)
+	}
+	if c, _ := jobCondition(jobs["fatal"], manifests.JobFailed); c.Reason != "PodFailurePolicy" || jobs["fatal"].Status.Failed != 1 {
+		t.Errorf("fatal: %s with %d failed, want PodFailurePolicy after 1", c.Reason, jobs["fatal"].Status.Failed)
+	}
+	if got := countPrefix(n.pods(), "flaky-"); got != 2 {
+		t.Errorf("%d flaky pods, want its 2 failed pods kept", got)
+	}
+	events, _ := n.shoal("describe", "job", "flaky")
+	if !strings.Contains(events, "BackoffLimitExceeded") {
+		t.Errorf("describe job flaky lacks the BackoffLimitExceeded event:\n%s", events)
+	}
+
+	// Removing the Jobs from git prunes their pods; the completed Job's stay.
+	repo.commit("remove failing jobs", map[string]string{"flaky.yaml": "", "fatal.yaml": ""})
+	n.waitFor("failed Jobs' pods pruned", 60*time.Second, func() bool {
+		pods := n.pods()
+		return !slices.ContainsFunc(pods, func(p podInfo) bool {
+			return strings.HasPrefix(p.Name, "flaky-") || strings.HasPrefix(p.Name, "fatal-")
+		}) && countPrefix(pods, "shard-") == 3
+	})
+}
