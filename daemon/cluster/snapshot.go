@@ -28,7 +28,7 @@ type Snapshot struct {
 	Placements  []Placement
 	Statuses    map[string]PodStatusRecord // by pod UID
 	Deployments map[string]DeploymentRecord
-	Jobs        map[string]reconcile.JobStatus // by namespace/name
+	Jobs        map[string]reconcile.JobStatus    // by namespace/name
 	Services    map[string]reconcile.ServiceState // by namespace/name
 	Cordoned    map[string]bool                   // nodes marked unschedulable by an operator
 	PodCIDRs    map[string]netip.Prefix           // by node
