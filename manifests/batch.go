@@ -213,5 +213,8 @@ type ObjectReference struct {
 // DeepCopyObject returns an independent copy of the job.
 func (j *Job) DeepCopyObject() Object { return clone(j) }
 
+// DeepCopy returns an independent copy of the job template.
+func (t *JobTemplateSpec) DeepCopy() *JobTemplateSpec { return clone(t) }
+
 // DeepCopyObject returns an independent copy of the cron job.
 func (c *CronJob) DeepCopyObject() Object { return clone(c) }

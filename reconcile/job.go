@@ -58,12 +58,12 @@ type JobStatus struct {
 }
 
 // Finished reports whether the Job is Complete or Failed.
-func (s *JobStatus) Finished() bool {
+func (s JobStatus) Finished() bool {
 	return s.Condition(manifests.JobComplete) || s.Condition(manifests.JobFailed)
 }
 
 // Condition reports whether the Job has the condition with status True.
-func (s *JobStatus) Condition(t manifests.JobConditionType) bool {
+func (s JobStatus) Condition(t manifests.JobConditionType) bool {
 	for _, c := range s.Conditions {
 		if c.Type == t {
 			return c.Status == manifests.ConditionTrue
@@ -665,7 +665,7 @@ func truncateName(s string, n int) string {
 }
 
 // condition returns the Job's condition of type t (zero when it has none).
-func (s *JobStatus) condition(t manifests.JobConditionType) manifests.JobCondition {
+func (s JobStatus) condition(t manifests.JobConditionType) manifests.JobCondition {
 	for _, c := range s.Conditions {
 		if c.Type == t {
 			return c

@@ -88,12 +88,15 @@ func (p *planner) run() {
 	var deployments []*manifests.Deployment
 	var standalone []*manifests.Pod
 	var jobs []*manifests.Job
+	var cronJobs []*manifests.CronJob
 	for _, o := range p.s.Objects {
 		switch o := o.(type) {
 		case *manifests.Deployment:
 			deployments = append(deployments, o)
 		case *manifests.Job:
 			jobs = append(jobs, o)
+		case *manifests.CronJob:
+			cronJobs = append(cronJobs, o)
 		case *manifests.Pod:
 			standalone = append(standalone, o)
 		}
@@ -132,6 +135,7 @@ func (p *planner) run() {
 		seen[owner] = true
 		p.job(j, owned[owner], "")
 	}
+	p.cronJobs(cronJobs, owned, seen)
 	p.standalone(standalone, owned[""])
 
 	// Pods whose Deployment is gone (or whose owner Shoal does not know).

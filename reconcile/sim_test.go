@@ -65,10 +65,14 @@ func (s *sim) state() State {
 	for _, j := range s.last.Jobs {
 		jobs[j.Namespace+"/"+j.Name] = j
 	}
+	cronJobs := map[string]CronJobStatus{}
+	for _, c := range s.last.CronJobs {
+		cronJobs[c.Namespace+"/"+c.Name] = c
+	}
 	return State{
 		Objects: s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
 		Known: maps.Clone(s.known), Lost: s.last.Lost,
-		Now: s.now, NodeLostGrace: s.grace, DeploymentConditions: conds, Jobs: jobs,
+		Now: s.now, NodeLostGrace: s.grace, DeploymentConditions: conds, Jobs: jobs, CronJobs: cronJobs,
 	}
 }
 
@@ -384,6 +388,9 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 	for _, j := range plan.Jobs {
 		b.WriteString(formatJob(j) + "\n")
 	}
+	for _, c := range plan.CronJobs {
+		b.WriteString(formatCronJob(c) + "\n")
+	}
 	for _, c := range plan.NodeChanges {
 		fmt.Fprintf(&b, "node %s %s since %s\n", c.Node, c.What, formatSince(c.Since))
 	}
@@ -432,6 +439,23 @@ func formatJob(j JobStatus) string {
 	}
 	if j.Expired {
 		b.WriteString(" expired")
+	}
+	return b.String()
+}
+
+func formatCronJob(c CronJobStatus) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cronjob %s/%s: active=%d", c.Namespace, c.Name, len(c.Active))
+	var runs []string
+	for _, r := range c.Runs {
+		runs = append(runs, r.Job.Name)
+	}
+	fmt.Fprintf(&b, " runs=[%s]", strings.Join(runs, " "))
+	if c.LastScheduleTime != nil {
+		fmt.Fprintf(&b, " last-schedule=%s", c.LastScheduleTime.UTC().Format(time.TimeOnly))
+	}
+	if c.LastSuccessfulTime != nil {
+		fmt.Fprintf(&b, " last-success=%s", c.LastSuccessfulTime.UTC().Format(time.TimeOnly))
 	}
 	return b.String()
 }

@@ -156,6 +156,9 @@ type State struct {
 	// Jobs are the statuses the previous plans gave the Jobs
 	// ("namespace/name"), from which the counts of their ended pods go on.
 	Jobs map[string]JobStatus
+	// CronJobs are the statuses the previous plans gave the CronJobs
+	// ("namespace/name"), with the Jobs they made.
+	CronJobs map[string]CronJobStatus
 	// Services, when ServiceCIDR is valid, are planned too (Plan.Services):
 	// from the virtual IPs already allocated (by address, to
 	// "namespace/name"), the node ports Services had ("namespace/name/port
@@ -331,6 +334,9 @@ type Plan struct {
 	Deployments []DeploymentStatus
 	// Jobs holds one status per Job, sorted by namespace and name.
 	Jobs []JobStatus
+	// CronJobs holds one status per CronJob, sorted by namespace and
+	// name; the Jobs it lists are planned in Jobs.
+	CronJobs []CronJobStatus
 	// Pending lists the pods that stay unscheduled.
 	Pending []PendingPod
 	Events  []Event

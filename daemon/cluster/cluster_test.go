@@ -162,7 +162,12 @@ func (c *testCluster) push(sha string) { c.master.SetHead(revision.Head{SHA: sha
 
 func (c *testCluster) waitFor(what string, cond func(s *Snapshot) bool) *Snapshot {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	return c.waitForWithin(what, 30*time.Second, cond)
+}
+
+func (c *testCluster) waitForWithin(what string, timeout time.Duration, cond func(s *Snapshot) bool) *Snapshot {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
 	var s *Snapshot
 	for time.Now().Before(deadline) {
 		var err error

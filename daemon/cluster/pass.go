@@ -55,7 +55,11 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	for _, kv := range m.view.jobs.List() {
 		jobs[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
 	}
-	plan := reconcile.Reconcile(reconcile.State{Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
+	cronJobs := map[string]reconcile.CronJobStatus{}
+	for _, kv := range m.view.cronJobs.List() {
+		cronJobs[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
+	}
+	plan := reconcile.Reconcile(reconcile.State{CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
 		Known: obs.Known, Lost: m.lost, Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace,
 		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds, Jobs: jobs,
 		ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts, ServedLoadBalancers: served}, randomIDs{})
@@ -66,9 +70,10 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	// The writes are encoded batch by batch as they are sent, so that a pass that creates
 	// thousands of pods never holds every encoded placement at once.
 	var ops []pendingOp
-	// The Jobs' statuses go first: a Job's ended pod is deleted only in a batch after the one
+	// The CronJobs' and Jobs' statuses go first: a CronJob's Job exists once its record says so,
+	// before any of its pods, and a Job's ended pod is deleted only in a batch after the one
 	// that records its outcome, so that no outcome is lost or counted twice.
-	for _, op := range m.jobOps(plan) {
+	for _, op := range slices.Concat(m.cronJobOps(plan), m.jobOps(plan)) {
 		ops = append(ops, ready(op))
 	}
 	for _, a := range plan.Actions {

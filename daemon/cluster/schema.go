@@ -33,6 +33,11 @@ const jobsPrefix = prefix + "jobs/"
 
 func jobKey(ns, name string) string { return jobsPrefix + ns + "/" + name }
 
+// cronJobsPrefix holds each CronJob's status (reconcile.CronJobStatus) with the Jobs it made.
+const cronJobsPrefix = prefix + "cronjobs/"
+
+func cronJobKey(ns, name string) string { return cronJobsPrefix + ns + "/" + name }
+
 const (
 	servicesPrefix = prefix + "services/"
 	podCIDRsPrefix = prefix + "podcidrs/"

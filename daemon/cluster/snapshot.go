@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -28,10 +29,11 @@ type Snapshot struct {
 	Placements  []Placement
 	Statuses    map[string]PodStatusRecord // by pod UID
 	Deployments map[string]DeploymentRecord
-	Jobs        map[string]reconcile.JobStatus    // by namespace/name
-	Services    map[string]reconcile.ServiceState // by namespace/name
-	Cordoned    map[string]bool                   // nodes marked unschedulable by an operator
-	PodCIDRs    map[string]netip.Prefix           // by node
+	Jobs        map[string]reconcile.JobStatus     // by namespace/name
+	CronJobs    map[string]reconcile.CronJobStatus // by namespace/name
+	Services    map[string]reconcile.ServiceState  // by namespace/name
+	Cordoned    map[string]bool                    // nodes marked unschedulable by an operator
+	PodCIDRs    map[string]netip.Prefix            // by node
 }
 
 // DeploymentRecord is the master's view of a Deployment's rollout.
@@ -296,11 +298,31 @@ func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
 				obj.Status = rec.JobStatus
 			}
 			l.Items = append(l.Items, obj)
+		case *manifests.CronJob:
+			if rec, ok := s.CronJobs[obj.Namespace+"/"+obj.Name]; ok {
+				obj.Status = rec.CronJobStatus
+			}
+			l.Items = append(l.Items, obj)
 		case *manifests.Service:
 			s.withService(obj)
 			l.Items = append(l.Items, obj)
 		default:
 			l.Items = append(l.Items, obj)
+		}
+	}
+	if kind == "Job" {
+		// The Jobs that CronJobs made are listed with those of git.
+		for _, key := range slices.Sorted(maps.Keys(s.CronJobs)) {
+			for _, run := range s.CronJobs[key].Runs {
+				j := run.Job.DeepCopyObject().(*manifests.Job)
+				if !f.match(&j.ObjectMeta) {
+					continue
+				}
+				if rec, ok := s.Jobs[j.Namespace+"/"+j.Name]; ok {
+					j.Status = rec.JobStatus
+				}
+				l.Items = append(l.Items, j)
+			}
 		}
 	}
 	return l, nil

@@ -27,6 +27,7 @@ type masterView struct {
 	podCIDRs    *store.Table[netip.Prefix]
 	deployments *store.Table[DeploymentRecord]
 	jobs        *store.Table[reconcile.JobStatus]
+	cronJobs    *store.Table[reconcile.CronJobStatus]
 	// pods are the placements and their status as reconcile sees them, kept up to date change
 	// by change, so that a pass copies them instead of joining two tables of every pod.
 	pods *podIndex
@@ -64,6 +65,7 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		podCIDRs:    store.Track[netip.Prefix](mir, podCIDRsPrefix, nil),
 		deployments: store.Track[DeploymentRecord](mir, deploymentsPrefix, nil),
 		jobs:        store.Track[reconcile.JobStatus](mir, jobsPrefix, nil),
+		cronJobs:    store.Track[reconcile.CronJobStatus](mir, cronJobsPrefix, nil),
 	}
 }
 
