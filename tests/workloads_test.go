@@ -116,7 +116,25 @@ func TestJobs(t *testing.T) {
     rules:
       - action: FailJob
         onExitCodes: {operator: In, values: [42]}`, `["exit", "42"]`)
-	repo.commit("failing jobs", map[string]string{"flaky.yaml": flaky, "fatal.yaml": fatal})
+	// And a CronJob every minute.
+	cron := `apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: tick
+spec:
+  schedule: "* * * * *"
+  timeZone: Etc/UTC
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+            - name: main
+              image: localhost/e2e/app:v1
+              args: ["echo", "tick"]
+`
+	repo.commit("failing jobs, a CronJob", map[string]string{"flaky.yaml": flaky, "fatal.yaml": fatal, "cron.yaml": cron})
 	n.waitFor("both Jobs failed", 90*time.Second, func() bool {
 		jobs := n.jobsOf()
 		_, a := jobCondition(jobs["flaky"], manifests.JobFailed)
@@ -138,12 +156,26 @@ func TestJobs(t *testing.T) {
 		t.Errorf("describe job flaky lacks the BackoffLimitExceeded event:\n%s", events)
 	}
 
+	// The CronJob's first Job runs at the next whole minute and completes.
+	n.waitFor("the CronJob's Job complete", 90*time.Second, func() bool {
+		for name, j := range n.jobsOf() {
+			if _, ok := jobCondition(j, manifests.JobComplete); ok && strings.HasPrefix(name, "tick-") {
+				return true
+			}
+		}
+		return false
+	})
+	out, err = n.shoal("get", "cronjobs")
+	if err != nil || !strings.Contains(out, "* * * * *") || !strings.Contains(out, "Etc/UTC") || strings.Contains(out, "<none>   ") {
+		t.Errorf("shoal get cronjobs: %v\n%s", err, out)
+	}
+
 	// Removing the Jobs from git prunes their pods; the completed Job's stay.
 	repo.commit("remove failing jobs", map[string]string{"flaky.yaml": "", "fatal.yaml": ""})
 	n.waitFor("failed Jobs' pods pruned", 60*time.Second, func() bool {
 		pods := n.pods()
 		return !slices.ContainsFunc(pods, func(p podInfo) bool {
 			return strings.HasPrefix(p.Name, "flaky-") || strings.HasPrefix(p.Name, "fatal-")
-		}) && countPrefix(pods, "shard-") == 3
+		}) && countPrefix(pods, "shard-") == 3 && countPrefix(pods, "tick-") > 0
 	})
 }
