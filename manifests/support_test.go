@@ -35,7 +35,7 @@ whatever validation accepts, a node runs.
 - ` + "`metadata.creationTimestamp: null`" + ` (as written by ` + "`kubectl create --dry-run -o yaml`" + `) is accepted and ignored.
 
 Supported kinds: ClusterRole, ClusterRoleBinding, Role and RoleBinding (rbac.authorization.k8s.io/v1), ConfigMap (v1),
-Deployment (apps/v1), Namespace (v1), Pod (v1), Secret (v1), Service (v1), ServiceAccount (v1). Any other kind is
+CronJob and Job (batch/v1), Deployment (apps/v1), Namespace (v1), Pod (v1), Secret (v1), Service (v1), ServiceAccount (v1). Any other kind is
 refused: ` + "`kind \"StatefulSet\" (apps/v1) is not supported by Shoal; supported kinds: ...`" + `. NetworkPolicy is refused
 with a reason of its own: honouring it would change which traffic reaches the pods, and Shoal does not enforce network
 policies yet. A Helm chart is not a manifest: a template (a file with Helm's ` + "`{{ .Values... }}`" + ` actions), a
@@ -52,7 +52,42 @@ warnings with the commit, and ` + "`shoal status`" + ` and ` + "`shoal history`"
 Validation follows Kubernetes' rules for the supported fields, so a field marked yes may still be refused in some
 places, as Kubernetes refuses it: probes and lifecycle hooks on init containers other than sidecars
 (` + "`restartPolicy: Always`" + `), a container ` + "`restartPolicy`" + ` on app containers, restartPolicy other than Always in a
-Deployment's pods, nodePort outside NodePort and LoadBalancer Services, a preStop ` + "`sleep`" + ` longer than terminationGracePeriodSeconds.
+Deployment's pods, restartPolicy other than OnFailure or Never in a Job's, nodePort outside NodePort and LoadBalancer Services, a preStop ` + "`sleep`" + ` longer than terminationGracePeriodSeconds.
+
+Jobs run as Kubernetes' Job controller runs them: up to ` + "`parallelism`" + ` pods at a time until ` + "`completions`" + ` pods
+succeeded (without ` + "`completions`" + `, a work queue: done once a pod succeeded and none runs), one pod per index for
+` + "`completionMode: Indexed`" + ` (` + "`JOB_COMPLETION_INDEX`" + ` in every container, the index in the pod's
+` + "`batch.kubernetes.io/job-completion-index`" + ` annotation and label, hostname ` + "`<job>-<index>`" + `), a failed pod replaced after
+10 s, doubling per failure up to 6 minutes, and the Job Failed once its failures (with restartPolicy OnFailure, its
+containers' restarts) pass ` + "`backoffLimit`" + `, or ` + "`activeDeadlineSeconds`" + ` after it started, or when a
+` + "`podFailurePolicy`" + ` rule says FailJob. A pod whose node is lost, drained or tainted NoExecute fails with
+the ` + "`DisruptionTarget`" + ` condition, which an ` + "`onPodConditions`" + ` rule may Ignore. Pods are named ` + "`<job>-<suffix>`" + `
+(` + "`<job>-<index>-<suffix>`" + `) and labelled ` + "`job-name`" + `, ` + "`batch.kubernetes.io/job-name`" + `, ` + "`controller-uid`" + ` and
+` + "`batch.kubernetes.io/controller-uid`" + `. ` + "`suspend: true`" + ` stops the running pods without counting them as failed; resuming restarts
+the deadline. Status, conditions (SuccessCriteriaMet and Complete, FailureTarget and Failed, Suspended) and events are
+Kubernetes'. A Job in git is one run: changing its template, ` + "`completions`" + `, ` + "`completionMode`" + ` or
+` + "`podFailurePolicy`" + ` (which Kubernetes does not let change) starts a new run, deleting the old run's pods, as Flux's
+forced apply recreates the Job; changing ` + "`parallelism`" + `, ` + "`suspend`" + `, ` + "`backoffLimit`" + `, ` + "`activeDeadlineSeconds`" + ` or
+` + "`ttlSecondsAfterFinished`" + ` applies to the run under way. To run an unchanged Job again, rename it or change an
+annotation of its template. ` + "`ttlSecondsAfterFinished`" + ` deletes a finished Job's pods; where Kubernetes then deletes the
+Job, in Shoal it stays in git and in ` + "`shoal get jobs`" + ` with its status and does not run again. A commit converges once
+its Jobs are Complete (a Failed Job keeps it from converging). A master that takes over counts the same pods: a Job's
+outcome is recorded before any of its ended pods is deleted, so no pod is counted twice and no completion is lost.
+
+CronJobs make a Job at each time of ` + "`schedule`" + ` (five fields, or ` + "`@hourly`" + `-style descriptors, parsed by
+robfig/cron as Kubernetes parses them) in ` + "`timeZone`" + ` (an IANA name; the time zone database is built into Shoal;
+without it the daemon's local time zone), named ` + "`<cronjob>-<minutes since the epoch>`" + `, so one schedule time never
+gets two Jobs, across master failovers too. After downtime only the most recent missed time runs, and only within
+` + "`startingDeadlineSeconds`" + ` when set; a CronJob runs no time from before it was first applied. concurrencyPolicy Allow,
+Forbid (the time stays due until the running Job ends, within the deadline) and Replace; ` + "`suspend`" + `;
+` + "`successfulJobsHistoryLimit`" + ` and ` + "`failedJobsHistoryLimit`" + ` (3 and 1) keep finished Jobs and their pods. A Job keeps the
+template it was made from. ` + "`shoal get jobs`" + ` lists the CronJobs' Jobs with git's.
+
+Argo CD and Helm hooks: an object annotated ` + "`argocd.argoproj.io/hook`" + ` PreSync, Sync or PostSync, or ` + "`helm.sh/hook`" + `
+pre-install, post-install, pre-upgrade or post-upgrade, is applied with the rest of the commit, with a warning: Shoal
+has no sync phases, so the hook runs neither before nor after the other objects, and a hook Job runs once per change
+of its template, not on every sync; the hooks' delete policies have no effect. Other hooks (SyncFail, Skip, Helm's test,
+delete and rollback hooks) run on events Shoal does not have and are refused.
 
 Services of ` + "`type: LoadBalancer`" + ` are served by Shoal's own load balancer, as k3s's ServiceLB serves them; there is
 no cloud load balancer. A LoadBalancer Service is a NodePort Service (node ports are allocated for its ports, ` + "`nodePort`" + `
@@ -91,7 +126,10 @@ The downward API exposes, in environment variables (` + "`env[].valueFrom.fieldR
 ` + "`requests.cpu`, `requests.memory`, `requests.ephemeral-storage`" + ` of a container of the pod (divisor 1m or 1 for cpu;
 1, 1k ... 1E or 1Ki ... 1Ei for the others).
 
-Defaults are applied as Kubernetes applies them: namespace ` + "`default`" + `, replicas 1, RollingUpdate with maxSurge and
+Defaults are applied as Kubernetes applies them: namespace ` + "`default`" + `, replicas 1, a Job's completions and
+parallelism 1 (parallelism alone leaves completions unset), backoffLimit 6, completionMode NonIndexed, suspend false,
+podReplacementPolicy TerminatingOrFailed (Failed with a podFailurePolicy), onPodConditions status True, a CronJob's
+concurrencyPolicy Allow and history limits 3 and 1, RollingUpdate with maxSurge and
 maxUnavailable 25%, revisionHistoryLimit 10, progressDeadlineSeconds 600, restartPolicy Always,
 terminationGracePeriodSeconds 30, dnsPolicy ClusterFirst, serviceAccountName and serviceAccount copied to each other
 and ` + "`default`" + ` when neither is set, terminationMessagePath ` + "`/dev/termination-log`" + `, terminationMessagePolicy File,
