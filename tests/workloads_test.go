@@ -62,7 +62,28 @@ func TestJobs(t *testing.T) {
 	needRoot(t)
 	repo := newGitRepo(t)
 	indexed := job("shard", "  completions: 3\n  parallelism: 2\n  completionMode: Indexed", `["echo", "index=$(JOB_COMPLETION_INDEX)"]`)
-	sha := repo.commit("shard job", map[string]string{"shard.yaml": indexed})
+	// A Job's sidecar (an init container with restartPolicy Always) is stopped once the main
+	// container has ended, and the pod succeeds.
+	sidecar := `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: sidecar
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      initContainers:
+        - name: proxy
+          image: localhost/e2e/app:v1
+          restartPolicy: Always
+          args: ["serve", "9090"]
+      containers:
+        - name: main
+          image: localhost/e2e/app:v1
+          args: ["echo", "done"]
+`
+	sha := repo.commit("shard job", map[string]string{"shard.yaml": indexed, "sidecar.yaml": sidecar})
 	n := startNode(t, repo.httpURL)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -81,6 +102,9 @@ func TestJobs(t *testing.T) {
 	j := n.jobsOf()["shard"]
 	if _, ok := jobCondition(j, manifests.JobComplete); !ok || j.Status.Succeeded != 3 || j.Status.CompletedIndexes != "0-2" {
 		t.Fatalf("shard status %+v, want Complete with 3 succeeded, indexes 0-2", j.Status)
+	}
+	if _, ok := jobCondition(n.jobsOf()["sidecar"], manifests.JobComplete); !ok {
+		t.Errorf("the Job with a sidecar is not Complete: %+v", n.jobsOf()["sidecar"].Status)
 	}
 	var seen []string
 	for _, p := range n.pods() {
