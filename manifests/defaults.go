@@ -37,6 +37,8 @@ func SetDefaults(obj Object) {
 		defaultPodSpec(&o.Spec)
 	case *Deployment:
 		defaultDeployment(o)
+	case *DaemonSet:
+		defaultDaemonSet(o)
 	case *Job:
 		defaultJobSpec(&o.Spec)
 	case *CronJob:

@@ -28,6 +28,7 @@ var kinds = []kindInfo{
 	{"Secret", "v1", true, func() Object { return &Secret{} }},
 	{"Service", "v1", true, func() Object { return &Service{} }},
 	{"Deployment", "apps/v1", true, func() Object { return &Deployment{} }},
+	{"DaemonSet", "apps/v1", true, func() Object { return &DaemonSet{} }},
 	{"CronJob", "batch/v1", true, func() Object { return &CronJob{} }},
 	{"Job", "batch/v1", true, func() Object { return &Job{} }},
 	{"Pod", "v1", true, func() Object { return &Pod{} }},

@@ -35,7 +35,7 @@ whatever validation accepts, a node runs.
 - ` + "`metadata.creationTimestamp: null`" + ` (as written by ` + "`kubectl create --dry-run -o yaml`" + `) is accepted and ignored.
 
 Supported kinds: ClusterRole, ClusterRoleBinding, Role and RoleBinding (rbac.authorization.k8s.io/v1), ConfigMap (v1),
-CronJob and Job (batch/v1), Deployment (apps/v1), Namespace (v1), Pod (v1), Secret (v1), Service (v1), ServiceAccount (v1). Any other kind is
+CronJob and Job (batch/v1), DaemonSet and Deployment (apps/v1), Namespace (v1), Pod (v1), Secret (v1), Service (v1), ServiceAccount (v1). Any other kind is
 refused: ` + "`kind \"StatefulSet\" (apps/v1) is not supported by Shoal; supported kinds: ...`" + `. NetworkPolicy is refused
 with a reason of its own: honouring it would change which traffic reaches the pods, and Shoal does not enforce network
 policies yet. A Helm chart is not a manifest: a template (a file with Helm's ` + "`{{ .Values... }}`" + ` actions), a
@@ -52,7 +52,7 @@ warnings with the commit, and ` + "`shoal status`" + ` and ` + "`shoal history`"
 Validation follows Kubernetes' rules for the supported fields, so a field marked yes may still be refused in some
 places, as Kubernetes refuses it: probes and lifecycle hooks on init containers other than sidecars
 (` + "`restartPolicy: Always`" + `), a container ` + "`restartPolicy`" + ` on app containers, restartPolicy other than Always in a
-Deployment's pods, restartPolicy other than OnFailure or Never in a Job's, nodePort outside NodePort and LoadBalancer Services, a preStop ` + "`sleep`" + ` longer than terminationGracePeriodSeconds.
+Deployment's pods, restartPolicy other than OnFailure or Never in a Job's, restartPolicy other than Always in a DaemonSet's, nodePort outside NodePort and LoadBalancer Services, a preStop ` + "`sleep`" + ` longer than terminationGracePeriodSeconds.
 
 Jobs run as Kubernetes' Job controller runs them: up to ` + "`parallelism`" + ` pods at a time until ` + "`completions`" + ` pods
 succeeded (without ` + "`completions`" + `, a work queue: done once a pod succeeded and none runs), one pod per index for
@@ -82,6 +82,17 @@ gets two Jobs, across master failovers too. After downtime only the most recent 
 Forbid (the time stays due until the running Job ends, within the deadline) and Replace; ` + "`suspend`" + `;
 ` + "`successfulJobsHistoryLimit`" + ` and ` + "`failedJobsHistoryLimit`" + ` (3 and 1) keep finished Jobs and their pods. A Job keeps the
 template it was made from. ` + "`shoal get jobs`" + ` lists the CronJobs' Jobs with git's.
+
+DaemonSets run one pod on every node whose labels match the pod's ` + "`nodeSelector`" + ` and required node affinity and
+whose NoSchedule and NoExecute taints the pod tolerates, including nodes that join later; a pod leaves a node that
+stops matching. As Kubernetes, Shoal binds each pod to its node by node affinity (` + "`matchFields`" + ` on ` + "`metadata.name`" + `),
+so the scheduler still checks its resources and host ports, and adds the tolerations Kubernetes adds (not-ready and
+unreachable NoExecute; disk-, memory- and pid-pressure and unschedulable NoSchedule): a DaemonSet's pod stays on a node
+that stops reporting, runs on a cordoned node and stays on a drained one, as ` + "`kubectl drain --ignore-daemonsets`" + `
+leaves it; a node removed from the cluster loses it. RollingUpdate replaces the pods node by node within
+` + "`maxUnavailable`" + ` (default 1) or, with ` + "`maxSurge`" + `, starts the new pod beside the old one and removes the old once the new
+is available (` + "`minReadySeconds`" + `); OnDelete replaces a pod only once it is deleted. Pods are named ` + "`<daemonset>-<suffix>`" + ` and
+labelled ` + "`controller-revision-hash`" + `. ` + "`revisionHistoryLimit`" + ` is accepted; Shoal keeps no old revisions.
 
 Argo CD and Helm hooks: an object annotated ` + "`argocd.argoproj.io/hook`" + ` PreSync, Sync or PostSync, or ` + "`helm.sh/hook`" + `
 pre-install, post-install, pre-upgrade or post-upgrade, is applied with the rest of the commit, with a warning: Shoal
@@ -129,7 +140,7 @@ The downward API exposes, in environment variables (` + "`env[].valueFrom.fieldR
 Defaults are applied as Kubernetes applies them: namespace ` + "`default`" + `, replicas 1, a Job's completions and
 parallelism 1 (parallelism alone leaves completions unset), backoffLimit 6, completionMode NonIndexed, suspend false,
 podReplacementPolicy TerminatingOrFailed (Failed with a podFailurePolicy), onPodConditions status True, a CronJob's
-concurrencyPolicy Allow and history limits 3 and 1, RollingUpdate with maxSurge and
+concurrencyPolicy Allow and history limits 3 and 1, a DaemonSet's RollingUpdate with maxUnavailable 1 and maxSurge 0, RollingUpdate with maxSurge and
 maxUnavailable 25%, revisionHistoryLimit 10, progressDeadlineSeconds 600, restartPolicy Always,
 terminationGracePeriodSeconds 30, dnsPolicy ClusterFirst, serviceAccountName and serviceAccount copied to each other
 and ` + "`default`" + ` when neither is set, terminationMessagePath ` + "`/dev/termination-log`" + `, terminationMessagePolicy File,

@@ -107,6 +107,9 @@ func (v *validator) object(obj Object) {
 	case *Deployment:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.deployment(o)
+	case *DaemonSet:
+		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
+		v.daemonSet(o)
 	case *Job:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.job(o)
@@ -256,17 +259,7 @@ func (v *validator) deployment(d *Deployment) {
 	if s.ProgressDeadlineSeconds != nil && *s.ProgressDeadlineSeconds <= s.MinReadySeconds {
 		v.errf("spec.progressDeadlineSeconds", "must be more than minReadySeconds (%d), is %d", s.MinReadySeconds, *s.ProgressDeadlineSeconds)
 	}
-	switch {
-	case s.Selector == nil || (len(s.Selector.MatchLabels) == 0 && len(s.Selector.MatchExpressions) == 0):
-		v.errf("spec.selector", "required; select the template's pods, such as matchLabels: {app: %s}", d.Name)
-	default:
-		sel, err := SelectorFromLabelSelector(s.Selector)
-		if err != nil {
-			v.errf("spec.selector", "%v", err)
-		} else if !sel.Matches(s.Template.Labels) {
-			v.errf("spec.selector", "selector %q does not match the template labels (%s); the labels under spec.template.metadata.labels must satisfy spec.selector", sel, formatLabels(s.Template.Labels))
-		}
-	}
+	v.podSelector(s.Selector, s.Template.Labels, d.Name)
 	v.labels(s.Template.Labels, "spec.template.metadata.labels")
 	v.annotations(s.Template.Annotations, "spec.template.metadata.annotations")
 	v.podSpec(&s.Template.Spec, "spec.template.spec")
@@ -289,6 +282,21 @@ func (v *validator) deployment(d *Deployment) {
 	case "":
 	default:
 		v.errf("spec.strategy.type", "%q is not one of RollingUpdate, Recreate", s.Strategy.Type)
+	}
+}
+
+// podSelector checks a workload's required spec.selector against its template's labels.
+func (v *validator) podSelector(ls *LabelSelector, labels map[string]string, name string) {
+	switch {
+	case ls == nil || (len(ls.MatchLabels) == 0 && len(ls.MatchExpressions) == 0):
+		v.errf("spec.selector", "required; select the template's pods, such as matchLabels: {app: %s}", name)
+	default:
+		sel, err := SelectorFromLabelSelector(ls)
+		if err != nil {
+			v.errf("spec.selector", "%v", err)
+		} else if !sel.Matches(labels) {
+			v.errf("spec.selector", "selector %q does not match the template labels (%s); the labels under spec.template.metadata.labels must satisfy spec.selector", sel, formatLabels(labels))
+		}
 	}
 }
 
@@ -1026,6 +1034,8 @@ func podTemplates(items []located) []podTemplate {
 		case *Pod:
 			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Labels, &o.Spec, "spec", it.src})
 		case *Deployment:
+			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec, "spec.template.spec", it.src})
+		case *DaemonSet:
 			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec, "spec.template.spec", it.src})
 		case *Job:
 			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec, "spec.template.spec", it.src})

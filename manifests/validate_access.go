@@ -157,6 +157,10 @@ func objectWarnings(items []located) ErrorList {
 			if t := o.Spec.Template.Spec.AutomountServiceAccountToken; t != nil && *t {
 				add(it.src, "spec.template.spec.automountServiceAccountToken", "%s", noToken)
 			}
+		case *DaemonSet:
+			if t := o.Spec.Template.Spec.AutomountServiceAccountToken; t != nil && *t {
+				add(it.src, "spec.template.spec.automountServiceAccountToken", "%s", noToken)
+			}
 		case *Job:
 			if t := o.Spec.Template.Spec.AutomountServiceAccountToken; t != nil && *t {
 				add(it.src, "spec.template.spec.automountServiceAccountToken", "%s", noToken)

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -88,6 +89,9 @@ func (p *planner) drain() {
 		pod := &p.s.Pods[i]
 		if pod.Owner == "" || pod.Node == "" || pod.Terminating || p.isDeleted(pod) || p.nodeLost(pod) {
 			continue
+		}
+		if strings.HasPrefix(pod.Owner, "DaemonSet/") {
+			continue // a DaemonSet's pod stays, as kubectl drain --ignore-daemonsets leaves it
 		}
 		if ns := p.nodes[pod.Node]; ns != nil && ns.node.Draining {
 			p.delete(pod, DeleteDrained, "")

@@ -50,6 +50,8 @@ type planner struct {
 	names    map[string]struct{} // "namespace/name" of every pod, existing or new
 	deleted  map[string]struct{} // UIDs deleted by this plan
 	created  []newPod
+	// registeredSet holds the names of State.Nodes, made when first asked.
+	registeredSet map[string]bool
 }
 
 func newPlanner(s State, ids IDSource) *planner {
@@ -89,6 +91,7 @@ func (p *planner) run() {
 	var standalone []*manifests.Pod
 	var jobs []*manifests.Job
 	var cronJobs []*manifests.CronJob
+	var daemonSets []*manifests.DaemonSet
 	for _, o := range p.s.Objects {
 		switch o := o.(type) {
 		case *manifests.Deployment:
@@ -97,6 +100,8 @@ func (p *planner) run() {
 			jobs = append(jobs, o)
 		case *manifests.CronJob:
 			cronJobs = append(cronJobs, o)
+		case *manifests.DaemonSet:
+			daemonSets = append(daemonSets, o)
 		case *manifests.Pod:
 			standalone = append(standalone, o)
 		}
@@ -136,6 +141,15 @@ func (p *planner) run() {
 		p.job(j, owned[owner], "")
 	}
 	p.cronJobs(cronJobs, owned, seen)
+	slices.SortStableFunc(daemonSets, func(a, b *manifests.DaemonSet) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
+	for _, ds := range daemonSets {
+		owner := DaemonSetOwner(ds.Namespace, ds.Name)
+		if seen[owner] {
+			continue
+		}
+		seen[owner] = true
+		p.daemonSet(ds, owned[owner])
+	}
 	p.standalone(standalone, owned[""])
 
 	// Pods whose Deployment is gone (or whose owner Shoal does not know).
@@ -175,6 +189,17 @@ func (p *planner) services() {
 		addrs = append(addrs, PodAddr{Pod: pod.Spec, IP: ip, Node: pod.Node, Ready: pod.Ready, Terminating: pod.Terminating})
 	}
 	p.plan.Services = Services(p.s.Objects, addrs, p.s.Nodes, p.s.ServiceIPs, p.s.NodePorts, p.s.ServedLoadBalancers, p.s.ServiceCIDR)
+}
+
+// registered reports whether the node is in State.Nodes.
+func (p *planner) registered(name string) bool {
+	if p.registeredSet == nil {
+		p.registeredSet = make(map[string]bool, len(p.s.Nodes))
+		for i := range p.s.Nodes {
+			p.registeredSet[p.s.Nodes[i].Name] = true
+		}
+	}
+	return p.registeredSet[name]
 }
 
 // nodeLost reports whether the pod is bound to a node that is lost or no

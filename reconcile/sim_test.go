@@ -388,6 +388,11 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 	for _, j := range plan.Jobs {
 		b.WriteString(formatJob(j) + "\n")
 	}
+	for _, d := range plan.DaemonSets {
+		fmt.Fprintf(&b, "daemonset %s/%s: desired=%d current=%d updated=%d ready=%d available=%d misscheduled=%d complete=%t\n",
+			d.Namespace, d.Name, d.DesiredNumberScheduled, d.CurrentNumberScheduled, d.UpdatedNumberScheduled, d.NumberReady,
+			d.NumberAvailable, d.NumberMisscheduled, d.Complete)
+	}
 	for _, c := range plan.CronJobs {
 		b.WriteString(formatCronJob(c) + "\n")
 	}

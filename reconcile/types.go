@@ -334,6 +334,9 @@ type Plan struct {
 	Deployments []DeploymentStatus
 	// Jobs holds one status per Job, sorted by namespace and name.
 	Jobs []JobStatus
+	// DaemonSets holds one status per DaemonSet, sorted by namespace and
+	// name.
+	DaemonSets []DaemonSetStatus
 	// CronJobs holds one status per CronJob, sorted by namespace and
 	// name; the Jobs it lists are planned in Jobs.
 	CronJobs []CronJobStatus

@@ -203,3 +203,53 @@ spec:
 		}) && countPrefix(pods, "shard-") == 3 && countPrefix(pods, "tick-") > 0
 	})
 }
+
+func daemonSet(version string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: agent
+          image: localhost/e2e/app:v1
+          args: ["serve", "8080"]
+          env: [{name: VERSION, value: "%s"}]
+          readinessProbe:
+            httpGet: {path: /healthz, port: 8080}
+            periodSeconds: 1
+`, version)
+}
+
+// TestDaemonSet runs a DaemonSet on a real node: its pod runs on the node, a new template
+// replaces it, and the commit converges once the rollout is done.
+func TestDaemonSet(t *testing.T) {
+	needRoot(t)
+	repo := newGitRepo(t)
+	sha := repo.commit("agent v1", map[string]string{"agent.yaml": daemonSet("v1")})
+	n := startNode(t, repo.httpURL)
+	n.waitConverged(sha, 90*time.Second)
+	pods := n.pods()
+	if len(pods) != 1 || !strings.HasPrefix(pods[0].Name, "agent-") || !pods[0].Ready {
+		t.Fatalf("pods %+v, want one ready agent pod", pods)
+	}
+	first := pods[0].UID
+	sha = repo.commit("agent v2", map[string]string{"agent.yaml": daemonSet("v2")})
+	n.waitConverged(sha, 90*time.Second)
+	pods = n.pods()
+	if len(pods) != 1 || pods[0].UID == first || !pods[0].Ready {
+		t.Fatalf("pods after the rollout %+v, want one new ready agent pod", pods)
+	}
+	out, err := n.shoal("get", "ds")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 2 || !slices.Equal(strings.Fields(lines[1])[:6], []string{"agent", "1", "1", "1", "1", "1"}) {
+		t.Errorf("shoal get ds: %v\n%s", err, out)
+	}
+}

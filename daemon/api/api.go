@@ -180,6 +180,7 @@ var kinds = map[string]string{
 	"pods": "Pod", "pod": "Pod", "po": "Pod",
 	"deployments": "Deployment", "deployment": "Deployment", "deploy": "Deployment",
 	"jobs": "Job", "job": "Job",
+	"daemonsets": "DaemonSet", "daemonset": "DaemonSet", "ds": "DaemonSet",
 	"cronjobs": "CronJob", "cronjob": "CronJob", "cj": "CronJob",
 	"services": "Service", "service": "Service", "svc": "Service",
 	"configmaps": "ConfigMap", "configmap": "ConfigMap", "cm": "ConfigMap",
@@ -189,7 +190,7 @@ var kinds = map[string]string{
 }
 
 // Resources lists the resources KindOf knows, for messages.
-const Resources = "pods, deployments, jobs, cronjobs, services, configmaps, secrets, namespaces or nodes"
+const Resources = "pods, deployments, daemonsets, jobs, cronjobs, services, configmaps, secrets, namespaces or nodes"
 
 // KindOf maps a resource name as kubectl accepts it (pods, po, deploy, svc, ...) to a kind.
 func KindOf(resource string) (string, bool) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -20,7 +21,7 @@ func newGetCmd(s Streams, cf *clientFlags) *cobra.Command {
 	var namespace, selector, output string
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "get pods|deployments|jobs|cronjobs|services|configmaps|secrets|namespaces|nodes [NAME]",
+		Use:   "get pods|deployments|daemonsets|jobs|cronjobs|services|configmaps|secrets|namespaces|nodes [NAME]",
 		Short: "List objects with their status, as kubectl get does",
 		Example: `  shoal get pods
   shoal get pods -A -o wide
@@ -132,6 +133,7 @@ type listItem struct {
 					Name  string `json:"name"`
 					Image string `json:"image"`
 				} `json:"containers"`
+				NodeSelector map[string]string `json:"nodeSelector"`
 			} `json:"spec"`
 		} `json:"template"`
 	} `json:"spec"`
@@ -174,6 +176,12 @@ type listItem struct {
 			KubeletVersion string `json:"kubeletVersion"`
 		} `json:"nodeInfo"`
 		LoadBalancer manifests.LoadBalancerStatus `json:"loadBalancer"`
+		// DaemonSets.
+		DesiredNumberScheduled int32 `json:"desiredNumberScheduled"`
+		CurrentNumberScheduled int32 `json:"currentNumberScheduled"`
+		NumberReady            int32 `json:"numberReady"`
+		UpdatedNumberScheduled int32 `json:"updatedNumberScheduled"`
+		NumberAvailable        int32 `json:"numberAvailable"`
 		// Jobs and CronJobs.
 		Succeeded        int32           `json:"succeeded"`
 		Active           json.RawMessage `json:"active"`
@@ -253,6 +261,26 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 				want = *it.Spec.Replicas
 			}
 			c := []string{it.Metadata.Name, fmt.Sprintf("%d/%d", it.Status.ReadyReplicas, want), fmt.Sprint(it.Status.UpdatedReplicas), fmt.Sprint(it.Status.AvailableReplicas)}
+			if wide {
+				var names, images []string
+				for _, ct := range it.Spec.Template.Spec.Containers {
+					names, images = append(names, ct.Name), append(images, ct.Image)
+				}
+				c = append(c, strings.Join(names, ","), strings.Join(images, ","), selectorText(it.Spec.Selector))
+			}
+			row(it, c...)
+		}
+	case "DaemonSet":
+		h := []string{"NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"}
+		if wide {
+			h = append(h, "CONTAINERS", "IMAGES", "SELECTOR")
+		}
+		cols(h...)
+		for i := range items {
+			it := &items[i]
+			st := &it.Status
+			c := []string{it.Metadata.Name, fmt.Sprint(st.DesiredNumberScheduled), fmt.Sprint(st.CurrentNumberScheduled), fmt.Sprint(st.NumberReady),
+				fmt.Sprint(st.UpdatedNumberScheduled), fmt.Sprint(st.NumberAvailable), nodeSelectorText(it.Spec.Template.Spec.NodeSelector), age(it.Metadata.CreationTimestamp, now)}
 			if wide {
 				var names, images []string
 				for _, ct := range it.Spec.Template.Spec.Containers {
@@ -509,4 +537,16 @@ func jobDuration(it *listItem, now time.Time) string {
 		end = *it.Status.CompletionTime
 	}
 	return age(*it.Status.StartTime, end)
+}
+
+// nodeSelectorText is a pod template's nodeSelector as kubectl prints it.
+func nodeSelectorText(sel map[string]string) string {
+	if len(sel) == 0 {
+		return "<none>"
+	}
+	parts := make([]string, 0, len(sel))
+	for _, k := range slices.Sorted(maps.Keys(sel)) {
+		parts = append(parts, k+"="+sel[k])
+	}
+	return strings.Join(parts, ",")
 }

@@ -38,7 +38,7 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("read the store: %w", err)
 	}
 	s := &Snapshot{Rev: resp.Header.Revision, Now: time.Now(), Statuses: map[string]PodStatusRecord{},
-		Deployments: map[string]DeploymentRecord{}, Jobs: map[string]reconcile.JobStatus{}, CronJobs: map[string]reconcile.CronJobStatus{}, Services: map[string]reconcile.ServiceState{}}
+		Deployments: map[string]DeploymentRecord{}, Jobs: map[string]reconcile.JobStatus{}, CronJobs: map[string]reconcile.CronJobStatus{}, DaemonSets: map[string]reconcile.DaemonSetStatus{}, Services: map[string]reconcile.ServiceState{}}
 	var desired []store.KV[json.RawMessage]
 	type leaderKV struct {
 		name string
@@ -100,6 +100,11 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 				s.Cordoned = map[string]bool{}
 			}
 			s.Cordoned[strings.TrimPrefix(key, cordonPrefix)] = true
+		case strings.HasPrefix(key, daemonSetsPrefix):
+			var d reconcile.DaemonSetStatus
+			if err = json.Unmarshal(val, &d); err == nil {
+				s.DaemonSets[d.Namespace+"/"+d.Name] = d
+			}
 		case strings.HasPrefix(key, cronJobsPrefix):
 			var c reconcile.CronJobStatus
 			if err = json.Unmarshal(val, &c); err == nil {

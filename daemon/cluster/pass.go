@@ -124,7 +124,8 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			ops = append(ops, lazyPut(placementKey(nodeOrPending(pl.Node), p.UID), pl))
 		}
 	}
-	for _, op := range slices.Concat(m.deploymentOps(plan), m.serviceOps(plan.Services)) {
+	daemonSetOps := statusOps(m.view.daemonSets, plan.DaemonSets, func(d reconcile.DaemonSetStatus) string { return daemonSetKey(d.Namespace, d.Name) })
+	for _, op := range slices.Concat(m.deploymentOps(plan), daemonSetOps, m.serviceOps(plan.Services)) {
 		ops = append(ops, ready(op))
 	}
 	for _, name := range slices.Sorted(maps.Keys(plan.PodCIDRs)) {
@@ -180,6 +181,11 @@ func (m *Master) markConverged(ctx context.Context, lead *store.Leadership, sha 
 		return
 	}
 	for _, d := range plan.Deployments {
+		if !d.Complete {
+			return
+		}
+	}
+	for _, d := range plan.DaemonSets {
 		if !d.Complete {
 			return
 		}

@@ -33,6 +33,11 @@ const jobsPrefix = prefix + "jobs/"
 
 func jobKey(ns, name string) string { return jobsPrefix + ns + "/" + name }
 
+// daemonSetsPrefix holds each DaemonSet's rollout status (reconcile.DaemonSetStatus).
+const daemonSetsPrefix = prefix + "daemonsets/"
+
+func daemonSetKey(ns, name string) string { return daemonSetsPrefix + ns + "/" + name }
+
 // cronJobsPrefix holds each CronJob's status (reconcile.CronJobStatus) with the Jobs it made.
 const cronJobsPrefix = prefix + "cronjobs/"
 

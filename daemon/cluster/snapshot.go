@@ -29,11 +29,12 @@ type Snapshot struct {
 	Placements  []Placement
 	Statuses    map[string]PodStatusRecord // by pod UID
 	Deployments map[string]DeploymentRecord
-	Jobs        map[string]reconcile.JobStatus     // by namespace/name
-	CronJobs    map[string]reconcile.CronJobStatus // by namespace/name
-	Services    map[string]reconcile.ServiceState  // by namespace/name
-	Cordoned    map[string]bool                    // nodes marked unschedulable by an operator
-	PodCIDRs    map[string]netip.Prefix            // by node
+	Jobs        map[string]reconcile.JobStatus       // by namespace/name
+	CronJobs    map[string]reconcile.CronJobStatus   // by namespace/name
+	DaemonSets  map[string]reconcile.DaemonSetStatus // by namespace/name
+	Services    map[string]reconcile.ServiceState    // by namespace/name
+	Cordoned    map[string]bool                      // nodes marked unschedulable by an operator
+	PodCIDRs    map[string]netip.Prefix              // by node
 }
 
 // DeploymentRecord is the master's view of a Deployment's rollout.
@@ -296,6 +297,11 @@ func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
 		case *manifests.Job:
 			if rec, ok := s.Jobs[obj.Namespace+"/"+obj.Name]; ok {
 				obj.Status = rec.JobStatus
+			}
+			l.Items = append(l.Items, obj)
+		case *manifests.DaemonSet:
+			if rec, ok := s.DaemonSets[obj.Namespace+"/"+obj.Name]; ok {
+				obj.Status = rec.DaemonSetStatus
 			}
 			l.Items = append(l.Items, obj)
 		case *manifests.CronJob:

@@ -28,6 +28,7 @@ type masterView struct {
 	deployments *store.Table[DeploymentRecord]
 	jobs        *store.Table[reconcile.JobStatus]
 	cronJobs    *store.Table[reconcile.CronJobStatus]
+	daemonSets  *store.Table[reconcile.DaemonSetStatus]
 	// pods are the placements and their status as reconcile sees them, kept up to date change
 	// by change, so that a pass copies them instead of joining two tables of every pod.
 	pods *podIndex
@@ -66,6 +67,7 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		deployments: store.Track[DeploymentRecord](mir, deploymentsPrefix, nil),
 		jobs:        store.Track[reconcile.JobStatus](mir, jobsPrefix, nil),
 		cronJobs:    store.Track[reconcile.CronJobStatus](mir, cronJobsPrefix, nil),
+		daemonSets:  store.Track[reconcile.DaemonSetStatus](mir, daemonSetsPrefix, nil),
 	}
 }
 
