@@ -71,6 +71,7 @@ func (p *planner) cronJobs(cjs []*manifests.CronJob, owned map[string][]*Pod, se
 		}
 		done[key] = true
 		st := p.cronJob(cj)
+		first := len(p.plan.Jobs)
 		for _, run := range st.Runs {
 			owner := JobOwner(run.Job.Namespace, run.Job.Name)
 			if seen[owner] {
@@ -81,7 +82,7 @@ func (p *planner) cronJobs(cjs []*manifests.CronJob, owned map[string][]*Pod, se
 			seen[owner] = true
 			p.job(run.Job, owned[owner], key)
 		}
-		p.cronJobStatus(&st)
+		p.cronJobStatus(&st, p.plan.Jobs[first:])
 		p.plan.CronJobs = append(p.plan.CronJobs, st)
 	}
 }
@@ -248,12 +249,12 @@ func (p *planner) cronJobHistory(cj *manifests.CronJob, st *CronJobStatus) {
 
 // cronJobStatus fills in the active Jobs and the last success from the
 // statuses this plan gives the CronJob's Jobs.
-func (p *planner) cronJobStatus(st *CronJobStatus) {
+func (p *planner) cronJobStatus(st *CronJobStatus, jobs []JobStatus) {
 	st.Active = nil
 	for _, r := range st.Runs {
 		var js *JobStatus
-		for i := range p.plan.Jobs {
-			if j := &p.plan.Jobs[i]; j.Namespace == r.Job.Namespace && j.Name == r.Job.Name {
+		for i := range jobs {
+			if j := &jobs[i]; j.Namespace == r.Job.Namespace && j.Name == r.Job.Name {
 				js = j
 			}
 		}

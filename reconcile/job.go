@@ -101,6 +101,7 @@ type jobRun struct {
 	restarts    int32        // restartPolicy OnFailure: restarts of the active pods
 	failJob     string       // the message of a FailJob rule that matched
 	created     int          // pods created by this plan
+	pods        []*Pod       // every pod of the Job
 }
 
 // job plans one Job: count its pods' outcomes, fail or complete it, keep
@@ -112,6 +113,7 @@ func (p *planner) job(j *manifests.Job, pods []*Pod, createdBy string) {
 		key:       j.Namespace + "/" + j.Name,
 		counted:   map[string]bool{},
 		completed: map[int]bool{},
+		pods:      pods,
 	}
 	run := JobRunHash(&j.Spec)
 	prev, had := p.s.Jobs[r.key]
@@ -473,8 +475,10 @@ func (p *planner) jobExpire(r *jobRun) {
 		p.event(r.owner, EventNormal, "TTLExpired", "Deleted the Job's pods "+strconv.Itoa(int(*ttl))+"s after it finished")
 	}
 	r.st.Expired = true
-	owned := p.ownedPods(r.owner)
-	for _, pod := range owned {
+	for _, pod := range r.pods {
+		if p.isDeleted(pod) {
+			continue
+		}
 		if !pod.Terminating || pod.Node == "" {
 			p.delete(pod, DeleteJobExpired, r.owner)
 			if pod.Node != "" {
@@ -482,18 +486,6 @@ func (p *planner) jobExpire(r *jobRun) {
 			}
 		}
 	}
-}
-
-// ownedPods returns the observed pods of owner that this plan does not
-// delete yet.
-func (p *planner) ownedPods(owner string) []*Pod {
-	var out []*Pod
-	for i := range p.s.Pods {
-		if pod := &p.s.Pods[i]; pod.Owner == owner && !p.isDeleted(pod) {
-			out = append(out, pod)
-		}
-	}
-	return out
 }
 
 // jobCreate starts the pods the Job needs: up to parallelism at a time,

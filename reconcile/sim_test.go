@@ -200,6 +200,7 @@ func (s *sim) checkInvariants(st State, plan Plan) {
 			created[a.Pod.Owner]++
 		}
 	}
+	s.checkJobs(st, plan, deleted)
 	for _, o := range st.Objects {
 		d, ok := o.(*manifests.Deployment)
 		if !ok || d.Spec.Paused || d.Spec.Strategy.Type != manifests.RollingUpdateDeploymentStrategyType {
@@ -238,6 +239,48 @@ func (s *sim) checkInvariants(st State, plan Plan) {
 		if floor := min(availBefore, replicas-unavail); availAfter < floor {
 			s.violations = append(s.violations, fmt.Sprintf("%s at %s: %d available pods left, fewer than %d (replicas %d - maxUnavailable %d, %d available before)",
 				owner, s.now.Format(time.TimeOnly), availAfter, floor, replicas, unavail, availBefore))
+		}
+	}
+}
+
+// checkJobs asserts that a plan that creates a Job's pods leaves at most parallelism of them
+// running, and for an Indexed Job at most one per index.
+func (s *sim) checkJobs(st State, plan Plan, deleted map[string]DeletePod) {
+	running := map[string][]*manifests.Pod{}
+	creates := map[string]bool{}
+	for i := range st.Pods {
+		p := &st.Pods[i]
+		if _, del := deleted[p.UID]; !del && !p.Terminating && p.Phase != manifests.PodSucceeded && p.Phase != manifests.PodFailed {
+			running[p.Owner] = append(running[p.Owner], p.Spec)
+		}
+	}
+	for _, a := range plan.Actions {
+		if c, ok := a.(CreatePod); ok {
+			running[c.Pod.Owner] = append(running[c.Pod.Owner], c.Pod.Spec)
+			creates[c.Pod.Owner] = true
+		}
+	}
+	for _, o := range st.Objects {
+		j, ok := o.(*manifests.Job)
+		if !ok {
+			continue
+		}
+		owner := JobOwner(j.Namespace, j.Name)
+		if !creates[owner] {
+			continue
+		}
+		if n := len(running[owner]); n > int(*j.Spec.Parallelism) {
+			s.violations = append(s.violations, fmt.Sprintf("%s at %s: %d pods running after creating, more than parallelism %d",
+				owner, s.now.Format(time.TimeOnly), n, *j.Spec.Parallelism))
+		}
+		seen := map[string]bool{}
+		for _, pod := range running[owner] {
+			if i, ok := pod.Annotations[manifests.JobCompletionIndexKey]; ok {
+				if seen[i] {
+					s.violations = append(s.violations, fmt.Sprintf("%s at %s: two running pods of index %s", owner, s.now.Format(time.TimeOnly), i))
+				}
+				seen[i] = true
+			}
 		}
 	}
 }

@@ -96,6 +96,21 @@ func TestMultiNode(t *testing.T) {
 		}
 	})
 
+	step("DaemonSetOnEveryNode", func(t *testing.T) {
+		sha := c.repo.commit("agent", map[string]string{"agent.yaml": daemonSet("v1")})
+		c.waitAllConverged(t, sha, 2*time.Minute)
+		pods, err := c.nodes[0].lanPods()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range c.nodes {
+			if got := podsByNode(pods, "agent-")[n.name]; got != 1 {
+				t.Errorf("agent pods per node %v, want 1 on each", podsByNode(pods, "agent-"))
+				break
+			}
+		}
+	})
+
 	step("ServiceAcrossNodes", func(t *testing.T) {
 		n1 := c.nodes[0]
 		vip := ""
@@ -266,6 +281,14 @@ spec:
 		if master == n1 {
 			n1 = c.nodes[1]
 		}
+		// An Indexed Job runs while the master dies: it must end with each completion counted
+		// once, none lost, none twice.
+		c.repo.commit("count job", map[string]string{"count.yaml": job("count",
+			"  completions: 6\n  parallelism: 3\n  completionMode: Indexed", `["sleep", "4"]`)})
+		waitUntil(t, "the Job running", 60*time.Second, func() bool {
+			jobs, err := n1.jobs()
+			return err == nil && jobs["count"].Status.Active > 0
+		})
 		t.Logf("killing the master %s", master.name)
 		killed := time.Now()
 		master.kill()
@@ -297,6 +320,13 @@ spec:
 		master.waitAPI(t)
 		c.waitAllConverged(t, sha, 2*time.Minute)
 		c.waitOnlyAssignedRun(t, master)
+		jobs, err := n1.jobs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := jobs["count"].Status; st.Succeeded != 6 || st.CompletedIndexes != "0-5" {
+			t.Errorf("the Job after the failover: succeeded %d, indexes %q, failed %d; want 6 and 0-5", st.Succeeded, st.CompletedIndexes, st.Failed)
+		}
 	})
 
 	step("PausedMasterIsFenced", func(t *testing.T) { stepPausedMasterIsFenced(t, c) })

@@ -443,6 +443,11 @@ func (n *lanNode) serviceIP(name string) string {
 // sha and every node reports it.
 func (c *lanCluster) waitAllConverged(t testing.TB, sha string, timeout time.Duration) {
 	t.Helper()
+	defer func() {
+		if t.Failed() {
+			c.dump(t)
+		}
+	}()
 	waitUntil(t, "every node converged to "+sha[:7], timeout, func() bool {
 		for _, n := range c.nodes {
 			if n.cmd == nil || n.stopped {
@@ -651,4 +656,18 @@ func withoutDebug(log string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// dump logs what a running node shows of the cluster, for a failed test.
+func (c *lanCluster) dump(t testing.TB) {
+	for _, n := range c.nodes {
+		if n.cmd == nil || n.stopped {
+			continue
+		}
+		for _, args := range [][]string{{"status"}, {"get", "pods", "-A", "-o", "wide"}, {"get", "jobs"}, {"get", "ds"}, {"events"}} {
+			out, err := n.shoal(args...)
+			t.Logf("%s: shoal %s: %v\n%s", n.name, strings.Join(args, " "), err, out)
+		}
+		return
+	}
 }

@@ -32,19 +32,27 @@ spec:
 // jobsOf returns the node's Jobs by name, with their status.
 func (n *node) jobsOf() map[string]manifests.Job {
 	n.t.Helper()
-	out, err := n.shoal("get", "jobs", "-o", "json")
+	jobs, err := n.jobs()
 	if err != nil {
 		n.t.Fatal(err)
 	}
+	return jobs
+}
+
+func (n *node) jobs() (map[string]manifests.Job, error) {
+	out, err := n.shoal("get", "jobs", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
 	var list struct{ Items []manifests.Job }
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		n.t.Fatalf("decode jobs: %v\n%s", err, out)
+		return nil, fmt.Errorf("decode jobs: %w\n%s", err, out)
 	}
 	jobs := map[string]manifests.Job{}
 	for _, j := range list.Items {
 		jobs[j.Name] = j
 	}
-	return jobs
+	return jobs, nil
 }
 
 func jobCondition(j manifests.Job, t manifests.JobConditionType) (manifests.JobCondition, bool) {

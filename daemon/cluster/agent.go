@@ -220,7 +220,9 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 		if !ok {
 			continue
 		}
-		if PodReady(st.Status) {
+		// A pod that ran to its end (a Job's) runs as placed, as a Ready one does.
+		ended := st.Status.Phase == manifests.PodSucceeded || st.Status.Phase == manifests.PodFailed
+		if PodReady(st.Status) || (ended && pl.Spec.Pod != nil && pl.Spec.Pod.Spec.RestartPolicy != manifests.RestartPolicyAlways) {
 			ready++
 		}
 		a.report(ctx, uid, st)

@@ -99,10 +99,12 @@ type NodeRecord struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	// Store is "member" for a node that runs a member of the embedded store, "client" for one
 	// that uses the members, "external" for a node on an external etcd.
-	Store         string `json:"store,omitempty"`
-	PodsRunning   int    `json:"podsRunning"`
-	PodsDesired   int    `json:"podsDesired"`
-	Unschedulable bool   `json:"unschedulable,omitempty"`
+	Store string `json:"store,omitempty"`
+	// PodsRunning counts the placed pods that are Ready, or ended for good (restartPolicy
+	// OnFailure or Never): the node runs them as placed.
+	PodsRunning   int  `json:"podsRunning"`
+	PodsDesired   int  `json:"podsDesired"`
+	Unschedulable bool `json:"unschedulable,omitempty"`
 	// Heartbeat is when the node last wrote the record: on every change, else every 10 s (every
 	// second on a node with a store member). Liveness is the record's lease.
 	Heartbeat time.Time `json:"heartbeat"`

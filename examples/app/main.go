@@ -9,6 +9,7 @@
 //	                      new connection each time, printing one line per request
 //	app echo TEXT...      print TEXT and exit 0, as a Job's pod does its work and ends
 //	app exit CODE         exit with CODE at once
+//	app sleep SECONDS     wait, then exit 0
 //
 // GET /healthz answers "ok" for probes. SIGTERM stops it gracefully.
 package main
@@ -50,6 +51,15 @@ func main() {
 			os.Exit(2)
 		}
 		os.Exit(code)
+	}
+	if len(args) == 2 && args[0] == "sleep" {
+		d, err := time.ParseDuration(args[1] + "s")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sleep: not a number of seconds:", args[1])
+			os.Exit(2)
+		}
+		time.Sleep(d)
+		return
 	}
 	if len(args) == 2 && args[0] == "poll" {
 		poll(args[1])
