@@ -70,7 +70,27 @@ func (p *planner) cronJobs(cjs []*manifests.CronJob, owned map[string][]*Pod, se
 			continue
 		}
 		done[key] = true
+		before := map[string]bool{}
+		for _, r := range p.s.CronJobs[key].Runs {
+			before[r.Job.Name] = true
+		}
 		st := p.cronJob(cj)
+		for _, r := range st.Runs {
+			delete(before, r.Job.Name)
+		}
+		// The Jobs the CronJob dropped (history limits, Replace) go with their pods.
+		for _, name := range slices.Sorted(maps.Keys(before)) {
+			owner := JobOwner(cj.Namespace, name)
+			if seen[owner] {
+				continue
+			}
+			seen[owner] = true
+			for _, pod := range owned[owner] {
+				if !pod.Terminating || pod.Node == "" {
+					p.delete(pod, DeleteJobDeleted, owner)
+				}
+			}
+		}
 		first := len(p.plan.Jobs)
 		for _, run := range st.Runs {
 			owner := JobOwner(run.Job.Namespace, run.Job.Name)

@@ -206,7 +206,7 @@ func (p *planner) jobPod(r *jobRun, pod *Pod, run string) {
 // stoppedByJob reports whether a deletion reason is the Job's own doing.
 func stoppedByJob(reason string) bool {
 	switch reason {
-	case DeleteJobSuspended, DeleteJobFinished, DeleteJobExpired, DeleteSpecChanged, DeletePruned, DeleteScaleDown:
+	case DeleteJobSuspended, DeleteJobFinished, DeleteJobExpired, DeleteJobDeleted, DeleteSpecChanged, DeletePruned, DeleteScaleDown:
 		return true
 	}
 	return false

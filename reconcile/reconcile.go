@@ -270,6 +270,8 @@ func (p *planner) delete(pod *Pod, reason, object string) {
 		p.event(object, EventWarning, "NodeLost", "Deleted pod "+pod.Namespace+"/"+pod.Name+" (node "+pod.Node+" lost)")
 	case DeletePruned:
 		p.event(object, EventNormal, "Pruned", "Deleted pod "+pod.Namespace+"/"+pod.Name+" (removed from git)")
+	case DeleteJobDeleted:
+		p.event(object, EventNormal, "SuccessfulDelete", "Deleted pod "+pod.Namespace+"/"+pod.Name+" (its Job was deleted)")
 	case DeleteSpecChanged:
 		p.event(object, EventNormal, "Replacing", "Deleted pod "+pod.Namespace+"/"+pod.Name+" (spec changed in git)")
 	case DeleteFailed:

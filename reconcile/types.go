@@ -220,6 +220,9 @@ const (
 	DeleteJobFinished = "JobFinished"
 	// DeleteJobExpired: its Job finished ttlSecondsAfterFinished ago.
 	DeleteJobExpired = "TTLExpired"
+	// DeleteJobDeleted: its CronJob deleted its Job (history limits,
+	// concurrencyPolicy Replace).
+	DeleteJobDeleted = "JobDeleted"
 )
 
 // DeletePod asks to delete a pod: the pod is marked Terminating and its node

@@ -499,7 +499,8 @@ spec:
 			for _, n := range c.nodes {
 				running += n.appProcesses()
 			}
-			return placed == webWant+extraWant && running == placed
+			// The agent DaemonSet runs one pod per node.
+			return placed == webWant+extraWant+len(c.nodes) && running == placed
 		})
 	})
 
@@ -544,9 +545,9 @@ func (c *lanCluster) waitOnlyAssignedRun(t testing.TB, n *lanNode) {
 }
 
 // isServing tells the pods whose app runs `serve` (counted by appProcesses): those of the web
-// and extra Deployments, not the poller.
+// and extra Deployments and of the agent DaemonSet, not the poller.
 func isServing(pod string) bool {
-	return strings.HasPrefix(pod, "web-") || strings.HasPrefix(pod, "extra-")
+	return strings.HasPrefix(pod, "web-") || strings.HasPrefix(pod, "extra-") || strings.HasPrefix(pod, "agent-")
 }
 
 // desiredReplicas returns the replicas the status shows for a Deployment of the default

@@ -271,7 +271,8 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			row(it, c...)
 		}
 	case "DaemonSet":
-		h := []string{"NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"}
+		// Shoal records no creation time of the objects of git: no AGE column.
+		h := []string{"NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR"}
 		if wide {
 			h = append(h, "CONTAINERS", "IMAGES", "SELECTOR")
 		}
@@ -280,7 +281,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			it := &items[i]
 			st := &it.Status
 			c := []string{it.Metadata.Name, fmt.Sprint(st.DesiredNumberScheduled), fmt.Sprint(st.CurrentNumberScheduled), fmt.Sprint(st.NumberReady),
-				fmt.Sprint(st.UpdatedNumberScheduled), fmt.Sprint(st.NumberAvailable), nodeSelectorText(it.Spec.Template.Spec.NodeSelector), age(it.Metadata.CreationTimestamp, now)}
+				fmt.Sprint(st.UpdatedNumberScheduled), fmt.Sprint(st.NumberAvailable), nodeSelectorText(it.Spec.Template.Spec.NodeSelector)}
 			if wide {
 				var names, images []string
 				for _, ct := range it.Spec.Template.Spec.Containers {
@@ -291,7 +292,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			row(it, c...)
 		}
 	case "Job":
-		h := []string{"NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"}
+		h := []string{"NAME", "STATUS", "COMPLETIONS", "DURATION"}
 		if wide {
 			h = append(h, "CONTAINERS", "IMAGES")
 		}
@@ -307,7 +308,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 				completions += fmt.Sprintf(" of %d", *it.Spec.Parallelism)
 			}
 			c := []string{it.Metadata.Name, jobStatusText(it), completions,
-				jobDuration(it, now), age(it.Metadata.CreationTimestamp, now)}
+				jobDuration(it, now)}
 			if wide {
 				var names, images []string
 				for _, ct := range it.Spec.Template.Spec.Containers {
@@ -318,7 +319,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			row(it, c...)
 		}
 	case "CronJob":
-		cols("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE")
+		cols("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE")
 		for i := range items {
 			it := &items[i]
 			tz, suspend, last := "<none>", "False", "<none>"
@@ -333,7 +334,7 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			}
 			var active []json.RawMessage
 			_ = json.Unmarshal(it.Status.Active, &active)
-			row(it, it.Metadata.Name, it.Spec.Schedule, tz, suspend, fmt.Sprint(len(active)), last, age(it.Metadata.CreationTimestamp, now))
+			row(it, it.Metadata.Name, it.Spec.Schedule, tz, suspend, fmt.Sprint(len(active)), last)
 		}
 	case "Service":
 		h := []string{"NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"}
