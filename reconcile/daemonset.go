@@ -25,8 +25,9 @@ type DaemonSetStatus struct {
 	// TemplateHash is the current revision's controller-revision-hash.
 	TemplateHash   string `json:"templateHash"`
 	ObservedCommit string `json:"observedCommit,omitempty"`
-	// Complete is true when every node that should run the DaemonSet runs
-	// an available pod of the current revision, and no other pod is left.
+	// Complete is true when every node that should run the DaemonSet, lost
+	// nodes aside, runs an available pod of the current revision, and no
+	// other pod is left.
 	Complete bool `json:"complete"`
 	manifests.DaemonSetStatus
 }
@@ -239,8 +240,16 @@ func (p *planner) daemonPod(ds *manifests.DaemonSet, owner, hash, node string) {
 func (p *planner) daemonSetStatus(ds *manifests.DaemonSet, hash string, byNode map[string]*daemonNode, order []string, created int, minReady time.Duration) DaemonSetStatus {
 	var st manifests.DaemonSetStatus
 	old := 0
+	// A lost node counts in the status, as Kubernetes counts it, but does not hold the rollout
+	// back from Complete: no pod can become available there until it is back.
+	var lostShould int32
 	for _, name := range order {
 		dn := byNode[name]
+		ns := p.nodes[name]
+		lost := ns != nil && ns.lost
+		if lost && dn.should {
+			lostShould++
+		}
 		var live []*Pod
 		for _, pod := range slices.Concat(dn.new, dn.old) {
 			if !p.isDeleted(pod) {
@@ -259,7 +268,7 @@ func (p *planner) daemonSetStatus(ds *manifests.DaemonSet, hash string, byNode m
 		}
 		st.CurrentNumberScheduled++
 		for _, pod := range live {
-			if pod.TemplateHash != hash {
+			if pod.TemplateHash != hash && !lost {
 				old++
 			}
 		}
@@ -276,8 +285,8 @@ func (p *planner) daemonSetStatus(ds *manifests.DaemonSet, hash string, byNode m
 	st.CurrentNumberScheduled += int32(created)
 	st.UpdatedNumberScheduled += int32(created)
 	st.NumberUnavailable = max(st.DesiredNumberScheduled-st.NumberAvailable, 0)
-	complete := old == 0 && st.NumberMisscheduled == 0 && st.UpdatedNumberScheduled == st.DesiredNumberScheduled &&
-		st.NumberAvailable == st.DesiredNumberScheduled
+	complete := old == 0 && st.NumberMisscheduled == 0 && st.UpdatedNumberScheduled >= st.DesiredNumberScheduled-lostShould &&
+		st.NumberAvailable >= st.DesiredNumberScheduled-lostShould
 	return DaemonSetStatus{Namespace: ds.Namespace, Name: ds.Name, TemplateHash: hash, ObservedCommit: p.s.Commit,
 		Complete: complete, DaemonSetStatus: st}
 }

@@ -199,6 +199,9 @@ func (m *Master) markConverged(ctx context.Context, lead *store.Leadership, sha 
 		if strings.HasPrefix(p.Owner, "Job/") {
 			continue // counted by their Job
 		}
+		if _, lost := plan.Lost[p.Node]; lost && strings.HasPrefix(p.Owner, "DaemonSet/") {
+			continue // a DaemonSet's pod stays on a lost node, and comes back with it
+		}
 		if p.Terminating || (!p.Ready && p.Phase != manifests.PodSucceeded) {
 			return
 		}
