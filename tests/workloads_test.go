@@ -261,3 +261,33 @@ func TestDaemonSet(t *testing.T) {
 		t.Errorf("shoal get ds: %v\n%s", err, out)
 	}
 }
+
+// TestJobAcrossDaemonRestart kills the daemon while a Job's pods run and end: the restarted
+// daemon finds their exit codes, counts each completion once and starts no pod twice.
+func TestJobAcrossDaemonRestart(t *testing.T) {
+	needRoot(t)
+	repo := newGitRepo(t)
+	sha := repo.commit("batch", map[string]string{"batch.yaml": job("batch", "  completions: 4\n  parallelism: 2", `["sleep", "3"]`)})
+	n := startNode(t, repo.httpURL)
+	n.waitFor("the Job's first pods running", 60*time.Second, func() bool {
+		return n.jobsOf()["batch"].Status.Active == 2
+	})
+	n.kill()
+	time.Sleep(5 * time.Second) // the pods end while the daemon is down
+	n.start()
+	n.waitConverged(sha, 90*time.Second)
+	st := n.jobsOf()["batch"].Status
+	if st.Succeeded != 4 || st.Failed != 0 {
+		t.Errorf("after the restart: %d succeeded, %d failed; want 4 and 0", st.Succeeded, st.Failed)
+	}
+	pods := n.pods()
+	succeeded := 0
+	for _, p := range pods {
+		if strings.HasPrefix(p.Name, "batch-") && p.Phase == "Succeeded" {
+			succeeded++
+		}
+	}
+	if len(pods) != 4 || succeeded != 4 {
+		t.Errorf("%d pods, %d of them Succeeded; want exactly the 4 completions", len(pods), succeeded)
+	}
+}
