@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -139,6 +140,10 @@ spec:
 	if err != nil || !strings.Contains(out, "Complete") || !strings.Contains(out, "3/3") {
 		t.Errorf("shoal get jobs: %v\n%s", err, out)
 	}
+	out, err = n.shoal("status")
+	if err != nil || !regexp.MustCompile(`default/shard +3/3 +0 +0 +Complete`).MatchString(out) {
+		t.Errorf("shoal status lacks the Complete Job: %v\n%s", err, out)
+	}
 
 	// A Job that keeps failing: the second failure is past backoffLimit 1, 10 s after the first.
 	// A pod failure policy fails the other at its first exit 42.
@@ -254,6 +259,9 @@ func TestDaemonSet(t *testing.T) {
 	pods = n.pods()
 	if len(pods) != 1 || pods[0].UID == first || !pods[0].Ready {
 		t.Fatalf("pods after the rollout %+v, want one new ready agent pod", pods)
+	}
+	if out, err := n.shoal("status"); err != nil || !regexp.MustCompile(`default/agent +1/1 +1 +1 +complete`).MatchString(out) {
+		t.Errorf("shoal status lacks the DaemonSet: %v\n%s", err, out)
 	}
 	out, err := n.shoal("get", "ds")
 	lines := strings.Split(strings.TrimSpace(out), "\n")

@@ -16,7 +16,7 @@ func newStatusCmd(s Streams, cf *clientFlags) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the cluster: nodes, the commit each has converged to, Deployments, rejections",
+		Short: "Show the cluster: nodes, the commit each has converged to, Deployments, DaemonSets, Jobs, rejections",
 		Args:  cobraArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			draw := func() error {
@@ -114,6 +114,32 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 				roll = "complete"
 			}
 			fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\t%d\t%s\n", d.Namespace, d.Name, d.Ready, d.Desired, d.Updated, d.Available, roll)
+		}
+		tw.Flush()
+	}
+	if len(st.DaemonSets) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "DAEMONSET\tREADY\tUP-TO-DATE\tAVAILABLE\tROLLOUT")
+		for _, d := range st.DaemonSets {
+			roll := "in progress"
+			if d.Complete {
+				roll = "complete"
+			}
+			fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\t%d\t%s\n", d.Namespace, d.Name, d.Ready, d.Desired, d.Updated, d.Available, roll)
+		}
+		tw.Flush()
+	}
+	if len(st.Jobs) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "JOB\tCOMPLETIONS\tACTIVE\tFAILED\tSTATUS")
+		for _, j := range st.Jobs {
+			completions := fmt.Sprintf("%d/%d", j.Succeeded, j.Completions)
+			if j.Completions == 0 {
+				completions = fmt.Sprintf("%d (work queue)", j.Succeeded)
+			}
+			fmt.Fprintf(tw, "%s/%s\t%s\t%d\t%d\t%s\n", j.Namespace, j.Name, completions, j.Active, j.Failed, j.State)
 		}
 		tw.Flush()
 	}

@@ -130,6 +130,29 @@ type DeploymentSummary struct {
 	Complete  bool   `json:"complete"`
 }
 
+// DaemonSetSummary is one DaemonSet in `shoal status`.
+type DaemonSetSummary struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Desired   int32  `json:"desired"`
+	Ready     int32  `json:"ready"`
+	Updated   int32  `json:"updated"`
+	Available int32  `json:"available"`
+	Complete  bool   `json:"complete"`
+}
+
+// JobSummary is one Job of git in `shoal status`.
+type JobSummary struct {
+	Namespace   string `json:"namespace"`
+	Name        string `json:"name"`
+	Completions int32  `json:"completions"` // 0 for a work queue
+	Succeeded   int32  `json:"succeeded"`
+	Failed      int32  `json:"failed"`
+	Active      int32  `json:"active"`
+	// State is Complete, Failed, Suspended or Running.
+	State string `json:"state"`
+}
+
 // Status is what `shoal status` shows.
 type Status struct {
 	Master       string              `json:"master,omitempty"`
@@ -139,6 +162,8 @@ type Status struct {
 	LastRejected *CommitRecord       `json:"lastRejected,omitempty"`
 	Nodes        []NodeStatus        `json:"nodes"`
 	Deployments  []DeploymentSummary `json:"deployments"`
+	DaemonSets   []DaemonSetSummary  `json:"daemonSets,omitempty"`
+	Jobs         []JobSummary        `json:"jobs,omitempty"`
 	Pending      int                 `json:"pending"`
 }
 
@@ -179,6 +204,32 @@ func (s *Snapshot) Status() Status {
 	}
 	slices.SortFunc(st.Nodes, func(a, b NodeStatus) int { return cmp.Compare(a.Name, b.Name) })
 	for _, o := range s.Objects {
+		switch o := o.(type) {
+		case *manifests.DaemonSet:
+			sum := DaemonSetSummary{Namespace: o.Namespace, Name: o.Name}
+			if rec, ok := s.DaemonSets[o.Namespace+"/"+o.Name]; ok {
+				sum.Desired, sum.Ready, sum.Updated, sum.Available = rec.DesiredNumberScheduled, rec.NumberReady, rec.UpdatedNumberScheduled, rec.NumberAvailable
+				sum.Complete = rec.Complete
+			}
+			st.DaemonSets = append(st.DaemonSets, sum)
+		case *manifests.Job:
+			sum := JobSummary{Namespace: o.Namespace, Name: o.Name, State: "Running"}
+			if o.Spec.Completions != nil {
+				sum.Completions = *o.Spec.Completions
+			}
+			if rec, ok := s.Jobs[o.Namespace+"/"+o.Name]; ok {
+				sum.Succeeded, sum.Failed, sum.Active = rec.Succeeded, rec.Failed, rec.Active
+				switch {
+				case rec.Condition(manifests.JobComplete):
+					sum.State = "Complete"
+				case rec.Condition(manifests.JobFailed):
+					sum.State = "Failed"
+				case rec.Condition(manifests.JobSuspended):
+					sum.State = "Suspended"
+				}
+			}
+			st.Jobs = append(st.Jobs, sum)
+		}
 		d, ok := o.(*manifests.Deployment)
 		if !ok {
 			continue
