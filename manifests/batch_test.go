@@ -144,3 +144,21 @@ func TestHookWarning(t *testing.T) {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
 	}
 }
+
+func TestJobGenerateName(t *testing.T) {
+	doc := func(image string) string {
+		return "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n  annotations: {argocd.argoproj.io/hook: PreSync}\nspec:\n" +
+			strings.Replace(jobPod, "example.com/job:1", image, 1)
+	}
+	name := func(image string) string {
+		objs, errs := DecodeFile("a.yaml", []byte(doc(image)), LoadOptions{})
+		if errs != nil {
+			t.Fatal(errs)
+		}
+		return objs[0].GetObjectMeta().Name
+	}
+	a, again, b := name("example.com/job:1"), name("example.com/job:1"), name("example.com/job:2")
+	if !strings.HasPrefix(a, "migrate-") || len(a) != len("migrate-")+5 || a != again || a == b {
+		t.Errorf("generated names %q, %q, %q: want migrate- and 5 characters, the same for the same Job, another for a changed one", a, again, b)
+	}
+}

@@ -1,6 +1,8 @@
 package manifests
 
 import (
+	"encoding/json"
+	"hash/fnv"
 	"strings"
 )
 
@@ -41,6 +43,9 @@ func SetDefaults(obj Object) {
 		defaultDaemonSet(o)
 	case *Job:
 		defaultJobSpec(&o.Spec)
+		if o.Name == "" && o.GenerateName != "" {
+			o.Name = generatedName(o.GenerateName, o)
+		}
 	case *CronJob:
 		defaultCronJob(o)
 	case *Service:
@@ -375,4 +380,24 @@ func defaultCronJob(c *CronJob) {
 		s.FailedJobsHistoryLimit = ptr[int32](DefaultFailedJobsLimit)
 	}
 	defaultJobSpec(&s.JobTemplate.Spec)
+}
+
+// generatedName is prefix and five characters of a hash of obj's labels, annotations and spec,
+// from the consonants and digits of Kubernetes' generated names: the same object gets the same
+// name on every node and in every pass, a changed one a new name.
+func generatedName(prefix string, obj *Job) string {
+	h := fnv.New32a()
+	_ = json.NewEncoder(h).Encode(struct {
+		Labels      map[string]string `json:"labels,omitempty"`
+		Annotations map[string]string `json:"annotations,omitempty"`
+		Spec        JobSpec           `json:"spec"`
+	}{obj.Labels, obj.Annotations, obj.Spec})
+	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
+	sum := h.Sum32()
+	b := make([]byte, 5)
+	for i := range b {
+		b[i] = alphabet[sum%uint32(len(alphabet))]
+		sum /= uint32(len(alphabet))
+	}
+	return prefix + string(b)
 }

@@ -359,7 +359,7 @@ kind: Pod
 metadata: {generateName: p-}
 spec:
   containers: [{name: c, image: x}]
-`, `a.yaml:3: metadata.generateName: supported by Kubernetes, not by Shoal yet`},
+`, `a.yaml:3: metadata.generateName: supported by Kubernetes, not by Shoal yet on a Pod: Shoal names Jobs from generateName (as Argo CD and Helm hooks use it) and applies every other object by name; set metadata.name`},
 		{"pvc not yet", `apiVersion: v1
 kind: Pod
 metadata: {name: p}

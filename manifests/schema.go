@@ -81,7 +81,6 @@ func (u unsupported) message() string {
 // modelled nor listed here are unknown fields.
 var notYetFields = map[reflect.Type]map[string]unsupported{
 	reflect.TypeFor[ObjectMeta](): {
-		"generateName":               {},
 		"uid":                        {},
 		"resourceVersion":            {},
 		"generation":                 {},

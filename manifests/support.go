@@ -76,6 +76,13 @@ func supportRows(t reflect.Type) []supportRow {
 		rows = append(rows, notYet...)
 	}
 	walk(t, "", 0)
+	if t != reflect.TypeFor[Job]() {
+		for i := range rows {
+			if rows[i].path == "metadata.generateName" {
+				rows[i].support = refusedSupport
+			}
+		}
+	}
 	return rows
 }
 

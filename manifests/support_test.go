@@ -97,7 +97,9 @@ labelled ` + "`controller-revision-hash`" + `. ` + "`revisionHistoryLimit`" + ` 
 Argo CD and Helm hooks: an object annotated ` + "`argocd.argoproj.io/hook`" + ` PreSync, Sync or PostSync, or ` + "`helm.sh/hook`" + `
 pre-install, post-install, pre-upgrade or post-upgrade, is applied with the rest of the commit, with a warning: Shoal
 has no sync phases, so the hook runs neither before nor after the other objects, and a hook Job runs once per change
-of its template, not on every sync; the hooks' delete policies have no effect. Other hooks (SyncFail, Skip, Helm's test,
+of its template, not on every sync; the hooks' delete policies have no effect. A Job may be named by
+` + "`metadata.generateName`" + ` (as hook Jobs often are): its name is the prefix and five characters of a hash of the Job, the
+same on every pass, another once the Job changes; every other kind needs ` + "`metadata.name`" + `. Other hooks (SyncFail, Skip, Helm's test,
 delete and rollback hooks) run on events Shoal does not have and are refused.
 
 Services of ` + "`type: LoadBalancer`" + ` are served by Shoal's own load balancer, as k3s's ServiceLB serves them; there is

@@ -20,7 +20,10 @@ func (t *TypeMeta) GetAPIVersion() string { return t.APIVersion }
 
 // ObjectMeta is the metadata every object has.
 type ObjectMeta struct {
-	Name        string            `json:"name,omitempty"`
+	Name string `json:"name,omitempty"`
+	// GenerateName, on a Job without a name, names it: the prefix and a hash of the Job, so that
+	// a hook Job gets a new name, and runs again, when it changes.
+	GenerateName string            `json:"generateName,omitempty"`
 	Namespace   string            `json:"namespace,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`

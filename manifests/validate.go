@@ -141,6 +141,14 @@ func (v *validator) object(obj Object) {
 }
 
 func (v *validator) meta(m *ObjectMeta, p string, nameRule func(string) string, namespaced bool) {
+	if m.GenerateName != "" && v.kind != "Job" {
+		v.errf(p+".generateName", "supported by Kubernetes, not by Shoal yet on a %s: Shoal names Jobs from generateName (as Argo CD and Helm hooks use it) "+
+			"and applies every other object by name; set metadata.name", v.kind)
+	} else if m.GenerateName != "" && m.Name == "" {
+		if msg := nameRule(m.GenerateName + "bbbbb"); msg != "" {
+			v.errf(p+".generateName", "%s", msg)
+		}
+	}
 	if m.Name == "" {
 		v.errf(p+".name", "required; every object needs a name")
 	} else if msg := nameRule(m.Name); msg != "" {
