@@ -24,9 +24,9 @@ type ObjectMeta struct {
 	// GenerateName, on a Job without a name, names it: the prefix and a hash of the Job, so that
 	// a hook Job gets a new name, and runs again, when it changes.
 	GenerateName string            `json:"generateName,omitempty"`
-	Namespace   string            `json:"namespace,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	Annotations map[string]string `json:"annotations,omitempty"`
+	Namespace    string            `json:"namespace,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
 }
 
 // GetObjectMeta returns the metadata itself; it lets every object type
