@@ -149,26 +149,11 @@ func objectWarnings(items []located) ErrorList {
 			if t := o.AutomountServiceAccountToken; t != nil && *t {
 				add(it.src, "automountServiceAccountToken", "%s", noToken)
 			}
-		case *Pod:
-			if t := o.Spec.AutomountServiceAccountToken; t != nil && *t {
-				add(it.src, "spec.automountServiceAccountToken", "%s", noToken)
-			}
-		case *Deployment:
-			if t := o.Spec.Template.Spec.AutomountServiceAccountToken; t != nil && *t {
-				add(it.src, "spec.template.spec.automountServiceAccountToken", "%s", noToken)
-			}
-		case *DaemonSet:
-			if t := o.Spec.Template.Spec.AutomountServiceAccountToken; t != nil && *t {
-				add(it.src, "spec.template.spec.automountServiceAccountToken", "%s", noToken)
-			}
-		case *Job:
-			if t := o.Spec.Template.Spec.AutomountServiceAccountToken; t != nil && *t {
-				add(it.src, "spec.template.spec.automountServiceAccountToken", "%s", noToken)
-			}
-		case *CronJob:
-			if t := o.Spec.JobTemplate.Spec.Template.Spec.AutomountServiceAccountToken; t != nil && *t {
-				add(it.src, "spec.jobTemplate.spec.template.spec.automountServiceAccountToken", "%s", noToken)
-			}
+		}
+	}
+	for _, pod := range podTemplates(items) {
+		if t := pod.spec.AutomountServiceAccountToken; t != nil && *t {
+			add(pod.src, pod.specPath+".automountServiceAccountToken", "%s", noToken)
 		}
 	}
 	w = append(w, loadBalancerSharing(items)...)

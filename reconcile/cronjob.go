@@ -1,11 +1,9 @@
 package reconcile
 
 import (
-	"cmp"
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/manifests"
@@ -59,10 +57,8 @@ func CronJobJobName(cronJob string, scheduled time.Time) string {
 // cronJobs plans every CronJob: start the Job of a schedule time that has
 // come, by its concurrency policy, drop Jobs beyond the history limits, and
 // plan the Jobs it keeps. seen collects the owners of the Jobs planned.
+// cjs are sorted by namespace and name.
 func (p *planner) cronJobs(cjs []*manifests.CronJob, owned map[string][]*Pod, seen map[string]bool) {
-	slices.SortStableFunc(cjs, func(a, b *manifests.CronJob) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
-	})
 	done := map[string]bool{}
 	for _, cj := range cjs {
 		key := cj.Namespace + "/" + cj.Name

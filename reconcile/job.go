@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -726,11 +725,4 @@ func parseIndexes(s string) []int {
 		}
 	}
 	return out
-}
-
-// sortJobs orders Jobs by namespace and name.
-func sortJobs(jobs []*manifests.Job) {
-	slices.SortStableFunc(jobs, func(a, b *manifests.Job) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
-	})
 }

@@ -111,7 +111,9 @@ func (p *planner) run() {
 	}
 	slices.SortStableFunc(deployments, func(a, b *manifests.Deployment) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
 	slices.SortStableFunc(standalone, func(a, b *manifests.Pod) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
-	sortJobs(jobs)
+	slices.SortStableFunc(jobs, func(a, b *manifests.Job) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
+	slices.SortStableFunc(cronJobs, func(a, b *manifests.CronJob) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
+	slices.SortStableFunc(daemonSets, func(a, b *manifests.DaemonSet) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
 
 	// Group the pods by owner, in a deterministic order.
 	owned := make(map[string][]*Pod)
@@ -141,7 +143,6 @@ func (p *planner) run() {
 		p.job(j, owned[owner], "")
 	}
 	p.cronJobs(cronJobs, owned, seen)
-	slices.SortStableFunc(daemonSets, func(a, b *manifests.DaemonSet) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
 	for _, ds := range daemonSets {
 		owner := DaemonSetOwner(ds.Namespace, ds.Name)
 		if seen[owner] {

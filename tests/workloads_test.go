@@ -203,8 +203,10 @@ spec:
 		return false
 	})
 	out, err = n.shoal("get", "cronjobs")
-	if err != nil || !strings.Contains(out, "* * * * *") || !strings.Contains(out, "Etc/UTC") || strings.Contains(out, "<none>   ") {
-		t.Errorf("shoal get cronjobs: %v\n%s", err, out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 2 || !strings.Contains(lines[1], "* * * * *") || !strings.Contains(lines[1], "Etc/UTC") ||
+		strings.HasSuffix(lines[1], "<none>") {
+		t.Errorf("shoal get cronjobs: %v\n%s; want the schedule, the time zone and a last schedule time", err, out)
 	}
 
 	// Removing the Jobs from git prunes their pods; the completed Job's stay.

@@ -262,11 +262,8 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			}
 			c := []string{it.Metadata.Name, fmt.Sprintf("%d/%d", it.Status.ReadyReplicas, want), fmt.Sprint(it.Status.UpdatedReplicas), fmt.Sprint(it.Status.AvailableReplicas)}
 			if wide {
-				var names, images []string
-				for _, ct := range it.Spec.Template.Spec.Containers {
-					names, images = append(names, ct.Name), append(images, ct.Image)
-				}
-				c = append(c, strings.Join(names, ","), strings.Join(images, ","), selectorText(it.Spec.Selector))
+				names, images := templateContainers(it)
+				c = append(c, names, images, selectorText(it.Spec.Selector))
 			}
 			row(it, c...)
 		}
@@ -283,11 +280,8 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			c := []string{it.Metadata.Name, fmt.Sprint(st.DesiredNumberScheduled), fmt.Sprint(st.CurrentNumberScheduled), fmt.Sprint(st.NumberReady),
 				fmt.Sprint(st.UpdatedNumberScheduled), fmt.Sprint(st.NumberAvailable), nodeSelectorText(it.Spec.Template.Spec.NodeSelector)}
 			if wide {
-				var names, images []string
-				for _, ct := range it.Spec.Template.Spec.Containers {
-					names, images = append(names, ct.Name), append(images, ct.Image)
-				}
-				c = append(c, strings.Join(names, ","), strings.Join(images, ","), selectorText(it.Spec.Selector))
+				names, images := templateContainers(it)
+				c = append(c, names, images, selectorText(it.Spec.Selector))
 			}
 			row(it, c...)
 		}
@@ -310,11 +304,8 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			c := []string{it.Metadata.Name, jobStatusText(it), completions,
 				jobDuration(it, now)}
 			if wide {
-				var names, images []string
-				for _, ct := range it.Spec.Template.Spec.Containers {
-					names, images = append(names, ct.Name), append(images, ct.Image)
-				}
-				c = append(c, strings.Join(names, ","), strings.Join(images, ","))
+				names, images := templateContainers(it)
+				c = append(c, names, images)
 			}
 			row(it, c...)
 		}
@@ -550,4 +541,14 @@ func nodeSelectorText(sel map[string]string) string {
 		parts = append(parts, k+"="+sel[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// templateContainers is the names and images of a workload's pod template, as kubectl's wide
+// CONTAINERS and IMAGES columns show them.
+func templateContainers(it *listItem) (names, images string) {
+	var n, i []string
+	for _, ct := range it.Spec.Template.Spec.Containers {
+		n, i = append(n, ct.Name), append(i, ct.Image)
+	}
+	return strings.Join(n, ","), strings.Join(i, ",")
 }

@@ -11,28 +11,11 @@ import (
 
 // deploymentOps records the Deployments' rollout status when it changed.
 func (m *Master) deploymentOps(plan reconcile.Plan) []clientv3.Op {
-	old := m.view.deployments.List()
-	prev := map[string]DeploymentRecord{}
-	for _, kv := range old {
-		prev[kv.Key] = kv.Value
+	recs := make([]DeploymentRecord, len(plan.Deployments))
+	for i, d := range plan.Deployments {
+		recs[i] = DeploymentRecord{Namespace: d.Namespace, Name: d.Name, Status: d.DeploymentStatus, Commit: d.ObservedCommit, Complete: d.Complete}
 	}
-	var ops []clientv3.Op
-	seen := map[string]bool{}
-	for _, d := range plan.Deployments {
-		key := deploymentKey(d.Namespace, d.Name)
-		seen[key] = true
-		rec := DeploymentRecord{Namespace: d.Namespace, Name: d.Name, Status: d.DeploymentStatus, Commit: d.ObservedCommit, Complete: d.Complete}
-		if p, ok := prev[key]; ok && sameJSON(p, rec) {
-			continue
-		}
-		ops = append(ops, putOp(key, rec))
-	}
-	for key := range prev {
-		if !seen[key] {
-			ops = append(ops, clientv3.OpDelete(key))
-		}
-	}
-	return ops
+	return statusOps(m.view.deployments, recs, func(d DeploymentRecord) string { return deploymentKey(d.Namespace, d.Name) })
 }
 
 // cronJobOps records the CronJobs' statuses when they changed, and forgets those of CronJobs
