@@ -332,7 +332,7 @@ spec:
     emptyDir: {}
     hostPath: {path: /x}
   containers: [{name: c, image: x}]
-`, `a.yaml:6: spec.volumes[0]: has 2 volume sources; use exactly one of emptyDir, configMap, secret, downwardAPI, hostPath`},
+`, `a.yaml:6: spec.volumes[0]: has 2 volume sources; use exactly one of emptyDir, configMap, secret, downwardAPI, hostPath, persistentVolumeClaim`},
 		{"config key in data and binaryData", `apiVersion: v1
 kind: ConfigMap
 metadata: {name: c}
@@ -360,13 +360,13 @@ metadata: {generateName: p-}
 spec:
   containers: [{name: c, image: x}]
 `, `a.yaml:3: metadata.generateName: supported by Kubernetes, not by Shoal yet on a Pod: Shoal names Jobs from generateName (as Argo CD and Helm hooks use it) and applies every other object by name; set metadata.name`},
-		{"pvc not yet", `apiVersion: v1
+		{"pvc without claim name", `apiVersion: v1
 kind: Pod
 metadata: {name: p}
 spec:
-  volumes: [{name: a, persistentVolumeClaim: {claimName: x}}]
+  volumes: [{name: a, persistentVolumeClaim: {claimName: ""}}]
   containers: [{name: c, image: x}]
-`, `a.yaml:5: spec.volumes[0].persistentVolumeClaim: supported by Kubernetes, not by Shoal yet`},
+`, `a.yaml:5: spec.volumes[0].persistentVolumeClaim.claimName: required; name the PersistentVolumeClaim`},
 		{"gpu not yet", `apiVersion: v1
 kind: Pod
 metadata: {name: p}
@@ -610,7 +610,7 @@ func TestSelector(t *testing.T) {
 }
 
 func TestSupportedKinds(t *testing.T) {
-	if got := strings.Join(SupportedKinds(), ","); got != "ClusterRole,ClusterRoleBinding,ConfigMap,CronJob,DaemonSet,Deployment,Job,Namespace,Pod,Role,RoleBinding,Secret,Service,ServiceAccount" {
+	if got := strings.Join(SupportedKinds(), ","); got != "ClusterRole,ClusterRoleBinding,ConfigMap,CronJob,DaemonSet,Deployment,Job,Namespace,PersistentVolumeClaim,Pod,Role,RoleBinding,Secret,Service,ServiceAccount" {
 		t.Errorf("kinds %s", got)
 	}
 }

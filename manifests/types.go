@@ -635,6 +635,9 @@ type VolumeSource struct {
 	Secret      *SecretVolumeSource      `json:"secret,omitempty"`
 	ConfigMap   *ConfigMapVolumeSource   `json:"configMap,omitempty"`
 	DownwardAPI *DownwardAPIVolumeSource `json:"downwardAPI,omitempty"`
+	// PersistentVolumeClaim mounts the volume of a claim of the pod's
+	// namespace.
+	PersistentVolumeClaim *PersistentVolumeClaimVolumeSource `json:"persistentVolumeClaim,omitempty"`
 }
 
 // DownwardAPIVolumeSource projects fields of the pod and resources of its

@@ -119,6 +119,9 @@ func (v *validator) object(obj Object) {
 	case *Pod:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.podSpec(&o.Spec, "spec")
+	case *PersistentVolumeClaim:
+		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
+		v.persistentVolumeClaim(o)
 	case *ServiceAccount:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.serviceAccount(o)
@@ -480,6 +483,14 @@ func (v *validator) volumeSource(s *VolumeSource, p string, pc *podContext) {
 		n++
 		v.downwardAPIVolume(s.DownwardAPI, p+".downwardAPI", pc)
 	}
+	if s.PersistentVolumeClaim != nil {
+		n++
+		if s.PersistentVolumeClaim.ClaimName == "" {
+			v.errf(p+".persistentVolumeClaim.claimName", "required; name the PersistentVolumeClaim")
+		} else if msg := validateDNS1123Subdomain(s.PersistentVolumeClaim.ClaimName); msg != "" {
+			v.errf(p+".persistentVolumeClaim.claimName", "%s", msg)
+		}
+	}
 	switch {
 	case n == 0:
 		v.errf(p, "needs a volume source: one of %s", volumeSources)
@@ -489,7 +500,7 @@ func (v *validator) volumeSource(s *VolumeSource, p string, pc *podContext) {
 }
 
 // volumeSources are the volume sources Shoal supports.
-const volumeSources = "emptyDir, configMap, secret, downwardAPI, hostPath"
+const volumeSources = "emptyDir, configMap, secret, downwardAPI, hostPath, persistentVolumeClaim"
 
 func (v *validator) projection(items []KeyToPath, mode *int32, p string) {
 	v.fileMode(mode, p+".defaultMode")

@@ -50,6 +50,7 @@ type planner struct {
 	names    map[string]struct{} // "namespace/name" of every pod, existing or new
 	deleted  map[string]struct{} // UIDs deleted by this plan
 	created  []newPod
+	claims   *claimSet
 	// registeredSet holds the names of State.Nodes, made when first asked.
 	registeredSet map[string]bool
 }
@@ -122,6 +123,7 @@ func (p *planner) run() {
 		owned[pod.Owner] = append(owned[pod.Owner], pod)
 	}
 
+	p.initClaims()
 	p.evictTainted()
 	p.drain()
 
@@ -173,6 +175,7 @@ func (p *planner) run() {
 	}
 
 	p.schedule()
+	p.finishClaims()
 	p.resolveReferences()
 	p.podCIDRs()
 	p.services()

@@ -22,6 +22,8 @@ type podRequest struct {
 	// affinity holds the pod's (anti-)affinity terms; nil when it has none.
 	affinity *podAffinity
 	spread   []spreadConstraint
+	// claims are the names of the PersistentVolumeClaims its volumes use.
+	claims []string
 }
 
 // requestOf compiles what the scheduler needs of a pod in namespace with
@@ -35,6 +37,7 @@ func requestOf(namespace string, labels map[string]string, spec *manifests.PodSp
 		ports:     hostPortsOf(spec),
 		affinity:  compilePodAffinity(namespace, labels, spec.Affinity),
 		spread:    compileSpread(namespace, labels, spec.TopologySpreadConstraints),
+		claims:    PodClaims(spec),
 	}
 	req.fitKey = fitKey(spec)
 	return req

@@ -23,6 +23,8 @@ const (
 	rTaint // the message names the taint
 	rNodeAffinity
 	rPorts
+	rVolumeConflict
+	rVolumeSpace
 	rSpreadLabel
 	rSpread
 	rPodAffinity
@@ -33,15 +35,17 @@ const (
 
 // Scheduler messages, in the words of kube-scheduler.
 var reasonText = [nReasons]string{
-	rNotReady:      "node(s) were not ready",
-	rUnschedulable: "node(s) were unschedulable",
-	rNodeAffinity:  "node(s) didn't match Pod's node affinity/selector",
-	rPorts:         "node(s) didn't have free ports for the requested pod ports",
-	rSpreadLabel:   "node(s) didn't match pod topology spread constraints (missing required label)",
-	rSpread:        "node(s) didn't match pod topology spread constraints",
-	rPodAffinity:   "node(s) didn't match pod affinity rules",
-	rPodAnti:       "node(s) didn't match pod anti-affinity rules",
-	rExistingAnti:  "node(s) didn't satisfy existing pods anti-affinity rules",
+	rNotReady:       "node(s) were not ready",
+	rUnschedulable:  "node(s) were unschedulable",
+	rNodeAffinity:   "node(s) didn't match Pod's node affinity/selector",
+	rPorts:          "node(s) didn't have free ports for the requested pod ports",
+	rVolumeConflict: "node(s) had volume node affinity conflict",
+	rVolumeSpace:    "node(s) did not have enough free storage",
+	rSpreadLabel:    "node(s) didn't match pod topology spread constraints (missing required label)",
+	rSpread:         "node(s) didn't match pod topology spread constraints",
+	rPodAffinity:    "node(s) didn't match pod affinity rules",
+	rPodAnti:        "node(s) didn't match pod anti-affinity rules",
+	rExistingAnti:   "node(s) didn't satisfy existing pods anti-affinity rules",
 }
 
 const (
@@ -108,6 +112,9 @@ type scheduler struct {
 	podCountList []*podCount
 	nsLabels     map[string]map[string]string
 
+	// claims are the plan's PersistentVolumeClaims.
+	claims *claimSet
+
 	feasible []int   // scratch
 	scores   []int64 // scratch
 }
@@ -145,8 +152,10 @@ func (p *planner) schedule() {
 		if pod.Spec == nil {
 			continue
 		}
-		node, why := sc.place(pod.Owner, requestOfPod(pod, memo))
+		req := requestOfPod(pod, memo)
+		node, why := sc.place(pod.Owner, req)
 		if node != "" {
+			p.placedClaims(sc, req, node)
 			p.plan.Actions = append(p.plan.Actions, BindPod{UID: pod.UID, Node: node})
 			continue
 		}
@@ -159,6 +168,7 @@ func (p *planner) schedule() {
 			p.unschedulable(&c.pod, why)
 			continue
 		}
+		p.placedClaims(sc, c.req, node)
 		c.pod.Node = node
 		p.plan.Actions[c.action] = CreatePod{Pod: c.pod}
 	}
@@ -179,6 +189,17 @@ func requestOfPod(pod *Pod, memo map[string]*podRequest) *podRequest {
 	return r
 }
 
+// placedClaims binds the claims of a pod placed on node, which take their
+// storage there.
+func (p *planner) placedClaims(sc *scheduler, req *podRequest, node string) {
+	if len(req.claims) == 0 {
+		return
+	}
+	took := p.bindClaims(req.namespace, req.claims, node)
+	n := &sc.nodes[sc.index[node]]
+	n.free.EphemeralStorage -= took
+}
+
 func (p *planner) unschedulable(pod *Pod, why string) {
 	p.plan.Pending = append(p.plan.Pending, PendingPod{UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, Reason: why})
 	if why != pod.Message {
@@ -197,6 +218,7 @@ func (p *planner) newScheduler(memo map[string]*podRequest) *scheduler {
 		held:       make(map[string]*heldTerm),
 		podCounts:  make(map[string]*podCount),
 		nsLabels:   make(map[string]map[string]string),
+		claims:     p.claims,
 	}
 	for i := range p.nodeList {
 		n := &p.nodeList[i]
@@ -211,6 +233,7 @@ func (p *planner) newScheduler(memo map[string]*podRequest) *scheduler {
 		sc.nodes[i] = schedNode{name: n.Name, labels: labels, taints: n.Taints, alloc: n.Allocatable, free: n.Allocatable}
 	}
 	slices.SortStableFunc(sc.nodes, func(a, b schedNode) int { return strings.Compare(a.name, b.name) })
+	bound := p.claims.boundStorage()
 	for i := range sc.nodes {
 		n := &sc.nodes[i]
 		if _, dup := sc.index[n.name]; dup {
@@ -218,6 +241,7 @@ func (p *planner) newScheduler(memo map[string]*podRequest) *scheduler {
 			continue
 		}
 		sc.index[n.name] = i
+		n.free.EphemeralStorage -= bound[n.name]
 		ns := p.nodes[n.name]
 		n.lost, n.notReady = ns.lost, !ns.ready
 		n.cordoned, n.draining = ns.node.Unschedulable || ns.node.Draining, ns.node.Draining
@@ -354,6 +378,11 @@ type placement struct {
 // reserves its resources and ports there. It returns the node, or "" and
 // why no node fits.
 func (sc *scheduler) place(owner string, req *podRequest) (string, string) {
+	if len(req.claims) > 0 && len(sc.index) > 0 {
+		if why := sc.claims.refusal(req.namespace, req.claims); why != "" {
+			return "", "0/" + strconv.Itoa(len(sc.index)) + " nodes are available: " + why + "."
+		}
+	}
 	fit := sc.staticFor(req)
 	spread := sc.spreadFor(req, fit)
 	aff := sc.affinityFor(req)
@@ -392,6 +421,12 @@ func (sc *scheduler) place(owner string, req *podRequest) (string, string) {
 				}
 			}
 			continue
+		}
+		if len(req.claims) > 0 {
+			if r := sc.claims.fit(req.namespace, req.claims, n, n.free.EphemeralStorage-res.EphemeralStorage); r != rFits {
+				pl.fails[r]++
+				continue
+			}
 		}
 		if spread != nil {
 			if r := spread.filter(i); r != rFits {

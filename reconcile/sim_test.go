@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +49,8 @@ type sim struct {
 	commits      int
 	ids          seqIDs
 	last         Plan
+	// claims are the claims before the last plan, to print what it changed.
+	claims map[string]ClaimState
 	// violations collects broken rolling-update invariants.
 	violations []string
 }
@@ -73,6 +76,7 @@ func (s *sim) state() State {
 		Objects: s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
 		Known: maps.Clone(s.known), Lost: s.last.Lost,
 		Now: s.now, NodeLostGrace: s.grace, DeploymentConditions: conds, Jobs: jobs, CronJobs: cronJobs,
+		Claims: claimMap(s.last.Claims),
 	}
 }
 
@@ -137,8 +141,46 @@ func (s *sim) reconcile() Plan {
 	plan := Reconcile(st, &s.ids)
 	s.checkInvariants(st, plan)
 	s.applyPlan(plan)
+	s.claims = st.Claims
 	s.last = plan
+	s.checkClaims(plan)
 	return plan
+}
+
+func claimMap(list []ClaimState) map[string]ClaimState {
+	m := make(map[string]ClaimState, len(list))
+	for _, c := range list {
+		m[ClaimKey(c.Namespace, c.Name)] = c
+	}
+	return m
+}
+
+// checkClaims asserts that every pod placed on a node that uses a bound
+// claim is on the claim's node, and that a ReadWriteOncePod claim has one
+// running pod at most. Pods left on a removed node are not counted: their
+// claims were made anew.
+func (s *sim) checkClaims(plan Plan) {
+	claims := claimMap(plan.Claims)
+	users := map[string]int{}
+	for _, p := range s.pods {
+		if _, lost := plan.Lost[p.Node]; p.Node == "" || p.Spec == nil || p.Terminating || lost && !s.known[p.Node] {
+			continue
+		}
+		for _, name := range PodClaims(&p.Spec.Spec) {
+			key := ClaimKey(p.Namespace, name)
+			c, ok := claims[key]
+			switch {
+			case !ok:
+				s.violations = append(s.violations, fmt.Sprintf("pod %s/%s on %s uses claim %s, which the plan does not have", p.Namespace, p.Name, p.Node, key))
+			case c.Node != p.Node:
+				s.violations = append(s.violations, fmt.Sprintf("pod %s/%s on %s uses claim %s of node %q", p.Namespace, p.Name, p.Node, key, c.Node))
+			}
+			users[key]++
+			if ok && c.ReadWriteOncePod() && users[key] > 1 {
+				s.violations = append(s.violations, fmt.Sprintf("ReadWriteOncePod claim %s has %d pods", key, users[key]))
+			}
+		}
+	}
 }
 
 func (s *sim) applyPlan(plan Plan) {
@@ -438,6 +480,19 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 	}
 	for _, c := range plan.CronJobs {
 		b.WriteString(formatCronJob(c) + "\n")
+	}
+	for _, c := range plan.Claims {
+		if prev, ok := s.claims[ClaimKey(c.Namespace, c.Name)]; ok && reflect.DeepEqual(prev, c) {
+			continue
+		}
+		deleting := ""
+		if c.Deleting {
+			deleting = " deleting"
+		}
+		fmt.Fprintf(&b, "claim %s/%s uid=%s %s node=%s capacity=%d policy=%s%s\n", c.Namespace, c.Name, c.UID, c.Phase(), c.Node, c.Capacity, c.ReclaimPolicy, deleting)
+	}
+	for _, c := range plan.ReleasedClaims {
+		fmt.Fprintf(&b, "released %s/%s uid=%s node=%s policy=%s\n", c.Namespace, c.Name, c.UID, c.Node, c.ReclaimPolicy)
 	}
 	for _, c := range plan.NodeChanges {
 		fmt.Fprintf(&b, "node %s %s since %s\n", c.Node, c.What, formatSince(c.Since))

@@ -159,6 +159,9 @@ type State struct {
 	// CronJobs are the statuses the previous plans gave the CronJobs
 	// ("namespace/name"), with the Jobs they made.
 	CronJobs map[string]CronJobStatus
+	// Claims are the PersistentVolumeClaims the cluster has, as the
+	// previous plan's Plan.Claims ("namespace/name").
+	Claims map[string]ClaimState
 	// Services, when ServiceCIDR is valid, are planned too (Plan.Services):
 	// from the virtual IPs already allocated (by address, to
 	// "namespace/name"), the node ports Services had ("namespace/name/port
@@ -343,6 +346,14 @@ type Plan struct {
 	// CronJobs holds one status per CronJob, sorted by namespace and
 	// name; the Jobs it lists are planned in Jobs.
 	CronJobs []CronJobStatus
+	// Claims holds every PersistentVolumeClaim the cluster has once the
+	// plan is applied, sorted by namespace and name: those of git, and
+	// those removed from it that pods still use (Deleting).
+	Claims []ClaimState
+	// ReleasedClaims are the claims removed from git that no pod uses any
+	// more: the master forgets them and has their volumes deleted (reclaim
+	// policy Delete) or kept (Retain).
+	ReleasedClaims []ReleasedClaim
 	// Pending lists the pods that stay unscheduled.
 	Pending []PendingPod
 	Events  []Event
