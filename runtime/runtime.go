@@ -29,6 +29,17 @@ type PodSpec struct {
 	// ConfigMaps and Secrets referenced by the pod, by name, from the pod's namespace.
 	ConfigMaps map[string]*manifests.ConfigMap
 	Secrets    map[string]*manifests.Secret
+	// Claims are the volumes of the PersistentVolumeClaims the pod uses, by claim name. The
+	// master sets UID; the node sets Path once it has made the volume's directory.
+	Claims map[string]ClaimVolume `json:",omitempty"`
+}
+
+// ClaimVolume is the volume of a PersistentVolumeClaim on the pod's node.
+type ClaimVolume struct {
+	// UID is the claim's UID, which names its volume.
+	UID string
+	// Path is the volume's directory on the node, "" until the node has made it.
+	Path string `json:",omitempty"`
 }
 
 // PodState is a pod as a Runtime sees it.

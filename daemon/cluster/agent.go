@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/runtime"
+	"github.com/shoal-dev/shoal/runtime/volumes"
 )
 
 // AgentConfig configures a node agent.
@@ -26,6 +27,9 @@ type AgentConfig struct {
 	// HostPorts forwards the host ports of the node's pods; nil when the node has no pod
 	// network, and then pods that ask for a hostPort are refused.
 	HostPorts HostPortForwarder
+	// Volumes holds the volumes of the PersistentVolumeClaims of the node's pods; nil when the
+	// node keeps none, and then pods that use a claim are held Pending.
+	Volumes *volumes.Dir
 }
 
 // Agent runs the pods the master places on this node and reports their status.
@@ -36,6 +40,7 @@ type Agent struct {
 	mu sync.Mutex
 	// placed are this node's placements, kept by follow; following is set once they were read.
 	placed    *store.Table[Placement]
+	reclaims  *store.Table[ReclaimRecord]
 	following atomic.Bool
 	written   *NodeRecord       // the node record last written, by sync only
 	reported  map[string]string // UID -> the refusal last reported for a pod the node refused
@@ -147,6 +152,20 @@ func (a *Agent) follow(ctx context.Context, poke func()) {
 		case <-time.After(time.Second):
 		}
 	}
+	rm := store.NewMirror(a.cfg.Store, reclaimPrefix+a.cfg.Node+"/")
+	a.reclaims = store.Track(rm, reclaimPrefix+a.cfg.Node+"/", func(string, *ReclaimRecord, *ReclaimRecord) { poke() })
+	for {
+		err := rm.Start(ctx)
+		if err == nil {
+			break
+		}
+		a.log.Warn("read the volumes to reclaim", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 	a.following.Store(true)
 	poke()
 }
@@ -194,6 +213,15 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 			continue
 		}
 		spec := pl.Spec
+		if len(spec.Claims) > 0 {
+			_, running := have[uid]
+			claims, err := a.claimVolumes(pl, running)
+			if err != nil {
+				a.reportHeld(ctx, pl, ReasonFailedMount, err.Error())
+				continue
+			}
+			spec.Claims = claims
+		}
 		if err := rt.EnsurePod(ctx, &spec); err != nil {
 			a.log.Warn("ensure pod", "pod", podName(pl), "err", err)
 		}
@@ -209,6 +237,7 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 			a.forget(ctx, uid)
 		}
 	}
+	a.reclaim(ctx, placed)
 	// Report.
 	desired, ready := 0, 0
 	for uid, pl := range placed {

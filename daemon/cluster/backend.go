@@ -307,6 +307,7 @@ func (b *Backend) RemoveNode(ctx context.Context, node string) error {
 		clientv3.OpDelete(knownKey(node)),
 		clientv3.OpDelete(PodCIDRKey(node)),
 		clientv3.OpDelete(cordonKey(node)),
+		clientv3.OpDelete(reclaimPrefix+node+"/", clientv3.WithPrefix()),
 	}
 	if _, err := b.Store.Etcd().Txn(ctx).Then(ops...).Commit(); err != nil {
 		return fmt.Errorf("remove node %q from the store: %w", node, err)

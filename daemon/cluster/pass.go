@@ -59,7 +59,11 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	for _, kv := range m.view.cronJobs.List() {
 		cronJobs[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
 	}
-	plan := reconcile.Reconcile(reconcile.State{CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
+	claims := map[string]reconcile.ClaimState{}
+	for _, kv := range m.view.claims.List() {
+		claims[reconcile.ClaimKey(kv.Value.Namespace, kv.Value.Name)] = kv.Value
+	}
+	plan := reconcile.Reconcile(reconcile.State{Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
 		Known: obs.Known, Lost: m.lost, Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace,
 		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds, Jobs: jobs,
 		ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts, ServedLoadBalancers: served}, randomIDs{})
@@ -73,13 +77,21 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	// The CronJobs' and Jobs' statuses go first: a CronJob's Job exists once its record says so,
 	// before any of its pods, and a Job's ended pod is deleted only in a batch after the one
 	// that records its outcome, so that no outcome is lost or counted twice.
-	for _, op := range slices.Concat(m.cronJobOps(plan), m.jobOps(plan)) {
+	// Claims before pods too: a pod is placed with its claims' volumes once they are recorded.
+	// A released claim's volume is reclaimed before its record goes, so that a pass cut short
+	// releases it again rather than leaving its volume behind.
+	for _, op := range slices.Concat(m.cronJobOps(plan), m.jobOps(plan), m.claimOps(plan)) {
 		ops = append(ops, ready(op))
+	}
+	planClaims := make(map[string]reconcile.ClaimState, len(plan.Claims))
+	for _, c := range plan.Claims {
+		planClaims[reconcile.ClaimKey(c.Namespace, c.Name)] = c
 	}
 	for _, a := range plan.Actions {
 		switch a := a.(type) {
 		case reconcile.CreatePod:
-			pl := Placement{Spec: runtime.PodSpec{UID: a.Pod.UID, Pod: a.Pod.Spec, ConfigMaps: a.ConfigMaps, Secrets: a.Secrets},
+			pl := Placement{Spec: runtime.PodSpec{UID: a.Pod.UID, Pod: a.Pod.Spec, ConfigMaps: a.ConfigMaps, Secrets: a.Secrets,
+				Claims: claimVolumes(a.Pod.Spec, planClaims)},
 				Node: a.Pod.Node, Owner: a.Pod.Owner, TemplateHash: a.Pod.TemplateHash, Commit: a.Pod.Commit, Created: a.Pod.Created}
 			if pl.Created.IsZero() {
 				pl.Created = time.Now()
@@ -104,6 +116,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			}
 			old := pl.Node
 			pl.Node, pl.Reason = a.Node, ""
+			pl.Spec.Claims = claimVolumes(pl.Spec.Pod, planClaims)
 			ops = append(ops, ready(clientv3.OpDelete(placementKey(nodeOrPending(old), a.UID))), lazyPut(placementKey(a.Node, a.UID), pl))
 		case reconcile.SetPodStatus:
 			pl, ok := m.view.placement(a.UID)
@@ -157,6 +170,37 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	}
 	m.cfg.Metrics.setPods(pods)
 	return plan.RequeueAfter, nil
+}
+
+// claimOps reclaims the volumes of the released claims whose reclaim policy is Delete, then
+// records the claims that changed and forgets the released ones.
+func (m *Master) claimOps(plan reconcile.Plan) []clientv3.Op {
+	var ops []clientv3.Op
+	for _, c := range plan.ReleasedClaims {
+		if c.Node != "" && c.ReclaimPolicy != manifests.ReclaimRetain {
+			ops = append(ops, putOp(reclaimKey(c.Node, c.UID), ReclaimRecord{UID: c.UID, Namespace: c.Namespace, Name: c.Name, Released: time.Now()}))
+		}
+	}
+	return append(ops, statusOps(m.view.claims, plan.Claims, func(c reconcile.ClaimState) string { return claimKey(c.Namespace, c.Name) })...)
+}
+
+// claimVolumes is the volumes of the claims a pod uses, by claim name; nil when it uses none.
+func claimVolumes(pod *manifests.Pod, claims map[string]reconcile.ClaimState) map[string]runtime.ClaimVolume {
+	if pod == nil {
+		return nil
+	}
+	var out map[string]runtime.ClaimVolume
+	for _, name := range reconcile.PodClaims(&pod.Spec) {
+		c, ok := claims[reconcile.ClaimKey(pod.Namespace, name)]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = map[string]runtime.ClaimVolume{}
+		}
+		out[name] = runtime.ClaimVolume{UID: c.UID}
+	}
+	return out
 }
 
 // logNodeChanges logs what the plan found of lost nodes.

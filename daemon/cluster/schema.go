@@ -43,6 +43,27 @@ const cronJobsPrefix = prefix + "cronjobs/"
 
 func cronJobKey(ns, name string) string { return cronJobsPrefix + ns + "/" + name }
 
+// claimsPrefix holds each PersistentVolumeClaim the cluster has (reconcile.ClaimState), with
+// the node its volume is on.
+const claimsPrefix = prefix + "claims/"
+
+func claimKey(ns, name string) string { return claimsPrefix + ns + "/" + name }
+
+// reclaimPrefix holds, per node, the volumes of released claims that the node deletes
+// (ReclaimRecord): /shoal/reclaim/<node>/<claim uid>. The node deletes the record once the
+// volume is gone.
+const reclaimPrefix = prefix + "reclaim/"
+
+func reclaimKey(node, uid string) string { return reclaimPrefix + node + "/" + uid }
+
+// ReclaimRecord asks a node to delete the volume of a released claim.
+type ReclaimRecord struct {
+	UID       string    `json:"uid"`
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	Released  time.Time `json:"released"`
+}
+
 const (
 	servicesPrefix = prefix + "services/"
 	podCIDRsPrefix = prefix + "podcidrs/"

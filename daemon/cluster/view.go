@@ -29,6 +29,7 @@ type masterView struct {
 	jobs        *store.Table[reconcile.JobStatus]
 	cronJobs    *store.Table[reconcile.CronJobStatus]
 	daemonSets  *store.Table[reconcile.DaemonSetStatus]
+	claims      *store.Table[reconcile.ClaimState]
 	// pods are the placements and their status as reconcile sees them, kept up to date change
 	// by change, so that a pass copies them instead of joining two tables of every pod.
 	pods *podIndex
@@ -68,6 +69,7 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		jobs:        store.Track[reconcile.JobStatus](mir, jobsPrefix, nil),
 		cronJobs:    store.Track[reconcile.CronJobStatus](mir, cronJobsPrefix, nil),
 		daemonSets:  store.Track[reconcile.DaemonSetStatus](mir, daemonSetsPrefix, nil),
+		claims:      store.Track[reconcile.ClaimState](mir, claimsPrefix, nil),
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/shoal-dev/shoal/daemon/membership"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/runtime/image"
+	"github.com/shoal-dev/shoal/runtime/volumes"
 	"github.com/shoal-dev/shoal/runtime/libct"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
 	"github.com/shoal-dev/shoal/runtime/linux"
@@ -404,7 +405,7 @@ func (d *daemon) agent(cfg Config, m *membership.Membership, nr *nodeRuntime) er
 		hostPorts = nr.network
 	}
 	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: m.Store(), Runtime: nr.rt, Record: record, TTL: cfg.LeaseTTL,
-		Logger: d.log, HostPorts: hostPorts})
+		Logger: d.log, HostPorts: hostPorts, Volumes: &volumes.Dir{Root: filepath.Join(cfg.DataDir, "volumes")}})
 	d.goFn("agent", func() error { return agent.Run(d.ctx) })
 	d.goFn("image gc", func() error {
 		t := time.NewTicker(5 * time.Minute)

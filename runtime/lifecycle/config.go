@@ -108,6 +108,13 @@ func sandboxConfig(spec *runtime.PodSpec, pol Policy) (SandboxConfig, error) {
 					runtime.ErrNotAllowed, allowedList(pol.AllowHostPaths))
 			}
 			vc.HostPath = v.HostPath
+		case v.PersistentVolumeClaim != nil:
+			cv := spec.Claims[v.PersistentVolumeClaim.ClaimName]
+			if cv.Path == "" {
+				return cfg, configErrorf("volume %q: persistentvolumeclaim %q has no volume on this node", v.Name, v.PersistentVolumeClaim.ClaimName)
+			}
+			dir := manifests.HostPathDirectory
+			vc.HostPath = &manifests.HostPathVolumeSource{Path: cv.Path, Type: &dir}
 		case v.ConfigMap != nil:
 			files, err := configMapFiles(spec, v.ConfigMap)
 			if err != nil {
@@ -349,7 +356,8 @@ func containerConfig(spec *runtime.PodSpec, sb Sandbox, c *manifests.Container, 
 		if v == nil {
 			return cfg, configErrorf("container %q mounts volume %q, which the pod does not have", c.Name, m.Name)
 		}
-		ro := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil
+		ro := m.ReadOnly || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil ||
+			v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly
 		cfg.Mounts = append(cfg.Mounts, Mount{Volume: m.Name, SubPath: m.SubPath, Destination: m.MountPath, ReadOnly: ro})
 	}
 	return cfg, nil

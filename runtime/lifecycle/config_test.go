@@ -144,3 +144,27 @@ func TestHostPathPolicy(t *testing.T) {
 		t.Errorf("a prefix that is not a parent directory allowed the path")
 	}
 }
+
+func TestClaimVolume(t *testing.T) {
+	spec := podSpec(manifests.Container{Name: "c", Image: "img", Command: []string{"/app"}, VolumeMounts: []manifests.VolumeMount{{Name: "d", MountPath: "/data"}}})
+	spec.Pod.Spec.Volumes = []manifests.Volume{{Name: "d", VolumeSource: manifests.VolumeSource{
+		PersistentVolumeClaim: &manifests.PersistentVolumeClaimVolumeSource{ClaimName: "data", ReadOnly: true}}}}
+	if _, err := sandboxConfig(spec, Policy{}); err == nil || !strings.Contains(err.Error(), `persistentvolumeclaim "data" has no volume on this node`) {
+		t.Errorf("claim without a volume: %v", err)
+	}
+	spec.Claims = map[string]runtime.ClaimVolume{"data": {UID: "u1", Path: "/var/lib/shoal/volumes/u1"}}
+	cfg, err := sandboxConfig(spec, Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hp := cfg.Volumes[0].HostPath; hp == nil || hp.Path != "/var/lib/shoal/volumes/u1" || *hp.Type != manifests.HostPathDirectory {
+		t.Errorf("claim volume: %+v", cfg.Volumes[0])
+	}
+	cc, err := containerConfig(spec, Sandbox{}, &spec.Pod.Spec.Containers[0], Image{}, ContainerMeta{}, Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cc.Mounts) != 1 || !cc.Mounts[0].ReadOnly {
+		t.Errorf("a read-only claim is mounted %+v", cc.Mounts)
+	}
+}
