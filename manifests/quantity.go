@@ -337,3 +337,24 @@ func abs(n int) int {
 	}
 	return n
 }
+
+// NewQuantity is the quantity of n bytes, written as Kubernetes writes a
+// size: with the largest binary suffix (Ki, Mi, Gi, Ti, Pi, Ei) that divides
+// it, as a plain number when none does.
+func NewQuantity(n int64) Quantity {
+	s := strconv.FormatInt(n, 10)
+	if n != 0 {
+		for i, suffix := range []string{"Ei", "Pi", "Ti", "Gi", "Mi", "Ki"} {
+			unit := int64(1) << (10 * (6 - i))
+			if n%unit == 0 {
+				s = strconv.FormatInt(n/unit, 10) + suffix
+				break
+			}
+		}
+	}
+	q, err := ParseQuantity(s)
+	if err != nil {
+		panic("manifests: NewQuantity: " + err.Error()) // cannot happen: s is a number with a suffix
+	}
+	return q
+}

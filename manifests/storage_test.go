@@ -49,3 +49,11 @@ func TestPersistentVolumeClaimDefaults(t *testing.T) {
 		t.Errorf("defaults: %+v", c.Spec)
 	}
 }
+
+func TestNewQuantity(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 1000: "1000", 1024: "1Ki", 3 << 30: "3Gi", 1536 << 20: "1536Mi"} {
+		if q := NewQuantity(n); q.String() != want || q.Value() != n {
+			t.Errorf("NewQuantity(%d) = %s (%d), want %s", n, q, q.Value(), want)
+		}
+	}
+}

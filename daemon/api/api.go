@@ -182,6 +182,7 @@ var kinds = map[string]string{
 	"jobs": "Job", "job": "Job",
 	"daemonsets": "DaemonSet", "daemonset": "DaemonSet", "ds": "DaemonSet",
 	"cronjobs": "CronJob", "cronjob": "CronJob", "cj": "CronJob",
+	"persistentvolumeclaims": "PersistentVolumeClaim", "persistentvolumeclaim": "PersistentVolumeClaim", "pvc": "PersistentVolumeClaim",
 	"services": "Service", "service": "Service", "svc": "Service",
 	"configmaps": "ConfigMap", "configmap": "ConfigMap", "cm": "ConfigMap",
 	"secrets": "Secret", "secret": "Secret",
@@ -190,7 +191,7 @@ var kinds = map[string]string{
 }
 
 // Resources lists the resources KindOf knows, for messages.
-const Resources = "pods, deployments, daemonsets, jobs, cronjobs, services, configmaps, secrets, namespaces or nodes"
+const Resources = "pods, deployments, daemonsets, jobs, cronjobs, persistentvolumeclaims, services, configmaps, secrets, namespaces or nodes"
 
 // KindOf maps a resource name as kubectl accepts it (pods, po, deploy, svc, ...) to a kind.
 func KindOf(resource string) (string, bool) {

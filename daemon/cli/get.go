@@ -97,6 +97,21 @@ func newGetCmd(s Streams, cf *clientFlags) *cobra.Command {
 	return cmd
 }
 
+// accessModeShort is an access mode as kubectl abbreviates it.
+func accessModeShort(m string) string {
+	switch m {
+	case "ReadWriteOnce":
+		return "RWO"
+	case "ReadOnlyMany":
+		return "ROX"
+	case "ReadWriteMany":
+		return "RWX"
+	case "ReadWriteOncePod":
+		return "RWOP"
+	}
+	return m
+}
+
 // listItem holds the fields the tables show, for every kind.
 type listItem struct {
 	Kind     string `json:"kind"`
@@ -122,12 +137,13 @@ type listItem struct {
 			Name  string `json:"name"`
 			Image string `json:"image"`
 		} `json:"containers"`
-		Completions *int32  `json:"completions"`
-		Parallelism *int32  `json:"parallelism"`
-		Schedule    string  `json:"schedule"`
-		TimeZone    *string `json:"timeZone"`
-		Suspend     *bool   `json:"suspend"`
-		Template    struct {
+		StorageClassName *string `json:"storageClassName"`
+		Completions      *int32  `json:"completions"`
+		Parallelism      *int32  `json:"parallelism"`
+		Schedule         string  `json:"schedule"`
+		TimeZone         *string `json:"timeZone"`
+		Suspend          *bool   `json:"suspend"`
+		Template         struct {
 			Spec struct {
 				Containers []struct {
 					Name  string `json:"name"`
@@ -139,12 +155,15 @@ type listItem struct {
 	} `json:"spec"`
 	Data   map[string]any `json:"data"`
 	Status struct {
-		Phase             string `json:"phase"`
-		Reason            string `json:"reason"`
-		PodIP             string `json:"podIP"`
-		ReadyReplicas     int32  `json:"readyReplicas"`
-		UpdatedReplicas   int32  `json:"updatedReplicas"`
-		AvailableReplicas int32  `json:"availableReplicas"`
+		Phase string `json:"phase"`
+		// PersistentVolumeClaims.
+		AccessModes       []string          `json:"accessModes"`
+		Capacity          map[string]string `json:"capacity"`
+		Reason            string            `json:"reason"`
+		PodIP             string            `json:"podIP"`
+		ReadyReplicas     int32             `json:"readyReplicas"`
+		UpdatedReplicas   int32             `json:"updatedReplicas"`
+		AvailableReplicas int32             `json:"availableReplicas"`
 		ContainerStatuses []struct {
 			Ready        bool  `json:"ready"`
 			RestartCount int32 `json:"restartCount"`
@@ -308,6 +327,25 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 				c = append(c, names, images)
 			}
 			row(it, c...)
+		}
+	case "PersistentVolumeClaim":
+		cols("NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS")
+		for i := range items {
+			it := &items[i]
+			st := it.Status.Phase
+			if it.Metadata.Annotations["shoal.dev/deleting"] == "true" {
+				st = "Terminating"
+			}
+			var modes []string
+			for _, m := range it.Status.AccessModes {
+				modes = append(modes, accessModeShort(m))
+			}
+			class := ""
+			if it.Spec.StorageClassName != nil {
+				class = *it.Spec.StorageClassName
+			}
+			row(it, it.Metadata.Name, st, it.Metadata.Annotations["shoal.dev/volume"], it.Status.Capacity["storage"],
+				strings.Join(modes, ","), class)
 		}
 	case "CronJob":
 		cols("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE")

@@ -32,6 +32,7 @@ type Snapshot struct {
 	Jobs        map[string]reconcile.JobStatus       // by namespace/name
 	CronJobs    map[string]reconcile.CronJobStatus   // by namespace/name
 	DaemonSets  map[string]reconcile.DaemonSetStatus // by namespace/name
+	Claims      map[string]reconcile.ClaimState      // PersistentVolumeClaims, by namespace/name
 	Services    map[string]reconcile.ServiceState    // by namespace/name
 	Cordoned    map[string]bool                      // nodes marked unschedulable by an operator
 	PodCIDRs    map[string]netip.Prefix              // by node
@@ -360,10 +361,34 @@ func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
 				obj.Status = rec.CronJobStatus
 			}
 			l.Items = append(l.Items, obj)
+		case *manifests.PersistentVolumeClaim:
+			if rec, ok := s.Claims[reconcile.ClaimKey(obj.Namespace, obj.Name)]; ok {
+				withClaim(obj, rec)
+			}
+			l.Items = append(l.Items, obj)
 		case *manifests.Service:
 			s.withService(obj)
 			l.Items = append(l.Items, obj)
 		default:
+			l.Items = append(l.Items, obj)
+		}
+	}
+	if kind == "PersistentVolumeClaim" {
+		// Claims removed from git that pods still use are listed until they are released.
+		for _, key := range slices.Sorted(maps.Keys(s.Claims)) {
+			c := s.Claims[key]
+			if !c.Deleting {
+				continue
+			}
+			obj := &manifests.PersistentVolumeClaim{TypeMeta: manifests.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+				ObjectMeta: manifests.ObjectMeta{Namespace: c.Namespace, Name: c.Name}}
+			if !f.match(&obj.ObjectMeta) {
+				continue
+			}
+			obj.Spec.AccessModes = c.AccessModes
+			class := manifests.LocalPathStorageClass
+			obj.Spec.StorageClassName = &class
+			withClaim(obj, c)
 			l.Items = append(l.Items, obj)
 		}
 	}
@@ -383,6 +408,33 @@ func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
 		}
 	}
 	return l, nil
+}
+
+// Annotations Shoal puts on a claim it shows: the node its volume is on (as Kubernetes' volume
+// scheduler annotates a WaitForFirstConsumer claim), the volume's name, and that the claim is
+// being deleted.
+const (
+	AnnotationSelectedNode = "volume.kubernetes.io/selected-node"
+	AnnotationVolume       = "shoal.dev/volume"
+	AnnotationDeleting     = "shoal.dev/deleting"
+)
+
+// withClaim fills in what the cluster has of a claim: its phase, capacity and access modes once
+// bound, its node and volume, and whether it is being deleted.
+func withClaim(obj *manifests.PersistentVolumeClaim, c reconcile.ClaimState) {
+	obj.Status = manifests.PersistentVolumeClaimStatus{Phase: c.Phase()}
+	if obj.Annotations == nil {
+		obj.Annotations = map[string]string{}
+	}
+	if c.Node != "" {
+		obj.Status.AccessModes = c.AccessModes
+		obj.Status.Capacity = manifests.ResourceList{manifests.ResourceStorage: manifests.NewQuantity(c.Capacity)}
+		obj.Annotations[AnnotationSelectedNode] = c.Node
+		obj.Annotations[AnnotationVolume] = c.VolumeName()
+	}
+	if c.Deleting {
+		obj.Annotations[AnnotationDeleting] = "true"
+	}
 }
 
 // withService fills in what the master decided for a Service: its virtual IP, its node ports,

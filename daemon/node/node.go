@@ -34,10 +34,10 @@ import (
 	"github.com/shoal-dev/shoal/daemon/membership"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/runtime/image"
-	"github.com/shoal-dev/shoal/runtime/volumes"
 	"github.com/shoal-dev/shoal/runtime/libct"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
 	"github.com/shoal-dev/shoal/runtime/linux"
+	"github.com/shoal-dev/shoal/runtime/volumes"
 	"golang.org/x/sys/unix"
 )
 

@@ -24,7 +24,8 @@ import (
 // fieldPods are pods that, together, set every Pod field docs/manifest-support.md marks as
 // supported, each with a value a user would write. {{IMAGE}} is the test program
 // (tests/testapp), {{GRPC}} the gRPC health server, {{HOSTDIR}} a directory the node allows for
-// hostPath volumes, {{REGISTRY}} the image registry. Documents of other kinds are what the pods
+// hostPath volumes, {{REGISTRY}} the image registry. Every PersistentVolumeClaim a pod names gets
+// a fresh volume directory. Documents of other kinds are what the pods
 // refer to.
 var fieldPods = map[string]string{
 	"volumes": `
@@ -42,6 +43,10 @@ spec:
     emptyDir: {medium: Memory, sizeLimit: 16Mi}
   - name: disk
     emptyDir: {sizeLimit: 16Mi}
+  - name: data
+    persistentVolumeClaim: {claimName: f-data}
+  - name: data-view
+    persistentVolumeClaim: {claimName: f-data, readOnly: true}
   - name: secret
     secret:
       secretName: f-secret
@@ -66,8 +71,9 @@ spec:
   initContainers:
   - name: prepare
     image: "{{IMAGE}}"
-    args: [write, /disk/ready, "yes"]
+    args: [write, /data/ready, "yes"]
     volumeMounts:
+    - {name: data, mountPath: /data}
     - {name: disk, mountPath: /disk}
     - {name: memory, mountPath: /scratch, subPath: init}
     - {name: config, mountPath: /config, readOnly: true}
@@ -79,13 +85,14 @@ spec:
       limits: {cpu: 500m, memory: 64Mi, ephemeral-storage: 64Mi}
       requests: {cpu: 100m, memory: 32Mi, ephemeral-storage: 32Mi}
     readinessProbe:
-      exec: {command: [/testapp, read, /disk/ready]}
+      exec: {command: [/testapp, read, /data/ready]}
       periodSeconds: 1
     volumeMounts:
     - {name: host, mountPath: /host, readOnly: true}
     - {name: memory, mountPath: /scratch}
     - {name: disk, mountPath: /disk}
     - {name: disk, mountPath: /sub, subPath: sub}
+    - {name: data-view, mountPath: /data}
     - {name: secret, mountPath: /secret, readOnly: true}
     - {name: config, mountPath: /etc/greeting.txt, subPath: greeting.txt}
     - {name: info, mountPath: /info}
@@ -563,6 +570,13 @@ metadata: {name: f-pull}
 type: kubernetes.io/dockerconfigjson
 data:
   .dockerconfigjson: "{{PULLSECRET}}"
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: f-data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 64Mi}}
 `
 
 // fieldsNeverAccepted are supported fields that validation refuses where the field pods would
@@ -655,6 +669,18 @@ func TestEverySupportedPodFieldRuns(t *testing.T) {
 		}
 		pod := decoded[0].(*manifests.Pod)
 		spec := &runtime.PodSpec{UID: fmt.Sprintf("fields-%s-%s", name, randomSuffix(t)), Pod: pod, ConfigMaps: configMaps, Secrets: secrets}
+		for _, v := range pod.Spec.Volumes {
+			if c := v.PersistentVolumeClaim; c != nil && spec.Claims[c.ClaimName].Path == "" {
+				if spec.Claims == nil {
+					spec.Claims = map[string]runtime.ClaimVolume{}
+				}
+				dir := t.TempDir()
+				if err := os.Chmod(dir, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				spec.Claims[c.ClaimName] = runtime.ClaimVolume{UID: "claim-" + c.ClaimName, Path: dir}
+			}
+		}
 		if err := m.EnsurePod(ctx, spec); err != nil {
 			t.Errorf("EnsurePod %s: %v", name, err)
 			continue
