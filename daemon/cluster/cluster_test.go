@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/runtime"
 	"github.com/shoal-dev/shoal/runtime/fake"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
+	"github.com/shoal-dev/shoal/runtime/volumes"
 
 	"github.com/shoal-dev/shoal/daemon/revision"
 )
@@ -105,6 +106,7 @@ type testCluster struct {
 	git     *fakeGit
 	master  *Master
 	backend *Backend
+	volumes *volumes.Dir // n1's claim volumes
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -124,13 +126,14 @@ func newTestCluster(t *testing.T, opts ...func(*MasterConfig)) *testCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testCluster{t: t, ctx: ctx, st: st, git: &fakeGit{commits: map[string]fakeCommit{}}, cancel: cancel}
+	c := &testCluster{t: t, ctx: ctx, st: st, git: &fakeGit{commits: map[string]fakeCommit{}}, cancel: cancel,
+		volumes: &volumes.Dir{Root: t.TempDir()}}
 	mcfg := MasterConfig{Node: "n1", Store: st, Git: c.git}
 	for _, o := range opts {
 		o(&mcfg)
 	}
 	c.master = NewMaster(mcfg)
-	agent := NewAgent(AgentConfig{Node: "n1", Store: st, Runtime: rt, TTL: 2 * time.Second,
+	agent := NewAgent(AgentConfig{Node: "n1", Store: st, Runtime: rt, TTL: 2 * time.Second, Volumes: c.volumes,
 		Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}})
 	c.backend = &Backend{Node: "n1", Store: st, Runtime: rt}
 	c.wg.Add(2)

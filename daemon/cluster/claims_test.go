@@ -1,0 +1,96 @@
+package cluster
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
+)
+
+const claimYAML = `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+`
+
+// claimDeploymentYAML is a Deployment of one pod that mounts the claim "data".
+func claimDeploymentYAML(image string) string {
+	return strings.Replace(deploymentYAML("db", 1, image), "          args: [\"serve\", \"8080\"]\n",
+		"          args: [\"serve\", \"8080\"]\n          volumeMounts: [{name: data, mountPath: /data}]\n"+
+			"      volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]\n", 1)
+}
+
+// TestClaimVolumes: a claim binds to the node of its first pod, which gets the claim's volume;
+// the pods that replace it get the same volume; a volume that went missing holds new pods
+// Pending; a claim removed from git has its volume deleted on its node.
+func TestClaimVolumes(t *testing.T) {
+	c := newTestCluster(t)
+	one := c.git.commit("", "db with a claim", map[string]string{"pvc.yaml": claimYAML, "db.yaml": claimDeploymentYAML("registry.local/app:v1")})
+	c.push(one)
+	s := c.waitFor("the claim bound and its pod running", func(s *Snapshot) bool {
+		return s.Converged == one && s.Claims["default/data"].Node == "n1" && s.Status().Pending == 0
+	})
+	claim := s.Claims["default/data"]
+	if claim.Phase() != manifests.ClaimBound || claim.UID == "" {
+		t.Fatalf("claim %+v, want Bound with a UID", claim)
+	}
+	if len(s.Placements) != 1 || s.Placements[0].Spec.Claims["data"].UID != claim.UID {
+		t.Fatalf("placements %+v, want one pod with the claim's volume %s", s.Placements, claim.UID)
+	}
+	dir := c.volumes.Path(claim.UID)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Fatalf("the claim's volume %s: %v", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kept"), []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first := s.Placements[0].Spec.UID
+
+	// A new template replaces the pod; the new pod gets the same volume, with its data.
+	two := c.git.commit(one, "db: v2", map[string]string{"pvc.yaml": claimYAML, "db.yaml": claimDeploymentYAML("registry.local/app:v2")})
+	c.push(two)
+	s = c.waitFor("the pod replaced", func(s *Snapshot) bool {
+		return s.Converged == two && len(s.Placements) == 1 && s.Placements[0].Spec.UID != first
+	})
+	if got := s.Placements[0].Spec.Claims["data"].UID; got != claim.UID {
+		t.Errorf("the new pod has volume %s, want the claim's %s", got, claim.UID)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "kept")); err != nil || string(b) != "v1" {
+		t.Errorf("the volume's data after the pod was replaced: %q, %v", b, err)
+	}
+
+	// The volume's directory goes missing: the next pod is held Pending, not given an empty one.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	three := c.git.commit(two, "db: v1", map[string]string{"pvc.yaml": claimYAML, "db.yaml": claimDeploymentYAML("registry.local/app:v1")})
+	c.push(three)
+	c.waitFor("the new pod held for its missing volume", func(s *Snapshot) bool {
+		for _, st := range s.Statuses {
+			if st.Status.Reason == ReasonFailedMount && strings.Contains(st.Status.Message, "missing") {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the missing volume was made again (%v): a new empty volume would hide the loss", err)
+	}
+
+	// Removed from git, the claim is released once no pod uses it, and its volume deleted.
+	four := c.git.commit(three, "remove db", map[string]string{"other.yaml": deploymentYAML("other", 1, "registry.local/app:v1")})
+	c.push(four)
+	c.waitFor("the claim gone", func(s *Snapshot) bool {
+		_, ok := s.Claims["default/data"]
+		return s.Converged == four && !ok
+	})
+	c.waitForWithin("the claim's record deleted on its node", 10*time.Second, func(*Snapshot) bool {
+		uids, err := c.volumes.List()
+		return err == nil && len(uids) == 0
+	})
+}
