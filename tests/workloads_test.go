@@ -3,6 +3,8 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -300,4 +302,108 @@ func TestJobAcrossDaemonRestart(t *testing.T) {
 	if len(pods) != 4 || succeeded != 4 {
 		t.Errorf("%d pods, %d of them Succeeded; want exactly the 4 completions", len(pods), succeeded)
 	}
+}
+
+const claimManifests = `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 64Mi}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: seed}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: main
+          image: localhost/e2e/app:v1
+          args: [write, /data/seed, hello]
+          volumeMounts: [{name: data, mountPath: /data}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+`
+
+// claimReader is a Deployment that is Ready only once it reads the file the seed Job wrote to the
+// claim.
+func claimReader(version string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reader}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: reader}}
+  template:
+    metadata: {labels: {app: reader}, annotations: {version: "%s"}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: app
+          image: localhost/e2e/app:v1
+          args: [serve, "8080"]
+          readinessProbe:
+            exec: {command: [/app, cat, /data/seed]}
+            periodSeconds: 1
+          volumeMounts: [{name: data, mountPath: /data, readOnly: true}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+`, version)
+}
+
+// TestPersistentVolumeClaim runs a claim on a real node: what a Job's pod writes to it, a
+// Deployment's pod reads, through a daemon restart and the pod's replacement; once the claim
+// leaves git its volume is deleted.
+func TestPersistentVolumeClaim(t *testing.T) {
+	needRoot(t)
+	repo := newGitRepo(t)
+	sha := repo.commit("data", map[string]string{"data.yaml": claimManifests, "reader.yaml": claimReader("1")})
+	n := startNode(t, repo.httpURL)
+	n.waitConverged(sha, 90*time.Second)
+
+	out, err := n.shoal("get", "pvc")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 2 {
+		t.Fatalf("shoal get pvc: %v\n%s", err, out)
+	}
+	f := strings.Fields(lines[1])
+	if len(f) < 6 || f[0] != "data" || f[1] != "Bound" || !strings.HasPrefix(f[2], "pvc-") || f[3] != "64Mi" || f[4] != "RWO" || f[5] != "local-path" {
+		t.Fatalf("shoal get pvc:\n%s\nwant data Bound pvc-... 64Mi RWO local-path", out)
+	}
+	dir := filepath.Join(n.dataDir, "volumes", strings.TrimPrefix(f[2], "pvc-"))
+	if b, err := os.ReadFile(filepath.Join(dir, "seed")); err != nil || string(b) != "hello" {
+		t.Fatalf("the volume on the node: %q, %v; want the seed Job's hello", b, err)
+	}
+	first := n.podsNamed("reader-")
+
+	// The daemon restarts and the reader's pod is replaced: the new pod reads the same volume.
+	n.kill()
+	n.start()
+	sha = repo.commit("reader 2", map[string]string{"reader.yaml": claimReader("2")})
+	n.waitConverged(sha, 120*time.Second)
+	if again := n.podsNamed("reader-"); len(again) != 1 || len(first) != 1 || again[0].UID == first[0].UID || !again[0].Ready {
+		t.Fatalf("reader pods %+v after the rollout (before %+v), want one new Ready pod", again, first)
+	}
+
+	// The claim leaves git: once its pods are gone, so is its volume.
+	sha = repo.commit("no data", map[string]string{"data.yaml": "", "reader.yaml": "", "other.yaml": daemonSet("v1")})
+	n.waitConverged(sha, 90*time.Second)
+	n.waitFor("the claim's volume deleted", 30*time.Second, func() bool {
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err)
+	})
+	if out, err := n.shoal("get", "pvc"); err != nil || strings.Contains(out, "data") {
+		t.Errorf("shoal get pvc after the claim left git: %v\n%s", err, out)
+	}
+}
+
+// podsNamed returns the node's pods whose names start with prefix.
+func (n *node) podsNamed(prefix string) []podInfo {
+	var out []podInfo
+	for _, p := range n.pods() {
+		if strings.HasPrefix(p.Name, prefix) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

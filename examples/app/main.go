@@ -10,6 +10,8 @@
 //	app echo TEXT...      print TEXT and exit 0, as a Job's pod does its work and ends
 //	app exit CODE         exit with CODE at once
 //	app sleep SECONDS     wait, then exit 0
+//	app write FILE TEXT   write TEXT to FILE and exit 0, as a job that seeds a volume does
+//	app cat FILE          print FILE (exit 1 if it cannot be read), as a probe that a volume holds it
 //
 // GET /healthz answers "ok" for probes. SIGTERM stops it gracefully.
 package main
@@ -59,6 +61,22 @@ func main() {
 			os.Exit(2)
 		}
 		time.Sleep(d)
+		return
+	}
+	if len(args) == 3 && args[0] == "write" {
+		if err := os.WriteFile(args[1], []byte(args[2]), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(args) == 2 && args[0] == "cat" {
+		b, err := os.ReadFile(args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(b)
 		return
 	}
 	if len(args) == 2 && args[0] == "poll" {
