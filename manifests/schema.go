@@ -115,7 +115,6 @@ var notYetFields = map[reflect.Type]map[string]unsupported{
 		"schedulingGates":       {},
 		"setHostnameAsFQDN":     {},
 		"shareProcessNamespace": {tolerated: []string{"false"}},
-		"subdomain":             {},
 		"hostnameOverride":      {},
 	},
 	reflect.TypeFor[Container](): {

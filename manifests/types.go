@@ -126,6 +126,10 @@ type PodSpec struct {
 	NodeSelector                  map[string]string   `json:"nodeSelector,omitempty"`
 	SecurityContext               *PodSecurityContext `json:"securityContext,omitempty"`
 	Hostname                      string              `json:"hostname,omitempty"`
+	// Subdomain, with Hostname, gives the pod the name
+	// <hostname>.<subdomain>.<namespace>.svc.<cluster domain> when a
+	// headless Service of that name selects it.
+	Subdomain string `json:"subdomain,omitempty"`
 	// ServiceAccountName names a ServiceAccount of the commit, or
 	// "default". Shoal has no Kubernetes API, so no token is mounted.
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`

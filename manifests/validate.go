@@ -403,6 +403,11 @@ func (v *validator) podSpec(s *PodSpec, p string) {
 			v.errf(p+".hostname", "%s", msg)
 		}
 	}
+	if s.Subdomain != "" {
+		if msg := validateDNS1123Label(s.Subdomain); msg != "" {
+			v.errf(p+".subdomain", "%s", msg)
+		}
+	}
 	if sc := s.SecurityContext; sc != nil {
 		sp := p + ".securityContext"
 		v.nonNegative(sc.RunAsUser, sp+".runAsUser")

@@ -478,6 +478,7 @@ spec:
   terminationGracePeriodSeconds: 5
   nodeSelector: {kubernetes.io/os: linux}
   hostname: fields
+  subdomain: fields
   serviceAccountName: default
   serviceAccount: default
   automountServiceAccountToken: false
