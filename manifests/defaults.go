@@ -41,6 +41,8 @@ func SetDefaults(obj Object) {
 		defaultDeployment(o)
 	case *DaemonSet:
 		defaultDaemonSet(o)
+	case *StatefulSet:
+		defaultStatefulSet(o)
 	case *PersistentVolumeClaim:
 		defaultPersistentVolumeClaim(o)
 	case *Job:

@@ -29,6 +29,7 @@ var kinds = []kindInfo{
 	{"Service", "v1", true, func() Object { return &Service{} }},
 	{"Deployment", "apps/v1", true, func() Object { return &Deployment{} }},
 	{"DaemonSet", "apps/v1", true, func() Object { return &DaemonSet{} }},
+	{"StatefulSet", "apps/v1", true, func() Object { return &StatefulSet{} }},
 	{"CronJob", "batch/v1", true, func() Object { return &CronJob{} }},
 	{"Job", "batch/v1", true, func() Object { return &Job{} }},
 	{"PersistentVolumeClaim", "v1", true, func() Object { return &PersistentVolumeClaim{} }},
@@ -131,6 +132,9 @@ var notYetFields = map[reflect.Type]map[string]unsupported{
 		"managedBy":            {tolerated: []string{"kubernetes.io/job-controller"}},
 		"maxFailedIndexes":     {},
 		"successPolicy":        {},
+	},
+	reflect.TypeFor[RollingUpdateStatefulSetStrategy](): {
+		"maxUnavailable": {why: "the pods are updated one at a time, highest ordinal first"},
 	},
 	reflect.TypeFor[EnvVarSource](): {
 		"fileKeyRef": {},

@@ -110,6 +110,9 @@ func (v *validator) object(obj Object) {
 	case *DaemonSet:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.daemonSet(o)
+	case *StatefulSet:
+		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
+		v.statefulSet(o)
 	case *Job:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.job(o)
@@ -1060,6 +1063,8 @@ func podTemplates(items []located) []podTemplate {
 		case *Deployment:
 			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec, "spec.template.spec", it.src})
 		case *DaemonSet:
+			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec, "spec.template.spec", it.src})
+		case *StatefulSet:
 			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec, "spec.template.spec", it.src})
 		case *Job:
 			pods = append(pods, podTemplate{KeyOf(o), o.Namespace, o.Spec.Template.Labels, &o.Spec.Template.Spec, "spec.template.spec", it.src})
