@@ -36,6 +36,12 @@ type ClaimState struct {
 	// when no pod uses it any more (as Kubernetes' pvc-protection finalizer
 	// holds a claim), and no new pod may use it meanwhile.
 	Deleting bool `json:"deleting,omitempty"`
+	// Owner is the StatefulSet whose volumeClaimTemplates made the claim
+	// (StatefulSetOwner), "" for a claim of git. WhenDeleted is its
+	// persistentVolumeClaimRetentionPolicy.whenDeleted as last seen: what
+	// becomes of the claim once the StatefulSet leaves git.
+	Owner       string `json:"owner,omitempty"`
+	WhenDeleted string `json:"whenDeleted,omitempty"`
 }
 
 // Phase is the claim's phase as kubectl shows it: Pending or Bound.
@@ -92,6 +98,20 @@ func (cs *claimSet) get(namespace, name string) *ClaimState {
 	return cs.byKey[ClaimKey(namespace, name)]
 }
 
+// add adds a new claim.
+func (cs *claimSet) add(c *ClaimState) { cs.byKey[ClaimKey(c.Namespace, c.Name)] = c }
+
+// ownedBy returns the claims a StatefulSet's templates made, sorted.
+func (cs *claimSet) ownedBy(owner string) []*ClaimState {
+	var out []*ClaimState
+	for _, key := range slices.Sorted(maps.Keys(cs.byKey)) {
+		if c := cs.byKey[key]; c.Owner == owner {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // initClaims makes the plan's claims: those of State.Claims, a new one for
 // every desired claim the cluster does not have, and the others marked as
 // being deleted. A claim whose node was removed from the cluster lost its
@@ -99,9 +119,17 @@ func (cs *claimSet) get(namespace, name string) *ClaimState {
 func (p *planner) initClaims() {
 	cs := &claimSet{byKey: make(map[string]*ClaimState, len(p.s.Claims)), users: map[string]int{}}
 	p.claims = cs
-	for key, c := range p.s.Claims {
+	for _, key := range slices.Sorted(maps.Keys(p.s.Claims)) {
+		c := p.s.Claims[key]
 		c.AccessModes = slices.Clone(c.AccessModes)
-		c.Deleting = true
+		if c.Owner == "" {
+			c.Deleting = true // until git is found to hold it
+		} else if c.Node != "" && p.nodeRemoved(c.Node) && !c.Deleting {
+			// A StatefulSet's claim on a removed node: made anew for its next pod.
+			p.event("PersistentVolumeClaim/"+key, EventWarning, "VolumeLost", "node "+c.Node+" was removed from the cluster with volume "+
+				c.VolumeName()+"; its data is lost, and a new volume is provisioned for the next pod")
+			c.UID, c.Node, c.BoundAt, c.Created = p.ids.NewUID(), "", time.Time{}, p.s.Now
+		}
 		cs.byKey[key] = &c
 	}
 	var desired []*manifests.PersistentVolumeClaim
@@ -119,6 +147,10 @@ func (p *planner) initClaims() {
 		c := cs.byKey[key]
 		if c != nil && !c.Deleting {
 			continue // a duplicate, refused by validation
+		}
+		if c != nil && c.Owner != "" {
+			// Git now holds a claim a StatefulSet made: it is git's from now on.
+			c.Owner, c.WhenDeleted = "", ""
 		}
 		if c != nil && c.Node != "" && p.nodeRemoved(c.Node) {
 			p.event(object, EventWarning, "VolumeLost", "node "+c.Node+" was removed from the cluster with volume "+
@@ -141,6 +173,23 @@ func (p *planner) initClaims() {
 		}
 		for _, name := range PodClaims(&pod.Spec.Spec) {
 			cs.users[ClaimKey(pod.Namespace, name)]++
+		}
+	}
+}
+
+// orphanClaims applies whenDeleted to the claims of StatefulSets that
+// left git: Delete releases them once their pods are gone; Retain keeps
+// them, for the StatefulSet to use again if it comes back.
+func (p *planner) orphanClaims(seen map[string]bool) {
+	for _, key := range slices.Sorted(maps.Keys(p.claims.byKey)) {
+		c := p.claims.byKey[key]
+		if c.Owner == "" || seen[c.Owner] || c.Deleting {
+			continue
+		}
+		if c.WhenDeleted == manifests.DeleteClaimRetention {
+			c.Deleting = true
+			p.event("PersistentVolumeClaim/"+key, EventNormal, "OwnerDeleted", strings.TrimPrefix(c.Owner, "StatefulSet/")+
+				" left git; the claim goes once its pods are gone (whenDeleted: Delete)")
 		}
 	}
 }
@@ -246,14 +295,18 @@ func (p *planner) finishClaims() {
 			continue
 		}
 		object := "PersistentVolumeClaim/" + key
+		why := "claim removed from git"
+		if c.Owner != "" {
+			why = "claim released by " + strings.TrimPrefix(c.Owner, "StatefulSet/")
+		}
 		switch {
 		case c.Node == "":
-			p.event(object, EventNormal, "Deleted", "claim removed from git; it had no volume yet")
+			p.event(object, EventNormal, "Deleted", why+"; it had no volume yet")
 		case c.ReclaimPolicy == manifests.ReclaimRetain:
-			p.event(object, EventNormal, "VolumeRetained", "claim removed from git; volume "+c.VolumeName()+
+			p.event(object, EventNormal, "VolumeRetained", why+"; volume "+c.VolumeName()+
 				" is kept on node "+c.Node+" (reclaim policy Retain)")
 		default:
-			p.event(object, EventNormal, "VolumeDelete", "claim removed from git; volume "+c.VolumeName()+
+			p.event(object, EventNormal, "VolumeDelete", why+"; volume "+c.VolumeName()+
 				" on node "+c.Node+" is deleted (reclaim policy Delete)")
 		}
 		p.plan.ReleasedClaims = append(p.plan.ReleasedClaims, ReleasedClaim{*c})

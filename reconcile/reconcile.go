@@ -93,6 +93,7 @@ func (p *planner) run() {
 	var jobs []*manifests.Job
 	var cronJobs []*manifests.CronJob
 	var daemonSets []*manifests.DaemonSet
+	var statefulSets []*manifests.StatefulSet
 	for _, o := range p.s.Objects {
 		switch o := o.(type) {
 		case *manifests.Deployment:
@@ -103,6 +104,8 @@ func (p *planner) run() {
 			cronJobs = append(cronJobs, o)
 		case *manifests.DaemonSet:
 			daemonSets = append(daemonSets, o)
+		case *manifests.StatefulSet:
+			statefulSets = append(statefulSets, o)
 		case *manifests.Pod:
 			standalone = append(standalone, o)
 		}
@@ -115,6 +118,7 @@ func (p *planner) run() {
 	slices.SortStableFunc(jobs, func(a, b *manifests.Job) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
 	slices.SortStableFunc(cronJobs, func(a, b *manifests.CronJob) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
 	slices.SortStableFunc(daemonSets, func(a, b *manifests.DaemonSet) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
+	slices.SortStableFunc(statefulSets, func(a, b *manifests.StatefulSet) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
 
 	// Group the pods by owner, in a deterministic order.
 	owned := make(map[string][]*Pod)
@@ -153,6 +157,15 @@ func (p *planner) run() {
 		seen[owner] = true
 		p.daemonSet(ds, owned[owner])
 	}
+	for _, set := range statefulSets {
+		owner := StatefulSetOwner(set.Namespace, set.Name)
+		if seen[owner] {
+			continue
+		}
+		seen[owner] = true
+		p.statefulSet(set, owned[owner])
+	}
+	p.orphanClaims(seen)
 	p.standalone(standalone, owned[""])
 
 	// Pods whose Deployment is gone (or whose owner Shoal does not know).
@@ -204,6 +217,12 @@ func (p *planner) registered(name string) bool {
 		}
 	}
 	return p.registeredSet[name]
+}
+
+// nodeGone reports whether the node was removed from the cluster: it is
+// neither registered nor known (with a nil State.Known, not registered).
+func (p *planner) nodeGone(name string) bool {
+	return p.nodes[name] == nil || (!p.registered(name) && !p.s.Known[name])
 }
 
 // nodeLost reports whether the pod is bound to a node that is lost or no
@@ -262,7 +281,10 @@ func (p *planner) delete(pod *Pod, reason, object string) {
 		return
 	}
 	p.deleted[pod.UID] = struct{}{}
-	force := pod.Node == "" || p.nodeLost(pod)
+	// A StatefulSet's pod on a lost node is deleted only once the node
+	// confirms it or is removed: until then it may still run, and its
+	// ordinal must not run twice.
+	force := pod.Node == "" || (p.nodeLost(pod) && (!isStatefulSetPod(pod) || p.nodeGone(pod.Node)))
 	p.plan.Actions = append(p.plan.Actions, DeletePod{
 		UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, Node: pod.Node, Reason: reason, Force: force,
 	})

@@ -341,6 +341,9 @@ func (s *sim) run(t *testing.T, b *block) string {
 		for _, d := range s.last.Deployments {
 			out = append(out, formatStatus(d))
 		}
+		for _, c := range s.last.StatefulSets {
+			out = append(out, formatStatefulSet(c))
+		}
 		return strings.Join(out, "\n")
 	case "pods":
 		return s.formatPods()

@@ -175,9 +175,9 @@ func (p *planner) schedule() {
 }
 
 // requestOfPod compiles a stored pod's request; the pods of one Deployment
-// revision share theirs.
+// revision share theirs (a StatefulSet's pods differ in labels and claims).
 func requestOfPod(pod *Pod, memo map[string]*podRequest) *podRequest {
-	if pod.Owner == "" || pod.TemplateHash == "" {
+	if pod.Owner == "" || pod.TemplateHash == "" || isStatefulSetPod(pod) {
 		return requestOf(pod.Namespace, pod.Spec.Labels, &pod.Spec.Spec)
 	}
 	key := pod.Owner + "\x00" + pod.TemplateHash

@@ -50,6 +50,10 @@ type Endpoint struct {
 	Node  string           `json:"node"`
 	Pod   string           `json:"pod"`   // namespace/name
 	Ports map[string]int32 `json:"ports"` // by Service port name: the pod's port for it
+	// Hostname is the pod's spec.hostname when its spec.subdomain names the Service, as
+	// Kubernetes' endpoints controller sets it; a headless Service's DNS names the pod
+	// <hostname>.<service>.<namespace>.svc.<cluster domain> by it.
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // NodePortRange is where NodePort Services get their ports when spec.ports[].nodePort is unset.
@@ -218,6 +222,9 @@ func Services(objects []manifests.Object, pods []PodAddr, nodes []Node, allocate
 					continue
 				}
 				ep := Endpoint{IP: p.IP, Node: p.Node, Pod: p.Pod.Namespace + "/" + p.Pod.Name, Ports: map[string]int32{}}
+				if p.Pod.Spec.Hostname != "" && p.Pod.Spec.Subdomain == s.Name {
+					ep.Hostname = p.Pod.Spec.Hostname
+				}
 				for _, sp := range st.Ports {
 					if port, ok := targetPort(p.Pod, sp); ok {
 						ep.Ports[sp.Name] = port

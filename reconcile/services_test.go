@@ -68,6 +68,43 @@ func TestServicesAllocateAndSelect(t *testing.T) {
 	}
 }
 
+// An endpoint carries its pod's hostname when the pod's subdomain names the Service, in the
+// Service's namespace, as Kubernetes' endpoints controller sets it; for any Service type.
+func TestServicesEndpointHostname(t *testing.T) {
+	cidr := netip.MustParsePrefix("10.96.0.0/16")
+	sel := map[string]string{"app": "web"}
+	pod := func(name, namespace, hostname, subdomain string) PodAddr {
+		p := podWith(name, sel)
+		p.Namespace, p.Spec.Hostname, p.Spec.Subdomain = namespace, hostname, subdomain
+		return PodAddr{Pod: p, IP: netip.MustParseAddr("10.244.0.2"), Node: "n1", Ready: true}
+	}
+	other := service("web", "None", sel, manifests.FromInt(8080))
+	other.Namespace = "other"
+	for _, tc := range []struct {
+		name string
+		svc  *manifests.Service
+		pod  PodAddr
+		want string
+	}{
+		{"headless Service named by the subdomain", service("web", "None", sel, manifests.FromInt(8080)), pod("web-0", "default", "web-0", "web"), "web-0"},
+		{"ClusterIP Service named by the subdomain", service("web", "", sel, manifests.FromInt(8080)), pod("web-0", "default", "h", "web"), "h"},
+		{"subdomain names another Service", service("web", "None", sel, manifests.FromInt(8080)), pod("web-0", "default", "web-0", "db"), ""},
+		{"no subdomain", service("web", "None", sel, manifests.FromInt(8080)), pod("web-0", "default", "web-0", ""), ""},
+		{"subdomain without hostname", service("web", "None", sel, manifests.FromInt(8080)), pod("web-0", "default", "", "web"), ""},
+		{"Service of the same name in the pod's namespace", other, pod("web-0", "other", "web-0", "web"), "web-0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := Services([]manifests.Object{tc.svc}, []PodAddr{tc.pod}, nil, nil, nil, nil, cidr)
+			if len(plan.Services) != 1 || len(plan.Services[0].Endpoints) != 1 {
+				t.Fatalf("services %+v, want one with one endpoint", plan.Services)
+			}
+			if got := plan.Services[0].Endpoints[0].Hostname; got != tc.want {
+				t.Errorf("hostname %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestServicesErrors(t *testing.T) {
 	cidr := netip.MustParsePrefix("10.96.0.0/30") // .1 and .2 usable
 	objs := []manifests.Object{
@@ -251,13 +288,13 @@ func TestServiceStateRoundTrip(t *testing.T) {
 	s := ServiceState{Namespace: "default", Name: "web", ClusterIP: netip.MustParseAddr("10.96.0.5"), Type: manifests.ServiceTypeLoadBalancer,
 		SessionAffinity: manifests.ServiceAffinityClientIP, AffinityTimeout: 60,
 		Ports:     []ServicePortState{{Name: "http", Protocol: manifests.ProtocolTCP, Port: 80, NodePort: 30080, TargetPort: manifests.FromString("web")}},
-		Endpoints: []Endpoint{{IP: netip.MustParseAddr("10.244.1.3"), Node: "n1", Pod: "default/web-1", Ports: map[string]int32{"http": 8080}}},
+		Endpoints: []Endpoint{{IP: netip.MustParseAddr("10.244.1.3"), Node: "n1", Pod: "default/web-1", Ports: map[string]int32{"http": 8080}, Hostname: "web-1"}},
 		Ingress:   []netip.Addr{netip.MustParseAddr("192.0.2.1")}}
 	data, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"clusterIP":"10.96.0.5"`, `"ip":"10.244.1.3"`, `"ingress":["192.0.2.1"]`, `"affinityTimeoutSeconds":60`, `"targetPort":"web"`} {
+	for _, want := range []string{`"clusterIP":"10.96.0.5"`, `"ip":"10.244.1.3"`, `"ingress":["192.0.2.1"]`, `"affinityTimeoutSeconds":60`, `"targetPort":"web"`, `"hostname":"web-1"`} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("%s lacks %s", data, want)
 		}

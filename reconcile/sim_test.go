@@ -72,8 +72,13 @@ func (s *sim) state() State {
 	for _, c := range s.last.CronJobs {
 		cronJobs[c.Namespace+"/"+c.Name] = c
 	}
+	sets := map[string]StatefulSetStatus{}
+	for _, c := range s.last.StatefulSets {
+		sets[c.Namespace+"/"+c.Name] = c
+	}
 	return State{
-		Objects: s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
+		StatefulSets: sets,
+		Objects:      s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
 		Known: maps.Clone(s.known), Lost: s.last.Lost,
 		Now: s.now, NodeLostGrace: s.grace, DeploymentConditions: conds, Jobs: jobs, CronJobs: cronJobs,
 		Claims: claimMap(s.last.Claims),
@@ -243,6 +248,7 @@ func (s *sim) checkInvariants(st State, plan Plan) {
 		}
 	}
 	s.checkJobs(st, plan, deleted)
+	s.checkStatefulSets(st, plan)
 	for _, o := range st.Objects {
 		d, ok := o.(*manifests.Deployment)
 		if !ok || d.Spec.Paused || d.Spec.Strategy.Type != manifests.RollingUpdateDeploymentStrategyType {
@@ -281,6 +287,45 @@ func (s *sim) checkInvariants(st State, plan Plan) {
 		if floor := min(availBefore, replicas-unavail); availAfter < floor {
 			s.violations = append(s.violations, fmt.Sprintf("%s at %s: %d available pods left, fewer than %d (replicas %d - maxUnavailable %d, %d available before)",
 				owner, s.now.Format(time.TimeOnly), availAfter, floor, replicas, unavail, availBefore))
+		}
+	}
+}
+
+// checkStatefulSets asserts that a StatefulSet's pod is made only when no
+// pod of its name exists at all (never two pods with one ordinal, not even
+// one terminating on a lost node), and, for OrderedReady, only when every
+// lower ordinal has a Running and Ready pod.
+func (s *sim) checkStatefulSets(st State, plan Plan) {
+	byName := map[string]*Pod{}
+	for i := range st.Pods {
+		byName[st.Pods[i].Namespace+"/"+st.Pods[i].Name] = &st.Pods[i]
+	}
+	sets := map[string]*manifests.StatefulSet{}
+	for _, o := range st.Objects {
+		if set, ok := o.(*manifests.StatefulSet); ok {
+			sets[StatefulSetOwner(set.Namespace, set.Name)] = set
+		}
+	}
+	for _, a := range plan.Actions {
+		c, ok := a.(CreatePod)
+		if !ok || !isStatefulSetPod(&c.Pod) {
+			continue
+		}
+		if old := byName[c.Pod.Namespace+"/"+c.Pod.Name]; old != nil {
+			s.violations = append(s.violations, fmt.Sprintf("%s at %s: creates %s while pod %s of that name exists (terminating=%t, node %q)",
+				c.Pod.Owner, s.now.Format(time.TimeOnly), c.Pod.Name, old.UID, old.Terminating, old.Node))
+		}
+		byName[c.Pod.Namespace+"/"+c.Pod.Name] = &c.Pod
+		set := sets[c.Pod.Owner]
+		if set == nil || set.Spec.PodManagementPolicy != manifests.OrderedReadyPodManagement {
+			continue
+		}
+		for ord := set.StartOrdinal(); ord < ordinalOf(set.Name, c.Pod.Name); ord++ {
+			if prev := byName[set.Namespace+"/"+set.PodName(ord)]; prev == nil || !prev.Ready || prev.Phase != manifests.PodRunning || prev.Terminating {
+				s.violations = append(s.violations, fmt.Sprintf("%s at %s: creates %s before %s is Running and Ready (OrderedReady)",
+					c.Pod.Owner, s.now.Format(time.TimeOnly), c.Pod.Name, set.PodName(ord)))
+				break
+			}
 		}
 	}
 }
@@ -481,6 +526,9 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 	for _, c := range plan.CronJobs {
 		b.WriteString(formatCronJob(c) + "\n")
 	}
+	for _, c := range plan.StatefulSets {
+		b.WriteString(formatStatefulSet(c) + "\n")
+	}
 	for _, c := range plan.Claims {
 		if prev, ok := s.claims[ClaimKey(c.Namespace, c.Name)]; ok && reflect.DeepEqual(prev, c) {
 			continue
@@ -489,7 +537,11 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 		if c.Deleting {
 			deleting = " deleting"
 		}
-		fmt.Fprintf(&b, "claim %s/%s uid=%s %s node=%s capacity=%d policy=%s%s\n", c.Namespace, c.Name, c.UID, c.Phase(), c.Node, c.Capacity, c.ReclaimPolicy, deleting)
+		owner := ""
+		if c.Owner != "" {
+			owner = " owner=" + c.Owner
+		}
+		fmt.Fprintf(&b, "claim %s/%s uid=%s %s node=%s capacity=%d policy=%s%s%s\n", c.Namespace, c.Name, c.UID, c.Phase(), c.Node, c.Capacity, c.ReclaimPolicy, owner, deleting)
 	}
 	for _, c := range plan.ReleasedClaims {
 		fmt.Fprintf(&b, "released %s/%s uid=%s node=%s policy=%s\n", c.Namespace, c.Name, c.UID, c.Node, c.ReclaimPolicy)
@@ -507,6 +559,12 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 		return "nothing to do"
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func formatStatefulSet(c StatefulSetStatus) string {
+	return fmt.Sprintf("statefulset %s/%s: replicas=%d ready=%d available=%d current=%d updated=%d revisions=%s/%s complete=%t",
+		c.Namespace, c.Name, c.Replicas, c.ReadyReplicas, c.AvailableReplicas, c.CurrentReplicas, c.UpdatedReplicas,
+		c.CurrentRevision, c.UpdateRevision, c.Complete)
 }
 
 // formatSince renders a lost node's time: "removal" for the zero time.

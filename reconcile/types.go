@@ -162,6 +162,10 @@ type State struct {
 	// Claims are the PersistentVolumeClaims the cluster has, as the
 	// previous plan's Plan.Claims ("namespace/name").
 	Claims map[string]ClaimState
+	// StatefulSets are the statuses the previous plans gave the
+	// StatefulSets ("namespace/name"), with the revision their pods below
+	// a partition keep.
+	StatefulSets map[string]StatefulSetStatus
 	// Services, when ServiceCIDR is valid, are planned too (Plan.Services):
 	// from the virtual IPs already allocated (by address, to
 	// "namespace/name"), the node ports Services had ("namespace/name/port
@@ -346,6 +350,9 @@ type Plan struct {
 	// CronJobs holds one status per CronJob, sorted by namespace and
 	// name; the Jobs it lists are planned in Jobs.
 	CronJobs []CronJobStatus
+	// StatefulSets holds one status per StatefulSet, sorted by namespace
+	// and name.
+	StatefulSets []StatefulSetStatus
 	// Claims holds every PersistentVolumeClaim the cluster has once the
 	// plan is applied, sorted by namespace and name: those of git, and
 	// those removed from it that pods still use (Deleting).
