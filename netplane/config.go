@@ -115,6 +115,9 @@ type Endpoint struct {
 	// Ports are the pod's ports by Service port name; a Service port whose name is missing has
 	// no backend on this pod.
 	Ports map[string]uint16
+	// Hostname is the pod's hostname when its subdomain names the Service; a headless Service's
+	// DNS names the pod <hostname>.<svc>.<ns>.svc.<domain> by it.
+	Hostname string
 }
 
 // Route sends another node's pod CIDR to that node's address.

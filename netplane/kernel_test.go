@@ -234,9 +234,14 @@ func TestKernelDataPath(t *testing.T) {
 	n := newKernelNode(t, netplanetest.Options{NodePorts: true})
 	ip := n.setupPod(t, "p1")
 	c := netplane.Config{
-		Services: []netplane.Service{{Namespace: "default", Name: "web", Type: netplane.TypeLoadBalancer, ClusterIP: netip.MustParseAddr("10.96.0.10"),
-			Ports:     []netplane.ServicePort{{Name: "http", Proto: netplane.TCP, Port: 80, NodePort: 30080}},
-			Endpoints: []netplane.Endpoint{{IP: ip, Ports: map[string]uint16{"http": 8080}}}}},
+		Services: []netplane.Service{
+			{Namespace: "default", Name: "web", Type: netplane.TypeLoadBalancer, ClusterIP: netip.MustParseAddr("10.96.0.10"),
+				Ports:     []netplane.ServicePort{{Name: "http", Proto: netplane.TCP, Port: 80, NodePort: 30080}},
+				Endpoints: []netplane.Endpoint{{IP: ip, Ports: map[string]uint16{"http": 8080}}}},
+			{Namespace: "default", Name: "db", Type: netplane.TypeClusterIP, Headless: true,
+				Ports:     []netplane.ServicePort{{Name: "pg", Proto: netplane.TCP, Port: 5432}},
+				Endpoints: []netplane.Endpoint{{IP: ip, Ports: map[string]uint16{"pg": 5432}, Hostname: "db-0"}}},
+		},
 		Routes:        []netplane.Route{{CIDR: netip.MustParsePrefix("10.244.1.0/24"), Via: netip.MustParseAddr("192.168.77.2")}},
 		HostPorts:     []netplane.HostPort{{UID: "p1", Pod: "default/p1", Proto: netplane.TCP, HostPort: 9090, PodPort: 8080}},
 		ReservedPorts: []uint16{7443},
@@ -268,6 +273,9 @@ func TestKernelDataPath(t *testing.T) {
 	t.Run("DNS", func(t *testing.T) {
 		if rcode, got := n.resolve(t, "web.default.svc.cluster.local."); rcode != miekg.RcodeSuccess || len(got) != 1 || got[0] != "10.96.0.10" {
 			t.Errorf("web resolves to %v (rcode %d), want the virtual IP", got, rcode)
+		}
+		if rcode, got := n.resolve(t, "db-0.db.default.svc.cluster.local."); rcode != miekg.RcodeSuccess || len(got) != 1 || got[0] != ip.String() {
+			t.Errorf("db-0.db resolves to %v (rcode %d), want the pod's address %s", got, rcode, ip)
 		}
 	})
 	if t.Failed() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/netplane/dns"
@@ -226,12 +227,20 @@ func dnsRecord(s Service) dns.Service {
 	}
 	var eps []netip.Addr
 	for _, e := range s.Endpoints {
-		if e.IP.IsValid() {
-			eps = append(eps, e.IP.Unmap())
+		if !e.IP.IsValid() {
+			continue
+		}
+		eps = append(eps, e.IP.Unmap())
+		if e.Hostname != "" {
+			rec.Hostnames = append(rec.Hostnames, dns.Hostname{Name: e.Hostname, Addr: e.IP.Unmap()})
 		}
 	}
 	slices.SortFunc(eps, netip.Addr.Compare)
 	rec.Endpoints = slices.Compact(eps)
+	slices.SortFunc(rec.Hostnames, func(a, b dns.Hostname) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), a.Addr.Compare(b.Addr))
+	})
+	rec.Hostnames = slices.Compact(rec.Hostnames)
 	return rec
 }
 

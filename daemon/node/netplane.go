@@ -530,7 +530,7 @@ func toService(r reconcile.ServiceState) netplane.Service {
 		if !e.IP.IsValid() {
 			continue
 		}
-		ep := netplane.Endpoint{IP: e.IP, Ports: make(map[string]uint16, len(e.Ports))}
+		ep := netplane.Endpoint{IP: e.IP, Ports: make(map[string]uint16, len(e.Ports)), Hostname: e.Hostname}
 		for name, port := range e.Ports {
 			ep.Ports[name] = uint16(port)
 		}

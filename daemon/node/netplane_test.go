@@ -99,7 +99,8 @@ func TestBuildConfig(t *testing.T) {
 				{Name: "dns", Protocol: manifests.ProtocolUDP, Port: 53}},
 			Endpoints: []reconcile.Endpoint{{IP: ip("10.244.1.3"), Node: "n2", Pod: "default/web-b", Ports: map[string]int32{"http": 8080}}, {}}},
 		"/shoal/services/default/db": {Namespace: "default", Name: "db", Headless: true, Type: manifests.ServiceTypeClusterIP,
-			Ports: []reconcile.ServicePortState{{Name: "pg", Port: 5432}}},
+			Ports:     []reconcile.ServicePortState{{Name: "pg", Port: 5432}},
+			Endpoints: []reconcile.Endpoint{{IP: ip("10.244.0.7"), Node: "n1", Pod: "default/db-0", Ports: map[string]int32{"pg": 5432}, Hostname: "db-0"}}},
 	}
 	pfx := netip.MustParsePrefix
 	podCIDRs := map[string]netip.Prefix{"n1": pfx("10.244.0.0/24"), "n2": pfx("10.244.1.0/24"), "n3": pfx("10.244.2.0/24"), "n4": {}}
@@ -110,7 +111,8 @@ func TestBuildConfig(t *testing.T) {
 	want := netplane.Config{
 		Services: []netplane.Service{
 			{Namespace: "default", Name: "db", Type: netplane.TypeClusterIP, Headless: true,
-				Ports: []netplane.ServicePort{{Name: "pg", Proto: netplane.TCP, Port: 5432}}},
+				Ports:     []netplane.ServicePort{{Name: "pg", Proto: netplane.TCP, Port: 5432}},
+				Endpoints: []netplane.Endpoint{{IP: netip.MustParseAddr("10.244.0.7"), Ports: map[string]uint16{"pg": 5432}, Hostname: "db-0"}}},
 			{Namespace: "default", Name: "web", Type: netplane.TypeLoadBalancer, ClusterIP: netip.MustParseAddr("10.96.0.5"), Pending: true,
 				Affinity: netplane.ClientIP, AffinityTimeout: time.Minute,
 				Ports:     []netplane.ServicePort{{Name: "http", Proto: netplane.TCP, Port: 80, NodePort: 30080}, {Name: "dns", Proto: netplane.UDP, Port: 53}},

@@ -289,7 +289,7 @@ func (d *daemon) runtime(cfg Config, m *membership.Membership) (*nodeRuntime, er
 		podNetwork = nr.network
 	}
 	nr.driver, err = linux.New(linux.Config{Root: filepath.Join(cfg.DataDir, "runtime"), Images: images, CgroupParent: cgroup, Network: podNetwork,
-		ResolvConf: cfg.Net.ResolvConf, Logger: log})
+		ResolvConf: cfg.Net.ResolvConf, ClusterDomain: cfg.Net.Domain, Logger: log})
 	if err != nil {
 		return nil, err
 	}

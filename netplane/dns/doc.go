@@ -3,10 +3,17 @@
 //
 // Names inside the cluster domain are answered from memory, authoritatively:
 //
-//	<svc>.<ns>.svc.<domain>                A: the ClusterIP; headless Services: the ready pod IPs
+//	<svc>.<ns>.svc.<domain>                  A: the ClusterIP; headless Services: the ready pod IPs
 //	_<port>._<proto>.<svc>.<ns>.svc.<domain> SRV for every named port
-//	<a-b-c-d>.<svc>.<ns>.svc.<domain>      A: one ready pod of a headless Service
-//	<a-b-c-d>.<ns>.pod.<domain>            A: the address written in the name (as Kubernetes does)
+//	<a-b-c-d>.<svc>.<ns>.svc.<domain>        A: one ready pod of a headless Service
+//	<hostname>.<svc>.<ns>.svc.<domain>       A: the ready pods of a headless Service with that
+//	                                         hostname and the Service's name as subdomain
+//	<a-b-c-d>.<ns>.pod.<domain>              A: the address written in the name (as Kubernetes does)
+//
+// The SRV records of a headless Service point at each ready pod by name: <hostname>.<svc>... for
+// a pod with a hostname (as CoreDNS does, what a StatefulSet's pods get), <a-b-c-d>.<svc>...
+// otherwise. A ClusterIP Service's SRV records point at <svc>.<ns>.svc.<domain>, and its pods'
+// hostnames get no names.
 //
 // Unknown names inside the domain get NXDOMAIN, known names without records of the asked type get
 // an empty NOERROR answer; both carry the zone's SOA with a 5 second negative TTL, so a Service

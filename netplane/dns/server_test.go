@@ -36,6 +36,36 @@ func testServices() []Service {
 			},
 		},
 		{Namespace: "db", Name: "empty", Headless: true},
+		{
+			// A StatefulSet's governing Service: web-0 and web-1 have hostnames, 10.244.4.3 has
+			// none, two pods share the hostname "twin".
+			Namespace: "sts", Name: "web",
+			Headless: true,
+			Ports:    []Port{{Name: "http", Port: 80}},
+			Endpoints: []netip.Addr{
+				netip.MustParseAddr("10.244.4.1"),
+				netip.MustParseAddr("10.244.4.2"),
+				netip.MustParseAddr("10.244.4.3"),
+				netip.MustParseAddr("10.244.4.5"),
+				netip.MustParseAddr("10.244.4.4"),
+			},
+			Hostnames: []Hostname{
+				{Name: "web-1", Addr: netip.MustParseAddr("10.244.4.2")},
+				{Name: "Web-0", Addr: netip.MustParseAddr("10.244.4.1")},
+				{Name: "twin", Addr: netip.MustParseAddr("10.244.4.5")},
+				{Name: "twin", Addr: netip.MustParseAddr("10.244.4.4")},
+				{Name: "gone", Addr: netip.MustParseAddr("10.244.4.9")}, // not an endpoint
+				{Name: "bad_label", Addr: netip.MustParseAddr("10.244.4.3")},
+			},
+		},
+		{
+			// A Service with a virtual IP: its pods' hostnames get no names.
+			Namespace: "sts", Name: "api",
+			ClusterIP: netip.MustParseAddr("10.96.0.20"),
+			Ports:     []Port{{Name: "http", Port: 80}},
+			Endpoints: []netip.Addr{netip.MustParseAddr("10.244.5.1")},
+			Hostnames: []Hostname{{Name: "api-0", Addr: netip.MustParseAddr("10.244.5.1")}},
+		},
 	}
 }
 
@@ -71,6 +101,29 @@ func TestClusterNames(t *testing.T) {
 			},
 			extra: []string{"10.244.1.7", "10.244.2.8", "10.244.3.9"}},
 		{name: "headless endpoint name", qname: "10-244-2-8.pg.db.svc.cluster.local.", qtype: miekg.TypeA, answers: []string{"10.244.2.8"}},
+		{name: "pod hostname", qname: "web-0.web.sts.svc.cluster.local.", qtype: miekg.TypeA, answers: []string{"10.244.4.1"}},
+		{name: "pod hostname, mixed case", qname: "WEB-1.web.sts.svc.cluster.local.", qtype: miekg.TypeA, answers: []string{"10.244.4.2"}},
+		{name: "pod hostname AAAA is NODATA", qname: "web-0.web.sts.svc.cluster.local.", qtype: miekg.TypeAAAA},
+		{name: "shared pod hostname", qname: "twin.web.sts.svc.cluster.local.", qtype: miekg.TypeA,
+			answers: []string{"10.244.4.4", "10.244.4.5"}},
+		{name: "pod with a hostname keeps its dashed name", qname: "10-244-4-1.web.sts.svc.cluster.local.", qtype: miekg.TypeA,
+			answers: []string{"10.244.4.1"}},
+		{name: "hostname of no endpoint", qname: "gone.web.sts.svc.cluster.local.", qtype: miekg.TypeA, rcode: miekg.RcodeNameError},
+		{name: "hostname under another Service", qname: "web-0.api.sts.svc.cluster.local.", qtype: miekg.TypeA, rcode: miekg.RcodeNameError},
+		{name: "no hostname names for a ClusterIP Service", qname: "api-0.api.sts.svc.cluster.local.", qtype: miekg.TypeA, rcode: miekg.RcodeNameError},
+		{name: "headless with hostnames A", qname: "web.sts.svc.cluster.local.", qtype: miekg.TypeA,
+			answers: []string{"10.244.4.1", "10.244.4.2", "10.244.4.3", "10.244.4.4", "10.244.4.5"}},
+		{name: "headless SRV targets hostnames", qname: "_http._tcp.web.sts.svc.cluster.local.", qtype: miekg.TypeSRV,
+			srv: []string{
+				"80 web-0.web.sts.svc.cluster.local.",
+				"80 web-1.web.sts.svc.cluster.local.",
+				"80 10-244-4-3.web.sts.svc.cluster.local.",
+				"80 twin.web.sts.svc.cluster.local.",
+				"80 twin.web.sts.svc.cluster.local.",
+			},
+			extra: []string{"10.244.4.1", "10.244.4.2", "10.244.4.3", "10.244.4.4", "10.244.4.5"}},
+		{name: "ClusterIP SRV ignores hostnames", qname: "_http._tcp.api.sts.svc.cluster.local.", qtype: miekg.TypeSRV,
+			srv: []string{"80 api.sts.svc.cluster.local."}, extra: []string{"10.96.0.20"}},
 		{name: "headless without endpoints is NODATA", qname: "empty.db.svc.cluster.local.", qtype: miekg.TypeA},
 		{name: "pod name", qname: "10-244-9-9.default.pod.cluster.local.", qtype: miekg.TypeA, answers: []string{"10.244.9.9"}},
 		{name: "pod name AAAA is NODATA", qname: "10-244-9-9.default.pod.cluster.local.", qtype: miekg.TypeAAAA},
@@ -185,6 +238,15 @@ func TestUpdateEdgeCases(t *testing.T) {
 		{Namespace: "default", Name: "dupeps", Headless: true, Endpoints: []netip.Addr{
 			netip.MustParseAddr("10.244.0.1"), netip.MustParseAddr("10.244.0.1"), {},
 		}},
+		{Namespace: "default", Name: "named", Headless: true, Endpoints: []netip.Addr{
+			netip.MustParseAddr("10.244.0.6"), netip.MustParseAddr("10.244.0.5"), netip.MustParseAddr("fd00::7"),
+		}, Hostnames: []Hostname{
+			{Name: "10-244-0-5", Addr: netip.MustParseAddr("10.244.0.5")}, // its own dashed name
+			{Name: "10-244-0-5", Addr: netip.MustParseAddr("10.244.0.6")}, // another pod's dashed name
+			{Name: "h", Addr: netip.MustParseAddr("::ffff:10.244.0.6")},
+			{Name: "h", Addr: netip.MustParseAddr("10.244.0.6")},
+			{Name: "v6", Addr: netip.MustParseAddr("fd00::7")},
+		}},
 	})
 	tests := []struct {
 		qname string
@@ -197,6 +259,10 @@ func TestUpdateEdgeCases(t *testing.T) {
 		{"v6.default.svc.cluster.local.", miekg.TypeAAAA, []string{"fd00::10"}, miekg.RcodeSuccess},
 		{"v6.default.svc.cluster.local.", miekg.TypeA, nil, miekg.RcodeSuccess},
 		{"dupeps.default.svc.cluster.local.", miekg.TypeA, []string{"10.244.0.1"}, miekg.RcodeSuccess},
+		{"10-244-0-5.named.default.svc.cluster.local.", miekg.TypeA, []string{"10.244.0.5", "10.244.0.6"}, miekg.RcodeSuccess},
+		{"h.named.default.svc.cluster.local.", miekg.TypeA, []string{"10.244.0.6"}, miekg.RcodeSuccess},
+		{"v6.named.default.svc.cluster.local.", miekg.TypeAAAA, []string{"fd00::7"}, miekg.RcodeSuccess},
+		{"v6.named.default.svc.cluster.local.", miekg.TypeA, nil, miekg.RcodeSuccess},
 	}
 	for _, tc := range tests {
 		t.Run(tc.qname+"/"+miekg.TypeToString[tc.qtype], func(t *testing.T) {
@@ -206,6 +272,23 @@ func TestUpdateEdgeCases(t *testing.T) {
 			}
 			sortedEqual(t, "answers", aRecords(r.Answer), tc.want)
 		})
+	}
+}
+
+// The zone holds the addresses of a hostname sorted, whatever the order of the endpoints, so
+// that every snapshot of the same Services is the same.
+func TestHostnameRecordsSorted(t *testing.T) {
+	svc := Service{Namespace: "default", Name: "web", Headless: true, Endpoints: []netip.Addr{
+		netip.MustParseAddr("10.244.0.9"), netip.MustParseAddr("10.244.0.3"), netip.MustParseAddr("10.244.0.5"),
+	}}
+	for _, ep := range svc.Endpoints {
+		svc.Hostnames = append(svc.Hostnames, Hostname{Name: "web-0", Addr: ep})
+	}
+	z, _ := buildZone("cluster.local.", 1, []Service{svc})
+	e := z.lookup("web-0.web.default.svc.cluster.local.")
+	want := []netip.Addr{netip.MustParseAddr("10.244.0.3"), netip.MustParseAddr("10.244.0.5"), netip.MustParseAddr("10.244.0.9")}
+	if e == nil || !slices.Equal(e.a, want) {
+		t.Fatalf("entry of web-0 = %+v, want A %v", e, want)
 	}
 }
 

@@ -20,6 +20,19 @@ type Service struct {
 	Ports    []Port
 	// Endpoints are the IPs of the ready pods.
 	Endpoints []netip.Addr
+	// Hostnames name some of the Endpoints: those whose pod has a hostname and a subdomain that
+	// names the Service. A headless Service answers <hostname>.<svc>.<ns>.svc.<domain> with their
+	// addresses and makes it the target of their SRV records; a Service with a virtual IP has no
+	// such names, as in CoreDNS. Hostnames that are not DNS labels, or whose address is not one of
+	// the Endpoints, are left out.
+	Hostnames []Hostname
+}
+
+// Hostname is the hostname of one endpoint of a Service.
+type Hostname struct {
+	// Name is the pod's spec.hostname, a DNS label.
+	Name string
+	Addr netip.Addr
 }
 
 // Port is a port of a Service. Only named ports get SRV records.
@@ -130,6 +143,8 @@ func (z *zone) addService(ns, name string, svc Service) {
 	var targets []target
 	switch {
 	case svc.Headless:
+		hostnames := hostnamesByAddr(svc.Hostnames)
+		named := map[string][]netip.Addr{} // <hostname>.<svc>... to its addresses
 		seen := make(map[netip.Addr]bool, len(svc.Endpoints))
 		for _, ep := range svc.Endpoints {
 			ep = ep.Unmap().WithZone("")
@@ -140,7 +155,27 @@ func (z *zone) addService(ns, name string, svc Service) {
 			se.addAddr(ep)
 			epName := dashed(ep) + "." + svcName
 			z.ensure(epName).addAddr(ep)
-			targets = append(targets, target{epName, ep})
+			hs := hostnames[ep]
+			if len(hs) == 0 {
+				targets = append(targets, target{epName, ep})
+				continue
+			}
+			// An endpoint with a hostname is the target of its SRV records under that name, as
+			// in CoreDNS; its dashed name keeps answering too.
+			for _, h := range hs {
+				hostName := h + "." + svcName
+				named[hostName] = append(named[hostName], ep)
+				targets = append(targets, target{hostName, ep})
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(named)) {
+			e := z.ensure(name)
+			for _, addr := range named[name] {
+				e.addAddr(addr)
+			}
+			// Pods sharing a hostname all answer, in address order; a hostname that spells
+			// another endpoint's dashed name shares that name's entry.
+			e.a, e.aaaa = sortedAddrs(e.a), sortedAddrs(e.aaaa)
 		}
 	case svc.ClusterIP.IsValid():
 		se.addAddr(svc.ClusterIP)
@@ -168,6 +203,33 @@ func (z *zone) addService(ns, name string, svc Service) {
 			pe.srv = append(pe.srv, srvRecord{port: p.Port, weight: weight, target: t.name, addr: t.addr})
 		}
 	}
+}
+
+// hostnamesByAddr maps the addresses of hostnames to their lowercase names, sorted and without
+// duplicates, leaving out names that are not DNS labels.
+func hostnamesByAddr(hostnames []Hostname) map[netip.Addr][]string {
+	if len(hostnames) == 0 {
+		return nil
+	}
+	out := make(map[netip.Addr][]string, len(hostnames))
+	for _, h := range hostnames {
+		addr := h.Addr.Unmap().WithZone("")
+		if !addr.IsValid() || !validLabel(h.Name) {
+			continue
+		}
+		out[addr] = append(out[addr], strings.ToLower(h.Name))
+	}
+	for addr, names := range out {
+		slices.Sort(names)
+		out[addr] = slices.Compact(names)
+	}
+	return out
+}
+
+// sortedAddrs sorts addrs in place and drops duplicates.
+func sortedAddrs(addrs []netip.Addr) []netip.Addr {
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	return slices.Compact(addrs)
 }
 
 // lookup returns the entry of the lowercase fully qualified name, or nil when it does not exist.

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T, o Options) netplane.Plane) {
 		{"SetTwiceChangesNothing", Options{NodePorts: true}, testSetTwice},
 		{"Backends", Options{NodePorts: true}, testBackends},
 		{"ServiceRemoved", Options{NodePorts: true}, testServiceRemoved},
+		{"Hostnames", Options{NodePorts: true}, testHostnames},
 		{"Affinity", Options{NodePorts: true}, testAffinity},
 		{"NodePorts", Options{NodePorts: true}, testNodePorts},
 		{"LoadBalancerPorts", Options{NodePorts: true}, testLoadBalancerPorts},
@@ -308,6 +309,22 @@ func testBackends(t *testing.T, p netplane.Plane) {
 			t.Fatalf("after %q: %+v", st.name, got)
 		}
 	}
+}
+
+// A headless Service's endpoints keep their hostnames on the way to the DNS server, sorted by
+// name; it has no frontends.
+func testHostnames(t *testing.T, p netplane.Plane) {
+	db := netplane.Service{Namespace: "default", Name: "db", Type: netplane.TypeClusterIP, Headless: true,
+		Ports: []netplane.ServicePort{{Name: "pg", Proto: netplane.TCP, Port: 5432}},
+		Endpoints: []netplane.Endpoint{
+			{IP: addr(pod3), Ports: map[string]uint16{"pg": 5432}, Hostname: "db-1"},
+			{IP: addr(pod2), Ports: map[string]uint16{"pg": 5432}},
+			{IP: addr(pod1), Ports: map[string]uint16{"pg": 5432}, Hostname: "db-0"},
+		}}
+	checkResult(t, set(t, p, netplane.Config{Services: []netplane.Service{db}}), nil, nil)
+	checkState(t, p, netplane.State{DNS: []dns.Service{{Namespace: "default", Name: "db", Headless: true,
+		Ports: []dns.Port{{Name: "pg", Protocol: "TCP", Port: 5432}}, Endpoints: addrs(pod1, pod2, pod3),
+		Hostnames: []dns.Hostname{{Name: "db-0", Addr: addr(pod1)}, {Name: "db-1", Addr: addr(pod3)}}}}})
 }
 
 // dnsWith is rec with the endpoints of backends and the given ports.

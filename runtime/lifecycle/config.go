@@ -80,6 +80,7 @@ func sandboxConfig(spec *runtime.PodSpec, pol Policy) (SandboxConfig, error) {
 		Namespace:   pod.Namespace,
 		Name:        pod.Name,
 		Hostname:    pod.Spec.Hostname,
+		Subdomain:   pod.Spec.Subdomain,
 		PidsLimit:   pol.PidsLimit,
 		DNSPolicy:   pod.Spec.DNSPolicy,
 		DNSConfig:   pod.Spec.DNSConfig,

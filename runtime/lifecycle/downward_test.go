@@ -309,6 +309,34 @@ func TestSeccompLocalhost(t *testing.T) {
 	}
 }
 
+// The pod's hostname and subdomain reach the sandbox, which names the pod by them in its
+// /etc/hosts; the hostname defaults to the pod's name, cut to 63 characters.
+func TestSandboxHostnameAndSubdomain(t *testing.T) {
+	long := strings.Repeat("a", 70)
+	tests := []struct {
+		name, podName, hostname, subdomain string
+		wantHostname, wantSubdomain        string
+	}{
+		{"hostname and subdomain", "web-0", "web-0", "web", "web-0", "web"},
+		{"subdomain only: the pod's name", "web-0", "", "web", "web-0", "web"},
+		{"hostname only", "web-0", "h", "", "h", ""},
+		{"long pod name", long, "", "web", long[:63], "web"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := podSpec(manifests.Container{Name: "c", Image: "img"})
+			spec.Pod.Name, spec.Pod.Spec.Hostname, spec.Pod.Spec.Subdomain = tt.podName, tt.hostname, tt.subdomain
+			cfg, err := sandboxConfig(spec, Policy{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Hostname != tt.wantHostname || cfg.Subdomain != tt.wantSubdomain {
+				t.Errorf("hostname %q, subdomain %q; want %q, %q", cfg.Hostname, cfg.Subdomain, tt.wantHostname, tt.wantSubdomain)
+			}
+		})
+	}
+}
+
 func TestSandboxDNSAndAliases(t *testing.T) {
 	spec := podSpec(manifests.Container{Name: "c", Image: "img"})
 	spec.Pod.Spec.DNSPolicy = manifests.DNSNone

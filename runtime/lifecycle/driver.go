@@ -64,6 +64,9 @@ type SandboxConfig struct {
 	Namespace string
 	Name      string
 	Hostname  string
+	// Subdomain is the pod's spec.subdomain: with it the pod's /etc/hosts also names it
+	// <hostname>.<subdomain>.<namespace>.svc.<cluster domain>, as the kubelet writes it.
+	Subdomain string
 	Volumes   []VolumeConfig
 	// PidsLimit caps the number of processes of the whole pod.
 	PidsLimit int64

@@ -88,7 +88,10 @@ type Config struct {
 	// ResolvConf is the node's resolver configuration, the base of the resolv.conf of pods
 	// with dnsPolicy Default, as the kubelet's --resolv-conf (default /etc/resolv.conf).
 	ResolvConf string
-	Logger     *slog.Logger
+	// ClusterDomain is the cluster's DNS domain, in the fully qualified names of pods with a
+	// subdomain in their /etc/hosts (default cluster.local).
+	ClusterDomain string
+	Logger        *slog.Logger
 }
 
 // Driver implements lifecycle.Driver on this machine.
@@ -128,6 +131,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.ResolvConf == "" {
 		cfg.ResolvConf = dns.DefaultResolvConf
+	}
+	if cfg.ClusterDomain = strings.Trim(cfg.ClusterDomain, "."); cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = dns.DefaultDomain
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -193,7 +199,8 @@ func (d *Driver) CreateSandbox(ctx context.Context, cfg lifecycle.SandboxConfig)
 	if err != nil {
 		return fail(err)
 	}
-	files := map[string]string{"hosts": hostsFile(ip, cfg.Hostname, cfg.HostAliases), "resolv.conf": resolv, "hostname": cfg.Hostname + "\n"}
+	hosts := hostsFile(ip, cfg.Hostname, hostDomain(cfg, d.cfg.ClusterDomain), cfg.HostAliases)
+	files := map[string]string{"hosts": hosts, "resolv.conf": resolv, "hostname": cfg.Hostname + "\n"}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return fail(err)

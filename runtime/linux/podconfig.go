@@ -18,8 +18,9 @@ import (
 )
 
 // hostsFile is a pod's /etc/hosts as the kubelet writes it: localhost, the IPv6 names, the
-// pod's own name on its address, then the pod's hostAliases.
-func hostsFile(ip, hostname string, aliases []manifests.HostAlias) string {
+// pod's own name on its address (first fully qualified in domain, when the pod has one), then
+// the pod's hostAliases.
+func hostsFile(ip, hostname, domain string, aliases []manifests.HostAlias) string {
 	var b strings.Builder
 	b.WriteString("# Kubernetes-managed hosts file.\n" +
 		"127.0.0.1\tlocalhost\n" +
@@ -31,7 +32,11 @@ func hostsFile(ip, hostname string, aliases []manifests.HostAlias) string {
 	if ip == "" {
 		ip = "127.0.1.1" // a pod with only loopback still resolves its own name
 	}
-	fmt.Fprintf(&b, "%s\t%s\n", ip, hostname)
+	if domain != "" {
+		fmt.Fprintf(&b, "%s\t%s.%s\t%s\n", ip, hostname, domain, hostname)
+	} else {
+		fmt.Fprintf(&b, "%s\t%s\n", ip, hostname)
+	}
 	if len(aliases) > 0 {
 		b.WriteString("\n# Entries added by HostAliases.\n")
 		for _, a := range aliases {
@@ -39,6 +44,16 @@ func hostsFile(ip, hostname string, aliases []manifests.HostAlias) string {
 		}
 	}
 	return b.String()
+}
+
+// hostDomain is the domain of a pod's fully qualified name, as the kubelet makes it:
+// <subdomain>.<namespace>.svc.<clusterDomain> for a pod with a subdomain, else "" (the pod has
+// no such name).
+func hostDomain(cfg lifecycle.SandboxConfig, clusterDomain string) string {
+	if cfg.Subdomain == "" {
+		return ""
+	}
+	return cfg.Subdomain + "." + cfg.Namespace + ".svc." + clusterDomain
 }
 
 // resolvConf makes a pod's /etc/resolv.conf as the kubelet does: the cluster's configuration

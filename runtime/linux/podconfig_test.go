@@ -14,21 +14,50 @@ import (
 func TestHostsFile(t *testing.T) {
 	base := "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
 		"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
+	const domain = "web.shop.svc.cluster.local"
 	tests := []struct {
 		name    string
 		ip      string
+		domain  string
 		aliases []manifests.HostAlias
 		want    string
 	}{
-		{"pod address", "10.244.1.7", nil, base + "10.244.1.7\tweb\n"},
-		{"loopback only", "", nil, base + "127.0.1.1\tweb\n"},
-		{"host aliases", "10.244.1.7", []manifests.HostAlias{{IP: "127.0.0.1", Hostnames: []string{"foo.local", "bar.local"}}, {IP: "10.1.2.3", Hostnames: []string{"foo.remote"}}},
+		{"pod address", "10.244.1.7", "", nil, base + "10.244.1.7\tweb\n"},
+		{"loopback only", "", "", nil, base + "127.0.1.1\tweb\n"},
+		{"host aliases", "10.244.1.7", "", []manifests.HostAlias{{IP: "127.0.0.1", Hostnames: []string{"foo.local", "bar.local"}}, {IP: "10.1.2.3", Hostnames: []string{"foo.remote"}}},
 			base + "10.244.1.7\tweb\n\n# Entries added by HostAliases.\n127.0.0.1\tfoo.local\tbar.local\n10.1.2.3\tfoo.remote\n"},
+		{"subdomain", "10.244.1.7", domain, nil, base + "10.244.1.7\tweb.web.shop.svc.cluster.local\tweb\n"},
+		{"subdomain, loopback only", "", domain, nil, base + "127.0.1.1\tweb.web.shop.svc.cluster.local\tweb\n"},
+		{"subdomain and host aliases", "10.244.1.7", domain, []manifests.HostAlias{{IP: "10.1.2.3", Hostnames: []string{"foo.remote"}}},
+			base + "10.244.1.7\tweb.web.shop.svc.cluster.local\tweb\n\n# Entries added by HostAliases.\n10.1.2.3\tfoo.remote\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := hostsFile(tt.ip, "web", tt.aliases); got != tt.want {
+			if got := hostsFile(tt.ip, "web", tt.domain, tt.aliases); got != tt.want {
 				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+// A pod with a subdomain is named <hostname>.<subdomain>.<namespace>.svc.<cluster domain>, as
+// the kubelet names it; without one it has no fully qualified name.
+func TestHostDomain(t *testing.T) {
+	tests := []struct {
+		name      string
+		subdomain string
+		domain    string
+		want      string
+	}{
+		{"subdomain", "web", "cluster.local", "web.shop.svc.cluster.local"},
+		{"other cluster domain", "db", "k8s.example", "db.shop.svc.k8s.example"},
+		{"no subdomain", "", "cluster.local", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := lifecycle.SandboxConfig{Namespace: "shop", Name: "web-0", Hostname: "web-0", Subdomain: tt.subdomain}
+			if got := hostDomain(cfg, tt.domain); got != tt.want {
+				t.Errorf("hostDomain = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -77,8 +77,8 @@ func startRegistry(t *testing.T) (registry, ref string) {
 }
 
 // TestPodConfigurationInContainers runs containers that print what the runtime gave them:
-// downward API environment and files, /etc/hosts with hostAliases and a dnsPolicy None
-// resolv.conf.
+// downward API environment and files, /etc/hosts with the pod's fully qualified name (it has a
+// subdomain) and hostAliases, and a dnsPolicy None resolv.conf.
 func TestPodConfigurationInContainers(t *testing.T) {
 	registry, ref := startRegistry(t)
 	n := newNode(t, registry)
@@ -115,6 +115,7 @@ func TestPodConfigurationInContainers(t *testing.T) {
 	pod.Spec.RestartPolicy = manifests.RestartPolicyNever
 	pod.Spec.ServiceAccountName = "builder"
 	pod.Spec.HostAliases = []manifests.HostAlias{{IP: "192.0.2.80", Hostnames: []string{"db.internal", "db"}}}
+	pod.Spec.Subdomain = "confs"
 	pod.Spec.DNSPolicy = manifests.DNSNone
 	pod.Spec.DNSConfig = &manifests.PodDNSConfig{Nameservers: []string{"192.0.2.53"}, Searches: []string{"corp.example"},
 		Options: []manifests.PodDNSConfigOption{{Name: "ndots", Value: &one}}}
@@ -159,7 +160,7 @@ func TestPodConfigurationInContainers(t *testing.T) {
 		"labels":      "app=\"conf\"\ntier=\"back\"",
 		"annotations": `note="a \"quoted\" value"`,
 		"mem":         "67108864",
-		"hosts":       "127.0.1.1\tconf\n\n# Entries added by HostAliases.\n192.0.2.80\tdb.internal\tdb\n",
+		"hosts":       "127.0.1.1\tconf.confs.default.svc.cluster.local\tconf\n\n# Entries added by HostAliases.\n192.0.2.80\tdb.internal\tdb\n",
 		"resolv":      "nameserver 192.0.2.53\nsearch corp.example\noptions ndots:1\n",
 		"readonly":    "read-only file system",
 	} {
