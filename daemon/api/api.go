@@ -181,6 +181,7 @@ var kinds = map[string]string{
 	"deployments": "Deployment", "deployment": "Deployment", "deploy": "Deployment",
 	"jobs": "Job", "job": "Job",
 	"daemonsets": "DaemonSet", "daemonset": "DaemonSet", "ds": "DaemonSet",
+	"statefulsets": "StatefulSet", "statefulset": "StatefulSet", "sts": "StatefulSet",
 	"cronjobs": "CronJob", "cronjob": "CronJob", "cj": "CronJob",
 	"persistentvolumeclaims": "PersistentVolumeClaim", "persistentvolumeclaim": "PersistentVolumeClaim", "pvc": "PersistentVolumeClaim",
 	"services": "Service", "service": "Service", "svc": "Service",
@@ -191,7 +192,7 @@ var kinds = map[string]string{
 }
 
 // Resources lists the resources KindOf knows, for messages.
-const Resources = "pods, deployments, daemonsets, jobs, cronjobs, persistentvolumeclaims, services, configmaps, secrets, namespaces or nodes"
+const Resources = "pods, deployments, daemonsets, statefulsets, jobs, cronjobs, persistentvolumeclaims, services, configmaps, secrets, namespaces or nodes"
 
 // KindOf maps a resource name as kubectl accepts it (pods, po, deploy, svc, ...) to a kind.
 func KindOf(resource string) (string, bool) {

@@ -21,7 +21,7 @@ func newGetCmd(s Streams, cf *clientFlags) *cobra.Command {
 	var namespace, selector, output string
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "get pods|deployments|daemonsets|jobs|cronjobs|services|configmaps|secrets|namespaces|nodes [NAME]",
+		Use:   "get pods|deployments|daemonsets|statefulsets|jobs|cronjobs|services|configmaps|secrets|namespaces|nodes [NAME]",
 		Short: "List objects with their status, as kubectl get does",
 		Example: `  shoal get pods
   shoal get pods -A -o wide
@@ -301,6 +301,25 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 			if wide {
 				names, images := templateContainers(it)
 				c = append(c, names, images, selectorText(it.Spec.Selector))
+			}
+			row(it, c...)
+		}
+	case "StatefulSet":
+		h := []string{"NAME", "READY"}
+		if wide {
+			h = append(h, "CONTAINERS", "IMAGES")
+		}
+		cols(h...)
+		for i := range items {
+			it := &items[i]
+			var want int32 = 1
+			if it.Spec.Replicas != nil {
+				want = *it.Spec.Replicas
+			}
+			c := []string{it.Metadata.Name, fmt.Sprintf("%d/%d", it.Status.ReadyReplicas, want)}
+			if wide {
+				names, images := templateContainers(it)
+				c = append(c, names, images)
 			}
 			row(it, c...)
 		}

@@ -16,7 +16,7 @@ func newStatusCmd(s Streams, cf *clientFlags) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the cluster: nodes, the commit each has converged to, Deployments, DaemonSets, Jobs, rejections",
+		Short: "Show the cluster: nodes, the commit each has converged to, Deployments, DaemonSets, StatefulSets, Jobs, rejections",
 		Args:  cobraArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			draw := func() error {
@@ -127,6 +127,19 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 				roll = "complete"
 			}
 			fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\t%d\t%s\n", d.Namespace, d.Name, d.Ready, d.Desired, d.Updated, d.Available, roll)
+		}
+		tw.Flush()
+	}
+	if len(st.StatefulSets) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "STATEFULSET\tREADY\tUP-TO-DATE\tAVAILABLE\tROLLOUT")
+		for _, d := range st.StatefulSets {
+			roll := "in progress"
+			if d.Complete {
+				roll = "complete"
+			}
+			fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\t%d\t%s\n", d.Namespace, d.Name, d.Ready, d.Replicas, d.Updated, d.Available, roll)
 		}
 		tw.Flush()
 	}

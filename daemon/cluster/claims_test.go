@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,4 +94,64 @@ func TestClaimVolumes(t *testing.T) {
 		uids, err := c.volumes.List()
 		return err == nil && len(uids) == 0
 	})
+}
+
+const statefulSetYAML = `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}, annotations: {rev: "%s"}}
+    spec:
+      containers:
+        - name: app
+          image: registry.local/app:v1
+          args: ["serve", "8080"]
+          volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+`
+
+// TestStatefulSetClaims: a StatefulSet's pods are named by ordinal, each with its own claim and
+// hostname; a new template replaces them one by one and each keeps its claim's volume.
+func TestStatefulSetClaims(t *testing.T) {
+	c := newTestCluster(t)
+	one := c.git.commit("", "web", map[string]string{"web.yaml": fmt.Sprintf(statefulSetYAML, "1")})
+	c.push(one)
+	s := c.waitFor("the StatefulSet converged", func(s *Snapshot) bool { return s.Converged == one })
+	vols := map[string]string{}
+	for _, pl := range s.Placements {
+		pod := pl.Spec.Pod
+		ord := strings.TrimPrefix(pod.Name, "web-")
+		claim := s.Claims["default/data-web-"+ord]
+		if pod.Spec.Hostname != pod.Name || pod.Spec.Subdomain != "web" || claim.Node != "n1" || pl.Spec.Claims["data-web-"+ord].UID != claim.UID {
+			t.Errorf("pod %s: hostname %q subdomain %q, claim %+v, volumes %+v", pod.Name, pod.Spec.Hostname, pod.Spec.Subdomain, claim, pl.Spec.Claims)
+		}
+		vols[pod.Name] = claim.UID
+	}
+	if len(vols) != 2 || vols["web-0"] == "" || vols["web-1"] == "" {
+		t.Fatalf("pods %v, want web-0 and web-1 with their claims", vols)
+	}
+	if st := s.StatefulSets["default/web"]; !st.Complete || st.ReadyReplicas != 2 || st.CurrentRevision != st.UpdateRevision {
+		t.Errorf("status %+v, want complete with 2 ready", st)
+	}
+
+	two := c.git.commit(one, "web: rev 2", map[string]string{"web.yaml": fmt.Sprintf(statefulSetYAML, "2")})
+	c.push(two)
+	s = c.waitFor("the rollout", func(s *Snapshot) bool { return s.Converged == two })
+	for _, pl := range s.Placements {
+		pod := pl.Spec.Pod
+		if pod.Annotations["rev"] != "2" || pl.Spec.Claims["data-"+pod.Name].UID != vols[pod.Name] {
+			t.Errorf("after the rollout, pod %s: rev %q, volumes %+v, want rev 2 and volume %s", pod.Name, pod.Annotations["rev"], pl.Spec.Claims, vols[pod.Name])
+		}
+	}
+	if out, err := s.ObjectList("StatefulSet", Filter{Namespace: "default", Selector: manifests.Everything()}); err != nil || len(out.Items) != 1 {
+		t.Errorf("list statefulsets: %v %+v", err, out)
+	}
 }

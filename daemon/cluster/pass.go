@@ -63,7 +63,11 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	for _, kv := range m.view.claims.List() {
 		claims[reconcile.ClaimKey(kv.Value.Namespace, kv.Value.Name)] = kv.Value
 	}
-	plan := reconcile.Reconcile(reconcile.State{Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
+	statefulSets := map[string]reconcile.StatefulSetStatus{}
+	for _, kv := range m.view.statefulSets.List() {
+		statefulSets[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
+	}
+	plan := reconcile.Reconcile(reconcile.State{StatefulSets: statefulSets, Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
 		Known: obs.Known, Lost: m.lost, Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace,
 		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds, Jobs: jobs,
 		ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts, ServedLoadBalancers: served}, randomIDs{})
@@ -79,8 +83,10 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	// that records its outcome, so that no outcome is lost or counted twice.
 	// Claims before pods too: a pod is placed with its claims' volumes once they are recorded.
 	// A released claim's volume is reclaimed before its record goes, so that a pass cut short
-	// releases it again rather than leaving its volume behind.
-	for _, op := range slices.Concat(m.cronJobOps(plan), m.jobOps(plan), m.claimOps(plan)) {
+	// releases it again rather than leaving its volume behind. A StatefulSet's status keeps the
+	// template its pods below a partition are made from: it goes first as well.
+	statefulSetOps := statusOps(m.view.statefulSets, plan.StatefulSets, func(s reconcile.StatefulSetStatus) string { return statefulSetKey(s.Namespace, s.Name) })
+	for _, op := range slices.Concat(m.cronJobOps(plan), m.jobOps(plan), m.claimOps(plan), statefulSetOps) {
 		ops = append(ops, ready(op))
 	}
 	planClaims := make(map[string]reconcile.ClaimState, len(plan.Claims))
@@ -231,6 +237,11 @@ func (m *Master) markConverged(ctx context.Context, lead *store.Leadership, sha 
 	}
 	for _, d := range plan.DaemonSets {
 		if !d.Complete {
+			return
+		}
+	}
+	for _, s := range plan.StatefulSets {
+		if !s.Complete {
 			return
 		}
 	}

@@ -38,6 +38,12 @@ const daemonSetsPrefix = prefix + "daemonsets/"
 
 func daemonSetKey(ns, name string) string { return daemonSetsPrefix + ns + "/" + name }
 
+// statefulSetsPrefix holds each StatefulSet's status (reconcile.StatefulSetStatus), with the
+// template of the revision its pods below a partition keep.
+const statefulSetsPrefix = prefix + "statefulsets/"
+
+func statefulSetKey(ns, name string) string { return statefulSetsPrefix + ns + "/" + name }
+
 // cronJobsPrefix holds each CronJob's status (reconcile.CronJobStatus) with the Jobs it made.
 const cronJobsPrefix = prefix + "cronjobs/"
 

@@ -17,25 +17,26 @@ import (
 // Snapshot is the cluster's state read from the store at one revision. The API answers every
 // read from a Snapshot, so its views are pure functions of it.
 type Snapshot struct {
-	Rev         int64
-	Now         time.Time
-	Leader      string
-	Nodes       []NodeRecord // registered: their lease is alive
-	Known       []NodeRecord // every node that registered and was not removed
-	Applied     AppliedRecord
-	Converged   string
-	Commits     []CommitRecord // oldest seen first
-	Objects     []manifests.Object
-	Placements  []Placement
-	Statuses    map[string]PodStatusRecord // by pod UID
-	Deployments map[string]DeploymentRecord
-	Jobs        map[string]reconcile.JobStatus       // by namespace/name
-	CronJobs    map[string]reconcile.CronJobStatus   // by namespace/name
-	DaemonSets  map[string]reconcile.DaemonSetStatus // by namespace/name
-	Claims      map[string]reconcile.ClaimState      // PersistentVolumeClaims, by namespace/name
-	Services    map[string]reconcile.ServiceState    // by namespace/name
-	Cordoned    map[string]bool                      // nodes marked unschedulable by an operator
-	PodCIDRs    map[string]netip.Prefix              // by node
+	Rev          int64
+	Now          time.Time
+	Leader       string
+	Nodes        []NodeRecord // registered: their lease is alive
+	Known        []NodeRecord // every node that registered and was not removed
+	Applied      AppliedRecord
+	Converged    string
+	Commits      []CommitRecord // oldest seen first
+	Objects      []manifests.Object
+	Placements   []Placement
+	Statuses     map[string]PodStatusRecord // by pod UID
+	Deployments  map[string]DeploymentRecord
+	Jobs         map[string]reconcile.JobStatus         // by namespace/name
+	CronJobs     map[string]reconcile.CronJobStatus     // by namespace/name
+	DaemonSets   map[string]reconcile.DaemonSetStatus   // by namespace/name
+	StatefulSets map[string]reconcile.StatefulSetStatus // by namespace/name
+	Claims       map[string]reconcile.ClaimState        // PersistentVolumeClaims, by namespace/name
+	Services     map[string]reconcile.ServiceState      // by namespace/name
+	Cordoned     map[string]bool                        // nodes marked unschedulable by an operator
+	PodCIDRs     map[string]netip.Prefix                // by node
 }
 
 // DeploymentRecord is the master's view of a Deployment's rollout.
@@ -142,6 +143,17 @@ type DaemonSetSummary struct {
 	Complete  bool   `json:"complete"`
 }
 
+// StatefulSetSummary is one StatefulSet in `shoal status`.
+type StatefulSetSummary struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Replicas  int32  `json:"replicas"`
+	Ready     int32  `json:"ready"`
+	Updated   int32  `json:"updated"`
+	Available int32  `json:"available"`
+	Complete  bool   `json:"complete"`
+}
+
 // JobSummary is one Job of git in `shoal status`.
 type JobSummary struct {
 	Namespace   string `json:"namespace"`
@@ -156,16 +168,17 @@ type JobSummary struct {
 
 // Status is what `shoal status` shows.
 type Status struct {
-	Master       string              `json:"master,omitempty"`
-	StoreLeader  string              `json:"storeLeader,omitempty"` // set by the API, not from a Snapshot
-	Applied      *CommitRecord       `json:"applied,omitempty"`
-	Converged    string              `json:"converged,omitempty"`
-	LastRejected *CommitRecord       `json:"lastRejected,omitempty"`
-	Nodes        []NodeStatus        `json:"nodes"`
-	Deployments  []DeploymentSummary `json:"deployments"`
-	DaemonSets   []DaemonSetSummary  `json:"daemonSets,omitempty"`
-	Jobs         []JobSummary        `json:"jobs,omitempty"`
-	Pending      int                 `json:"pending"`
+	Master       string               `json:"master,omitempty"`
+	StoreLeader  string               `json:"storeLeader,omitempty"` // set by the API, not from a Snapshot
+	Applied      *CommitRecord        `json:"applied,omitempty"`
+	Converged    string               `json:"converged,omitempty"`
+	LastRejected *CommitRecord        `json:"lastRejected,omitempty"`
+	Nodes        []NodeStatus         `json:"nodes"`
+	Deployments  []DeploymentSummary  `json:"deployments"`
+	DaemonSets   []DaemonSetSummary   `json:"daemonSets,omitempty"`
+	StatefulSets []StatefulSetSummary `json:"statefulSets,omitempty"`
+	Jobs         []JobSummary         `json:"jobs,omitempty"`
+	Pending      int                  `json:"pending"`
 }
 
 // nodeConverged is the commit whose pods n runs as placed: the converged commit when all of its
@@ -213,6 +226,12 @@ func (s *Snapshot) Status() Status {
 				sum.Complete = rec.Complete
 			}
 			st.DaemonSets = append(st.DaemonSets, sum)
+		case *manifests.StatefulSet:
+			sum := StatefulSetSummary{Namespace: o.Namespace, Name: o.Name, Replicas: *o.Spec.Replicas}
+			if rec, ok := s.StatefulSets[o.Namespace+"/"+o.Name]; ok {
+				sum.Ready, sum.Updated, sum.Available, sum.Complete = rec.ReadyReplicas, rec.UpdatedReplicas, rec.AvailableReplicas, rec.Complete
+			}
+			st.StatefulSets = append(st.StatefulSets, sum)
 		case *manifests.Job:
 			sum := JobSummary{Namespace: o.Namespace, Name: o.Name, State: "Running"}
 			if o.Spec.Completions != nil {
@@ -354,6 +373,11 @@ func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
 		case *manifests.DaemonSet:
 			if rec, ok := s.DaemonSets[obj.Namespace+"/"+obj.Name]; ok {
 				obj.Status = rec.DaemonSetStatus
+			}
+			l.Items = append(l.Items, obj)
+		case *manifests.StatefulSet:
+			if rec, ok := s.StatefulSets[obj.Namespace+"/"+obj.Name]; ok {
+				obj.Status = rec.StatefulSetStatus
 			}
 			l.Items = append(l.Items, obj)
 		case *manifests.CronJob:

@@ -16,20 +16,21 @@ import (
 // term starts, then kept current by one watch, so that a pass reads no more of the store than
 // what changed.
 type masterView struct {
-	mirror      *store.Mirror
-	applied     *store.Table[AppliedRecord]
-	placements  *store.Table[Placement]
-	status      *store.Table[PodStatusRecord]
-	nodes       *store.Table[NodeRecord]
-	known       *store.Table[NodeRecord]
-	cordons     *store.Table[CordonRecord]
-	services    *store.Table[reconcile.ServiceState]
-	podCIDRs    *store.Table[netip.Prefix]
-	deployments *store.Table[DeploymentRecord]
-	jobs        *store.Table[reconcile.JobStatus]
-	cronJobs    *store.Table[reconcile.CronJobStatus]
-	daemonSets  *store.Table[reconcile.DaemonSetStatus]
-	claims      *store.Table[reconcile.ClaimState]
+	mirror       *store.Mirror
+	applied      *store.Table[AppliedRecord]
+	placements   *store.Table[Placement]
+	status       *store.Table[PodStatusRecord]
+	nodes        *store.Table[NodeRecord]
+	known        *store.Table[NodeRecord]
+	cordons      *store.Table[CordonRecord]
+	services     *store.Table[reconcile.ServiceState]
+	podCIDRs     *store.Table[netip.Prefix]
+	deployments  *store.Table[DeploymentRecord]
+	jobs         *store.Table[reconcile.JobStatus]
+	cronJobs     *store.Table[reconcile.CronJobStatus]
+	daemonSets   *store.Table[reconcile.DaemonSetStatus]
+	statefulSets *store.Table[reconcile.StatefulSetStatus]
+	claims       *store.Table[reconcile.ClaimState]
 	// pods are the placements and their status as reconcile sees them, kept up to date change
 	// by change, so that a pass copies them instead of joining two tables of every pod.
 	pods *podIndex
@@ -59,17 +60,18 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 			pods.reported(key, old, new)
 			poke()
 		}),
-		pods:        pods,
-		nodes:       store.Track(mir, nodesPrefix, nodeChange),
-		known:       store.Track(mir, knownPrefix, func(string, *NodeRecord, *NodeRecord) { poke() }),
-		cordons:     store.Track(mir, cordonPrefix, func(string, *CordonRecord, *CordonRecord) { poke() }),
-		services:    store.Track[reconcile.ServiceState](mir, servicesPrefix, nil),
-		podCIDRs:    store.Track[netip.Prefix](mir, podCIDRsPrefix, nil),
-		deployments: store.Track[DeploymentRecord](mir, deploymentsPrefix, nil),
-		jobs:        store.Track[reconcile.JobStatus](mir, jobsPrefix, nil),
-		cronJobs:    store.Track[reconcile.CronJobStatus](mir, cronJobsPrefix, nil),
-		daemonSets:  store.Track[reconcile.DaemonSetStatus](mir, daemonSetsPrefix, nil),
-		claims:      store.Track[reconcile.ClaimState](mir, claimsPrefix, nil),
+		pods:         pods,
+		nodes:        store.Track(mir, nodesPrefix, nodeChange),
+		known:        store.Track(mir, knownPrefix, func(string, *NodeRecord, *NodeRecord) { poke() }),
+		cordons:      store.Track(mir, cordonPrefix, func(string, *CordonRecord, *CordonRecord) { poke() }),
+		services:     store.Track[reconcile.ServiceState](mir, servicesPrefix, nil),
+		podCIDRs:     store.Track[netip.Prefix](mir, podCIDRsPrefix, nil),
+		deployments:  store.Track[DeploymentRecord](mir, deploymentsPrefix, nil),
+		jobs:         store.Track[reconcile.JobStatus](mir, jobsPrefix, nil),
+		cronJobs:     store.Track[reconcile.CronJobStatus](mir, cronJobsPrefix, nil),
+		daemonSets:   store.Track[reconcile.DaemonSetStatus](mir, daemonSetsPrefix, nil),
+		statefulSets: store.Track[reconcile.StatefulSetStatus](mir, statefulSetsPrefix, nil),
+		claims:       store.Track[reconcile.ClaimState](mir, claimsPrefix, nil),
 	}
 }
 
