@@ -95,6 +95,29 @@ leaves it; a node removed from the cluster loses it. RollingUpdate replaces the 
 is available (` + "`minReadySeconds`" + `); OnDelete replaces a pod only once it is deleted. Pods are named ` + "`<daemonset>-<suffix>`" + ` and
 labelled ` + "`controller-revision-hash`" + `. ` + "`revisionHistoryLimit`" + ` is accepted; Shoal keeps no old revisions.
 
+PersistentVolumeClaims: Shoal provisions every claim itself, as k3s' local-path provisioner does: storage class
+` + "`local-path`" + ` (the default; any other class is refused), a directory under ` + "`<data dir>/volumes`" + ` on one node. A claim waits
+for its first pod (WaitForFirstConsumer), is bound to the node that pod is placed on, and every later pod that uses it
+goes there ("volume node affinity conflict" while that node cannot take it). ReadWriteOnce and ReadWriteOncePod; ReadWriteMany,
+ReadOnlyMany and ` + "`volumeMode: Block`" + ` are refused. The requested storage counts against the node's ephemeral storage. A claim's
+spec is fixed when it is made: a change in git applies to a claim made after it. A claim removed from git stays while pods use
+it (no new pod may), then its volume is deleted on its node, or kept with the annotation ` + "`shoal.dev/reclaim-policy: Retain`" + `.
+A node removed from the cluster (` + "`shoal node remove`" + `) takes its volumes with it: their claims are provisioned again, empty,
+with a VolumeLost event.
+
+StatefulSets: pods named ` + "`<set>-<ordinal>`" + ` from ` + "`ordinals.start`" + ` (default 0), with hostname the pod's name and subdomain
+` + "`serviceName`" + `, so that a headless Service of that name resolves ` + "`<pod>.<service>.<namespace>.svc.cluster.local`" + `. Each
+` + "`volumeClaimTemplates`" + ` entry makes one claim per ordinal, ` + "`<template>-<set>-<ordinal>`" + `, mounted as the volume named after the
+template; a replaced pod keeps its name, its claims and so its node. A pod is made again only once the pod of its name is
+gone: a pod on a lost node stays there, and is replaced only when the node comes back or is removed, so no ordinal ever runs
+twice. OrderedReady (the default) makes pods in ordinal order, each once the one before is Running and Ready (and available,
+` + "`minReadySeconds`" + `), and removes them from the highest ordinal, one at a time; Parallel makes and removes them all at once.
+RollingUpdate replaces pods from the highest ordinal down to ` + "`partition`" + `, one at a time once all are Running and Ready;
+pods below the partition keep, and are made again from, the current revision. OnDelete makes a pod of the new template only
+once the old one is deleted. ` + "`persistentVolumeClaimRetentionPolicy`" + ` (default Retain for both): whenScaled Delete releases the
+claims of removed ordinals, whenDeleted Delete those of a StatefulSet that left git, once their pods are gone; a retained claim
+stays for the set to use again. ` + "`rollingUpdate.maxUnavailable`" + ` is refused (pods are updated one at a time).
+
 Argo CD and Helm hooks: an object annotated ` + "`argocd.argoproj.io/hook`" + ` PreSync, Sync or PostSync, or ` + "`helm.sh/hook`" + `
 pre-install, post-install, pre-upgrade or post-upgrade, is applied with the rest of the commit, with a warning: Shoal
 has no sync phases, so the hook runs neither before nor after the other objects, and a hook Job runs once per change
