@@ -48,7 +48,8 @@ spec:
 // against one repository, and follows a cluster through its life: convergence and spreading,
 // Services and pod-to-pod traffic across nodes, the loss of the master, a frozen node whose pods
 // are replaced and stopped when it comes back, a node cut off the network and healed, and a
-// revert. The nodes follow the repository on a git server in its own namespace. The steps share
+// revert, a StatefulSet whose pods keep their data through a rollout and the loss of their node.
+// The nodes follow the repository on a git server in its own namespace. The steps share
 // the cluster and run in order; the first failure stops the rest.
 func TestMultiNode(t *testing.T) {
 	needRoot(t)
@@ -516,6 +517,8 @@ spec:
 			})
 		}
 	})
+
+	step("StatefulSetKeepsItsData", func(t *testing.T) { stepStatefulSet(t, c) })
 
 	step("StoreMemberLostAndNodeRemoved", func(t *testing.T) { stepStoreMemberLost(t, c) })
 }
