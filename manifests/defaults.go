@@ -43,6 +43,8 @@ func SetDefaults(obj Object) {
 		defaultDaemonSet(o)
 	case *StatefulSet:
 		defaultStatefulSet(o)
+	case *HorizontalPodAutoscaler:
+		defaultHPA(o)
 	case *PersistentVolumeClaim:
 		defaultPersistentVolumeClaim(o)
 	case *Job:

@@ -30,6 +30,7 @@ var kinds = []kindInfo{
 	{"Deployment", "apps/v1", true, func() Object { return &Deployment{} }},
 	{"DaemonSet", "apps/v1", true, func() Object { return &DaemonSet{} }},
 	{"StatefulSet", "apps/v1", true, func() Object { return &StatefulSet{} }},
+	{"HorizontalPodAutoscaler", "autoscaling/v2", true, func() Object { return &HorizontalPodAutoscaler{} }},
 	{"CronJob", "batch/v1", true, func() Object { return &CronJob{} }},
 	{"Job", "batch/v1", true, func() Object { return &Job{} }},
 	{"PersistentVolumeClaim", "v1", true, func() Object { return &PersistentVolumeClaim{} }},
@@ -135,6 +136,15 @@ var notYetFields = map[reflect.Type]map[string]unsupported{
 	},
 	reflect.TypeFor[RollingUpdateStatefulSetStrategy](): {
 		"maxUnavailable": {why: "the pods are updated one at a time, highest ordinal first"},
+	},
+	reflect.TypeFor[MetricSpec](): {
+		"pods":              {why: "Shoal measures the pods' cpu and memory: use type: Resource"},
+		"object":            {why: "Shoal measures the pods' cpu and memory: use type: Resource"},
+		"external":          {why: "Shoal measures the pods' cpu and memory: use type: Resource"},
+		"containerResource": {why: "Shoal measures the pods' cpu and memory: use type: Resource"},
+	},
+	reflect.TypeFor[HPAScalingRules](): {
+		"tolerance": {why: "the tolerance is Kubernetes' default, 10%"},
 	},
 	reflect.TypeFor[EnvVarSource](): {
 		"fileKeyRef": {},

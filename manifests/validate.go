@@ -113,6 +113,9 @@ func (v *validator) object(obj Object) {
 	case *StatefulSet:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.statefulSet(o)
+	case *HorizontalPodAutoscaler:
+		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
+		v.hpa(o)
 	case *Job:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.job(o)
