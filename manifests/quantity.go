@@ -358,3 +358,17 @@ func NewQuantity(n int64) Quantity {
 	}
 	return q
 }
+
+// NewMilliQuantity returns a quantity of n thousandths, as Kubernetes
+// prints CPU: "250m", or whole units ("2") when n is a multiple of 1000.
+func NewMilliQuantity(n int64) Quantity {
+	s := strconv.FormatInt(n, 10) + "m"
+	if n%1000 == 0 {
+		s = strconv.FormatInt(n/1000, 10)
+	}
+	q, err := ParseQuantity(s)
+	if err != nil {
+		panic("manifests: NewMilliQuantity: " + err.Error()) // cannot happen: s is a number
+	}
+	return q
+}

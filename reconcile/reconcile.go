@@ -94,6 +94,7 @@ func (p *planner) run() {
 	var cronJobs []*manifests.CronJob
 	var daemonSets []*manifests.DaemonSet
 	var statefulSets []*manifests.StatefulSet
+	var hpas []*manifests.HorizontalPodAutoscaler
 	for _, o := range p.s.Objects {
 		switch o := o.(type) {
 		case *manifests.Deployment:
@@ -106,6 +107,8 @@ func (p *planner) run() {
 			daemonSets = append(daemonSets, o)
 		case *manifests.StatefulSet:
 			statefulSets = append(statefulSets, o)
+		case *manifests.HorizontalPodAutoscaler:
+			hpas = append(hpas, o)
 		case *manifests.Pod:
 			standalone = append(standalone, o)
 		}
@@ -119,6 +122,7 @@ func (p *planner) run() {
 	slices.SortStableFunc(cronJobs, func(a, b *manifests.CronJob) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
 	slices.SortStableFunc(daemonSets, func(a, b *manifests.DaemonSet) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
 	slices.SortStableFunc(statefulSets, func(a, b *manifests.StatefulSet) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
+	slices.SortStableFunc(hpas, func(a, b *manifests.HorizontalPodAutoscaler) int { return byKey(&a.ObjectMeta, &b.ObjectMeta) })
 
 	// Group the pods by owner, in a deterministic order.
 	owned := make(map[string][]*Pod)
@@ -130,6 +134,7 @@ func (p *planner) run() {
 	p.initClaims()
 	p.evictTainted()
 	p.drain()
+	p.autoscale(hpas, deployments, statefulSets, owned)
 
 	seen := make(map[string]bool, len(deployments))
 	for _, d := range deployments {

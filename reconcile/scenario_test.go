@@ -345,6 +345,38 @@ func (s *sim) run(t *testing.T, b *block) string {
 			out = append(out, formatStatefulSet(c))
 		}
 		return strings.Join(out, "\n")
+	case "usage":
+		// usage GLOB cpu=QUANTITY mem=QUANTITY: the pods' nodes measured this, now.
+		if len(args) < 2 {
+			return fail("want: usage GLOB cpu=Q [mem=Q]")
+		}
+		u := PodUsage{Timestamp: s.now}
+		for _, a := range args[1:] {
+			k, v, _ := strings.Cut(a, "=")
+			q, err := manifests.ParseQuantity(v)
+			if err != nil {
+				return fail("%v", err)
+			}
+			switch k {
+			case "cpu":
+				u.MilliCPU = q.MilliValue()
+			case "mem":
+				u.Memory = q.Value()
+			default:
+				return fail("unknown usage %q", k)
+			}
+		}
+		if s.usage == nil {
+			s.usage = map[string]PodUsage{}
+		}
+		n := 0
+		for _, p := range s.pods {
+			if ok, _ := filepath.Match(args[0], p.Name); ok {
+				s.usage[p.Name] = u
+				n++
+			}
+		}
+		return fmt.Sprintf("%d pod(s)", n)
 	case "pods":
 		return s.formatPods()
 	case "nodes-usage":

@@ -53,6 +53,9 @@ type sim struct {
 	claims map[string]ClaimState
 	// violations collects broken rolling-update invariants.
 	violations []string
+	// usage is what the nodes measured of the pods, by pod name; every
+	// pod of a name gets it, sampled at the time of the command.
+	usage map[string]PodUsage
 }
 
 func newSim() *sim {
@@ -76,8 +79,18 @@ func (s *sim) state() State {
 	for _, c := range s.last.StatefulSets {
 		sets[c.Namespace+"/"+c.Name] = c
 	}
+	hpas := map[string]HPAStatus{}
+	for _, h := range s.last.Autoscalers {
+		hpas[h.Namespace+"/"+h.Name] = h
+	}
+	metrics := map[string]PodUsage{}
+	for _, p := range s.pods {
+		if u, ok := s.usage[p.Name]; ok {
+			metrics[p.UID] = u
+		}
+	}
 	return State{
-		StatefulSets: sets,
+		StatefulSets: sets, Autoscalers: hpas, PodMetrics: metrics,
 		Objects:      s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
 		Known: maps.Clone(s.known), Lost: s.last.Lost,
 		Now: s.now, NodeLostGrace: s.grace, DeploymentConditions: conds, Jobs: jobs, CronJobs: cronJobs,
@@ -256,6 +269,14 @@ func (s *sim) checkInvariants(st State, plan Plan) {
 		}
 		owner := DeploymentOwner(d.Namespace, d.Name)
 		replicas := int(*d.Spec.Replicas)
+		for _, h := range plan.Autoscalers {
+			if h.Target == owner && h.DesiredReplicas > 0 {
+				dc := *d
+				dc.Spec.Replicas = &h.DesiredReplicas
+				d = &dc
+				replicas = int(h.DesiredReplicas)
+			}
+		}
 		surge, unavail := RolloutBounds(d)
 		minReady := time.Duration(d.Spec.MinReadySeconds) * time.Second
 		total, availBefore, availAfter := created[owner], 0, 0
@@ -449,7 +470,10 @@ func (s *sim) exited(p *Pod, code int32) *manifests.PodStatus {
 func (s *sim) converge(maxRounds int) int {
 	for round := 1; round <= maxRounds; round++ {
 		plan := s.reconcile()
-		if len(plan.Actions) == 0 && plan.RequeueAfter == 0 && !s.anyTerminating() && s.allReady() {
+		// Autoscalers ask to be evaluated again every HPASyncPeriod: that
+		// is no change in itself.
+		requeue := plan.RequeueAfter > 0 && len(plan.Autoscalers) == 0
+		if len(plan.Actions) == 0 && !requeue && !s.anyTerminating() && s.allReady() {
 			return round
 		}
 		_, _ = s.report("*", "ready")
@@ -529,6 +553,9 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 	for _, c := range plan.StatefulSets {
 		b.WriteString(formatStatefulSet(c) + "\n")
 	}
+	for _, h := range plan.Autoscalers {
+		b.WriteString(formatHPA(h) + "\n")
+	}
 	for _, c := range plan.Claims {
 		if prev, ok := s.claims[ClaimKey(c.Namespace, c.Name)]; ok && reflect.DeepEqual(prev, c) {
 			continue
@@ -559,6 +586,25 @@ func (s *sim) formatPlan(plan Plan, before []Pod) string {
 		return "nothing to do"
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func formatHPA(h HPAStatus) string {
+	var metrics []string
+	for _, m := range h.CurrentMetrics {
+		if r := m.Resource; r != nil {
+			v := string(r.Name) + "=" + r.Current.AverageValue.String()
+			if r.Current.AverageUtilization != nil {
+				v += fmt.Sprintf("(%d%%)", *r.Current.AverageUtilization)
+			}
+			metrics = append(metrics, v)
+		}
+	}
+	var conds []string
+	for _, c := range h.Conditions {
+		conds = append(conds, fmt.Sprintf("%s=%s/%s", c.Type, c.Status, c.Reason))
+	}
+	return fmt.Sprintf("hpa %s/%s: current=%d desired=%d metrics=[%s] %s", h.Namespace, h.Name, h.CurrentReplicas, h.DesiredReplicas,
+		strings.Join(metrics, " "), strings.Join(conds, " "))
 }
 
 func formatStatefulSet(c StatefulSetStatus) string {

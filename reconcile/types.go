@@ -166,6 +166,12 @@ type State struct {
 	// StatefulSets ("namespace/name"), with the revision their pods below
 	// a partition keep.
 	StatefulSets map[string]StatefulSetStatus
+	// Autoscalers are the statuses the previous plans gave the
+	// HorizontalPodAutoscalers ("namespace/name"): the replicas they set,
+	// their recommendations and scale events. PodMetrics is the pods'
+	// usage as their nodes last measured it, by pod UID.
+	Autoscalers map[string]HPAStatus
+	PodMetrics  map[string]PodUsage
 	// Services, when ServiceCIDR is valid, are planned too (Plan.Services):
 	// from the virtual IPs already allocated (by address, to
 	// "namespace/name"), the node ports Services had ("namespace/name/port
@@ -353,6 +359,10 @@ type Plan struct {
 	// StatefulSets holds one status per StatefulSet, sorted by namespace
 	// and name.
 	StatefulSets []StatefulSetStatus
+	// Autoscalers holds one status per HorizontalPodAutoscaler, in
+	// namespace and name order; its DesiredReplicas are the replicas its
+	// target was planned with (0 when it could not scale it).
+	Autoscalers []HPAStatus
 	// Claims holds every PersistentVolumeClaim the cluster has once the
 	// plan is applied, sorted by namespace and name: those of git, and
 	// those removed from it that pods still use (Deleting).
