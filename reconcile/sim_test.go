@@ -91,7 +91,7 @@ func (s *sim) state() State {
 	}
 	return State{
 		StatefulSets: sets, Autoscalers: hpas, PodMetrics: metrics,
-		Objects:      s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
+		Objects: s.objects, Commit: s.commit, Pods: slices.Clone(s.pods), Nodes: slices.Clone(s.nodes),
 		Known: maps.Clone(s.known), Lost: s.last.Lost,
 		Now: s.now, NodeLostGrace: s.grace, DeploymentConditions: conds, Jobs: jobs, CronJobs: cronJobs,
 		Claims: claimMap(s.last.Claims),
