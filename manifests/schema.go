@@ -210,7 +210,6 @@ var notYetFields = map[reflect.Type]map[string]unsupported{
 		"allocateLoadBalancerNodePorts": {tolerated: []string{"true"}},
 		"externalIPs":                   {},
 		"externalName":                  {},
-		"externalTrafficPolicy":         {tolerated: []string{"Cluster"}},
 		"healthCheckNodePort":           {},
 		"internalTrafficPolicy":         {tolerated: []string{"Cluster"}},
 		"ipFamilies":                    {tolerated: []string{"[IPv4]"}},

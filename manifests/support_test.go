@@ -137,6 +137,10 @@ warns of it; a commit is refused when a LoadBalancer port is the explicit ` + "`
 ` + "`hostPort`" + `; a LoadBalancer Service cannot be headless. A node never gives up a port the
 daemon itself listens on (the cluster endpoint, the store's client and peer ports, ` + "`--api-listen`" + `,
 ` + "`--webhook-listen`" + `): it leaves that port closed, logs a warning, and is not listed as an ingress of the Service.
+` + "`externalTrafficPolicy: Local`" + ` (NodePort and LoadBalancer Services): what arrives at a node's node port or
+LoadBalancer port goes only to the Service's ready pods on that node, with the client's address kept (no source NAT);
+a node without such a pod drops new connections, and a LoadBalancer's ingress lists only the nodes that have one (as
+ServiceLB does). ` + "`healthCheckNodePort`" + ` is not supported: there is no cloud load balancer to probe it.
 ` + "`allocateLoadBalancerNodePorts: true`" + ` (Kubernetes' default) is accepted; the other LoadBalancer fields
 (` + "`loadBalancerClass`, `loadBalancerIP`, `loadBalancerSourceRanges`" + `) are not supported yet.
 

@@ -957,7 +957,21 @@ type ServiceSpec struct {
 	Type                  ServiceType            `json:"type,omitempty"`
 	SessionAffinity       ServiceAffinity        `json:"sessionAffinity,omitempty"`
 	SessionAffinityConfig *SessionAffinityConfig `json:"sessionAffinityConfig,omitempty"`
+	// ExternalTrafficPolicy is Cluster (the default: a node port or
+	// LoadBalancer port balances over every ready pod) or Local (only over
+	// the pods of the node the traffic arrived at, keeping the client's
+	// address; a LoadBalancer lists only the nodes that have such pods).
+	ExternalTrafficPolicy ServiceExternalTrafficPolicy `json:"externalTrafficPolicy,omitempty"`
 }
+
+// ServiceExternalTrafficPolicy is Cluster or Local.
+type ServiceExternalTrafficPolicy string
+
+// External traffic policies.
+const (
+	ExternalTrafficCluster ServiceExternalTrafficPolicy = "Cluster"
+	ExternalTrafficLocal   ServiceExternalTrafficPolicy = "Local"
+)
 
 // ServicePort is one port of a Service.
 type ServicePort struct {

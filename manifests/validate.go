@@ -959,6 +959,15 @@ func (v *validator) service(s *Service) {
 	default:
 		v.errf("spec.type", "%q is not one of ClusterIP, NodePort, LoadBalancer", sp.Type)
 	}
+	switch sp.ExternalTrafficPolicy {
+	case "", ExternalTrafficCluster:
+	case ExternalTrafficLocal:
+		if sp.Type != ServiceTypeNodePort && sp.Type != ServiceTypeLoadBalancer {
+			v.errf("spec.externalTrafficPolicy", "may only be set when type is NodePort or LoadBalancer")
+		}
+	default:
+		v.errf("spec.externalTrafficPolicy", "%q is not one of Cluster, Local", sp.ExternalTrafficPolicy)
+	}
 	headless := sp.ClusterIP == ClusterIPNone
 	switch {
 	case sp.ClusterIP == "" || headless:

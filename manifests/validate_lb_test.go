@@ -42,6 +42,20 @@ func TestLoadBalancerServices(t *testing.T) {
 			want:  []string{`a.yaml:12: spec.ports[0].nodePort: must be between 30000 and 32767, is 8082`},
 		},
 		{
+			name:  "externalTrafficPolicy Local",
+			files: map[string]string{"a.yaml": lbFrontend + "  externalTrafficPolicy: Local\n"},
+		},
+		{
+			name:  "externalTrafficPolicy Local on a ClusterIP Service",
+			files: map[string]string{"a.yaml": strings.Replace(lbFrontend, "type: LoadBalancer", "type: ClusterIP", 1) + "  externalTrafficPolicy: Local\n"},
+			want:  []string{`a.yaml:12: spec.externalTrafficPolicy: may only be set when type is NodePort or LoadBalancer`},
+		},
+		{
+			name:  "externalTrafficPolicy unknown",
+			files: map[string]string{"a.yaml": lbFrontend + "  externalTrafficPolicy: Nearest\n"},
+			want:  []string{`a.yaml:12: spec.externalTrafficPolicy: "Nearest" is not one of Cluster, Local`},
+		},
+		{
 			name:  "headless",
 			files: map[string]string{"a.yaml": lbFrontend + "  clusterIP: None\n"},
 			want:  []string{`a.yaml:12: spec.clusterIP: a LoadBalancer Service cannot be headless (clusterIP: None)`},

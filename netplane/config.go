@@ -97,6 +97,10 @@ type Service struct {
 	// Pending is set on a LoadBalancer Service whose ports no node opens because another
 	// LoadBalancer Service holds one of them.
 	Pending bool
+	// LocalTraffic (externalTrafficPolicy Local) sends what arrives at the node's node ports
+	// and LoadBalancer ports only to the endpoints on this node (Endpoint.Local), with the
+	// client's address kept; with none, new flows are dropped.
+	LocalTraffic bool
 }
 
 // ServicePort is a port of a Service.
@@ -118,6 +122,8 @@ type Endpoint struct {
 	// Hostname is the pod's hostname when its subdomain names the Service; a headless Service's
 	// DNS names the pod <hostname>.<svc>.<ns>.svc.<domain> by it.
 	Hostname string
+	// Local is set on an endpoint on this node.
+	Local bool
 }
 
 // Route sends another node's pod CIDR to that node's address.

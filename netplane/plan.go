@@ -103,8 +103,12 @@ func plan(c Config, n node) planned {
 			frontends[fe.key()] = name
 			p.owner[item] = name
 			p.want.Frontends = append(p.want.Frontends, fe)
+			external := fe.Backends
+			if s.LocalTraffic {
+				external = localBackendsOf(s, sp)
+			}
 			if sp.NodePort != 0 {
-				np := NodePort{Port: sp.NodePort, Proto: sp.Proto, Backends: fe.Backends}
+				np := NodePort{Port: sp.NodePort, Proto: sp.Proto, Backends: external}
 				switch other, taken := nodePorts[np.key()]; {
 				case taken:
 					refuse(KindNodePort, name, portItem(np), "it is also a node port of Service "+other)
@@ -117,7 +121,7 @@ func plan(c Config, n node) planned {
 				}
 			}
 			if s.Type == TypeLoadBalancer {
-				np := NodePort{Port: sp.Port, Proto: sp.Proto, Backends: fe.Backends}
+				np := NodePort{Port: sp.Port, Proto: sp.Proto, Backends: external}
 				if s.Pending {
 					p.res.Skipped = append(p.res.Skipped, Problem{Kind: KindLoadBalancer, Service: name, Item: portItem(np),
 						Reason: "pending: another LoadBalancer Service holds one of its ports"})
@@ -214,6 +218,13 @@ func backendsOf(s Service, sp ServicePort) []netip.AddrPort {
 		out = append(out, netip.AddrPortFrom(ip, target))
 	}
 	return sortedBackends(out)
+}
+
+// localBackendsOf is backendsOf for the endpoints on this node only.
+func localBackendsOf(s Service, sp ServicePort) []netip.AddrPort {
+	local := s
+	local.Endpoints = slices.DeleteFunc(slices.Clone(s.Endpoints), func(e Endpoint) bool { return !e.Local })
+	return backendsOf(local, sp)
 }
 
 // dnsRecord is what the DNS server knows of s.

@@ -31,6 +31,10 @@ type ServiceState struct {
 	// Pending is set on a LoadBalancer Service whose ports are not opened on the nodes'
 	// addresses, because another LoadBalancer Service holds one of them.
 	Pending bool `json:"pending,omitempty"`
+	// LocalTraffic is externalTrafficPolicy Local: a node port or LoadBalancer port balances
+	// over the pods of the node the traffic arrives at only, and a LoadBalancer's ingress lists
+	// only the nodes with a ready pod of the Service.
+	LocalTraffic bool `json:"localTraffic,omitempty"`
 }
 
 // ServicePortState is one port of a Service with the target resolved per endpoint.
@@ -234,6 +238,7 @@ func Services(objects []manifests.Object, pods []PodAddr, nodes []Node, allocate
 			}
 			slices.SortFunc(st.Endpoints, func(a, b Endpoint) int { return a.IP.Compare(b.IP) })
 		}
+		st.LocalTraffic = s.Spec.ExternalTrafficPolicy == manifests.ExternalTrafficLocal
 		st.Ingress = loadBalancerIngress(st, nodes)
 		plan.Services = append(plan.Services, st)
 	}
@@ -251,6 +256,9 @@ func loadBalancerIngress(s ServiceState, nodes []Node) []netip.Addr {
 		return out
 	}
 	for _, n := range nodes {
+		if s.LocalTraffic && !slices.ContainsFunc(s.Endpoints, func(e Endpoint) bool { return e.Node == n.Name }) {
+			continue // no pod of the Service to send this node's traffic to
+		}
 		if !n.LoadBalancerAddr.IsValid() || slices.ContainsFunc(s.Ports, func(p ServicePortState) bool {
 			return p.Protocol == manifests.ProtocolTCP && slices.Contains(n.ReservedPorts, p.Port)
 		}) {

@@ -267,6 +267,13 @@ func TestLoadBalancerIngress(t *testing.T) {
 	if got := loadBalancerIngress(pending, nodes); got == nil || len(got) != 0 {
 		t.Errorf("pending Service: ingress %#v, want empty", got)
 	}
+	local := lb
+	local.Ports = []ServicePortState{{Name: "http", Protocol: manifests.ProtocolTCP, Port: 8081}}
+	local.LocalTraffic = true
+	local.Endpoints = []Endpoint{{IP: addr("10.244.3.5"), Node: "n3"}}
+	if got := loadBalancerIngress(local, nodes); !slices.Equal(got, []netip.Addr{addr("10.0.0.3")}) {
+		t.Errorf("externalTrafficPolicy Local: ingress %v, want only n3, the node with a pod", got)
+	}
 	np := ServiceState{Name: "np", Type: manifests.ServiceTypeNodePort, Ports: lb.Ports}
 	if got := loadBalancerIngress(np, nodes); got != nil {
 		t.Errorf("NodePort Service has ingress %v", got)

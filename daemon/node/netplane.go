@@ -502,7 +502,7 @@ func buildConfig(self string, services map[string]reconcile.ServiceState, podCID
 	hosts []netplane.HostPort, reserved []uint16) netplane.Config {
 	c := netplane.Config{HostPorts: hosts, ReservedPorts: reserved}
 	for _, key := range slices.Sorted(maps.Keys(services)) {
-		c.Services = append(c.Services, toService(services[key]))
+		c.Services = append(c.Services, toService(self, services[key]))
 	}
 	for _, node := range slices.Sorted(maps.Keys(podCIDRs)) {
 		cidr := podCIDRs[node]
@@ -515,10 +515,10 @@ func buildConfig(self string, services map[string]reconcile.ServiceState, podCID
 	return c
 }
 
-// toService is the network plane's view of a Service the master planned.
-func toService(r reconcile.ServiceState) netplane.Service {
+// toService is the network plane's view of a Service the master planned, on node self.
+func toService(self string, r reconcile.ServiceState) netplane.Service {
 	s := netplane.Service{Namespace: r.Namespace, Name: r.Name, Type: netplane.ServiceType(r.Type), Headless: r.Headless, Pending: r.Pending,
-		ClusterIP: r.ClusterIP}
+		ClusterIP: r.ClusterIP, LocalTraffic: r.LocalTraffic}
 	if r.SessionAffinity == manifests.ServiceAffinityClientIP {
 		s.Affinity = netplane.ClientIP
 		s.AffinityTimeout = time.Duration(r.AffinityTimeout) * time.Second
@@ -530,7 +530,7 @@ func toService(r reconcile.ServiceState) netplane.Service {
 		if !e.IP.IsValid() {
 			continue
 		}
-		ep := netplane.Endpoint{IP: e.IP, Ports: make(map[string]uint16, len(e.Ports)), Hostname: e.Hostname}
+		ep := netplane.Endpoint{IP: e.IP, Ports: make(map[string]uint16, len(e.Ports)), Hostname: e.Hostname, Local: e.Node == self}
 		for name, port := range e.Ports {
 			ep.Ports[name] = uint16(port)
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T, o Options) netplane.Plane) {
 		{"Backends", Options{NodePorts: true}, testBackends},
 		{"ServiceRemoved", Options{NodePorts: true}, testServiceRemoved},
 		{"Hostnames", Options{NodePorts: true}, testHostnames},
+		{"LocalTraffic", Options{NodePorts: true}, testLocalTraffic},
 		{"Affinity", Options{NodePorts: true}, testAffinity},
 		{"NodePorts", Options{NodePorts: true}, testNodePorts},
 		{"LoadBalancerPorts", Options{NodePorts: true}, testLoadBalancerPorts},
@@ -325,6 +327,37 @@ func testHostnames(t *testing.T, p netplane.Plane) {
 	checkState(t, p, netplane.State{DNS: []dns.Service{{Namespace: "default", Name: "db", Headless: true,
 		Ports: []dns.Port{{Name: "pg", Protocol: "TCP", Port: 5432}}, Endpoints: addrs(pod1, pod2, pod3),
 		Hostnames: []dns.Hostname{{Name: "db-0", Addr: addr(pod1)}, {Name: "db-1", Addr: addr(pod3)}}}}})
+}
+
+// externalTrafficPolicy Local: the node port and the LoadBalancer port balance over the
+// endpoints on this node only, the virtual IP over all of them; with no local endpoint the
+// node ports have no backend (new flows are dropped).
+func testLocalTraffic(t *testing.T, p netplane.Plane) {
+	s := api()
+	s.Type, s.LocalTraffic = netplane.TypeLoadBalancer, true
+	s.Endpoints = []netplane.Endpoint{{IP: addr(pod3), Ports: map[string]uint16{"https": 8443}},
+		{IP: addr(pod1), Ports: map[string]uint16{"https": 8443}, Local: true}}
+	checkResult(t, set(t, p, netplane.Config{Services: []netplane.Service{s}}), nil, nil)
+	st, err := p.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Frontends) != 1 || !slices.Equal(st.Frontends[0].Backends, aps(pod1+":8443", pod3+":8443")) {
+		t.Errorf("frontends %+v, want the virtual IP over both endpoints", st.Frontends)
+	}
+	if len(st.NodePorts) != 2 || !slices.Equal(st.NodePorts[0].Backends, aps(pod1+":8443")) || !slices.Equal(st.NodePorts[1].Backends, aps(pod1+":8443")) {
+		t.Errorf("node ports %+v, want 443 and 30443 over the local endpoint only", st.NodePorts)
+	}
+	s.Endpoints[1].Local = false
+	checkResult(t, set(t, p, netplane.Config{Services: []netplane.Service{s}}), nil, nil)
+	if st, err = p.State(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, np := range st.NodePorts {
+		if len(np.Backends) != 0 {
+			t.Errorf("node port %+v without a local endpoint has backends", np)
+		}
+	}
 }
 
 // dnsWith is rec with the endpoints of backends and the given ports.
