@@ -112,7 +112,7 @@ func TestBuildConfig(t *testing.T) {
 		Services: []netplane.Service{
 			{Namespace: "default", Name: "db", Type: netplane.TypeClusterIP, Headless: true,
 				Ports:     []netplane.ServicePort{{Name: "pg", Proto: netplane.TCP, Port: 5432}},
-				Endpoints: []netplane.Endpoint{{IP: netip.MustParseAddr("10.244.0.7"), Ports: map[string]uint16{"pg": 5432}, Hostname: "db-0"}}},
+				Endpoints: []netplane.Endpoint{{IP: netip.MustParseAddr("10.244.0.7"), Ports: map[string]uint16{"pg": 5432}, Hostname: "db-0", Local: true}}},
 			{Namespace: "default", Name: "web", Type: netplane.TypeLoadBalancer, ClusterIP: netip.MustParseAddr("10.96.0.5"), Pending: true,
 				Affinity: netplane.ClientIP, AffinityTimeout: time.Minute,
 				Ports:     []netplane.ServicePort{{Name: "http", Proto: netplane.TCP, Port: 80, NodePort: 30080}, {Name: "dns", Proto: netplane.UDP, Port: 53}},
