@@ -2,7 +2,8 @@
 // its subpackages hold the parts:
 //
 //   - lifecycle: pods as the kubelet runs them (init and sidecar containers, hooks, probes,
-//     restarts with backoff, graceful stop, eviction, status) over a container driver.
+//     restarts with backoff, graceful stop, eviction, status, CPU and memory usage) over a
+//     container driver.
 //   - linux: the production driver: pod sandboxes, volumes, DNS and hosts files, images, and
 //     containers through libct.
 //   - libct: single containers through runc's libcontainer, each under a small shim process so

@@ -55,6 +55,33 @@ type PodState struct {
 	Status manifests.PodStatus
 }
 
+// PodMetrics is what the running containers of one pod use, measured on the node from their
+// cgroups.
+type PodMetrics struct {
+	UID       string
+	Namespace string
+	Name      string
+	// Containers are the pod's running containers (sidecars too), by name.
+	Containers []ContainerMetrics
+}
+
+// ContainerMetrics is one measurement of a running container.
+type ContainerMetrics struct {
+	Name string
+	// ID identifies this run of the container: a restarted container has a new ID, and its CPU
+	// time counts from zero again.
+	ID string
+	// CPUUsageNanos is the CPU time the container's processes have used since it started, in
+	// nanoseconds: a counter, whose rate over a window is the container's CPU usage.
+	CPUUsageNanos uint64
+	// MemoryWorkingSet is the memory the container uses that the kernel cannot just drop, in
+	// bytes, as the kubelet (cAdvisor) computes it and the OOM killer sees it: the cgroup's
+	// memory usage less its inactive file pages, at least 0.
+	MemoryWorkingSet int64
+	// Time is when it was measured.
+	Time time.Time
+}
+
 // LogOptions select what Logs returns.
 type LogOptions struct {
 	Follow     bool      // keep streaming until ctx ends or the container exits
@@ -104,6 +131,11 @@ type Runtime interface {
 	Logs(ctx context.Context, uid, container string, opts LogOptions, w io.Writer) error
 	// Exec runs a process in a running container and returns its exit code.
 	Exec(ctx context.Context, uid, container string, opts ExecOptions) (int, error)
+	// PodMetrics measures the running containers of every pod on the node (also pods left by an
+	// earlier process): their cumulative CPU time and memory working set, from their cgroups.
+	// Pods with no running container are left out. A pod one of whose containers could not be
+	// measured is left out too, and the error says why; the other pods are returned with it.
+	PodMetrics(ctx context.Context) ([]PodMetrics, error)
 	// Changes delivers the UID of a pod whenever its status changes, so that the node agent can
 	// report promptly. It is buffered and never blocks the runtime: a reader that falls far behind
 	// loses notices, so it should also relist (Pods) now and then.

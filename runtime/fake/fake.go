@@ -44,6 +44,13 @@ type Driver struct {
 	nextID     int
 	nextIP     int
 	stops      []Stop
+	usage      map[string]usage // by pod UID + "/" + container name, as SetUsage set it
+}
+
+// usage is what SetUsage says a container of a pod uses.
+type usage struct {
+	milliCPU int64 // its CPU time grows by milliCPU/1000 of a second each second
+	memory   int64 // its memory working set
 }
 
 // Stop records one StopContainer call: which container, with what grace, when.
@@ -80,6 +87,9 @@ type container struct {
 	files  map[string][]byte
 	// grpchealth: the status of each service ("" : the server); nil: no health service.
 	health map[string]string
+	// cpu is the CPU time the container has used up to cpuAt (see SetUsage).
+	cpu   uint64
+	cpuAt time.Time
 }
 
 type logLine struct {
@@ -95,6 +105,7 @@ func New(images ...lifecycle.Image) *Driver {
 		present:    map[string]bool{},
 		sandboxes:  map[string]*sandbox{},
 		containers: map[string]*container{},
+		usage:      map[string]usage{},
 	}
 	for _, img := range images {
 		d.images[img.Ref] = img
@@ -201,6 +212,7 @@ func (d *Driver) StartContainer(_ context.Context, cfg lifecycle.ContainerConfig
 			ID: fmt.Sprintf("fake-%06d", d.nextID), Meta: cfg.Meta, ImageRef: cfg.Image.Ref, ImageID: cfg.Image.ID,
 			Status: lifecycle.ContainerRunning, PID: 10000 + d.nextID, StartedAt: time.Now(),
 		},
+		cpuAt:  time.Now(),
 		cfg:    cfg,
 		exited: make(chan struct{}),
 		term:   make(chan struct{}),
@@ -546,6 +558,53 @@ func (d *Driver) RemoveContainer(ctx context.Context, id string) error {
 	defer d.mu.Unlock()
 	delete(d.containers, id)
 	return nil
+}
+
+// SetUsage sets what the container of that name in the pod uses from now on, in this run and
+// later ones: milliCPU thousandths of a CPU (its CPU time grows at that rate, from what it is
+// now) and a memory working set of memory bytes. Until then a container uses nothing. Each run
+// of a container counts its CPU time from zero, as a new cgroup does.
+func (d *Driver) SetUsage(podUID, container string, milliCPU, memory int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	for _, c := range d.containers {
+		if c.info.Meta.PodUID == podUID && c.info.Meta.Name == container {
+			d.advanceCPU(c, now) // the time so far counts at the old rate
+		}
+	}
+	d.usage[podUID+"/"+container] = usage{milliCPU: max(0, milliCPU), memory: max(0, memory)}
+}
+
+// advanceCPU adds the CPU time the container used since cpuAt, while it ran, to c.cpu.
+func (d *Driver) advanceCPU(c *container, now time.Time) {
+	end := now
+	if c.info.Status != lifecycle.ContainerRunning {
+		end = c.info.FinishedAt
+	}
+	if end.After(c.cpuAt) {
+		u := d.usage[c.info.Meta.PodUID+"/"+c.info.Meta.Name]
+		c.cpu += uint64(u.milliCPU) * uint64(end.Sub(c.cpuAt)) / 1000
+	}
+	if now.After(c.cpuAt) {
+		c.cpuAt = now
+	}
+}
+
+// ContainerUsage reports what SetUsage says the container uses.
+func (d *Driver) ContainerUsage(_ context.Context, id string) (lifecycle.ContainerUsage, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.containers[id]
+	if !ok {
+		return lifecycle.ContainerUsage{}, fmt.Errorf("container %s: %w", id, runtime.ErrNotFound)
+	}
+	if c.info.Status != lifecycle.ContainerRunning {
+		return lifecycle.ContainerUsage{}, fmt.Errorf("container %s: %w", id, runtime.ErrNotRunning)
+	}
+	now := time.Now()
+	d.advanceCPU(c, now)
+	return lifecycle.ContainerUsage{CPUUsageNanos: c.cpu, MemoryWorkingSet: d.usage[c.info.Meta.PodUID+"/"+c.info.Meta.Name].memory, Time: now}, nil
 }
 
 // Exec simulates a test-program command in a running container.

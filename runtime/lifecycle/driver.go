@@ -41,6 +41,11 @@ type Driver interface {
 	// RemoveContainer removes an exited container (stopping it first if needed).
 	RemoveContainer(ctx context.Context, id string) error
 
+	// ContainerUsage measures a running container from its cgroup: its CPU time so far and its
+	// memory working set. An unknown container gives runtime.ErrNotFound, one that is not
+	// running runtime.ErrNotRunning.
+	ContainerUsage(ctx context.Context, id string) (ContainerUsage, error)
+
 	// Exec runs a process in a running container and returns its exit code.
 	Exec(ctx context.Context, id string, opts runtime.ExecOptions) (int, error)
 	// Logs writes a container's log to w.
@@ -233,6 +238,16 @@ const (
 	ContainerRunning
 	ContainerExited
 )
+
+// ContainerUsage is one measurement of a container's cgroup (see runtime.ContainerMetrics).
+type ContainerUsage struct {
+	// CPUUsageNanos is the CPU time of the container's processes since it started.
+	CPUUsageNanos uint64
+	// MemoryWorkingSet is the cgroup's memory usage less its inactive file pages, at least 0.
+	MemoryWorkingSet int64
+	// Time is when it was measured.
+	Time time.Time
+}
 
 // ContainerInfo is what the driver knows of a container.
 type ContainerInfo struct {

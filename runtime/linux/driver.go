@@ -2,7 +2,8 @@
 // /etc/hosts with the pod's hostAliases and an /etc/resolv.conf made by the pod's dnsPolicy),
 // images from the node's image store (with the pod's image pull secrets, kept in memory), and
 // containers through package libct, each under its own shim so that it outlives the daemon. It
-// also measures the local storage of pods, for the Manager's ephemeral-storage eviction.
+// also measures the local storage of pods, for the Manager's ephemeral-storage eviction, and the
+// CPU time and memory working set of containers, from their cgroups, for the node's metrics.
 //
 // On-disk state under the driver's root:
 //
@@ -626,6 +627,25 @@ func (d *Driver) RemoveContainer(ctx context.Context, id string) error {
 		return err
 	}
 	return nil
+}
+
+// ContainerUsage reads the container's CPU time and memory working set from its cgroup.
+func (d *Driver) ContainerUsage(ctx context.Context, id string) (lifecycle.ContainerUsage, error) {
+	c, err := d.runner.Load(ctx, id)
+	if err != nil {
+		if errors.Is(err, libct.ErrNotFound) {
+			return lifecycle.ContainerUsage{}, fmt.Errorf("container %s: %w", id, runtime.ErrNotFound)
+		}
+		return lifecycle.ContainerUsage{}, err
+	}
+	u, err := c.Usage(ctx)
+	if errors.Is(err, libct.ErrNotRunning) {
+		return lifecycle.ContainerUsage{}, fmt.Errorf("container %s: %w", id, runtime.ErrNotRunning)
+	}
+	if err != nil {
+		return lifecycle.ContainerUsage{}, err
+	}
+	return lifecycle.ContainerUsage{CPUUsageNanos: u.CPUNanos, MemoryWorkingSet: u.MemoryWorkingSet, Time: u.Time}, nil
 }
 
 // Exec runs a process in the container.

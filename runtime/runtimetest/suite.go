@@ -66,6 +66,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"TerminationMessages", testTerminationMessages},
 		{"TerminationMessageSurvivesReopen", testTerminationMessageReopen},
 		{"GRPCProbes", testGRPCProbes},
+		{"PodMetrics", testPodMetrics},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
