@@ -30,6 +30,9 @@ type AgentConfig struct {
 	// Volumes holds the volumes of the PersistentVolumeClaims of the node's pods; nil when the
 	// node keeps none, and then pods that use a claim are held Pending.
 	Volumes *volumes.Dir
+	// MetricsInterval is how often the agent measures the CPU and memory of the node's pods and
+	// writes the node's NodeMetrics (0: DefaultMetricsInterval; negative: never).
+	MetricsInterval time.Duration
 }
 
 // Agent runs the pods the master places on this node and reports their status.
@@ -63,6 +66,9 @@ func NewAgent(cfg AgentConfig) *Agent {
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 5 * time.Second
+	}
+	if cfg.MetricsInterval == 0 {
+		cfg.MetricsInterval = DefaultMetricsInterval
 	}
 	return &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), reported: map[string]string{}, lastStatus: map[string]reportedStatus{}, readySince: map[string]time.Time{}, stopping: map[string]bool{},
 		hostPortVerdicts: map[string]string{}}
@@ -120,6 +126,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	if every := a.cfg.MetricsInterval; every > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.reportMetrics(ctx, reg, every)
+		}()
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {

@@ -38,7 +38,8 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("read the store: %w", err)
 	}
 	s := &Snapshot{Rev: resp.Header.Revision, Now: time.Now(), Statuses: map[string]PodStatusRecord{},
-		Deployments: map[string]DeploymentRecord{}, Jobs: map[string]reconcile.JobStatus{}, CronJobs: map[string]reconcile.CronJobStatus{}, DaemonSets: map[string]reconcile.DaemonSetStatus{}, StatefulSets: map[string]reconcile.StatefulSetStatus{}, Claims: map[string]reconcile.ClaimState{}, Services: map[string]reconcile.ServiceState{}}
+		Deployments: map[string]DeploymentRecord{}, Jobs: map[string]reconcile.JobStatus{}, CronJobs: map[string]reconcile.CronJobStatus{}, DaemonSets: map[string]reconcile.DaemonSetStatus{}, StatefulSets: map[string]reconcile.StatefulSetStatus{}, Claims: map[string]reconcile.ClaimState{}, Services: map[string]reconcile.ServiceState{},
+		Metrics: map[string]NodeMetrics{}}
 	var desired []store.KV[json.RawMessage]
 	type leaderKV struct {
 		name string
@@ -124,6 +125,11 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 			var j reconcile.JobStatus
 			if err = json.Unmarshal(val, &j); err == nil {
 				s.Jobs[j.Namespace+"/"+j.Name] = j
+			}
+		case strings.HasPrefix(key, metricsPrefix):
+			var m NodeMetrics
+			if err = json.Unmarshal(val, &m); err == nil {
+				s.Metrics[strings.TrimPrefix(key, metricsPrefix)] = m
 			}
 		case strings.HasPrefix(key, deploymentsPrefix):
 			var d DeploymentRecord

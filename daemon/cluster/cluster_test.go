@@ -98,6 +98,9 @@ spec:
 `, name, replicas, image)
 }
 
+// testMetricsInterval is how often the test clusters' nodes measure their pods.
+const testMetricsInterval = 200 * time.Millisecond
+
 // testCluster runs a master and an agent over an embedded etcd and the fake runtime.
 type testCluster struct {
 	t       *testing.T
@@ -106,6 +109,7 @@ type testCluster struct {
 	git     *fakeGit
 	master  *Master
 	backend *Backend
+	driver  *fake.Driver // n1's: SetUsage drives what n1 measures of its pods
 	volumes *volumes.Dir // n1's claim volumes
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -126,7 +130,7 @@ func newTestCluster(t *testing.T, opts ...func(*MasterConfig)) *testCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testCluster{t: t, ctx: ctx, st: st, git: &fakeGit{commits: map[string]fakeCommit{}}, cancel: cancel,
+	c := &testCluster{t: t, ctx: ctx, st: st, git: &fakeGit{commits: map[string]fakeCommit{}}, cancel: cancel, driver: driver,
 		volumes: &volumes.Dir{Root: t.TempDir()}}
 	mcfg := MasterConfig{Node: "n1", Store: st, Git: c.git}
 	for _, o := range opts {
@@ -134,7 +138,7 @@ func newTestCluster(t *testing.T, opts ...func(*MasterConfig)) *testCluster {
 	}
 	c.master = NewMaster(mcfg)
 	agent := NewAgent(AgentConfig{Node: "n1", Store: st, Runtime: rt, TTL: 2 * time.Second, Volumes: c.volumes,
-		Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}})
+		MetricsInterval: testMetricsInterval, Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}})
 	c.backend = &Backend{Node: "n1", Store: st, Runtime: rt}
 	c.wg.Add(2)
 	go func() {
@@ -315,7 +319,7 @@ func (c *testCluster) addNode(name string) (stop func()) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	agent := NewAgent(AgentConfig{Node: name, Store: c.st, Runtime: rt, TTL: time.Second,
+	agent := NewAgent(AgentConfig{Node: name, Store: c.st, Runtime: rt, TTL: time.Second, MetricsInterval: testMetricsInterval,
 		Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}})
 	done := make(chan struct{})
 	go func() {

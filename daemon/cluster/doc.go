@@ -3,5 +3,6 @@
 // holds the election) and the node agent (the pods placed on this node).
 //
 // Only the master writes desired state and placements, and each of its writes is fenced by its
-// election key; a node writes only its own registration and the status of its own pods.
+// election key; a node writes only its own registration, the status of its own pods and, on its
+// lease, the CPU and memory its pods use.
 package cluster

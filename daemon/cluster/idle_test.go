@@ -7,7 +7,7 @@ import (
 
 // Idle nodes write nothing but their heartbeat, every 10 s (nodes without a store member), and
 // read nothing: an unchanged pod's status is not written again, and the converged commit comes
-// by a watch.
+// by a watch. (The usage sample that nodes write every 15 s is off in the simulation.)
 func TestIdleNodesWriteOnlyTheirHeartbeat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a simulated cluster of 10 nodes")

@@ -71,7 +71,9 @@ func newSimCluster(tb testing.TB, nodes, members int) *simCluster {
 			})
 			client = oc
 		}
-		agent := NewAgent(AgentConfig{Node: simNode(i), Store: client, Runtime: rt, TTL: 5 * time.Second,
+		// No usage samples (a write every 15 s per node): the simulation counts the writes of
+		// the pods' lifecycle.
+		agent := NewAgent(AgentConfig{Node: simNode(i), Store: client, Runtime: rt, TTL: 5 * time.Second, MetricsInterval: -1,
 			Record: NodeRecord{Allocatable: Resources{MilliCPU: 64000, Memory: 256 << 30}}})
 		wg.Go(func() { _ = agent.Run(actx) })
 	}

@@ -37,6 +37,7 @@ type Snapshot struct {
 	Services     map[string]reconcile.ServiceState      // by namespace/name
 	Cordoned     map[string]bool                        // nodes marked unschedulable by an operator
 	PodCIDRs     map[string]netip.Prefix                // by node
+	Metrics      map[string]NodeMetrics                 // each node's last usage sample, by node
 }
 
 // DeploymentRecord is the master's view of a Deployment's rollout.
