@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,6 +75,8 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/history", h.history)
 	mux.HandleFunc("GET /v1/events", h.events)
 	mux.HandleFunc("GET /v1/{kind}", h.list)
+	mux.HandleFunc("GET /v1/top/nodes", h.topNodes)
+	mux.HandleFunc("GET /v1/top/pods", h.topPods)
 	mux.HandleFunc("GET /v1/namespaces/{ns}/pods/{name}/log", h.logs)
 	mux.HandleFunc("POST /v1/namespaces/{ns}/pods/{name}/exec", h.exec)
 	mux.HandleFunc("POST /v1/nodes/{name}/{action}", h.nodeAction)
@@ -207,24 +210,16 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := cluster.Filter{Namespace: q.Get("namespace"), All: q.Get("all") == "true", Selector: manifests.Everything()}
-	if f.Namespace == "" {
-		f.Namespace = "default"
-	}
-	if sel := q.Get("selector"); sel != "" {
-		s, err := manifests.ParseSelector(sel)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("selector %q: %w", sel, err))
-			return
-		}
-		f.Selector = s
+	f, err := filterOf(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
 	}
 	s, ok := h.snapshot(w, r)
 	if !ok {
 		return
 	}
 	var l cluster.List
-	var err error
 	switch kind {
 	case "Pod":
 		l, err = s.PodList(f)
@@ -245,6 +240,70 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, l)
+}
+
+// filterOf reads a Filter from a request's query: namespace (default "default"), all and
+// selector.
+func filterOf(q url.Values) (cluster.Filter, error) {
+	f := cluster.Filter{Namespace: q.Get("namespace"), All: q.Get("all") == "true", Selector: manifests.Everything()}
+	if f.Namespace == "" {
+		f.Namespace = "default"
+	}
+	if sel := q.Get("selector"); sel != "" {
+		s, err := manifests.ParseSelector(sel)
+		if err != nil {
+			return f, fmt.Errorf("selector %q: %w", sel, err)
+		}
+		f.Selector = s
+	}
+	return f, nil
+}
+
+// topNodes answers the usage of the nodes (`shoal top nodes`): a cluster.NodeUsageList, nodes
+// without a sample yet marked unavailable.
+func (h *handler) topNodes(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := filterOf(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	s, ok := h.snapshot(w, r)
+	if !ok {
+		return
+	}
+	l := s.TopNodes(f.Selector)
+	if name := q.Get("name"); name != "" {
+		l.Items = slices.DeleteFunc(l.Items, func(n cluster.NodeUsage) bool { return n.Name != name })
+		if len(l.Items) == 0 {
+			writeError(w, http.StatusNotFound, fmt.Errorf("node %q not found", name))
+			return
+		}
+	}
+	writeJSON(w, l)
+}
+
+// topPods answers the usage of the pods (`shoal top pods`): a cluster.PodUsageList, with the
+// running pods that have no sample yet.
+func (h *handler) topPods(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := filterOf(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	s, ok := h.snapshot(w, r)
+	if !ok {
+		return
+	}
+	name := q.Get("name")
+	if name != "" && !slices.ContainsFunc(s.Pods(), func(p cluster.Pod) bool {
+		return p.Pod.Name == name && (f.All || p.Pod.Namespace == f.Namespace)
+	}) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("pod %q not found in namespace %q", name, f.Namespace))
+		return
+	}
+	writeJSON(w, s.TopPods(f, name))
 }
 
 func itemName(it any) string {

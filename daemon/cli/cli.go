@@ -70,7 +70,7 @@ and every node runs its pods with libcontainer.`,
 	var cf clientFlags
 	remote := []*cobra.Command{
 		newStatusCmd(s, &cf), newGetCmd(s, &cf), newDescribeCmd(s, &cf), newLogsCmd(s, &cf),
-		newExecCmd(s, &cf), newEventsCmd(s, &cf), newHistoryCmd(s, &cf), newNetplaneCmd(s, &cf),
+		newExecCmd(s, &cf), newEventsCmd(s, &cf), newHistoryCmd(s, &cf), newNetplaneCmd(s, &cf), newTopCmd(s, &cf),
 		newNodeActionCmd(s, &cf, "cordon", "Mark a node unschedulable: its pods stay, new pods go elsewhere"),
 		newNodeActionCmd(s, &cf, "uncordon", "Make a cordoned or drained node schedulable again"),
 		newNodeActionCmd(s, &cf, "drain", "Cordon a node and move its Deployment pods to other nodes"),
