@@ -47,6 +47,8 @@ func SetDefaults(obj Object) {
 		defaultHPA(o)
 	case *PersistentVolumeClaim:
 		defaultPersistentVolumeClaim(o)
+	case *StorageClass:
+		defaultStorageClass(o)
 	case *Job:
 		defaultJobSpec(&o.Spec)
 		if o.Name == "" && o.GenerateName != "" {

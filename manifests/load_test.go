@@ -92,7 +92,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:  "unsupported kind",
 			files: map[string]string{"a.yaml": "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: db\n"},
-			want:  []string{`a.yaml:2: kind: kind "Ingress" (networking.k8s.io/v1) is not supported by Shoal; supported kinds: ClusterRole, ClusterRoleBinding, ConfigMap, CronJob, DaemonSet, Deployment, HorizontalPodAutoscaler, Job, Namespace, PersistentVolumeClaim, Pod, Role, RoleBinding, Secret, Service, ServiceAccount, StatefulSet`},
+			want:  []string{`a.yaml:2: kind: kind "Ingress" (networking.k8s.io/v1) is not supported by Shoal; supported kinds: ClusterRole, ClusterRoleBinding, ConfigMap, CronJob, DaemonSet, Deployment, HorizontalPodAutoscaler, Job, Namespace, PersistentVolumeClaim, Pod, PodDisruptionBudget, Role, RoleBinding, Secret, Service, ServiceAccount, StatefulSet, StorageClass`},
 		},
 		{
 			name:  "wrong apiVersion",

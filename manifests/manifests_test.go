@@ -610,7 +610,7 @@ func TestSelector(t *testing.T) {
 }
 
 func TestSupportedKinds(t *testing.T) {
-	if got := strings.Join(SupportedKinds(), ","); got != "ClusterRole,ClusterRoleBinding,ConfigMap,CronJob,DaemonSet,Deployment,HorizontalPodAutoscaler,Job,Namespace,PersistentVolumeClaim,Pod,Role,RoleBinding,Secret,Service,ServiceAccount,StatefulSet" {
+	if got := strings.Join(SupportedKinds(), ","); got != "ClusterRole,ClusterRoleBinding,ConfigMap,CronJob,DaemonSet,Deployment,HorizontalPodAutoscaler,Job,Namespace,PersistentVolumeClaim,Pod,PodDisruptionBudget,Role,RoleBinding,Secret,Service,ServiceAccount,StatefulSet,StorageClass" {
 		t.Errorf("kinds %s", got)
 	}
 }

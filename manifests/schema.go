@@ -30,9 +30,11 @@ var kinds = []kindInfo{
 	{"Deployment", "apps/v1", true, func() Object { return &Deployment{} }},
 	{"DaemonSet", "apps/v1", true, func() Object { return &DaemonSet{} }},
 	{"StatefulSet", "apps/v1", true, func() Object { return &StatefulSet{} }},
+	{"PodDisruptionBudget", "policy/v1", true, func() Object { return &PodDisruptionBudget{} }},
 	{"HorizontalPodAutoscaler", "autoscaling/v2", true, func() Object { return &HorizontalPodAutoscaler{} }},
 	{"CronJob", "batch/v1", true, func() Object { return &CronJob{} }},
 	{"Job", "batch/v1", true, func() Object { return &Job{} }},
+	{"StorageClass", "storage.k8s.io/v1", false, func() Object { return &StorageClass{} }},
 	{"PersistentVolumeClaim", "v1", true, func() Object { return &PersistentVolumeClaim{} }},
 	{"Pod", "v1", true, func() Object { return &Pod{} }},
 }
@@ -205,6 +207,9 @@ var notYetFields = map[reflect.Type]map[string]unsupported{
 		"selector":                  {why: "Shoal provisions a volume for every claim; there are no PersistentVolumes to select"},
 		"volumeAttributesClassName": {},
 		"volumeName":                {why: "Shoal provisions a volume for every claim; there are no PersistentVolumes to name"},
+	},
+	reflect.TypeFor[StorageClass](): {
+		"allowedTopologies": {why: "a local volume is on the node of its claim's first pod"},
 	},
 	reflect.TypeFor[ServiceSpec](): {
 		"allocateLoadBalancerNodePorts": {tolerated: []string{"true"}},

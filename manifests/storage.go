@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 )
@@ -96,13 +97,104 @@ const (
 // DeepCopyObject returns a deep copy.
 func (c *PersistentVolumeClaim) DeepCopyObject() Object { return clone(c) }
 
-// ReclaimPolicy is the claim's reclaim policy: Delete unless its
-// AnnotationReclaimPolicy says Retain.
-func (c *PersistentVolumeClaim) ReclaimPolicy() string {
-	if c.Annotations[AnnotationReclaimPolicy] == ReclaimRetain {
-		return ReclaimRetain
+// ReclaimPolicy is the claim's reclaim policy: its AnnotationReclaimPolicy,
+// else the reclaimPolicy of its StorageClass among classes (by name), else
+// Delete.
+func (c *PersistentVolumeClaim) ReclaimPolicy(classes map[string]*StorageClass) string {
+	if rp := c.Annotations[AnnotationReclaimPolicy]; rp == ReclaimRetain || rp == ReclaimDelete {
+		return rp
+	}
+	if c.Spec.StorageClassName != nil {
+		if sc := classes[*c.Spec.StorageClassName]; sc != nil && sc.ReclaimPolicy != nil {
+			return *sc.ReclaimPolicy
+		}
 	}
 	return ReclaimDelete
+}
+
+// StorageClass is a storage.k8s.io/v1 StorageClass. Shoal provisions the
+// claims of every class as it provisions local-path: a directory on the
+// node of the claim's first pod. A class names a reclaim policy for its
+// claims; its provisioner, parameters and mount options are not used.
+type StorageClass struct {
+	TypeMeta             `json:",inline"`
+	ObjectMeta           `json:"metadata,omitempty"`
+	Provisioner          string            `json:"provisioner"`
+	Parameters           map[string]string `json:"parameters,omitempty"`
+	ReclaimPolicy        *string           `json:"reclaimPolicy,omitempty"`
+	VolumeBindingMode    *string           `json:"volumeBindingMode,omitempty"`
+	AllowVolumeExpansion *bool             `json:"allowVolumeExpansion,omitempty"`
+	MountOptions         []string          `json:"mountOptions,omitempty"`
+}
+
+// LocalPathProvisioner is the provisioner of k3s' local-path class, which
+// Shoal's provisioning is.
+const LocalPathProvisioner = "rancher.io/local-path"
+
+// DeepCopyObject returns a deep copy.
+func (c *StorageClass) DeepCopyObject() Object { return clone(c) }
+
+func defaultStorageClass(c *StorageClass) {
+	if c.ReclaimPolicy == nil {
+		c.ReclaimPolicy = ptr(ReclaimDelete)
+	}
+	if c.VolumeBindingMode == nil {
+		c.VolumeBindingMode = ptr("Immediate")
+	}
+}
+
+func (v *validator) storageClass(c *StorageClass) {
+	if c.Provisioner == "" {
+		v.errf("provisioner", "required; name the provisioner (Shoal provisions every class as local directories, as %s)", LocalPathProvisioner)
+	}
+	if rp := c.ReclaimPolicy; rp != nil && *rp != ReclaimDelete && *rp != ReclaimRetain {
+		v.errf("reclaimPolicy", "%q is not one of Delete, Retain", *rp)
+	}
+	if m := c.VolumeBindingMode; m != nil && *m != "Immediate" && *m != "WaitForFirstConsumer" {
+		v.errf("volumeBindingMode", "%q is not one of Immediate, WaitForFirstConsumer", *m)
+	}
+}
+
+// storageClassWarnings warns of the classes Shoal provisions as local
+// directories although they name another provisioner, and of claims whose
+// class is neither local-path nor a StorageClass of the commit, which get a
+// local-path volume.
+func storageClassWarnings(items []located) ErrorList {
+	var w ErrorList
+	add := func(src *source, field, format string, args ...any) {
+		e := &Error{Field: field, Msg: fmt.Sprintf(format, args...)}
+		if src != nil {
+			e.File, e.Line = src.file, src.lineOf(field)
+		}
+		w = append(w, e)
+	}
+	classes := map[string]bool{LocalPathStorageClass: true}
+	for _, it := range items {
+		if sc, ok := it.obj.(*StorageClass); ok {
+			classes[sc.Name] = true
+			if sc.Provisioner != LocalPathProvisioner {
+				add(it.src, "provisioner", "StorageClass %q names provisioner %s; Shoal provisions its claims as local-path volumes "+
+					"(a directory on the node of the claim's first pod), and uses only its reclaimPolicy", sc.Name, sc.Provisioner)
+			}
+		}
+	}
+	check := func(it located, spec *PersistentVolumeClaimSpec, field string) {
+		if sc := spec.StorageClassName; sc != nil && *sc != "" && !classes[*sc] {
+			add(it.src, field, "storage class %q is not in this commit; Shoal provisions the claim as %s (a directory on the node of its first pod)",
+				*sc, LocalPathStorageClass)
+		}
+	}
+	for _, it := range items {
+		switch o := it.obj.(type) {
+		case *PersistentVolumeClaim:
+			check(it, &o.Spec, "spec.storageClassName")
+		case *StatefulSet:
+			for i := range o.Spec.VolumeClaimTemplates {
+				check(it, &o.Spec.VolumeClaimTemplates[i].Spec, idx("spec.volumeClaimTemplates", i)+".spec.storageClassName")
+			}
+		}
+	}
+	return w
 }
 
 // StorageRequest is the storage the claim asks for, in bytes.
@@ -172,9 +264,9 @@ func (v *validator) claimSpec(s *PersistentVolumeClaimSpec, p string) {
 	if lim, okL := s.Resources.Limits[ResourceStorage]; okL && ok && req.Cmp(lim) > 0 {
 		v.errf(rp+".requests[storage]", "request %s is more than the limit %s; a request must be at most its limit", req, lim)
 	}
-	if sc := s.StorageClassName; sc != nil && *sc != LocalPathStorageClass {
-		v.errf(p+".storageClassName", "%q is not a storage class Shoal has; Shoal provisions %q (a directory on the node), the default when storageClassName is not set",
-			*sc, LocalPathStorageClass)
+	if sc := s.StorageClassName; sc != nil && *sc == "" {
+		v.errf(p+".storageClassName", `"" asks for a PersistentVolume made beforehand, which Shoal does not have; remove storageClassName for a %s volume (a directory on the node)`,
+			LocalPathStorageClass)
 	}
 	if vm := s.VolumeMode; vm != nil {
 		switch *vm {

@@ -1,6 +1,10 @@
 package manifests
 
-import "testing"
+import (
+	"slices"
+	"strings"
+	"testing"
+)
 
 func TestPersistentVolumeClaimRules(t *testing.T) {
 	head := "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n"
@@ -24,8 +28,8 @@ func TestPersistentVolumeClaimRules(t *testing.T) {
 			"a.yaml:7: spec.resources.requests[cpu]: a claim asks for storage only, not \"cpu\"",
 			"a.yaml:7: spec.resources.requests[storage]: request 2Gi is more than the limit 1Gi; a request must be at most its limit",
 		}},
-		{"other class", "spec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: gp2\n  resources: {requests: {storage: 1Gi}}\n",
-			[]string{"a.yaml:7: spec.storageClassName: \"gp2\" is not a storage class Shoal has; Shoal provisions \"local-path\" (a directory on the node), the default when storageClassName is not set"}},
+		{"no class", "spec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  resources: {requests: {storage: 1Gi}}\n",
+			[]string{"a.yaml:7: spec.storageClassName: \"\" asks for a PersistentVolume made beforehand, which Shoal does not have; remove storageClassName for a local-path volume (a directory on the node)"}},
 		{"block", "spec:\n  accessModes: [ReadWriteOnce]\n  volumeMode: Block\n  resources: {requests: {storage: 1Gi}}\n",
 			[]string{"a.yaml:7: spec.volumeMode: Block is supported by Kubernetes, not by Shoal yet; local volumes are directories: use Filesystem"}},
 		{"volume name", "spec:\n  accessModes: [ReadWriteOnce]\n  volumeName: pv-1\n  resources: {requests: {storage: 1Gi}}\n",
@@ -45,7 +49,7 @@ func TestPersistentVolumeClaimDefaults(t *testing.T) {
 	}
 	c := objs[0].(*PersistentVolumeClaim)
 
-	if *c.Spec.StorageClassName != LocalPathStorageClass || *c.Spec.VolumeMode != PersistentVolumeFilesystem || c.ReclaimPolicy() != ReclaimDelete || c.StorageRequest() != 1024 {
+	if *c.Spec.StorageClassName != LocalPathStorageClass || *c.Spec.VolumeMode != PersistentVolumeFilesystem || c.ReclaimPolicy(nil) != ReclaimDelete || c.StorageRequest() != 1024 {
 		t.Errorf("defaults: %+v", c.Spec)
 	}
 }
@@ -55,5 +59,32 @@ func TestNewQuantity(t *testing.T) {
 		if q := NewQuantity(n); q.String() != want || q.Value() != n {
 			t.Errorf("NewQuantity(%d) = %s (%d), want %s", n, q, q.Value(), want)
 		}
+	}
+}
+
+// A claim of another class gets a local-path volume, with a warning; a StorageClass of the
+// commit gives its claims its reclaim policy.
+func TestStorageClasses(t *testing.T) {
+	files := map[string]string{
+		"class.yaml": "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fast}\nprovisioner: kubernetes.io/gce-pd\nreclaimPolicy: Retain\n",
+		"fast.yaml":  "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: fast}\nspec:\n  storageClassName: fast\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n",
+		"std.yaml":   "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: std}\nspec:\n  storageClassName: standard\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n",
+	}
+	set, err := loadMap(t, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`class.yaml:4: warning: provisioner: StorageClass "fast" names provisioner kubernetes.io/gce-pd; Shoal provisions its claims as local-path volumes (a directory on the node of the claim's first pod), and uses only its reclaimPolicy`,
+		`std.yaml:5: warning: spec.storageClassName: storage class "standard" is not in this commit; Shoal provisions the claim as local-path (a directory on the node of its first pod)`,
+	}
+	if got := set.Warnings.Warnings(); !slices.Equal(got, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	classes := map[string]*StorageClass{"fast": set.Get(ObjectKey{Kind: "StorageClass", Name: "fast"}).(*StorageClass)}
+	fast := set.Get(ObjectKey{Kind: "PersistentVolumeClaim", Namespace: "default", Name: "fast"}).(*PersistentVolumeClaim)
+	std := set.Get(ObjectKey{Kind: "PersistentVolumeClaim", Namespace: "default", Name: "std"}).(*PersistentVolumeClaim)
+	if fast.ReclaimPolicy(classes) != ReclaimRetain || std.ReclaimPolicy(classes) != ReclaimDelete {
+		t.Errorf("reclaim policies %s and %s, want Retain (the class's) and Delete", fast.ReclaimPolicy(classes), std.ReclaimPolicy(classes))
 	}
 }

@@ -35,7 +35,7 @@ whatever validation accepts, a node runs.
 - ` + "`metadata.creationTimestamp: null`" + ` (as written by ` + "`kubectl create --dry-run -o yaml`" + `) is accepted and ignored.
 
 Supported kinds: ClusterRole, ClusterRoleBinding, Role and RoleBinding (rbac.authorization.k8s.io/v1), ConfigMap (v1),
-CronJob and Job (batch/v1), DaemonSet, Deployment and StatefulSet (apps/v1), HorizontalPodAutoscaler (autoscaling/v2), Namespace (v1), PersistentVolumeClaim (v1), Pod (v1), Secret (v1),
+CronJob and Job (batch/v1), DaemonSet, Deployment and StatefulSet (apps/v1), HorizontalPodAutoscaler (autoscaling/v2), Namespace (v1), PersistentVolumeClaim (v1), Pod (v1), PodDisruptionBudget (policy/v1, loads with a warning that it has no effect yet), StorageClass (storage.k8s.io/v1), Secret (v1),
 Service (v1), ServiceAccount (v1). Any other kind is
 refused: ` + "`kind \"Ingress\" (networking.k8s.io/v1) is not supported by Shoal; supported kinds: ...`" + `. NetworkPolicy is refused
 with a reason of its own: honouring it would change which traffic reaches the pods, and Shoal does not enforce network
@@ -96,14 +96,16 @@ is available (` + "`minReadySeconds`" + `); OnDelete replaces a pod only once it
 labelled ` + "`controller-revision-hash`" + `. ` + "`revisionHistoryLimit`" + ` is accepted; Shoal keeps no old revisions.
 
 PersistentVolumeClaims: Shoal provisions every claim itself, as k3s' local-path provisioner does: storage class
-` + "`local-path`" + ` (the default; any other class is refused), a directory under ` + "`<data dir>/volumes`" + ` on one node. A claim waits
+` + "`local-path`" + ` (the default), a directory under ` + "`<data dir>/volumes`" + ` on one node. A claim waits
 for its first pod (WaitForFirstConsumer), is bound to the node that pod is placed on, and every later pod that uses it
 goes there ("volume node affinity conflict" while that node cannot take it). ReadWriteOnce and ReadWriteOncePod; ReadWriteMany,
 ReadOnlyMany and ` + "`volumeMode: Block`" + ` are refused. The requested storage counts against the node's ephemeral storage. A claim's
 spec is fixed when it is made: a change in git applies to a claim made after it. A claim removed from git stays while pods use
 it (no new pod may), then its volume is deleted on its node, or kept with the annotation ` + "`shoal.dev/reclaim-policy: Retain`" + `.
 A node removed from the cluster (` + "`shoal node remove`" + `) takes its volumes with it: their claims are provisioned again, empty,
-with a VolumeLost event.
+with a VolumeLost event. Every other class is provisioned the same way, with a warning: a StorageClass of the commit
+gives its claims its ` + "`reclaimPolicy`" + ` (its provisioner and parameters are not used), and a class that is not in the
+commit (such as ` + "`standard`" + `) gets local-path; ` + "`storageClassName: \"\"`" + ` (a PersistentVolume made beforehand) is refused.
 
 StatefulSets: pods named ` + "`<set>-<ordinal>`" + ` from ` + "`ordinals.start`" + ` (default 0), with hostname the pod's name and subdomain
 ` + "`serviceName`" + `, so that a headless Service of that name resolves ` + "`<pod>.<service>.<namespace>.svc.cluster.local`" + `. Each

@@ -128,6 +128,12 @@ func (v *validator) object(obj Object) {
 	case *PersistentVolumeClaim:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.persistentVolumeClaim(o)
+	case *StorageClass:
+		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, false)
+		v.storageClass(o)
+	case *PodDisruptionBudget:
+		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
+		v.podDisruptionBudget(o)
 	case *ServiceAccount:
 		v.meta(&o.ObjectMeta, "metadata", validateDNS1123Subdomain, true)
 		v.serviceAccount(o)

@@ -164,7 +164,7 @@ func (p *planner) initClaims() {
 			p.event(object, EventNormal, "WaitForFirstConsumer", "waiting for first consumer to be created before binding")
 		}
 		c.Deleting = false
-		c.ReclaimPolicy = d.ReclaimPolicy()
+		c.ReclaimPolicy = d.ReclaimPolicy(p.storageClasses())
 	}
 	for i := range p.s.Pods {
 		pod := &p.s.Pods[i]
@@ -175,6 +175,19 @@ func (p *planner) initClaims() {
 			cs.users[ClaimKey(pod.Namespace, name)]++
 		}
 	}
+}
+
+// storageClasses are the StorageClasses of git, by name.
+func (p *planner) storageClasses() map[string]*manifests.StorageClass {
+	if p.classes == nil {
+		p.classes = map[string]*manifests.StorageClass{}
+		for _, o := range p.s.Objects {
+			if sc, ok := o.(*manifests.StorageClass); ok {
+				p.classes[sc.Name] = sc
+			}
+		}
+	}
+	return p.classes
 }
 
 // orphanClaims applies whenDeleted to the claims of StatefulSets that

@@ -51,6 +51,7 @@ type planner struct {
 	deleted  map[string]struct{} // UIDs deleted by this plan
 	created  []newPod
 	claims   *claimSet
+	classes  map[string]*manifests.StorageClass // by name, made when first asked
 	// registeredSet holds the names of State.Nodes, made when first asked.
 	registeredSet map[string]bool
 }

@@ -239,7 +239,7 @@ func (r *statefulRun) createPod(ord int32) {
 			continue
 		}
 		p.claims.add(&ClaimState{Namespace: set.Namespace, Name: claim, UID: p.ids.NewUID(), Owner: r.owner,
-			Capacity: t.StorageRequest(), AccessModes: slices.Clone(t.Spec.AccessModes), ReclaimPolicy: t.ReclaimPolicy(),
+			Capacity: t.StorageRequest(), AccessModes: slices.Clone(t.Spec.AccessModes), ReclaimPolicy: t.ReclaimPolicy(p.storageClasses()),
 			Created: p.s.Now})
 		p.event(r.object, EventNormal, "SuccessfulCreate", "create Claim "+claim+" Pod "+name+" in StatefulSet "+set.Name+" success")
 	}

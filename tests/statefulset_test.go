@@ -18,6 +18,17 @@ spec:
   ports: [{name: http, port: 8080}]
 `
 
+// db0LoadBalancer reaches db-0 alone, on the nodes that run it (externalTrafficPolicy Local).
+const db0LoadBalancer = `apiVersion: v1
+kind: Service
+metadata: {name: db0}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {statefulset.kubernetes.io/pod-name: db-0}
+  ports: [{name: http, port: 8082, targetPort: http}]
+`
+
 // dbStatefulSet is a StatefulSet of three pods, each with a claim, made and rolled one at a time.
 func dbStatefulSet(version string) string {
 	return fmt.Sprintf(`apiVersion: apps/v1
@@ -53,7 +64,8 @@ spec:
 // stepStatefulSet runs a StatefulSet with claims across the nodes: each pod's data survives a
 // rolling update (the replaced pod keeps its name, its claim and its node) and the loss of its
 // node (the pod is not made again elsewhere; the node comes back with it); the pods resolve by
-// name through the headless Service; once the set leaves git its volumes are deleted.
+// name through the headless Service, and a LoadBalancer with externalTrafficPolicy Local reaches
+// a pod only through its own node; once the set leaves git its volumes are deleted.
 func stepStatefulSet(t *testing.T, c *lanCluster) {
 	n1 := c.nodes[0]
 	sha := c.repo.commit("db", map[string]string{"db.yaml": dbStatefulSet("1"), "db-svc.yaml": dbHeadless})
@@ -93,6 +105,35 @@ func stepStatefulSet(t *testing.T, c *lanCluster) {
 	sha = c.repo.commit("db v2", map[string]string{"db.yaml": dbStatefulSet("2")})
 	c.waitAllConverged(t, sha, 3*time.Minute)
 	checkData(t, "after the rolling update")
+
+	// A LoadBalancer with externalTrafficPolicy Local for db-0 alone: listed, and answering, on
+	// db-0's node only.
+	sha = c.repo.commit("db0 load balancer", map[string]string{"db0-lb.yaml": db0LoadBalancer})
+	c.waitAllConverged(t, sha, 2*time.Minute)
+	home := c.node(t, before["db-0"].Node)
+	waitUntil(t, "db0's EXTERNAL-IP "+home.addr, 30*time.Second, func() bool {
+		out, err := n1.shoal("get", "services")
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); err == nil && len(f) >= 4 && f[0] == "db0" {
+				return f[3] == home.addr
+			}
+		}
+		return false
+	})
+	waitUntil(t, "db-0 answering on "+home.addr+":8082", 30*time.Second, func() bool {
+		o, err := c.getFromLAN("http://" + home.addr + ":8082/")
+		return err == nil && strings.Contains(o, "from db-0")
+	})
+	for _, n := range c.nodes {
+		if n == home {
+			continue
+		}
+		if o, err := c.getFromLAN("http://" + n.addr + ":8082/"); err == nil {
+			t.Errorf("%s, which runs no db-0, answered on port 8082: %q", n.name, o)
+		}
+	}
+	sha = c.repo.commit("no db0 load balancer", map[string]string{"db0-lb.yaml": ""})
+	c.waitAllConverged(t, sha, 2*time.Minute)
 
 	// The node of a pod is lost (its daemon stops answering): the pod is not made anywhere else,
 	// whatever the wait; the node comes back with it and its data.
