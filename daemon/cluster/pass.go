@@ -67,7 +67,11 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	for _, kv := range m.view.statefulSets.List() {
 		statefulSets[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
 	}
-	plan := reconcile.Reconcile(reconcile.State{StatefulSets: statefulSets, Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
+	autoscalers := map[string]reconcile.HPAStatus{}
+	for _, kv := range m.view.autoscalers.List() {
+		autoscalers[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
+	}
+	plan := reconcile.Reconcile(reconcile.State{Autoscalers: autoscalers, PodMetrics: m.view.podMetrics(), StatefulSets: statefulSets, Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
 		Known: obs.Known, Lost: m.lost, Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace,
 		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds, Jobs: jobs,
 		ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts, ServedLoadBalancers: served}, randomIDs{})
@@ -86,7 +90,10 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	// releases it again rather than leaving its volume behind. A StatefulSet's status keeps the
 	// template its pods below a partition are made from: it goes first as well.
 	statefulSetOps := statusOps(m.view.statefulSets, plan.StatefulSets, func(s reconcile.StatefulSetStatus) string { return statefulSetKey(s.Namespace, s.Name) })
-	for _, op := range slices.Concat(m.cronJobOps(plan), m.jobOps(plan), m.claimOps(plan), statefulSetOps) {
+	// An autoscaler's status holds the replicas its target is planned with: it goes before the
+	// pods it scales.
+	autoscalerOps := statusOps(m.view.autoscalers, plan.Autoscalers, func(h reconcile.HPAStatus) string { return autoscalerKey(h.Namespace, h.Name) })
+	for _, op := range slices.Concat(m.cronJobOps(plan), m.jobOps(plan), m.claimOps(plan), statefulSetOps, autoscalerOps) {
 		ops = append(ops, ready(op))
 	}
 	planClaims := make(map[string]reconcile.ClaimState, len(plan.Claims))

@@ -38,6 +38,12 @@ const daemonSetsPrefix = prefix + "daemonsets/"
 
 func daemonSetKey(ns, name string) string { return daemonSetsPrefix + ns + "/" + name }
 
+// autoscalersPrefix holds each HorizontalPodAutoscaler's status (reconcile.HPAStatus): the
+// replicas it set, its recommendations and scale events.
+const autoscalersPrefix = prefix + "autoscalers/"
+
+func autoscalerKey(ns, name string) string { return autoscalersPrefix + ns + "/" + name }
+
 // statefulSetsPrefix holds each StatefulSet's status (reconcile.StatefulSetStatus), with the
 // template of the revision its pods below a partition keep.
 const statefulSetsPrefix = prefix + "statefulsets/"

@@ -30,6 +30,8 @@ type masterView struct {
 	cronJobs     *store.Table[reconcile.CronJobStatus]
 	daemonSets   *store.Table[reconcile.DaemonSetStatus]
 	statefulSets *store.Table[reconcile.StatefulSetStatus]
+	autoscalers  *store.Table[reconcile.HPAStatus]
+	metrics      *store.Table[NodeMetrics]
 	claims       *store.Table[reconcile.ClaimState]
 	// pods are the placements and their status as reconcile sees them, kept up to date change
 	// by change, so that a pass copies them instead of joining two tables of every pod.
@@ -71,6 +73,8 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		cronJobs:     store.Track[reconcile.CronJobStatus](mir, cronJobsPrefix, nil),
 		daemonSets:   store.Track[reconcile.DaemonSetStatus](mir, daemonSetsPrefix, nil),
 		statefulSets: store.Track[reconcile.StatefulSetStatus](mir, statefulSetsPrefix, nil),
+		autoscalers:  store.Track[reconcile.HPAStatus](mir, autoscalersPrefix, nil),
+		metrics:      store.Track[NodeMetrics](mir, metricsPrefix, nil),
 		claims:       store.Track[reconcile.ClaimState](mir, claimsPrefix, nil),
 	}
 }
@@ -234,4 +238,21 @@ func podOf(pl Placement, st PodStatusRecord, reported bool) reconcile.Pod {
 		}
 	}
 	return p
+}
+
+// podMetrics is the pods' usage as their nodes last measured it, by pod UID, for the
+// autoscalers.
+func (v *masterView) podMetrics() map[string]reconcile.PodUsage {
+	out := map[string]reconcile.PodUsage{}
+	for _, kv := range v.metrics.List() {
+		for _, pm := range kv.Value.Pods {
+			u := reconcile.PodUsage{Timestamp: kv.Value.Timestamp}
+			for _, c := range pm.Containers {
+				u.MilliCPU += c.MilliCPU
+				u.Memory += c.Memory
+			}
+			out[pm.UID] = u
+		}
+	}
+	return out
 }
