@@ -1,5 +1,10 @@
 package manifests
 
+import (
+	"fmt"
+	"strings"
+)
+
 // HorizontalPodAutoscaler is an autoscaling/v2 HorizontalPodAutoscaler: it
 // sets the replicas of a Deployment or StatefulSet from its pods' CPU or
 // memory usage. The replicas it sets are the autoscaler's, not git's: the
@@ -294,4 +299,36 @@ func (v *validator) hpa(h *HorizontalPodAutoscaler) {
 			}
 		}
 	}
+}
+
+// MetricsText renders the autoscaler's metrics as kubectl get hpa does: "cpu: 40%/50%",
+// "<unknown>" for a metric with no value yet.
+func (h *HorizontalPodAutoscaler) MetricsText(current []MetricStatus) string {
+	var parts []string
+	for _, m := range h.Spec.Metrics {
+		if m.Resource == nil {
+			continue
+		}
+		r := m.Resource
+		cur := "<unknown>"
+		for _, c := range current {
+			if c.Resource == nil || c.Resource.Name != r.Name {
+				continue
+			}
+			if r.Target.Type == UtilizationMetricType && c.Resource.Current.AverageUtilization != nil {
+				cur = fmt.Sprintf("%d%%", *c.Resource.Current.AverageUtilization)
+			} else if c.Resource.Current.AverageValue != nil {
+				cur = c.Resource.Current.AverageValue.String()
+			}
+		}
+		target := ""
+		switch {
+		case r.Target.Type == UtilizationMetricType && r.Target.AverageUtilization != nil:
+			target = fmt.Sprintf("%d%%", *r.Target.AverageUtilization)
+		case r.Target.AverageValue != nil:
+			target = r.Target.AverageValue.String()
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s/%s", r.Name, cur, target))
+	}
+	return strings.Join(parts, ", ")
 }

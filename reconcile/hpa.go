@@ -151,13 +151,17 @@ func (p *planner) evaluateHPA(h *manifests.HorizontalPodAutoscaler, t *hpaTarget
 	}
 	st.Target = t.owner
 	st.CurrentReplicas = current
-	if left := HPASyncPeriod - p.s.Now.Sub(st.Evaluated); !st.Evaluated.IsZero() && left > 0 && st.DesiredReplicas > 0 {
+	sync := p.s.AutoscalerSync
+	if sync <= 0 {
+		sync = HPASyncPeriod
+	}
+	if left := sync - p.s.Now.Sub(st.Evaluated); !st.Evaluated.IsZero() && left > 0 && st.DesiredReplicas > 0 {
 		// Not yet time to compute again: keep the replicas.
 		p.requeue(left)
 		st.DesiredReplicas = current
 		return st
 	}
-	p.requeue(HPASyncPeriod)
+	p.requeue(sync)
 	st.Evaluated = p.s.Now
 	if current == 0 {
 		st.DesiredReplicas = 0

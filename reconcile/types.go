@@ -172,6 +172,9 @@ type State struct {
 	// usage as their nodes last measured it, by pod UID.
 	Autoscalers map[string]HPAStatus
 	PodMetrics  map[string]PodUsage
+	// AutoscalerSync is how often an autoscaler computes its replicas;
+	// zero means HPASyncPeriod.
+	AutoscalerSync time.Duration
 	// Services, when ServiceCIDR is valid, are planned too (Plan.Services):
 	// from the virtual IPs already allocated (by address, to
 	// "namespace/name"), the node ports Services had ("namespace/name/port

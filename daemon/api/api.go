@@ -185,6 +185,7 @@ var kinds = map[string]string{
 	"jobs": "Job", "job": "Job",
 	"daemonsets": "DaemonSet", "daemonset": "DaemonSet", "ds": "DaemonSet",
 	"statefulsets": "StatefulSet", "statefulset": "StatefulSet", "sts": "StatefulSet",
+	"horizontalpodautoscalers": "HorizontalPodAutoscaler", "horizontalpodautoscaler": "HorizontalPodAutoscaler", "hpa": "HorizontalPodAutoscaler",
 	"cronjobs": "CronJob", "cronjob": "CronJob", "cj": "CronJob",
 	"persistentvolumeclaims": "PersistentVolumeClaim", "persistentvolumeclaim": "PersistentVolumeClaim", "pvc": "PersistentVolumeClaim",
 	"services": "Service", "service": "Service", "svc": "Service",
@@ -195,7 +196,7 @@ var kinds = map[string]string{
 }
 
 // Resources lists the resources KindOf knows, for messages.
-const Resources = "pods, deployments, daemonsets, statefulsets, jobs, cronjobs, persistentvolumeclaims, services, configmaps, secrets, namespaces or nodes"
+const Resources = "pods, deployments, daemonsets, statefulsets, horizontalpodautoscalers, jobs, cronjobs, persistentvolumeclaims, services, configmaps, secrets, namespaces or nodes"
 
 // KindOf maps a resource name as kubectl accepts it (pods, po, deploy, svc, ...) to a kind.
 func KindOf(resource string) (string, bool) {

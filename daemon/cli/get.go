@@ -21,7 +21,7 @@ func newGetCmd(s Streams, cf *clientFlags) *cobra.Command {
 	var namespace, selector, output string
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "get pods|deployments|daemonsets|statefulsets|jobs|cronjobs|services|configmaps|secrets|namespaces|nodes [NAME]",
+		Use:   "get pods|deployments|daemonsets|statefulsets|hpa|jobs|cronjobs|services|configmaps|secrets|namespaces|nodes [NAME]",
 		Short: "List objects with their status, as kubectl get does",
 		Example: `  shoal get pods
   shoal get pods -A -o wide
@@ -303,6 +303,20 @@ func printTable(w io.Writer, kind string, raw []json.RawMessage, output string, 
 				c = append(c, names, images, selectorText(it.Spec.Selector))
 			}
 			row(it, c...)
+		}
+	case "HorizontalPodAutoscaler":
+		cols("NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS")
+		for i := range items {
+			var h manifests.HorizontalPodAutoscaler
+			if err := json.Unmarshal(raw[i], &h); err != nil {
+				return fmt.Errorf("decode %s: %w", kind, err)
+			}
+			minPods := int32(1)
+			if h.Spec.MinReplicas != nil {
+				minPods = *h.Spec.MinReplicas
+			}
+			row(&items[i], h.Name, h.Spec.ScaleTargetRef.Kind+"/"+h.Spec.ScaleTargetRef.Name, h.MetricsText(h.Status.CurrentMetrics),
+				fmt.Sprint(minPods), fmt.Sprint(h.Spec.MaxReplicas), fmt.Sprint(h.Status.DesiredReplicas))
 		}
 	case "StatefulSet":
 		h := []string{"NAME", "READY"}

@@ -143,6 +143,19 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
+	if len(st.Autoscalers) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "AUTOSCALER\tTARGET\tMETRICS\tMIN\tMAX\tREPLICAS\tSTATUS")
+		for _, h := range st.Autoscalers {
+			state := "scaling"
+			if h.Problem != "" {
+				state = h.Problem
+			}
+			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d\t%d\t%d\t%s\n", h.Namespace, h.Name, h.Target, h.Metrics, h.Min, h.Max, h.Desired, state)
+		}
+		tw.Flush()
+	}
 	if len(st.Jobs) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)

@@ -38,7 +38,7 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("read the store: %w", err)
 	}
 	s := &Snapshot{Rev: resp.Header.Revision, Now: time.Now(), Statuses: map[string]PodStatusRecord{},
-		Deployments: map[string]DeploymentRecord{}, Jobs: map[string]reconcile.JobStatus{}, CronJobs: map[string]reconcile.CronJobStatus{}, DaemonSets: map[string]reconcile.DaemonSetStatus{}, StatefulSets: map[string]reconcile.StatefulSetStatus{}, Claims: map[string]reconcile.ClaimState{}, Services: map[string]reconcile.ServiceState{},
+		Deployments: map[string]DeploymentRecord{}, Jobs: map[string]reconcile.JobStatus{}, CronJobs: map[string]reconcile.CronJobStatus{}, DaemonSets: map[string]reconcile.DaemonSetStatus{}, StatefulSets: map[string]reconcile.StatefulSetStatus{}, Autoscalers: map[string]reconcile.HPAStatus{}, Claims: map[string]reconcile.ClaimState{}, Services: map[string]reconcile.ServiceState{},
 		Metrics: map[string]NodeMetrics{}}
 	var desired []store.KV[json.RawMessage]
 	type leaderKV struct {
@@ -105,6 +105,11 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 			var d reconcile.DaemonSetStatus
 			if err = json.Unmarshal(val, &d); err == nil {
 				s.DaemonSets[d.Namespace+"/"+d.Name] = d
+			}
+		case strings.HasPrefix(key, autoscalersPrefix):
+			var h reconcile.HPAStatus
+			if err = json.Unmarshal(val, &h); err == nil {
+				s.Autoscalers[h.Namespace+"/"+h.Name] = h
 			}
 		case strings.HasPrefix(key, statefulSetsPrefix):
 			var d reconcile.StatefulSetStatus

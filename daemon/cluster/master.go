@@ -37,6 +37,9 @@ type MasterConfig struct {
 	Keyring       string
 	Load          manifests.LoadOptions
 	NodeLostGrace time.Duration
+	// AutoscalerSync is how often the autoscalers compute their replicas; zero means
+	// reconcile.HPASyncPeriod (15 s, as Kubernetes).
+	AutoscalerSync time.Duration
 	// ServiceCIDR is where Services get their virtual IPs (default 10.96.0.0/16).
 	ServiceCIDR netip.Prefix
 	// ClusterCIDR is where nodes get their pod CIDRs, one /24 each (default 10.244.0.0/16).

@@ -71,7 +71,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	for _, kv := range m.view.autoscalers.List() {
 		autoscalers[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
 	}
-	plan := reconcile.Reconcile(reconcile.State{Autoscalers: autoscalers, PodMetrics: m.view.podMetrics(), StatefulSets: statefulSets, Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
+	plan := reconcile.Reconcile(reconcile.State{Autoscalers: autoscalers, PodMetrics: m.view.podMetrics(), AutoscalerSync: m.cfg.AutoscalerSync, StatefulSets: statefulSets, Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
 		Known: obs.Known, Lost: m.lost, Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace,
 		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds, Jobs: jobs,
 		ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts, ServedLoadBalancers: served}, randomIDs{})

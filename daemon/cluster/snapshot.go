@@ -33,6 +33,7 @@ type Snapshot struct {
 	CronJobs     map[string]reconcile.CronJobStatus     // by namespace/name
 	DaemonSets   map[string]reconcile.DaemonSetStatus   // by namespace/name
 	StatefulSets map[string]reconcile.StatefulSetStatus // by namespace/name
+	Autoscalers  map[string]reconcile.HPAStatus         // by namespace/name
 	Claims       map[string]reconcile.ClaimState        // PersistentVolumeClaims, by namespace/name
 	Services     map[string]reconcile.ServiceState      // by namespace/name
 	Cordoned     map[string]bool                        // nodes marked unschedulable by an operator
@@ -155,6 +156,22 @@ type StatefulSetSummary struct {
 	Complete  bool   `json:"complete"`
 }
 
+// AutoscalerSummary is one HorizontalPodAutoscaler in `shoal status`.
+type AutoscalerSummary struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Target    string `json:"target"` // Kind/name
+	Min       int32  `json:"min"`
+	Max       int32  `json:"max"`
+	Current   int32  `json:"current"`
+	Desired   int32  `json:"desired"`
+	// Metrics are the current values against the targets, as kubectl get hpa shows them
+	// ("cpu: 40%/50%").
+	Metrics string `json:"metrics"`
+	// Problem is why it does not scale, from its conditions; "" when it does.
+	Problem string `json:"problem,omitempty"`
+}
+
 // JobSummary is one Job of git in `shoal status`.
 type JobSummary struct {
 	Namespace   string `json:"namespace"`
@@ -178,6 +195,7 @@ type Status struct {
 	Deployments  []DeploymentSummary  `json:"deployments"`
 	DaemonSets   []DaemonSetSummary   `json:"daemonSets,omitempty"`
 	StatefulSets []StatefulSetSummary `json:"statefulSets,omitempty"`
+	Autoscalers  []AutoscalerSummary  `json:"autoscalers,omitempty"`
 	Jobs         []JobSummary         `json:"jobs,omitempty"`
 	Pending      int                  `json:"pending"`
 }
@@ -227,6 +245,8 @@ func (s *Snapshot) Status() Status {
 				sum.Complete = rec.Complete
 			}
 			st.DaemonSets = append(st.DaemonSets, sum)
+		case *manifests.HorizontalPodAutoscaler:
+			st.Autoscalers = append(st.Autoscalers, s.autoscalerSummary(o))
 		case *manifests.StatefulSet:
 			sum := StatefulSetSummary{Namespace: o.Namespace, Name: o.Name, Replicas: *o.Spec.Replicas}
 			if rec, ok := s.StatefulSets[o.Namespace+"/"+o.Name]; ok {
@@ -379,6 +399,11 @@ func (s *Snapshot) ObjectList(kind string, f Filter) (List, error) {
 		case *manifests.StatefulSet:
 			if rec, ok := s.StatefulSets[obj.Namespace+"/"+obj.Name]; ok {
 				obj.Status = rec.StatefulSetStatus
+			}
+			l.Items = append(l.Items, obj)
+		case *manifests.HorizontalPodAutoscaler:
+			if rec, ok := s.Autoscalers[obj.Namespace+"/"+obj.Name]; ok {
+				obj.Status = rec.HorizontalPodAutoscalerStatus
 			}
 			l.Items = append(l.Items, obj)
 		case *manifests.CronJob:
@@ -576,4 +601,26 @@ func resourceMap(r Resources) map[string]string {
 		m["ephemeral-storage"] = fmt.Sprintf("%dKi", r.EphemeralStorage/1024)
 	}
 	return m
+}
+
+// autoscalerSummary is h in `shoal status` and `shoal get hpa`: its bounds, the replicas it set
+// and its metrics against their targets.
+func (s *Snapshot) autoscalerSummary(h *manifests.HorizontalPodAutoscaler) AutoscalerSummary {
+	sum := AutoscalerSummary{Namespace: h.Namespace, Name: h.Name, Target: h.Spec.ScaleTargetRef.Kind + "/" + h.Spec.ScaleTargetRef.Name,
+		Max: h.Spec.MaxReplicas, Min: 1}
+	if h.Spec.MinReplicas != nil {
+		sum.Min = *h.Spec.MinReplicas
+	}
+	rec, ok := s.Autoscalers[h.Namespace+"/"+h.Name]
+	if ok {
+		sum.Current, sum.Desired = rec.CurrentReplicas, rec.DesiredReplicas
+		for _, c := range rec.Conditions {
+			if c.Status == manifests.ConditionFalse && (c.Type == "AbleToScale" || c.Type == "ScalingActive") {
+				sum.Problem = c.Reason + ": " + c.Message
+				break
+			}
+		}
+	}
+	sum.Metrics = h.MetricsText(rec.CurrentMetrics)
+	return sum
 }
