@@ -274,7 +274,9 @@ func (d *Driver) removeSandboxLocked(ctx context.Context, uid string) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := libct.RemoveCgroup(d.podCgroup(uid)); err != nil {
+	if err := libct.KillCgroup(d.podCgroup(uid)); err != nil {
+		errs = append(errs, err)
+	} else if err := libct.RemoveCgroup(d.podCgroup(uid)); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
