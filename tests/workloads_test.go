@@ -407,3 +407,63 @@ func (n *node) podsNamed(prefix string) []podInfo {
 	}
 	return out
 }
+
+const busyAutoscaled = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: busy}
+spec:
+  selector: {matchLabels: {app: busy}}
+  template:
+    metadata: {labels: {app: busy}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: app
+          image: localhost/e2e/app:v1
+          args: [burn, "8080"]
+          resources:
+            requests: {cpu: 50m}
+            limits: {cpu: 50m}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: busy}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: busy}
+  maxReplicas: 2
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+`
+
+// TestAutoscalerOnRealUsage scales a Deployment whose pod keeps its CPU limit busy: the node
+// measures the pod's cgroup, `shoal top pods` shows it, and the autoscaler, at twice its target,
+// adds a pod.
+func TestAutoscalerOnRealUsage(t *testing.T) {
+	needRoot(t)
+	repo := newGitRepo(t)
+	repo.commit("busy", map[string]string{"busy.yaml": busyAutoscaled})
+	n := startNode(t, repo.httpURL)
+	var top string
+	n.waitFor("shoal top pods to show the busy pod", 90*time.Second, func() bool {
+		out, err := n.shoal("top", "pods")
+		top = out
+		return err == nil && strings.Contains(out, "busy-")
+	})
+	t.Logf("shoal top pods:\n%s", top)
+	n.waitFor("the autoscaler to add a pod, and the pod to start", 2*time.Minute, func() bool {
+		pods := n.podsNamed("busy-")
+		return len(pods) == 2 && pods[0].Ready && pods[1].Ready
+	})
+	out, err := n.shoal("get", "hpa")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 2 {
+		t.Fatalf("shoal get hpa: %v\n%s", err, out)
+	}
+	if f := strings.Fields(lines[1]); len(f) < 7 || f[0] != "busy" || f[1] != "Deployment/busy" || f[len(f)-1] != "2" {
+		t.Errorf("shoal get hpa:\n%s\nwant busy Deployment/busy ... 2", out)
+	}
+	if st, err := n.shoal("status"); err != nil || !strings.Contains(st, "default/busy") {
+		t.Errorf("shoal status lacks the autoscaler: %v\n%s", err, st)
+	}
+}

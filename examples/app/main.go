@@ -12,6 +12,7 @@
 //	app sleep SECONDS     wait, then exit 0
 //	app write FILE TEXT   write TEXT to FILE and exit 0, as a job that seeds a volume does
 //	app cat FILE          print FILE (exit 1 if it cannot be read), as a probe that a volume holds it
+//	app burn [PORT]       serve as above while keeping one CPU busy, as a loaded pod does for autoscaling
 //
 // GET /healthz answers "ok" for probes. SIGTERM stops it gracefully.
 package main
@@ -26,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -90,6 +92,10 @@ func main() {
 		}
 		return
 	}
+	if len(args) > 0 && args[0] == "burn" {
+		go burn()
+		args = args[1:]
+	}
 	if len(args) > 0 && args[0] == "serve" {
 		args = args[1:]
 	}
@@ -124,6 +130,15 @@ func main() {
 	log.Printf("%s serving on :%s", host, port)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
+	}
+}
+
+// burn keeps one CPU busy until the process ends.
+func burn() {
+	for x := uint64(1); ; x = x*6364136223846793005 + 1442695040888963407 {
+		if x == 0 {
+			runtime.Gosched()
+		}
 	}
 }
 
