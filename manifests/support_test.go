@@ -120,6 +120,18 @@ once the old one is deleted. ` + "`persistentVolumeClaimRetentionPolicy`" + ` (d
 claims of removed ordinals, whenDeleted Delete those of a StatefulSet that left git, once their pods are gone; a retained claim
 stays for the set to use again. ` + "`rollingUpdate.maxUnavailable`" + ` is refused (pods are updated one at a time).
 
+HorizontalPodAutoscalers (autoscaling/v2) scale a Deployment or StatefulSet on the cpu and memory of its pods
+(` + "`type: Resource`" + `, targets Utilization of the pods' requests or AverageValue), measured by each node from the pods' cgroups
+every 15 s (no metrics-server; ` + "`shoal top pods`" + ` shows the same figures). The replicas follow Kubernetes' algorithm: a
+10% tolerance, pods without a sample counted as idle when scaling up and as at the target when scaling down, pods not yet
+Ready left out of cpu, the largest proposal of several metrics, the stabilization windows (0 s up, 300 s down by default)
+and the ` + "`behavior`" + ` policies (Pods and Percent per period, selectPolicy Max, Min, Disabled), within minReplicas and
+maxReplicas. Its status has Kubernetes' conditions: ScalingActive is False with the reason (FailedGetResourceMetric, such
+as a container without a cpu request) when it cannot compute, and the replicas then stay. The replicas it sets are the
+autoscaler's, not git's: the target's ` + "`replicas`" + ` counts only until the autoscaler has run, and again if it leaves git. As
+with Flux and Argo CD, leave ` + "`replicas`" + ` out of an autoscaled workload, so that a commit never fights the autoscaler.
+Pods, Object, External and ContainerResource metrics are not supported yet.
+
 Argo CD and Helm hooks: an object annotated ` + "`argocd.argoproj.io/hook`" + ` PreSync, Sync or PostSync, or ` + "`helm.sh/hook`" + `
 pre-install, post-install, pre-upgrade or post-upgrade, is applied with the rest of the commit, with a warning: Shoal
 has no sync phases, so the hook runs neither before nor after the other objects, and a hook Job runs once per change
