@@ -1,7 +1,6 @@
 package manifests
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 )
@@ -161,13 +160,7 @@ func (v *validator) storageClass(c *StorageClass) {
 // local-path volume.
 func storageClassWarnings(items []located) ErrorList {
 	var w ErrorList
-	add := func(src *source, field, format string, args ...any) {
-		e := &Error{Field: field, Msg: fmt.Sprintf(format, args...)}
-		if src != nil {
-			e.File, e.Line = src.file, src.lineOf(field)
-		}
-		w = append(w, e)
-	}
+	add := func(src *source, field, format string, args ...any) { w = append(w, warningAt(src, field, format, args...)) }
 	classes := map[string]bool{LocalPathStorageClass: true}
 	for _, it := range items {
 		if sc, ok := it.obj.(*StorageClass); ok {

@@ -124,17 +124,20 @@ func (v *validator) serviceAccountRefs(items []located, pods []podTemplate) {
 	}
 }
 
+// warningAt is a warning about field of the object read from src (nil: no place to name).
+func warningAt(src *source, field, format string, args ...any) *Error {
+	e := &Error{Field: field, Msg: fmt.Sprintf(format, args...)}
+	if src != nil {
+		e.File, e.Line = src.file, src.lineOf(field)
+	}
+	return e
+}
+
 // objectWarnings returns what in the tree loads but does not do what it
 // would in Kubernetes: the RBAC kinds, and ServiceAccount tokens asked for.
 func objectWarnings(items []located) ErrorList {
 	var w ErrorList
-	add := func(src *source, field, format string, args ...any) {
-		e := &Error{Field: field, Msg: fmt.Sprintf(format, args...)}
-		if src != nil {
-			e.File, e.Line = src.file, src.lineOf(field)
-		}
-		w = append(w, e)
-	}
+	add := func(src *source, field, format string, args ...any) { w = append(w, warningAt(src, field, format, args...)) }
 	const noToken = "Shoal mounts no ServiceAccount token: it has no Kubernetes API for a token to be used with"
 	for _, it := range items {
 		if field, msg := hookWarning(it.obj.GetObjectMeta()); msg != "" {

@@ -104,45 +104,19 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\n", n.Name, ready, m, storeRole, short(n.Converged), n.PodsRunning, n.PodsDesired)
 	}
 	tw.Flush()
-	if len(st.Deployments) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "DEPLOYMENT\tREADY\tUP-TO-DATE\tAVAILABLE\tROLLOUT")
-		for _, d := range st.Deployments {
-			roll := "in progress"
-			if d.Complete {
-				roll = "complete"
-			}
-			fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\t%d\t%s\n", d.Namespace, d.Name, d.Ready, d.Desired, d.Updated, d.Available, roll)
-		}
-		tw.Flush()
+	var deployments, daemonSets, statefulSets []rolloutRow
+	for _, d := range st.Deployments {
+		deployments = append(deployments, rolloutRow{d.Namespace + "/" + d.Name, d.Ready, d.Desired, d.Updated, d.Available, d.Complete})
 	}
-	if len(st.DaemonSets) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "DAEMONSET\tREADY\tUP-TO-DATE\tAVAILABLE\tROLLOUT")
-		for _, d := range st.DaemonSets {
-			roll := "in progress"
-			if d.Complete {
-				roll = "complete"
-			}
-			fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\t%d\t%s\n", d.Namespace, d.Name, d.Ready, d.Desired, d.Updated, d.Available, roll)
-		}
-		tw.Flush()
+	for _, d := range st.DaemonSets {
+		daemonSets = append(daemonSets, rolloutRow{d.Namespace + "/" + d.Name, d.Ready, d.Desired, d.Updated, d.Available, d.Complete})
 	}
-	if len(st.StatefulSets) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "STATEFULSET\tREADY\tUP-TO-DATE\tAVAILABLE\tROLLOUT")
-		for _, d := range st.StatefulSets {
-			roll := "in progress"
-			if d.Complete {
-				roll = "complete"
-			}
-			fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\t%d\t%s\n", d.Namespace, d.Name, d.Ready, d.Replicas, d.Updated, d.Available, roll)
-		}
-		tw.Flush()
+	for _, d := range st.StatefulSets {
+		statefulSets = append(statefulSets, rolloutRow{d.Namespace + "/" + d.Name, d.Ready, d.Replicas, d.Updated, d.Available, d.Complete})
 	}
+	printRollouts(w, "DEPLOYMENT", deployments)
+	printRollouts(w, "DAEMONSET", daemonSets)
+	printRollouts(w, "STATEFULSET", statefulSets)
 	if len(st.Autoscalers) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
@@ -184,4 +158,30 @@ func printStatus(w io.Writer, st cluster.Status, now time.Time) {
 			fmt.Fprintf(w, "  %s\n", reason)
 		}
 	}
+}
+
+// rolloutRow is a workload in the rollout tables of `shoal status`.
+type rolloutRow struct {
+	name                               string
+	ready, desired, updated, available int32
+	complete                           bool
+}
+
+// printRollouts prints a rollout table headed by kind, after a blank line; nothing when there
+// are no rows.
+func printRollouts(w io.Writer, kind string, rows []rolloutRow) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, kind+"\tREADY\tUP-TO-DATE\tAVAILABLE\tROLLOUT")
+	for _, r := range rows {
+		roll := "in progress"
+		if r.complete {
+			roll = "complete"
+		}
+		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%d\t%s\n", r.name, r.ready, r.desired, r.updated, r.available, roll)
+	}
+	tw.Flush()
 }
