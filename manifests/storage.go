@@ -160,7 +160,9 @@ func (v *validator) storageClass(c *StorageClass) {
 // local-path volume.
 func storageClassWarnings(items []located) ErrorList {
 	var w ErrorList
-	add := func(src *source, field, format string, args ...any) { w = append(w, warningAt(src, field, format, args...)) }
+	add := func(src *source, field, format string, args ...any) {
+		w = append(w, warningAt(src, field, format, args...))
+	}
 	classes := map[string]bool{LocalPathStorageClass: true}
 	for _, it := range items {
 		if sc, ok := it.obj.(*StorageClass); ok {

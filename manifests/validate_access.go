@@ -137,7 +137,9 @@ func warningAt(src *source, field, format string, args ...any) *Error {
 // would in Kubernetes: the RBAC kinds, and ServiceAccount tokens asked for.
 func objectWarnings(items []located) ErrorList {
 	var w ErrorList
-	add := func(src *source, field, format string, args ...any) { w = append(w, warningAt(src, field, format, args...)) }
+	add := func(src *source, field, format string, args ...any) {
+		w = append(w, warningAt(src, field, format, args...))
+	}
 	const noToken = "Shoal mounts no ServiceAccount token: it has no Kubernetes API for a token to be used with"
 	for _, it := range items {
 		if field, msg := hookWarning(it.obj.GetObjectMeta()); msg != "" {
