@@ -1,13 +1,16 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/daemon/revision"
 	"github.com/shoal-dev/shoal/manifests"
 )
 
@@ -153,5 +156,85 @@ func TestStatefulSetClaims(t *testing.T) {
 	}
 	if out, err := s.ObjectList("StatefulSet", Filter{Namespace: "default", Selector: manifests.Everything()}); err != nil || len(out.Items) != 1 {
 		t.Errorf("list statefulsets: %v %+v", err, out)
+	}
+}
+
+// TestStatefulSetRolloutAcrossFailover: the master that leads is stopped in the middle of a
+// StatefulSet's rollout and another takes over. At no moment do two pods of one ordinal exist,
+// and the rollout completes with each pod on its claim.
+func TestStatefulSetRolloutAcrossFailover(t *testing.T) {
+	c := newTestCluster(t)
+	other := NewMaster(MasterConfig{Node: "n2", Store: c.st, Git: c.git})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c.ctx.Err() == nil {
+			lead, err := c.st.Campaign(c.ctx, "/shoal/master", "n2", 2*time.Second)
+			if err != nil {
+				return
+			}
+			_ = other.Run(c.ctx, lead)
+		}
+	}()
+	t.Cleanup(func() { c.cancel(); <-done })
+
+	// Watch every placement as it is written: one pod per ordinal, ever.
+	var mu sync.Mutex
+	var twice []string
+	watchCtx, stopWatch := context.WithCancel(c.ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for watchCtx.Err() == nil {
+			s, err := c.backend.Snapshot(watchCtx)
+			if err == nil {
+				names := map[string]string{}
+				for _, pl := range s.Placements {
+					if pl.Spec.Pod == nil {
+						continue
+					}
+					if uid, ok := names[pl.Spec.Pod.Name]; ok {
+						mu.Lock()
+						twice = append(twice, fmt.Sprintf("%s: %s and %s", pl.Spec.Pod.Name, uid, pl.Spec.UID))
+						mu.Unlock()
+					}
+					names[pl.Spec.Pod.Name] = pl.Spec.UID
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+
+	one := c.git.commit("", "web", map[string]string{"web.yaml": fmt.Sprintf(statefulSetYAML, "1")})
+	c.push(one)
+	other.SetHead(revision.Head{SHA: one, SeenAt: time.Now()})
+	c.waitFor("the StatefulSet converged", func(s *Snapshot) bool { return s.Converged == one })
+
+	two := c.git.commit(one, "web: rev 2", map[string]string{"web.yaml": fmt.Sprintf(statefulSetYAML, "2")})
+	c.push(two)
+	other.SetHead(revision.Head{SHA: two, SeenAt: time.Now()})
+	c.waitFor("the rollout under way", func(s *Snapshot) bool {
+		for _, pl := range s.Placements {
+			if pl.Spec.Pod != nil && pl.Spec.Pod.Annotations["rev"] == "2" {
+				return true
+			}
+		}
+		return false
+	})
+	c.stopMaster()
+	s := c.waitForWithin("the rollout done under the other master", 30*time.Second, func(s *Snapshot) bool {
+		return s.Leader == "n2" && s.Converged == two
+	})
+	stopWatch()
+	<-watched
+	for _, pl := range s.Placements {
+		if pl.Spec.Pod.Annotations["rev"] != "2" || pl.Spec.Claims["data-"+pl.Spec.Pod.Name].UID != s.Claims["default/data-"+pl.Spec.Pod.Name].UID {
+			t.Errorf("pod %s after the rollout: rev %q, volumes %+v", pl.Spec.Pod.Name, pl.Spec.Pod.Annotations["rev"], pl.Spec.Claims)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(twice) > 0 {
+		t.Errorf("two pods of one ordinal at once: %v", twice)
 	}
 }

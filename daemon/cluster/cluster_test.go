@@ -111,8 +111,10 @@ type testCluster struct {
 	backend *Backend
 	driver  *fake.Driver // n1's: SetUsage drives what n1 measures of its pods
 	volumes *volumes.Dir // n1's claim volumes
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// stopMaster stops n1's master (its campaign and its passes); the agent keeps running.
+	stopMaster context.CancelFunc
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 func newTestCluster(t *testing.T, opts ...func(*MasterConfig)) *testCluster {
@@ -145,14 +147,16 @@ func newTestCluster(t *testing.T, opts ...func(*MasterConfig)) *testCluster {
 		defer c.wg.Done()
 		_ = agent.Run(ctx)
 	}()
+	mctx, stopMaster := context.WithCancel(ctx)
+	c.stopMaster = stopMaster
 	go func() {
 		defer c.wg.Done()
-		for ctx.Err() == nil {
-			lead, err := st.Campaign(ctx, "/shoal/master", "n1", 2*time.Second)
+		for mctx.Err() == nil {
+			lead, err := st.Campaign(mctx, "/shoal/master", "n1", 2*time.Second)
 			if err != nil {
 				return
 			}
-			_ = c.master.Run(ctx, lead)
+			_ = c.master.Run(mctx, lead)
 		}
 	}()
 	t.Cleanup(func() {
