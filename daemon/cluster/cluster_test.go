@@ -157,6 +157,10 @@ func newTestCluster(t *testing.T, opts ...func(*MasterConfig)) *testCluster {
 				return
 			}
 			_ = c.master.Run(mctx, lead)
+			// As the daemon does: hand the leadership over at once.
+			rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = lead.Resign(rctx)
+			rcancel()
 		}
 	}()
 	t.Cleanup(func() {
