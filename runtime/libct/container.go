@@ -419,17 +419,7 @@ func (r *Runner) cleanup(id string) error {
 	var errs []error
 	if lc, err := libcontainer.Load(r.lcRoot(), id); err == nil {
 		if err := lc.Destroy(); err != nil {
-			// Still running: a start cut short (the daemon stopped while the shim started
-			// it), or a task the stop missed. Its processes go before its rootfs: they hold
-			// the rootfs mount in their mount namespace.
-			if st, serr := lc.State(); serr == nil {
-				if kerr := killAndWait(nil, st.CgroupPaths); kerr != nil {
-					errs = append(errs, fmt.Errorf("kill what is left of container %s: %w", id, kerr))
-				}
-			}
-			if err := lc.Destroy(); err != nil {
-				errs = append(errs, fmt.Errorf("destroy libcontainer state: %w", err))
-			}
+			errs = append(errs, fmt.Errorf("destroy libcontainer state: %w", err))
 		}
 	} else if !errors.Is(err, libcontainer.ErrNotExist) && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("load libcontainer state: %w", err))
@@ -438,7 +428,7 @@ func (r *Runner) cleanup(id string) error {
 	if err := unmountRootfs(dir); err != nil {
 		errs = append(errs, err)
 	} else if mounted, _ := isMountPoint(filepath.Join(dir, "rootfs")); !mounted {
-		if err := removeAllSettled(dir); err != nil {
+		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -448,17 +438,4 @@ func (r *Runner) cleanup(id string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// removeAllSettled removes dir, trying again for a short while when the removal races a
-// writer: the shim of a container killed moments ago may still be writing its exit status.
-func removeAllSettled(dir string) error {
-	var err error
-	for range 20 {
-		if err = os.RemoveAll(dir); err == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return err
 }
