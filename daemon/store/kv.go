@@ -51,6 +51,9 @@ type Event[T any] struct {
 	Value T
 	// Rev is the revision of the change.
 	Rev int64
+	// EndOfRev is set on the last event of its revision: every change of the write at Rev has
+	// been delivered (a transaction's changes share one revision and arrive together).
+	EndOfRev bool
 	// Err is set when the stored value is not valid JSON for T; Value is then the zero value.
 	Err error
 }
@@ -158,8 +161,10 @@ func watchLoop[T any](ctx context.Context, c *Client, prefix string, next int64,
 				next = resp.Header.Revision + 1
 			}
 			c.requests.watchEvents.Add(int64(len(resp.Events)))
-			for _, e := range resp.Events {
-				if !send(decodeEvent[T](e)) {
+			for i, e := range resp.Events {
+				ev := decodeEvent[T](e)
+				ev.EndOfRev = i == len(resp.Events)-1 || resp.Events[i+1].Kv.ModRevision != e.Kv.ModRevision
+				if !send(ev) {
 					break
 				}
 				next = e.Kv.ModRevision + 1

@@ -274,7 +274,13 @@ func (m *Mirror) follow(ctx context.Context, events <-chan Event[json.RawMessage
 					t.apply(ev)
 				}
 			}
-			m.advance(ev.Rev)
+			// A revision is applied once all of its changes are: WaitFor(rev) after a
+			// transaction must see every key it wrote.
+			if ev.EndOfRev {
+				m.advance(ev.Rev)
+			} else {
+				m.advance(ev.Rev - 1)
+			}
 		}
 		m.mu.Unlock()
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -162,5 +163,29 @@ func TestMirrorRereadsAfterCompaction(t *testing.T) {
 	want := []string{"/m/k/0", "/m/k/1", "/m/k/2", "/m/k/3", "/m/k/4", "/m/k/5", "/m/k/6", "/m/k/7", "/m/k/9"}
 	if !slices.Equal(changes, want) {
 		t.Errorf("changes reported %q, want each changed key once: %q", changes, want)
+	}
+}
+
+// A transaction's changes share one revision: the mirror counts the revision applied only once
+// the last of them is, so that WaitFor(rev) after a transaction sees every key it wrote.
+func TestMirrorAppliesARevisionWhole(t *testing.T) {
+	m := NewMirror(nil, "/m/")
+	tab := Track[int](m, "/m/", nil)
+	events := make(chan Event[json.RawMessage])
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.follow(context.Background(), events)
+	}()
+	events <- Event[json.RawMessage]{Type: EventPut, Key: "/m/a", Value: json.RawMessage("1"), Rev: 5}
+	events <- Event[json.RawMessage]{Type: EventPut, Key: "/m/b", Value: json.RawMessage("2"), Rev: 6}
+	if got := m.Rev(); got != 5 {
+		t.Errorf("after the first change of revision 6: mirror at %d, want 5", got)
+	}
+	events <- Event[json.RawMessage]{Type: EventPut, Key: "/m/c", Value: json.RawMessage("3"), Rev: 6, EndOfRev: true}
+	close(events)
+	<-done
+	if got := m.Rev(); got != 6 || tab.Len() != 3 {
+		t.Errorf("after revision 6: mirror at %d with %d keys, want 6 and 3", got, tab.Len())
 	}
 }
