@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,9 +166,13 @@ func TestStatefulSetClaims(t *testing.T) {
 // StatefulSet's rollout and another takes over. At no moment do two pods of one ordinal exist,
 // and the rollout completes with each pod on its claim.
 func TestStatefulSetRolloutAcrossFailover(t *testing.T) {
-	c := newTestCluster(t)
+	var logs syncBuffer
+	logger := func(node string) *slog.Logger {
+		return slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("master", node)
+	}
+	c := newTestCluster(t, func(m *MasterConfig) { m.Logger = logger("n1") })
 	c.waitFor("n1 leading", func(s *Snapshot) bool { return s.Leader == "n1" })
-	other := NewMaster(MasterConfig{Node: "n2", Store: c.st, Git: c.git})
+	other := NewMaster(MasterConfig{Node: "n2", Store: c.st, Git: c.git, Logger: logger("n2")})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -180,6 +187,8 @@ func TestStatefulSetRolloutAcrossFailover(t *testing.T) {
 	t.Cleanup(func() { c.cancel(); <-done })
 
 	// Watch every placement as it is written: one pod per ordinal, ever.
+	var stoppedAt atomic.Value
+	stoppedAt.Store("")
 	var mu sync.Mutex
 	var twice []string
 	watchCtx, stopWatch := context.WithCancel(c.ctx)
@@ -189,17 +198,19 @@ func TestStatefulSetRolloutAcrossFailover(t *testing.T) {
 		for watchCtx.Err() == nil {
 			s, err := c.backend.Snapshot(watchCtx)
 			if err == nil {
-				names := map[string]string{}
+				names := map[string]Placement{}
 				for _, pl := range s.Placements {
 					if pl.Spec.Pod == nil {
 						continue
 					}
-					if uid, ok := names[pl.Spec.Pod.Name]; ok {
+					if first, ok := names[pl.Spec.Pod.Name]; ok {
 						mu.Lock()
-						twice = append(twice, fmt.Sprintf("%s: %s and %s", pl.Spec.Pod.Name, uid, pl.Spec.UID))
+						twice = append(twice, fmt.Sprintf("%s at rev %d (leader %s, stopped at %s): %s (node %q, terminating %t, rev %s, created %s) and %s (node %q, terminating %t, rev %s, created %s)",
+							pl.Spec.Pod.Name, s.Rev, s.Leader, stoppedAt.Load(), first.Spec.UID, first.Node, first.Terminating, first.Spec.Pod.Annotations["rev"], first.Created.Format("05.000"),
+							pl.Spec.UID, pl.Node, pl.Terminating, pl.Spec.Pod.Annotations["rev"], pl.Created.Format("05.000")))
 						mu.Unlock()
 					}
-					names[pl.Spec.Pod.Name] = pl.Spec.UID
+					names[pl.Spec.Pod.Name] = pl
 				}
 			}
 			time.Sleep(5 * time.Millisecond)
@@ -223,6 +234,7 @@ func TestStatefulSetRolloutAcrossFailover(t *testing.T) {
 		return false
 	})
 	c.stopMaster()
+	stoppedAt.Store(time.Now().Format("05.000"))
 	s := c.waitForWithin("the rollout done under the other master", 30*time.Second, func(s *Snapshot) bool {
 		return s.Leader == "n2" && s.Converged == two
 	})
@@ -236,6 +248,24 @@ func TestStatefulSetRolloutAcrossFailover(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if len(twice) > 0 {
-		t.Errorf("two pods of one ordinal at once: %v", twice)
+		t.Errorf("two pods of one ordinal at once: %v\n%s", twice, logs.String())
 	}
+}
+
+// syncBuffer is a bytes.Buffer for several writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

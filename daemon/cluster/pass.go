@@ -109,6 +109,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			if pl.Created.IsZero() {
 				pl.Created = time.Now()
 			}
+			m.log.Debug("create pod", "pod", podName(pl), "uid", pl.Spec.UID, "node", pl.Node)
 			ops = append(ops, lazyPut(placementKey(nodeOrPending(pl.Node), pl.Spec.UID), pl))
 		case reconcile.DeletePod:
 			pl, ok := m.view.placement(a.UID)
