@@ -1,8 +1,9 @@
 package manifests
 
-// PodDisruptionBudget is a policy/v1 PodDisruptionBudget. Shoal decodes and
-// checks it, and it has no effect yet: a drain or a rollout does not wait
-// for it. It loads with a warning that says so.
+// PodDisruptionBudget is a policy/v1 PodDisruptionBudget: a drain (shoal
+// drain) evicts a pod it selects only while it allows one more disruption,
+// as kubectl drain does through the eviction API. As in Kubernetes, rollouts
+// and NoExecute taints do not consult it.
 type PodDisruptionBudget struct {
 	TypeMeta   `json:",inline"`
 	ObjectMeta `json:"metadata,omitempty"`

@@ -35,7 +35,7 @@ whatever validation accepts, a node runs.
 - ` + "`metadata.creationTimestamp: null`" + ` (as written by ` + "`kubectl create --dry-run -o yaml`" + `) is accepted and ignored.
 
 Supported kinds: ClusterRole, ClusterRoleBinding, Role and RoleBinding (rbac.authorization.k8s.io/v1), ConfigMap (v1),
-CronJob and Job (batch/v1), DaemonSet, Deployment and StatefulSet (apps/v1), HorizontalPodAutoscaler (autoscaling/v2), Namespace (v1), PersistentVolumeClaim (v1), Pod (v1), PodDisruptionBudget (policy/v1, loads with a warning that it has no effect yet), StorageClass (storage.k8s.io/v1), Secret (v1),
+CronJob and Job (batch/v1), DaemonSet, Deployment and StatefulSet (apps/v1), HorizontalPodAutoscaler (autoscaling/v2), Namespace (v1), PersistentVolumeClaim (v1), Pod (v1), PodDisruptionBudget (policy/v1, which drains honour), StorageClass (storage.k8s.io/v1), Secret (v1),
 Service (v1), ServiceAccount (v1). Any other kind is
 refused: ` + "`kind \"Ingress\" (networking.k8s.io/v1) is not supported by Shoal; supported kinds: ...`" + `. NetworkPolicy is refused
 with a reason of its own: honouring it would change which traffic reaches the pods, and Shoal does not enforce network

@@ -150,8 +150,6 @@ func objectWarnings(items []located) ErrorList {
 			kind := it.obj.GetKind()
 			add(it.src, "", "%s %q has no effect in Shoal: %s only configures access to the Kubernetes API, which Shoal does not have",
 				kind, it.obj.GetObjectMeta().Name, kind)
-		case *PodDisruptionBudget:
-			add(it.src, "", "PodDisruptionBudget %q has no effect in Shoal yet: drains and rollouts do not wait for it", o.Name)
 		case *ServiceAccount:
 			if t := o.AutomountServiceAccountToken; t != nil && *t {
 				add(it.src, "automountServiceAccountToken", "%s", noToken)

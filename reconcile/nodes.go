@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/shoal-dev/shoal/manifests"
 )
 
 // lostNodes decides which nodes are lost, and since when (Plan.Lost), and
@@ -83,8 +85,12 @@ func (p *planner) nodeChange(node, what string, since time.Time) {
 
 // drain deletes the Deployment pods of draining nodes, so that the
 // Deployments replace them elsewhere in this plan. Standalone pods stay, as
-// kubectl drain leaves unmanaged pods without --force.
+// kubectl drain leaves unmanaged pods without --force. As kubectl drain
+// evicts, a pod goes only when the PodDisruptionBudgets that select it allow
+// one more disruption; the others wait for a later pass, once their
+// replacements are Ready.
 func (p *planner) drain() {
+	var budgets []*disruptionBudget
 	for i := range p.s.Pods {
 		pod := &p.s.Pods[i]
 		if pod.Owner == "" || pod.Node == "" || pod.Terminating || p.isDeleted(pod) || p.nodeLost(pod) {
@@ -93,10 +99,93 @@ func (p *planner) drain() {
 		if strings.HasPrefix(pod.Owner, "DaemonSet/") {
 			continue // a DaemonSet's pod stays, as kubectl drain --ignore-daemonsets leaves it
 		}
-		if ns := p.nodes[pod.Node]; ns != nil && ns.node.Draining {
+		ns := p.nodes[pod.Node]
+		if ns == nil || !ns.node.Draining {
+			continue
+		}
+		if budgets == nil {
+			budgets = p.disruptionBudgets()
+		}
+		if p.evictionAllowed(pod, budgets) {
 			p.delete(pod, DeleteDrained, "")
 		}
 	}
+}
+
+// disruptionBudget is a PodDisruptionBudget during a plan: the pods it
+// selects that are healthy (Ready, not being deleted), and how many of them
+// must stay.
+type disruptionBudget struct {
+	pdb      *manifests.PodDisruptionBudget
+	sel      manifests.Selector
+	healthy  int
+	required int
+}
+
+// disruptionBudgets resolves the PodDisruptionBudgets of git against the
+// pods, as Kubernetes' disruption controller does: minAvailable, or the
+// selected pods less maxUnavailable (percentages of the selected pods).
+func (p *planner) disruptionBudgets() []*disruptionBudget {
+	out := []*disruptionBudget{}
+	for _, o := range p.s.Objects {
+		pdb, ok := o.(*manifests.PodDisruptionBudget)
+		if !ok || pdb.Spec.Selector == nil {
+			continue
+		}
+		sel, err := manifests.SelectorFromLabelSelector(pdb.Spec.Selector)
+		if err != nil {
+			continue
+		}
+		b := &disruptionBudget{pdb: pdb, sel: sel}
+		expected := 0
+		for i := range p.s.Pods {
+			pod := &p.s.Pods[i]
+			if pod.Namespace != pdb.Namespace || pod.Spec == nil || !sel.Matches(pod.Spec.Labels) || pod.Terminating ||
+				pod.Phase == manifests.PodSucceeded || pod.Phase == manifests.PodFailed {
+				continue
+			}
+			expected++
+			if p.podReady(pod) && !p.isDeleted(pod) {
+				b.healthy++
+			}
+		}
+		switch s := pdb.Spec; {
+		case s.MinAvailable != nil:
+			b.required, _ = s.MinAvailable.ScaledValue(expected, true)
+		case s.MaxUnavailable != nil:
+			unavailable, _ := s.MaxUnavailable.ScaledValue(expected, true)
+			b.required = max(expected-unavailable, 0)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// evictionAllowed reports whether the budgets that select pod allow it to
+// be evicted now, and counts the disruption when they do. A pod that is
+// not healthy disrupts nothing: it may go while the budget is met (policy
+// IfHealthyBudget, the default) or always (AlwaysAllow).
+func (p *planner) evictionAllowed(pod *Pod, budgets []*disruptionBudget) bool {
+	healthy := p.podReady(pod)
+	var mine []*disruptionBudget
+	for _, b := range budgets {
+		if b.pdb.Namespace != pod.Namespace || pod.Spec == nil || !b.sel.Matches(pod.Spec.Labels) {
+			continue
+		}
+		switch {
+		case healthy && b.healthy-1 < b.required:
+			return false
+		case !healthy && b.pdb.Spec.UnhealthyPodEvictionPolicy != "AlwaysAllow" && b.healthy < b.required:
+			return false
+		}
+		mine = append(mine, b)
+	}
+	if healthy {
+		for _, b := range mine {
+			b.healthy--
+		}
+	}
+	return true
 }
 
 // podCIDRs gives every ready node without a pod CIDR the lowest free /24
