@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -179,6 +180,11 @@ func TestMirrorAppliesARevisionWhole(t *testing.T) {
 	}()
 	events <- Event[json.RawMessage]{Type: EventPut, Key: "/m/a", Value: json.RawMessage("1"), Rev: 5}
 	events <- Event[json.RawMessage]{Type: EventPut, Key: "/m/b", Value: json.RawMessage("2"), Rev: 6}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.WaitFor(ctx, 5); err != nil { // the first change of revision 6 is being applied
+		t.Fatal(err)
+	}
 	if got := m.Rev(); got != 5 {
 		t.Errorf("after the first change of revision 6: mirror at %d, want 5", got)
 	}
