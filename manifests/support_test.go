@@ -92,7 +92,7 @@ unreachable NoExecute; disk-, memory- and pid-pressure and unschedulable NoSched
 that stops reporting, runs on a cordoned node and stays on a drained one, as ` + "`kubectl drain --ignore-daemonsets`" + `
 leaves it; a node removed from the cluster loses it. RollingUpdate replaces the pods node by node within
 ` + "`maxUnavailable`" + ` (default 1) or, with ` + "`maxSurge`" + `, starts the new pod beside the old one and removes the old once the new
-is available (` + "`minReadySeconds`" + `); OnDelete replaces a pod only once it is deleted. Pods are named ` + "`<daemonset>-<suffix>`" + ` and
+is available (` + "`minReadySeconds`" + `); OnDelete replaces a pod only once it is deleted (` + "`shoal delete pod`" + `, a failure, a drain). Pods are named ` + "`<daemonset>-<suffix>`" + ` and
 labelled ` + "`controller-revision-hash`" + `. ` + "`revisionHistoryLimit`" + ` is accepted; Shoal keeps no old revisions.
 
 PersistentVolumeClaims: Shoal provisions every claim itself, as k3s' local-path provisioner does: storage class

@@ -112,6 +112,23 @@ func (p *planner) drain() {
 	}
 }
 
+// requestedDeletions deletes the pods an operator asked to delete, as
+// kubectl delete pod does: their controllers replace them in this plan (a
+// StatefulSet once the pod is gone; an OnDelete one with the new template),
+// and a standalone Pod of git is made again.
+func (p *planner) requestedDeletions() {
+	if len(p.s.DeleteRequests) == 0 {
+		return
+	}
+	for i := range p.s.Pods {
+		pod := &p.s.Pods[i]
+		if p.s.DeleteRequests[pod.UID] && !pod.Terminating && !p.isDeleted(pod) {
+			p.delete(pod, DeleteRequested, "")
+			p.event("Pod/"+pod.Namespace+"/"+pod.Name, EventNormal, "Deleted", "Deleted pod "+pod.Namespace+"/"+pod.Name+" (shoal delete pod)")
+		}
+	}
+}
+
 // disruptionBudget is a PodDisruptionBudget during a plan: the pods it
 // selects that are healthy (Ready, not being deleted), and how many of them
 // must stay.

@@ -135,6 +135,7 @@ func (p *planner) run() {
 	p.initClaims()
 	p.evictTainted()
 	p.drain()
+	p.requestedDeletions()
 	p.autoscale(hpas, deployments, statefulSets, owned)
 
 	seen := make(map[string]bool, len(deployments))

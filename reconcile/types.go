@@ -172,6 +172,10 @@ type State struct {
 	// usage as their nodes last measured it, by pod UID.
 	Autoscalers map[string]HPAStatus
 	PodMetrics  map[string]PodUsage
+	// DeleteRequests are the pods (by UID) an operator asked to delete
+	// (shoal delete pod): they are deleted as kubectl delete pod deletes
+	// them, and their controllers replace them.
+	DeleteRequests map[string]bool
 	// AutoscalerSync is how often an autoscaler computes its replicas;
 	// zero means HPASyncPeriod.
 	AutoscalerSync time.Duration
@@ -236,6 +240,8 @@ const (
 	DeleteJobFinished = "JobFinished"
 	// DeleteJobExpired: its Job finished ttlSecondsAfterFinished ago.
 	DeleteJobExpired = "TTLExpired"
+	// DeleteRequested: an operator asked for it (shoal delete pod).
+	DeleteRequested = "Requested"
 	// DeleteJobDeleted: its CronJob deleted its Job (history limits,
 	// concurrencyPolicy Replace).
 	DeleteJobDeleted = "JobDeleted"

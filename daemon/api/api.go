@@ -42,6 +42,9 @@ type Backend interface {
 	StoreLeader(ctx context.Context) string
 	// RemoveNode deletes a stopped node for good (ErrConflict while it runs).
 	RemoveNode(ctx context.Context, node string) error
+	// DeletePod asks for a pod to be deleted and replaced by its controller (ErrNotFound for
+	// an unknown pod).
+	DeletePod(ctx context.Context, namespace, name string) error
 }
 
 // ErrConflict is returned by a Backend for a request the current state does not allow.
@@ -81,6 +84,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /v1/namespaces/{ns}/pods/{name}/exec", h.exec)
 	mux.HandleFunc("POST /v1/nodes/{name}/{action}", h.nodeAction)
 	mux.HandleFunc("DELETE /v1/nodes/{name}", h.removeNode)
+	mux.HandleFunc("DELETE /v1/namespaces/{ns}/pods/{name}", h.deletePod)
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
@@ -461,6 +465,19 @@ func (h *handler) removeNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, map[string]string{"node": r.PathValue("name"), "action": "removed"})
+}
+
+func (h *handler) deletePod(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	if err := h.cfg.Backend.DeletePod(r.Context(), ns, name); err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrNotFound) {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, err)
+		return
+	}
+	writeJSON(w, map[string]string{"pod": ns + "/" + name, "action": "deleted"})
 }
 
 // ListenUnix listens on a unix socket at path that only its owner (root) may use. A stale socket

@@ -81,6 +81,13 @@ func (backend) RemoveNode(_ context.Context, node string) error {
 	return api.ErrNotFound
 }
 
+func (backend) DeletePod(_ context.Context, ns, name string) error {
+	if ns == "default" && name == "web-1" {
+		return nil
+	}
+	return fmt.Errorf("pod %s/%s: %w", ns, name, api.ErrNotFound)
+}
+
 func serve(t *testing.T, token string) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
@@ -147,6 +154,12 @@ func TestAPI(t *testing.T) {
 	}
 	if err := c.Delete(ctx, "/v1/nodes/n9"); err == nil {
 		t.Error("remove of an unknown node succeeded")
+	}
+	if err := c.Delete(ctx, "/v1/namespaces/default/pods/web-1"); err != nil {
+		t.Errorf("delete a pod: %v", err)
+	}
+	if err := c.Delete(ctx, "/v1/namespaces/default/pods/nowhere"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("delete an unknown pod: %v", err)
 	}
 
 	var logs bytes.Buffer

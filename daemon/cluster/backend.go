@@ -271,6 +271,27 @@ func (b *Backend) Exec(ctx context.Context, namespace, name, container string, o
 
 // Cordon marks a node unschedulable (and, with drain, moves its Deployment pods elsewhere), or
 // with cordon false makes it schedulable again.
+// DeletePod asks the master to delete the pod namespace/name, as kubectl delete pod does: its
+// controller replaces it (a standalone Pod of git is made again). A pod already being deleted is
+// not an error.
+func (b *Backend) DeletePod(ctx context.Context, namespace, name string) error {
+	placed, _, err := store.List[Placement](ctx, b.Store, placementPrefix)
+	if err != nil {
+		return err
+	}
+	for _, kv := range placed {
+		pl := kv.Value
+		if pl.Spec.Pod == nil || pl.Spec.Pod.Namespace != namespace || pl.Spec.Pod.Name != name {
+			continue
+		}
+		if pl.Terminating {
+			return nil
+		}
+		return store.Put(ctx, b.Store, deletionKey(pl.Spec.UID), DeletionRecord{UID: pl.Spec.UID, Namespace: namespace, Name: name, Requested: time.Now()})
+	}
+	return fmt.Errorf("pod %s/%s: %w", namespace, name, runtime.ErrNotFound)
+}
+
 func (b *Backend) Cordon(ctx context.Context, node string, cordon, drain bool) error {
 	if _, _, found, err := store.Get[NodeRecord](ctx, b.Store, nodeKey(node)); err != nil {
 		return err

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/revision"
+	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/runtime"
 )
 
 const claimYAML = `apiVersion: v1
@@ -268,4 +271,48 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestDeletePodOnDelete: with updateStrategy OnDelete a new template waits; deleting a pod
+// (shoal delete pod) brings it back with the new template and its claim, and the request goes.
+func TestDeletePodOnDelete(t *testing.T) {
+	c := newTestCluster(t)
+	onDelete := func(rev string) string {
+		return strings.Replace(fmt.Sprintf(statefulSetYAML, rev), "  replicas: 2\n", "  replicas: 2\n  updateStrategy: {type: OnDelete}\n", 1)
+	}
+	one := c.git.commit("", "web", map[string]string{"web.yaml": onDelete("1")})
+	c.push(one)
+	c.waitFor("the StatefulSet converged", func(s *Snapshot) bool { return s.Converged == one })
+	two := c.git.commit(one, "web: rev 2", map[string]string{"web.yaml": onDelete("2")})
+	c.push(two)
+	s := c.waitFor("the new template applied", func(s *Snapshot) bool { return s.Applied.SHA == two })
+	var before string
+	for _, pl := range s.Placements {
+		if pl.Spec.Pod.Name == "web-1" {
+			before = pl.Spec.UID
+		}
+	}
+	if err := c.backend.DeletePod(c.ctx, "default", "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.backend.DeletePod(c.ctx, "default", "web-9"); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("delete of an unknown pod: %v", err)
+	}
+	s = c.waitFor("web-1 made again with the new template", func(s *Snapshot) bool {
+		for _, pl := range s.Placements {
+			if pl.Spec.Pod.Name == "web-1" && pl.Spec.UID != before && pl.Spec.Pod.Annotations["rev"] == "2" && !pl.Terminating {
+				return true
+			}
+		}
+		return false
+	})
+	for _, pl := range s.Placements {
+		if pl.Spec.Pod.Name == "web-0" && pl.Spec.Pod.Annotations["rev"] != "1" {
+			t.Errorf("web-0 was replaced too (rev %q): OnDelete replaces only what is deleted", pl.Spec.Pod.Annotations["rev"])
+		}
+	}
+	c.waitFor("the request removed", func(*Snapshot) bool {
+		kvs, _, err := store.List[DeletionRecord](c.ctx, c.st, deletionsPrefix)
+		return err == nil && len(kvs) == 0
+	})
 }

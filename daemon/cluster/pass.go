@@ -71,7 +71,16 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	for _, kv := range m.view.autoscalers.List() {
 		autoscalers[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
 	}
-	plan := reconcile.Reconcile(reconcile.State{Autoscalers: autoscalers, PodMetrics: m.view.podMetrics(), AutoscalerSync: m.cfg.AutoscalerSync, StatefulSets: statefulSets, Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
+	deletions := map[string]bool{}
+	var doneDeletions []clientv3.Op
+	for _, kv := range m.view.deletions.List() {
+		if pl, ok := m.view.placement(kv.Value.UID); ok && !pl.Terminating {
+			deletions[kv.Value.UID] = true
+		} else {
+			doneDeletions = append(doneDeletions, clientv3.OpDelete(kv.Key)) // gone, or being deleted
+		}
+	}
+	plan := reconcile.Reconcile(reconcile.State{DeleteRequests: deletions, Autoscalers: autoscalers, PodMetrics: m.view.podMetrics(), AutoscalerSync: m.cfg.AutoscalerSync, StatefulSets: statefulSets, Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
 		Known: obs.Known, Lost: m.lost, Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace,
 		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds, Jobs: jobs,
 		ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts, ServedLoadBalancers: served}, randomIDs{})
@@ -152,7 +161,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 		}
 	}
 	daemonSetOps := statusOps(m.view.daemonSets, plan.DaemonSets, func(d reconcile.DaemonSetStatus) string { return daemonSetKey(d.Namespace, d.Name) })
-	for _, op := range slices.Concat(m.deploymentOps(plan), daemonSetOps, m.serviceOps(plan.Services)) {
+	for _, op := range slices.Concat(m.deploymentOps(plan), daemonSetOps, m.serviceOps(plan.Services), doneDeletions) {
 		ops = append(ops, ready(op))
 	}
 	for _, name := range slices.Sorted(maps.Keys(plan.PodCIDRs)) {

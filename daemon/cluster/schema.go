@@ -38,6 +38,21 @@ const daemonSetsPrefix = prefix + "daemonsets/"
 
 func daemonSetKey(ns, name string) string { return daemonSetsPrefix + ns + "/" + name }
 
+// deletionsPrefix holds the pods an operator asked to delete (shoal delete pod), by UID
+// (DeletionRecord): written through the API, acted on and removed by the master, which alone
+// writes placements.
+const deletionsPrefix = prefix + "deletions/"
+
+func deletionKey(uid string) string { return deletionsPrefix + uid }
+
+// DeletionRecord is a request to delete a pod.
+type DeletionRecord struct {
+	UID       string    `json:"uid"`
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	Requested time.Time `json:"requested"`
+}
+
 // autoscalersPrefix holds each HorizontalPodAutoscaler's status (reconcile.HPAStatus): the
 // replicas it set, its recommendations and scale events.
 const autoscalersPrefix = prefix + "autoscalers/"

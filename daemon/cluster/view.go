@@ -31,6 +31,7 @@ type masterView struct {
 	daemonSets   *store.Table[reconcile.DaemonSetStatus]
 	statefulSets *store.Table[reconcile.StatefulSetStatus]
 	autoscalers  *store.Table[reconcile.HPAStatus]
+	deletions    *store.Table[DeletionRecord]
 	metrics      *store.Table[NodeMetrics]
 	claims       *store.Table[reconcile.ClaimState]
 	// pods are the placements and their status as reconcile sees them, kept up to date change
@@ -74,6 +75,7 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		daemonSets:   store.Track[reconcile.DaemonSetStatus](mir, daemonSetsPrefix, nil),
 		statefulSets: store.Track[reconcile.StatefulSetStatus](mir, statefulSetsPrefix, nil),
 		autoscalers:  store.Track[reconcile.HPAStatus](mir, autoscalersPrefix, nil),
+		deletions:    store.Track(mir, deletionsPrefix, func(string, *DeletionRecord, *DeletionRecord) { poke() }),
 		metrics:      store.Track[NodeMetrics](mir, metricsPrefix, nil),
 		claims:       store.Track[reconcile.ClaimState](mir, claimsPrefix, nil),
 	}
