@@ -44,7 +44,7 @@ func (commitsBackend) Exec(context.Context, string, string, string, runtime.Exec
 func (commitsBackend) Cordon(context.Context, string, bool, bool) error { return api.ErrNotFound }
 func (commitsBackend) StoreLeader(context.Context) string               { return "" }
 func (commitsBackend) RemoveNode(context.Context, string) error         { return api.ErrNotFound }
-func (commitsBackend) DeletePod(context.Context, string, string) error { return api.ErrNotFound }
+func (commitsBackend) DeletePod(context.Context, string, string) error  { return api.ErrNotFound }
 
 func TestStatusAndHistoryShowWarnings(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "api.sock")
