@@ -269,8 +269,6 @@ func (b *Backend) Exec(ctx context.Context, namespace, name, container string, o
 	return b.Runtime.Exec(ctx, pl.Spec.UID, container, opts)
 }
 
-// Cordon marks a node unschedulable (and, with drain, moves its Deployment pods elsewhere), or
-// with cordon false makes it schedulable again.
 // DeletePod asks the master to delete the pod namespace/name, as kubectl delete pod does: its
 // controller replaces it (a standalone Pod of git is made again). A pod already being deleted is
 // not an error.
@@ -292,6 +290,8 @@ func (b *Backend) DeletePod(ctx context.Context, namespace, name string) error {
 	return fmt.Errorf("pod %s/%s: %w", namespace, name, runtime.ErrNotFound)
 }
 
+// Cordon marks a node unschedulable (and, with drain, moves its Deployment pods elsewhere), or
+// with cordon false makes it schedulable again.
 func (b *Backend) Cordon(ctx context.Context, node string, cordon, drain bool) error {
 	if _, _, found, err := store.Get[NodeRecord](ctx, b.Store, nodeKey(node)); err != nil {
 		return err
