@@ -222,7 +222,6 @@ var notYetFields = map[reflect.Type]map[string]unsupported{
 		"loadBalancerClass":             {},
 		"loadBalancerIP":                {},
 		"loadBalancerSourceRanges":      {},
-		"publishNotReadyAddresses":      {tolerated: []string{"false"}},
 		"trafficDistribution":           {},
 	},
 	reflect.TypeFor[ServicePort](): {

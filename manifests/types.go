@@ -962,6 +962,10 @@ type ServiceSpec struct {
 	// the pods of the node the traffic arrived at, keeping the client's
 	// address; a LoadBalancer lists only the nodes that have such pods).
 	ExternalTrafficPolicy ServiceExternalTrafficPolicy `json:"externalTrafficPolicy,omitempty"`
+	// PublishNotReadyAddresses makes the Service's pods its endpoints (and DNS names) before
+	// they are Ready, as StatefulSets whose peers find each other through a headless Service
+	// need.
+	PublishNotReadyAddresses bool `json:"publishNotReadyAddresses,omitempty"`
 }
 
 // ServiceExternalTrafficPolicy is Cluster or Local.

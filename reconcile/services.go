@@ -221,7 +221,7 @@ func Services(objects []manifests.Object, pods []PodAddr, nodes []Node, allocate
 		}
 		if len(s.Spec.Selector) > 0 {
 			for _, p := range pods {
-				if p.Pod == nil || p.Pod.Namespace != s.Namespace || !p.Ready || p.Terminating || !p.IP.IsValid() ||
+				if p.Pod == nil || p.Pod.Namespace != s.Namespace || (!p.Ready && !s.Spec.PublishNotReadyAddresses) || p.Terminating || !p.IP.IsValid() ||
 					!labelsMatch(s.Spec.Selector, p.Pod.Labels) {
 					continue
 				}

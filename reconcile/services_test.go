@@ -55,6 +55,14 @@ func TestServicesAllocateAndSelect(t *testing.T) {
 	if len(eps) != 2 || eps[0].IP != netip.MustParseAddr("10.244.0.2") || eps[0].Ports["http"] != 8080 {
 		t.Errorf("endpoints of b: %+v; want the 2 ready, not terminating pods, sorted, with the named port resolved", eps)
 	}
+	// publishNotReadyAddresses: the pods before they are Ready, still not the terminating one.
+	peers := service("peers", "None", map[string]string{"app": "web"}, manifests.FromInt(8080))
+	peers.Spec.PublishNotReadyAddresses = true
+	for _, st := range Services([]manifests.Object{peers}, pods, nil, nil, nil, nil, cidr).Services {
+		if len(st.Endpoints) != 3 {
+			t.Errorf("publishNotReadyAddresses: endpoints %+v, want web-1, web-2 and the unready web-3", st.Endpoints)
+		}
+	}
 	// Addresses stay with their Service across plans, whatever else comes and goes.
 	objs = append([]manifests.Object{service("aa", "", nil, manifests.FromInt(80))}, objs[1:]...)
 	again := Services(objs, pods, nil, plan.Allocated, nil, nil, cidr)
