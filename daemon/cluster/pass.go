@@ -51,25 +51,15 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 	for _, kv := range m.view.deployments.List() {
 		conds[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value.Status.Conditions
 	}
-	jobs := map[string]reconcile.JobStatus{}
-	for _, kv := range m.view.jobs.List() {
-		jobs[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
-	}
-	cronJobs := map[string]reconcile.CronJobStatus{}
-	for _, kv := range m.view.cronJobs.List() {
-		cronJobs[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
-	}
-	claims := map[string]reconcile.ClaimState{}
-	for _, kv := range m.view.claims.List() {
-		claims[reconcile.ClaimKey(kv.Value.Namespace, kv.Value.Name)] = kv.Value
-	}
-	statefulSets := map[string]reconcile.StatefulSetStatus{}
-	for _, kv := range m.view.statefulSets.List() {
-		statefulSets[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
-	}
-	autoscalers := map[string]reconcile.HPAStatus{}
-	for _, kv := range m.view.autoscalers.List() {
-		autoscalers[kv.Value.Namespace+"/"+kv.Value.Name] = kv.Value
+	jobs := byObject(m.view.jobs, func(j reconcile.JobStatus) (string, string) { return j.Namespace, j.Name })
+	cronJobs := byObject(m.view.cronJobs, func(c reconcile.CronJobStatus) (string, string) { return c.Namespace, c.Name })
+	claims := byObject(m.view.claims, func(c reconcile.ClaimState) (string, string) { return c.Namespace, c.Name })
+	statefulSets := byObject(m.view.statefulSets, func(s reconcile.StatefulSetStatus) (string, string) { return s.Namespace, s.Name })
+	autoscalers := byObject(m.view.autoscalers, func(h reconcile.HPAStatus) (string, string) { return h.Namespace, h.Name })
+	// The pods' usage matters to autoscalers only: not joined on every pass of a cluster without.
+	var podMetrics map[string]reconcile.PodUsage
+	if slices.ContainsFunc(objs, func(o manifests.Object) bool { _, ok := o.(*manifests.HorizontalPodAutoscaler); return ok }) {
+		podMetrics = m.view.podMetrics()
 	}
 	deletions := map[string]bool{}
 	var doneDeletions []clientv3.Op
@@ -80,7 +70,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			doneDeletions = append(doneDeletions, clientv3.OpDelete(kv.Key)) // gone, or being deleted
 		}
 	}
-	plan := reconcile.Reconcile(reconcile.State{DeleteRequests: deletions, Autoscalers: autoscalers, PodMetrics: m.view.podMetrics(), AutoscalerSync: m.cfg.AutoscalerSync, StatefulSets: statefulSets, Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
+	plan := reconcile.Reconcile(reconcile.State{DeleteRequests: deletions, Autoscalers: autoscalers, PodMetrics: podMetrics, AutoscalerSync: m.cfg.AutoscalerSync, StatefulSets: statefulSets, Claims: claims, CronJobs: cronJobs, Objects: objs, Commit: applied.SHA, Pods: pods, Nodes: obs.Nodes,
 		Known: obs.Known, Lost: m.lost, Now: time.Now(), NodeLostGrace: m.cfg.NodeLostGrace,
 		ClusterCIDR: m.cfg.ClusterCIDR, PodCIDRs: podCIDRs, DeploymentConditions: conds, Jobs: jobs,
 		ServiceCIDR: m.cfg.ServiceCIDR, ServiceIPs: svcIPs, NodePorts: nodePorts, ServedLoadBalancers: served}, randomIDs{})
@@ -347,4 +337,15 @@ func (randomIDs) Suffix() string {
 		b[i] = reconcile.SuffixAlphabet[int(b[i])%len(reconcile.SuffixAlphabet)]
 	}
 	return string(b)
+}
+
+// byObject is a table's records by the "namespace/name" of their object, as reconcile.State
+// takes them.
+func byObject[T any](t *store.Table[T], key func(T) (string, string)) map[string]T {
+	out := make(map[string]T, t.Len())
+	for _, kv := range t.List() {
+		ns, name := key(kv.Value)
+		out[reconcile.ClaimKey(ns, name)] = kv.Value
+	}
+	return out
 }
