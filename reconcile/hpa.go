@@ -132,7 +132,7 @@ func (p *planner) evaluateHPA(h *manifests.HorizontalPodAutoscaler, t *hpaTarget
 		st.Target, st.DesiredReplicas, st.CurrentReplicas, st.CurrentMetrics = "", 0, 0, nil
 		setCond("AbleToScale", manifests.ConditionFalse, "FailedGetScale",
 			fmt.Sprintf("the HPA controller was unable to get the target's current scale: %s %q not found in this commit", strings.ToLower(ref.Kind), ref.Name))
-		p.eventOnce(had && prev.Target != "", object, EventWarning, "FailedGetScale", conds[0].Message)
+		p.eventOnce(had && prev.Target == "", object, EventWarning, "FailedGetScale", conds[0].Message)
 		return finish()
 	}
 	if taken {

@@ -38,3 +38,32 @@ func TestHPARateLimits(t *testing.T) {
 		})
 	}
 }
+
+// An autoscaler whose target is not in the commit says so once, not on every pass.
+func TestHPAMissingTargetReportedOnce(t *testing.T) {
+	objs, errs := manifests.DecodeFile("hpa.yaml", []byte("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\n"+
+		"spec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  maxReplicas: 3\n"), manifests.LoadOptions{})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	count := func(p Plan) int {
+		n := 0
+		for _, e := range p.Events {
+			if e.Reason == "FailedGetScale" {
+				n++
+			}
+		}
+		return n
+	}
+	var ids seqIDs
+	first := Reconcile(State{Objects: objs, Now: now}, &ids)
+	if count(first) != 1 || len(first.Autoscalers) != 1 || first.Autoscalers[0].Conditions[0].Reason != "FailedGetScale" {
+		t.Fatalf("first pass: events %+v, autoscalers %+v", first.Events, first.Autoscalers)
+	}
+	second := Reconcile(State{Objects: objs, Now: now.Add(time.Second),
+		Autoscalers: map[string]HPAStatus{"default/web": first.Autoscalers[0]}}, &ids)
+	if count(second) != 0 {
+		t.Errorf("second pass reported the missing target again: %+v", second.Events)
+	}
+}
