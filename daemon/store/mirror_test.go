@@ -188,6 +188,11 @@ func TestMirrorAppliesARevisionWhole(t *testing.T) {
 	if got := m.Rev(); got != 5 {
 		t.Errorf("after the first change of revision 6: mirror at %d, want 5", got)
 	}
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	if err := m.WaitFor(short, 6); err == nil {
+		t.Errorf("WaitFor(6) returned before the last change of revision 6 was applied")
+	}
 	events <- Event[json.RawMessage]{Type: EventPut, Key: "/m/c", Value: json.RawMessage("3"), Rev: 6, EndOfRev: true}
 	close(events)
 	<-done
