@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,12 +32,17 @@ type Container struct {
 
 	mu    sync.Mutex
 	watch *procWatch // the shim; nil once it is known to be gone
+	// env is the container's environment once known (envKnown): from Start, or read back from
+	// the shim by Env. It is never on disk.
+	env      []string
+	envKnown bool
 }
 
 // ID returns the container's ID.
 func (c *Container) ID() string { return c.id }
 
-// Config returns the container's Config with defaults applied.
+// Config returns the container's Config with defaults applied and without Env, which is not
+// kept on disk (see Env).
 func (c *Container) Config() Config { return c.sp.Config }
 
 // PID returns the container init's PID on the host.
@@ -110,18 +116,32 @@ func (r *Runner) start(ctx context.Context, dir string, cfg Config) (*Container,
 	if err != nil {
 		return nil, err
 	}
+	// spec.json has everything but the environment (shimSpec.MarshalJSON leaves it out), which
+	// goes to the shim in a memfd.
 	sp := shimSpec{Config: cfg, Rootfs: rootfs, LcRoot: r.lcRoot(), ShimCgroup: r.shimCgroupOf(cfg.ID)}
 	if err := writeJSONAtomic(filepath.Join(dir, specFile), sp); err != nil {
 		return nil, err
 	}
-	if err := r.spawnShim(ctx, dir); err != nil {
+	envf, err := newEnvFile(cfg.Env)
+	if err != nil {
 		return nil, err
 	}
-	return r.load(ctx, cfg.ID)
+	err = r.spawnShim(ctx, dir, envf)
+	envf.Close() // the shim holds its own copy of the fd
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.load(ctx, cfg.ID)
+	if err != nil {
+		return nil, err
+	}
+	c.env, c.envKnown = slices.Clone(cfg.Env), true
+	return c, nil
 }
 
-// spawnShim starts the shim detached from the daemon and waits for its handshake.
-func (r *Runner) spawnShim(ctx context.Context, dir string) error {
+// spawnShim starts the shim detached from the daemon, with envf (the container's environment)
+// as its fd 4, and waits for its handshake on fd 3.
+func (r *Runner) spawnShim(ctx context.Context, dir string, envf *os.File) error {
 	hsR, hsW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -135,7 +155,7 @@ func (r *Runner) spawnShim(ctx context.Context, dir string) error {
 	cmd := exec.Command(r.shimPath, "shim", dir)
 	cmd.Dir = "/"
 	cmd.Stderr = logf
-	cmd.ExtraFiles = []*os.File{hsW}
+	cmd.ExtraFiles = []*os.File{hsW, envf} // fds 3 and envFD
 	// A new session: no controlling terminal and no signals aimed at the daemon's process
 	// group. No parent-death signal: the shim outlives the daemon.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -210,6 +230,11 @@ func (r *Runner) load(_ context.Context, id string) (*Container, error) {
 			return nil, fmt.Errorf("load container %q: %w", id, ErrNotFound)
 		}
 		return nil, fmt.Errorf("load container %q: %w", id, err)
+	}
+	if c.sp.Config.Env != nil {
+		// A spec.json written before the environment was kept off disk; its shim has no copy.
+		c.env, c.envKnown = c.sp.Config.Env, true
+		c.sp.Config.Env = nil
 	}
 	if err := readJSON(filepath.Join(dir, stateFile), &c.st); err != nil {
 		if errors.Is(err, os.ErrNotExist) {

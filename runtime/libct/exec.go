@@ -15,7 +15,7 @@ import (
 // ExecConfig describes a process to run inside a running container.
 type ExecConfig struct {
 	Args []string
-	// Env is added to the container's environment (same names override).
+	// Env is added to the container's environment (see Container.Env; same names override).
 	Env []string
 	// Cwd defaults to the container's working directory, User to the container's user.
 	Cwd, User string
@@ -56,9 +56,13 @@ func (c *Container) Exec(ctx context.Context, ec ExecConfig) (int, error) {
 	if cwd == "" {
 		cwd = cfg.Cwd
 	}
+	env, err := c.Env(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %q: %w", c.id, err)
+	}
 	proc := &libcontainer.Process{
 		Args:             ec.Args,
-		Env:              withDefaultEnv(mergeEnv(cfg.Env, ec.Env), u.Home),
+		Env:              withDefaultEnv(mergeEnv(env, ec.Env), u.Home),
 		Cwd:              cwd,
 		UID:              u.UID,
 		GID:              u.GID,

@@ -274,8 +274,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// ownerRequest is what the test sends to an owner process (the test binary re-executed),
-// which starts containers like a daemon would and is then SIGKILLed.
+// ownerRequest is what the test sends to an owner process (the test binary re-executed with
+// ownerEnv set) on its stdin; the owner starts containers like a daemon would and is then
+// SIGKILLed.
 type ownerRequest struct {
 	State      string   `json:"state"`
 	ShimCgroup string   `json:"shimCgroup"`
@@ -284,7 +285,7 @@ type ownerRequest struct {
 
 func runOwner() int {
 	var req ownerRequest
-	if err := json.Unmarshal([]byte(os.Getenv(ownerEnv)), &req); err != nil {
+	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -308,9 +309,12 @@ func runOwner() int {
 // startOwner runs an owner process that starts cfgs, and returns the PIDs it reported.
 func startOwner(t *testing.T, e *testEnv, cfgs ...Config) (*exec.Cmd, map[string]int) {
 	t.Helper()
+	// On stdin, not in the environment, which the owner's shims inherit: the configs may hold
+	// secrets that tests look for.
 	req, _ := json.Marshal(ownerRequest{State: e.r.root, ShimCgroup: e.shimCg, Configs: cfgs})
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), ownerEnv+"="+string(req))
+	cmd.Env = append(os.Environ(), ownerEnv+"=1")
+	cmd.Stdin = bytes.NewReader(req)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -9,6 +9,11 @@
 // time: containers keep running, and a restarted daemon re-adopts them with [Runner.Load] and still
 // learns the real exit code of a container that exited while it was down.
 //
+// The container's environment may hold Secret values, so it never goes to disk: the state
+// directory holds everything else. The daemon hands the environment to the shim in a sealed
+// memfd, and the shim keeps that open for the container's life, so that Exec, also from a
+// restarted daemon, gives the exec'd process the container's environment as Kubernetes does.
+//
 // The binary that uses this package must call [Main] first thing in main (and in TestMain for
 // tests): it dispatches the "init" (libcontainer's container init) and "shim" re-executions.
 //
@@ -27,6 +32,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -77,7 +83,10 @@ type Config struct {
 	Lower []string `json:"lower"`
 
 	Args []string `json:"args"`
-	Env  []string `json:"env,omitempty"`
+	// Env is the environment, "NAME=value" entries. It may hold Secret values, so the runtime
+	// never writes it to disk: the shim gets it through a sealed memfd and holds it in memory for
+	// the container's life (see Container.Env).
+	Env []string `json:"env,omitempty"`
 	// Cwd is the working directory (default "/").
 	Cwd string `json:"cwd,omitempty"`
 	// User is "uid[:gid]" or "name[:group]", resolved against the rootfs /etc/passwd and
@@ -167,6 +176,12 @@ func (c *Config) validate() error {
 	}
 	if c.CgroupParent != "" && !filepath.IsAbs(c.CgroupParent) {
 		return fmt.Errorf("%w: cgroup parent %q must be absolute", ErrInvalidConfig, c.CgroupParent)
+	}
+	for _, e := range c.Env {
+		if strings.IndexByte(e, 0) >= 0 { // name only: the value may be a Secret
+			name, _, _ := strings.Cut(e, "=")
+			return fmt.Errorf("%w: container %q: environment variable %q holds a NUL byte", ErrInvalidConfig, c.ID, name)
+		}
 	}
 	if c.SeccompProfile != "" && !json.Valid([]byte(c.SeccompProfile)) {
 		return fmt.Errorf("%w: container %q: the seccomp profile is not JSON", ErrInvalidConfig, c.ID)

@@ -21,18 +21,29 @@ import (
 
 // Files in a container's state directory.
 const (
-	specFile  = "spec.json"  // shimSpec, written by the daemon before the shim starts
+	specFile  = "spec.json"  // shimSpec without Env, written by the daemon before the shim starts
 	stateFile = "state.json" // shimState, written by the shim once the container runs
 	exitFile  = "exit.json"  // exitRecord, written by the shim when the container exited
 	shimLog   = "shim.log"   // the shim's own stderr
 )
 
-// shimSpec is everything the shim needs to create the container.
+// shimSpec is everything the shim needs to create the container but its environment, which
+// comes on envFD (see env.go).
 type shimSpec struct {
 	Config     Config `json:"config"`
 	Rootfs     string `json:"rootfs"`
 	LcRoot     string `json:"libcontainerRoot"`
 	ShimCgroup string `json:"shimCgroup"`
+}
+
+// MarshalJSON leaves Config.Env out, whatever the caller set: the environment may hold Secret
+// values and never goes to disk. Decoding still reads the Env of a spec.json from an earlier
+// version.
+func (s shimSpec) MarshalJSON() ([]byte, error) {
+	type plain shimSpec // without this method
+	p := plain(s)
+	p.Config.Env = nil
+	return json.Marshal(p)
 }
 
 // shimState names the shim and the container init for their whole lives (PID + start time).
@@ -84,12 +95,23 @@ func runShim(dir string) int {
 		return 1
 	}
 	unix.CloseOnExec(3)
+	// The environment: read once to start the container, then held open for the container's
+	// life, so that the daemon can read it back (also after a restart). Never inherited by the
+	// container.
+	unix.CloseOnExec(envFD)
+	envf := os.NewFile(envFD, "env")
+	defer envf.Close()
 
 	var sp shimSpec
 	if err := readJSON(filepath.Join(dir, specFile), &sp); err != nil {
 		return fail(err)
 	}
 	cfg := &sp.Config
+	env, err := readEnvFile(envf)
+	if err != nil {
+		return fail(fmt.Errorf("read the container's environment from fd %d: %w", envFD, err))
+	}
+	cfg.Env = env
 	// Orphaned processes of the container are reparented to the shim, which reaps them.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fail(fmt.Errorf("set child subreaper: %w", err))

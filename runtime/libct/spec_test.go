@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -73,6 +74,7 @@ func TestConfigValidate(t *testing.T) {
 		{"relative mount", func(c *Config) { c.Mounts = []Mount{{Source: "a", Destination: "/b"}} }},
 		{"relative cgroup", func(c *Config) { c.CgroupParent = "x" }},
 		{"seccomp profile not JSON", func(c *Config) { c.SeccompProfile = "{" }},
+		{"NUL in env", func(c *Config) { c.Env = []string{"A=1", "TOKEN=hunter2\x00"} }},
 	}
 	if err := ok.validate(); err != nil {
 		t.Fatal(err)
@@ -81,8 +83,12 @@ func TestConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := ok
 			tt.mod(&c)
-			if err := c.validate(); !errors.Is(err, ErrInvalidConfig) {
+			err := c.validate()
+			if !errors.Is(err, ErrInvalidConfig) {
 				t.Fatalf("err = %v, want ErrInvalidConfig", err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("err = %v: it shows an environment value", err)
 			}
 		})
 	}
