@@ -141,7 +141,8 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, dial)
 	defer cancel()
-	if _, err := cli.Get(pctx, "/shoal/", clientv3.WithCountOnly(), clientv3.WithLimit(1)); err != nil {
+	// Any user may list the members, whatever keys it may read.
+	if _, err := cli.MemberList(pctx); err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("connect to the store at %s: %w; check that etcd runs there and that "+
 			"the address and TLS files are right", strings.Join(cfg.Endpoints, ","), err)

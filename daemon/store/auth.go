@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/etcd/api/v3/authpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// With authentication on, etcd takes a request's user from the common name of the client
+// certificate it came with (the store's client URLs require one). Users have no password: a
+// node's certificate is its only credential, so deleting its user is what revokes it.
+
+// AdminRole is etcd's built-in role with every permission, membership changes included.
+const AdminRole = "root"
+
+// rootUser must exist, with AdminRole, before etcd turns authentication on. No certificate
+// names it (node names are checked by the CA), so nobody logs in as it.
+const rootUser = "root"
+
+// userRolePrefix names the role that holds a non-admin user's permissions.
+const userRolePrefix = "shoal:"
+
+// Permission is a range of keys a user may read, or read and write: the key Key alone, or
+// every key that starts with Key when Prefix is set.
+type Permission struct {
+	Key    string
+	Prefix bool
+	Write  bool
+}
+
+func (p Permission) rangeEnd() string {
+	if p.Prefix {
+		return clientv3.GetPrefixRangeEnd(p.Key)
+	}
+	return ""
+}
+
+func (p Permission) permType() clientv3.PermissionType {
+	if p.Write {
+		return clientv3.PermissionType(clientv3.PermReadWrite)
+	}
+	return clientv3.PermissionType(clientv3.PermRead)
+}
+
+// AuthEnabled reports whether the store checks who makes each request.
+func (c *Client) AuthEnabled(ctx context.Context) (bool, error) {
+	st, err := c.cli.AuthStatus(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read the store's authentication status: %w", err)
+	}
+	return st.Enabled, nil
+}
+
+// EnableAuth turns the store's authentication on, with admins (the common names of their
+// certificates) as users of AdminRole; users the store has already keep their roles. It is a
+// no-op when authentication is on, except that the admins are made (or kept) admins. After it,
+// a client whose certificate names no user can do nothing.
+func (c *Client) EnableAuth(ctx context.Context, admins ...string) error {
+	for _, name := range append([]string{rootUser}, admins...) {
+		if err := c.SetAdmin(ctx, name); err != nil {
+			return err
+		}
+	}
+	on, err := c.AuthEnabled(ctx)
+	if err != nil || on {
+		return err
+	}
+	if _, err := c.cli.AuthEnable(ctx); err != nil {
+		return fmt.Errorf("turn the store's authentication on: %w", err)
+	}
+	return nil
+}
+
+// SetAdmin makes name a user with every permission: a server node, which runs a store member,
+// may become master and admits other nodes.
+func (c *Client) SetAdmin(ctx context.Context, name string) error {
+	if err := c.ensureUser(ctx, name); err != nil {
+		return err
+	}
+	if _, err := c.cli.UserGrantRole(ctx, name, AdminRole); err != nil {
+		return fmt.Errorf("make %s a store admin: %w", name, err)
+	}
+	// A server that was an agent before loses its agent role; the admin role covers it.
+	if _, err := c.cli.RoleDelete(ctx, userRolePrefix+name); err != nil && !errors.Is(err, rpctypes.ErrRoleNotFound) {
+		return fmt.Errorf("make %s a store admin: drop its former role: %w", name, err)
+	}
+	return nil
+}
+
+// SetUser gives user name exactly perms, through a role of its own: permissions it had and
+// perms lacks are revoked, the others granted. A user who was an admin stops being one.
+func (c *Client) SetUser(ctx context.Context, name string, perms []Permission) error {
+	if name == rootUser {
+		return fmt.Errorf("set the store permissions of %q: the name is reserved for the store's administrator", name)
+	}
+	if err := c.ensureUser(ctx, name); err != nil {
+		return err
+	}
+	role := userRolePrefix + name
+	if _, err := c.cli.RoleAdd(ctx, role); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
+		return fmt.Errorf("set the store permissions of %s: %w", name, err)
+	}
+	have, err := c.cli.RoleGet(ctx, role)
+	if err != nil {
+		return fmt.Errorf("set the store permissions of %s: %w", name, err)
+	}
+	want := map[[2]string]Permission{}
+	for _, p := range perms {
+		k := [2]string{p.Key, p.rangeEnd()}
+		if q, ok := want[k]; ok {
+			p.Write = p.Write || q.Write
+		}
+		want[k] = p
+	}
+	for _, hp := range have.Perm {
+		k := [2]string{string(hp.Key), string(hp.RangeEnd)}
+		if p, ok := want[k]; ok && hp.PermType == authpb.Permission_Type(p.permType()) {
+			delete(want, k)
+			continue
+		}
+		if _, err := c.cli.RoleRevokePermission(ctx, role, k[0], k[1]); err != nil {
+			return fmt.Errorf("set the store permissions of %s: revoke %q: %w", name, k[0], err)
+		}
+	}
+	keys := make([][2]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [2]string) int {
+		if a[0] != b[0] {
+			return compare(a[0], b[0])
+		}
+		return compare(a[1], b[1])
+	})
+	for _, k := range keys {
+		p := want[k]
+		if _, err := c.cli.RoleGrantPermission(ctx, role, k[0], k[1], p.permType()); err != nil {
+			return fmt.Errorf("set the store permissions of %s: grant %q: %w", name, k[0], err)
+		}
+	}
+	if _, err := c.cli.UserGrantRole(ctx, name, role); err != nil {
+		return fmt.Errorf("set the store permissions of %s: %w", name, err)
+	}
+	if _, err := c.cli.UserRevokeRole(ctx, name, AdminRole); err != nil && !errors.Is(err, rpctypes.ErrRoleNotGranted) {
+		return fmt.Errorf("set the store permissions of %s: revoke the admin role: %w", name, err)
+	}
+	return nil
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// DeleteUser removes user name and its role: a certificate naming it no longer opens the
+// store. Deleting a user that does not exist is not an error.
+func (c *Client) DeleteUser(ctx context.Context, name string) error {
+	if name == rootUser {
+		return fmt.Errorf("delete the store user %q: the store's administrator stays", name)
+	}
+	if _, err := c.cli.UserDelete(ctx, name); err != nil && !errors.Is(err, rpctypes.ErrUserNotFound) {
+		return fmt.Errorf("delete the store user %s: %w", name, err)
+	}
+	if _, err := c.cli.RoleDelete(ctx, userRolePrefix+name); err != nil && !errors.Is(err, rpctypes.ErrRoleNotFound) {
+		return fmt.Errorf("delete the store role of %s: %w", name, err)
+	}
+	return nil
+}
+
+// Users lists the store's users (root excepted) with whether each is an admin.
+func (c *Client) Users(ctx context.Context) (map[string]bool, error) {
+	list, err := c.cli.UserList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the store's users: %w", err)
+	}
+	out := map[string]bool{}
+	for _, u := range list.Users {
+		if u == rootUser {
+			continue
+		}
+		got, err := c.cli.UserGet(ctx, u)
+		if err != nil {
+			if errors.Is(err, rpctypes.ErrUserNotFound) {
+				continue
+			}
+			return nil, fmt.Errorf("read the store user %s: %w", u, err)
+		}
+		out[u] = slices.Contains(got.Roles, AdminRole)
+	}
+	return out, nil
+}
+
+func (c *Client) ensureUser(ctx context.Context, name string) error {
+	if name == "" {
+		return errors.New("a store user needs a name: the common name of its certificate")
+	}
+	_, err := c.cli.UserAddWithOptions(ctx, name, "", &clientv3.UserAddOptions{NoPassword: true})
+	if err != nil && !errors.Is(err, rpctypes.ErrUserAlreadyExist) {
+		return fmt.Errorf("add the store user %s: %w", name, err)
+	}
+	return nil
+}
+
+// IsPermissionDenied reports whether err is the store refusing a request its user may not
+// make (or a certificate that names no user).
+func IsPermissionDenied(err error) bool {
+	return errors.Is(err, rpctypes.ErrPermissionDenied) || errors.Is(err, rpctypes.ErrUserEmpty) ||
+		errors.Is(err, rpctypes.ErrAuthFailed) || errors.Is(err, rpctypes.ErrUserNotFound) ||
+		errors.Is(err, rpctypes.ErrInvalidAuthToken)
+}
