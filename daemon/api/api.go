@@ -26,6 +26,8 @@ import (
 
 	"github.com/shoal-dev/shoal/daemon/api/wire"
 	"github.com/shoal-dev/shoal/daemon/cluster"
+	"github.com/shoal-dev/shoal/daemon/join"
+	"github.com/shoal-dev/shoal/daemon/pki"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/runtime"
 )
@@ -61,7 +63,18 @@ type Config struct {
 	Metrics http.Handler
 	// Netplane, when set, returns what the node's service load balancer holds.
 	Netplane func() (any, error)
-	Logger   *slog.Logger
+	// Tokens, when set, manages the cluster's join tokens (`shoal token`).
+	Tokens Tokens
+	Logger *slog.Logger
+}
+
+// Tokens manages the cluster's join tokens (membership.Membership implements it). Its errors
+// wrap join.ErrNotServer on a node that cannot make tokens (403), join.ErrBadTokenSpec for a
+// request it cannot honour (400) and join.ErrTokenNotFound (404).
+type Tokens interface {
+	CreateToken(ctx context.Context, spec join.TokenSpec) (pki.Token, join.TokenInfo, error)
+	ListTokens(ctx context.Context) ([]join.TokenInfo, error)
+	DeleteToken(ctx context.Context, id string) error
 }
 
 // Error is the body of an error response.
@@ -85,6 +98,9 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /v1/nodes/{name}/{action}", h.nodeAction)
 	mux.HandleFunc("DELETE /v1/nodes/{name}", h.removeNode)
 	mux.HandleFunc("DELETE /v1/namespaces/{ns}/pods/{name}", h.deletePod)
+	mux.HandleFunc("GET /v1/tokens", h.listTokens)
+	mux.HandleFunc("POST /v1/tokens", h.createToken)
+	mux.HandleFunc("DELETE /v1/tokens/{id}", h.deleteToken)
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}

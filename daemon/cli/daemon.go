@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/client"
+	"github.com/shoal-dev/shoal/daemon/join"
 	"github.com/shoal-dev/shoal/daemon/node"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/spf13/cobra"
@@ -19,7 +20,8 @@ import (
 func newDaemonCmd(s Streams) *cobra.Command {
 	var cfg node.Config
 	var labels, taints []string
-	var logLevel, serviceCIDR, clusterCIDR, joinTokenFile string
+	var logLevel, serviceCIDR, clusterCIDR, joinTokenFile, role string
+	var noStoreMember bool
 	cmd := &cobra.Command{
 		Use:   "daemon --repo URL",
 		Short: "Run this node: follow the repository and converge the cluster to it",
@@ -30,7 +32,7 @@ them over again.`,
 		Example: `  shoal daemon --repo file:///srv/cluster.git
   shoal daemon --repo git://git.example.com/cluster.git --node-address 10.0.0.1
   shoal daemon --repo git://git.example.com/cluster.git --node-address 10.0.0.2 \
-      --join 10.0.0.1 --join-token-file /etc/shoal/join-token
+      --join 10.0.0.1 --join-token-file /etc/shoal/join-token --role agent
   shoal daemon --repo https://git.example.com/ops/cluster.git --branch prod --path clusters/eu \
       --token-file /etc/shoal/git-token --verify-signatures /etc/shoal/keyring.asc`,
 		Args: cobraArgs(cobra.NoArgs),
@@ -78,7 +80,25 @@ them over again.`,
 				cfg.JoinToken = os.Getenv("SHOAL_JOIN_TOKEN")
 			}
 			if cfg.Join != "" && cfg.JoinToken == "" {
-				return usageErrorf("--join needs the cluster's join token: --join-token-file FILE (a copy of the first node's <data dir>/token) or $SHOAL_JOIN_TOKEN")
+				return usageErrorf("--join needs a join token of the cluster: --join-token-file FILE (from \"shoal token create\" on a server node, " +
+					"or the first node's <data dir>/token) or $SHOAL_JOIN_TOKEN")
+			}
+			if role != "" {
+				r, err := join.ParseRole(role)
+				if err != nil {
+					return usageErrorf("--role: %v", err)
+				}
+				cfg.Role = r
+			}
+			if noStoreMember {
+				if cfg.Role == join.RoleServer {
+					return usageErrorf("--no-store-member is --role agent: pass only --role")
+				}
+				fmt.Fprintln(s.Err, "shoal: warning: --no-store-member is deprecated and will be removed: use --role agent (an agent also never becomes master)")
+				cfg.Role = join.RoleAgent
+			}
+			if isTerminal(s.Err) {
+				cfg.Console = s.Err // the first join token is shown there, never logged
 			}
 			cfg.Labels = map[string]string{}
 			for _, l := range labels {
@@ -116,8 +136,9 @@ them over again.`,
 	f.StringVar(&cfg.VerifyKeyring, "verify-signatures", "", "armored OpenPGP keyring: refuse every new commit not signed by it")
 	f.StringVar(&cfg.Store, "store", "", "an external etcd: etcd://host:2379,... or etcds://... (default: embedded)")
 	f.StringVar(&cfg.Join, "join", "", "join the cluster of the node at HOST[:PORT] (its --node-address); needs the join token")
-	f.StringVar(&joinTokenFile, "join-token-file", "", "file with the cluster's join token (default $SHOAL_JOIN_TOKEN)")
-	f.BoolVar(&cfg.NoStoreMember, "no-store-member", false, "when joining, never run a store member (the first three nodes run one by default)")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "file with a join token of the cluster, from \"shoal token create\" (default $SHOAL_JOIN_TOKEN)")
+	f.StringVar(&role, "role", "", "when joining: server (may run a store member, holds the CA key, campaigns for master) or agent (runs pods only); default: what the token admits")
+	f.BoolVar(&noStoreMember, "no-store-member", false, "deprecated: use --role agent")
 	f.IntVar(&cfg.ClusterPort, "cluster-port", 7443, "port of the cluster endpoint other nodes join through, on the first --node-address")
 	f.StringVar(&cfg.StoreCA, "store-ca", "", "CA of the external etcd")
 	f.StringVar(&cfg.StoreCert, "store-cert", "", "client certificate for the external etcd")

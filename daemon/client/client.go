@@ -3,6 +3,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -147,6 +148,23 @@ func (c *Client) Post(ctx context.Context, path string) error {
 		return err
 	}
 	return resp.Body.Close()
+}
+
+// PostJSON sends in as JSON to path with POST and decodes the JSON answer into out.
+func (c *Client) PostJSON(ctx context.Context, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode the request: %w", err)
+	}
+	resp, err := c.do(ctx, http.MethodPost, path, nil, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode the daemon's answer: %w", err)
+	}
+	return nil
 }
 
 // Close closes the client's idle connections.

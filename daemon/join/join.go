@@ -2,11 +2,17 @@
 //
 // A node joins by calling POST /v1/join on a node that runs a store member, over TLS. It has no
 // CA yet, so it pins the cluster CA by the hash in its join token; it proves that it was given
-// the token with the token's secret. It sends a certificate request (its key never leaves it)
-// and gets its certificate signed by the cluster CA. While the store has fewer than MaxMembers
-// members, the node is added as a store member: first as a learner that does not vote, so that a
-// node which never starts costs the cluster no quorum; it promotes itself once it has caught up.
-// Further nodes are store clients only.
+// the token with the token's ID and secret, which the admitting node checks against the token's
+// record in the store (kubeadm's bootstrap tokens: the record holds only a hash of the secret,
+// the token's role and when it expires; see CreateToken). It sends a certificate request (its
+// key never leaves it) and gets its certificate signed by the cluster CA.
+//
+// A node joins as a server or as an agent (Role). An agent token admits agents only; a server
+// token admits either. An agent is a store client only and never gets the CA key. While the
+// store has fewer than MaxMembers members, a server is added as a store member, and gets the CA
+// key so that it can admit others: first as a learner that does not vote, so that a node which
+// never starts costs the cluster no quorum; it promotes itself once it has caught up. Further
+// servers are store clients only, as agents are, but campaign for master.
 package join
 
 import (
@@ -48,17 +54,21 @@ type Request struct {
 	// PeerURL is where the node's store member would listen; empty for a node that must not
 	// run one.
 	PeerURL string `json:"peerURL,omitempty"`
+	// Role is what the node asks to be; "": what its token admits.
+	Role Role `json:"role,omitempty"`
 }
 
 // Response is what an admitted node gets.
 type Response struct {
 	CA   string `json:"ca"`
 	Cert string `json:"cert"`
-	// Member is set when the node runs a store member; then CAKey and Token let it admit
-	// further nodes, and InitialCluster is the member list to start with.
+	// Role is what the node was admitted as.
+	Role Role `json:"role"`
+	// Member is set when the node runs a store member (a server); then CAKey lets it admit
+	// further nodes (checking their tokens in the store), and InitialCluster is the member list
+	// to start with.
 	Member         bool   `json:"member"`
 	CAKey          string `json:"caKey,omitempty"`
-	Token          string `json:"token,omitempty"`
 	InitialCluster string `json:"initialCluster,omitempty"`
 	// Endpoints are the store's client URLs (those of the other members).
 	Endpoints []string `json:"endpoints"`
@@ -69,10 +79,10 @@ type Error struct {
 	Error string `json:"error"`
 }
 
-// Admitter serves joins on a node that holds the CA key.
+// Admitter serves joins on a node that holds the CA key, checking the tokens joining nodes
+// present against the token records in Store.
 type Admitter struct {
 	CA    *pki.CA
-	Token pki.Token
 	Store *store.Client
 	// NodeLive reports whether a node of that name is registered and alive.
 	NodeLive func(ctx context.Context, name string) (bool, error)
@@ -88,9 +98,20 @@ func (a *Admitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || !a.Token.CheckSecret(secret) {
-		refuse(w, http.StatusUnauthorized, "the join token is wrong: copy it from the first node's <data dir>/token")
+	credential, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		refuse(w, http.StatusUnauthorized, "no join token: pass --join-token-file with a token from \"shoal token create\" on a server node")
+		return
+	}
+	rec, err := CheckToken(r.Context(), a.Store, credential, a.now())
+	switch {
+	case errors.Is(err, ErrTokenUnknown), errors.Is(err, ErrTokenExpired), errors.Is(err, ErrTokenSecret):
+		a.log().Warn("join refused", "err", err)
+		refuse(w, http.StatusUnauthorized, err.Error())
+		return
+	case err != nil:
+		w.Header().Set("Retry-After", "1")
+		refuse(w, http.StatusServiceUnavailable, "check the join token: "+err.Error())
 		return
 	}
 	var req Request
@@ -98,7 +119,13 @@ func (a *Admitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusBadRequest, "the join request is not valid JSON: "+err.Error())
 		return
 	}
-	resp, code, err := a.admit(r.Context(), req)
+	role, err := admittedRole(req.Role, rec)
+	if err != nil {
+		a.log().Warn("join refused", "node", req.Node, "token", rec.ID, "err", err)
+		refuse(w, http.StatusForbidden, err.Error())
+		return
+	}
+	resp, code, err := a.admit(r.Context(), req, role)
 	if err != nil {
 		if code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
@@ -107,9 +134,26 @@ func (a *Admitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, code, err.Error())
 		return
 	}
-	a.log().Info("node admitted", "node", req.Node, "member", resp.Member, "addresses", req.Addresses)
+	a.log().Info("node admitted", "node", req.Node, "role", resp.Role, "member", resp.Member, "token", rec.ID, "addresses", req.Addresses)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// admittedRole is the role a node that asked for want is admitted as with the token rec.
+func admittedRole(want Role, rec TokenRecord) (Role, error) {
+	switch want {
+	case "":
+		return rec.Role, nil
+	case RoleAgent:
+		return RoleAgent, nil // a server token admits agents too
+	case RoleServer:
+		if rec.Role != RoleServer {
+			return "", fmt.Errorf("join token %s: %w: a node with --role server needs a server token "+
+				"(\"shoal token create --role server\" on a server node), or join this one with --role agent", rec.ID, ErrTokenRole)
+		}
+		return RoleServer, nil
+	}
+	return "", fmt.Errorf("the node asks for the role %q: use server or agent", want)
 }
 
 func (a *Admitter) now() time.Time {
@@ -180,7 +224,10 @@ func (a *Admitter) log() *slog.Logger {
 	return a.Logger
 }
 
-func (a *Admitter) admit(ctx context.Context, req Request) (Response, int, error) {
+func (a *Admitter) admit(ctx context.Context, req Request, role Role) (Response, int, error) {
+	if role == RoleAgent {
+		req.PeerURL = "" // an agent never runs a store member
+	}
 	var ips []net.IP
 	for _, s := range req.Addresses {
 		ip := net.ParseIP(s)
@@ -213,7 +260,7 @@ func (a *Admitter) admit(ctx context.Context, req Request) (Response, int, error
 	if err != nil {
 		return Response{}, http.StatusBadRequest, err
 	}
-	resp := Response{CA: string(a.CA.CertPEM), Cert: string(cert)}
+	resp := Response{CA: string(a.CA.CertPEM), Cert: string(cert), Role: role}
 	// A member that was added for this address but never started (the node failed before it
 	// could) is taken over; otherwise a new learner is added while there is room.
 	if members, err = a.dropStaleJoins(ctx, members, req.PeerURL); err != nil {
@@ -276,7 +323,6 @@ func (a *Admitter) admit(ctx context.Context, req Request) (Response, int, error
 		}
 		resp.Member = true
 		resp.CAKey = string(a.CA.KeyPEM)
-		resp.Token = a.Token.String()
 		resp.InitialCluster = strings.Join(cluster, ",")
 	}
 	return resp, http.StatusOK, nil
@@ -314,8 +360,9 @@ func Address(s string) (string, error) {
 }
 
 // Join asks the node at url (see Address) to admit this one, trying again while the cluster
-// says so (another member still joining) or cannot be reached, until ctx ends. It returns the
-// response and the cluster CA it pinned.
+// says so (another member still joining) or cannot be reached, until ctx ends. A refusal (a
+// token that is unknown, expired or of the wrong role, a name in use) is not tried again. It
+// returns the response and the cluster CA it pinned.
 func Join(ctx context.Context, url string, tok pki.Token, req Request, log *slog.Logger) (Response, *pki.CA, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -350,7 +397,7 @@ func try(ctx context.Context, url string, tok pki.Token, body []byte) (Response,
 	if err != nil {
 		return Response{}, nil, false, fmt.Errorf("join %s: %w", url, err)
 	}
-	hr.Header.Set("Authorization", "Bearer "+tok.Secret)
+	hr.Header.Set("Authorization", "Bearer "+tok.Credential())
 	hr.Header.Set("Content-Type", "application/json")
 	r, err := client.Do(hr)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/daemon/join"
 	"github.com/shoal-dev/shoal/daemon/pki"
 	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/internal/atomicfile"
 )
 
 // storeMarker records in the data dir that this node has had an embedded store, so that a store
@@ -39,7 +40,7 @@ func markStore(dataDir string) error {
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	if err := os.WriteFile(p, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(p, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	return nil

@@ -1,8 +1,9 @@
 // Package membership is how a node becomes part of its cluster's store. On its first start a
-// node founds a cluster (it makes the cluster's CA and join token) or joins one with a token
-// (a node that holds the CA key signs its certificate and, while the store has fewer than
-// three members, adds it as a learner); on later starts it becomes again what it was, from
-// what it keeps in its data directory. A node that runs a member of the embedded store starts
+// node founds a cluster (it makes the cluster's CA and, once its store runs, a first join token)
+// or joins one with a token, as a server or an agent (a node that holds the CA key checks the
+// token in the store, signs the node's certificate and, while the store has fewer than three
+// members, adds a server as a learner); on later starts it becomes again what it was, from what
+// it keeps in its data directory, without a token. A node that runs a member of the embedded store starts
 // it, has it promoted to a voter once it has caught up, and advertises its peer URL; every node
 // then connects its store client. Client nodes follow the store's members as they change (Run),
 // and nodes that hold the CA key admit others on their cluster endpoint (JoinHandler).
@@ -12,8 +13,8 @@
 //
 // What a node keeps in its data directory:
 //
-//	cluster.json    what the node is in its cluster: store member or client, the members' URLs
-//	token           the join token, on nodes that hold the CA key
+//	cluster.json    what the node is in its cluster: its role, store member or client, the members' URLs
+//	token           the first join token, on the node that founded the cluster (mode 0600)
 //	pki/            the cluster's CA (with its key on nodes that admit others), the node's certificate
 //	store/          the embedded store member's data
 //	store.created   the mark that the node has had a store member, so that a lost store/ is an error
@@ -24,6 +25,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -49,13 +51,16 @@ type Config struct {
 	Store                        string
 	StoreCA, StoreCert, StoreKey string
 	// Join is the address of a node of the cluster to join (HOST or HOST:PORT), "" to found a
-	// cluster or to start again as what the node was; JoinToken is the cluster's join token.
+	// cluster or to start again as what the node was; JoinToken is a join token of the cluster.
 	Join, JoinToken string
-	// NoStoreMember keeps a joining node from running a store member even while the store has
-	// fewer than three.
-	NoStoreMember bool
+	// Role is what a joining node asks to be ("": what its token admits). An agent never runs
+	// a store member. The role is kept in cluster.json: a node keeps the one it joined as.
+	Role join.Role
 	// Repo is the repository the node follows, named in the join command a new cluster prints.
 	Repo string
+	// Console, when set, is where the founder shows its first join token, once (the daemon's
+	// stderr when it is a terminal). The token is never logged.
+	Console io.Writer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -68,11 +73,13 @@ type Membership struct {
 	storeCfg store.Config
 	st       *store.Client
 	emb      *store.Embedded
-	ca       *pki.CA   // nil with an external store
-	token    pki.Token // zero on nodes that cannot admit others
-	certPEM  []byte
-	keyPEM   []byte
-	addr     string // the address other nodes reach this one on, "" for none
+	ca       *pki.CA // nil with an external store
+	role     join.Role
+	// foundingToken is set on a founder that has yet to make the cluster's first join token.
+	foundingToken bool
+	certPEM       []byte
+	keyPEM        []byte
+	addr          string // the address other nodes reach this one on, "" for none
 }
 
 // Setup founds a cluster, joins one or starts again as what the node was, starts the embedded
@@ -91,7 +98,24 @@ func Setup(ctx context.Context, cfg Config) (*Membership, error) {
 		return nil, errors.Join(err, m.closeMember())
 	}
 	m.st = st
+	if m.foundingToken {
+		if err := m.makeFoundingToken(ctx); err != nil {
+			return nil, errors.Join(err, m.Close())
+		}
+	}
 	return m, nil
+}
+
+// Role returns what the node is in its cluster: a server or an agent. With an external store it
+// is the configured role (server by default).
+func (m *Membership) Role() join.Role {
+	if m.role == "" {
+		if m.cfg.Role != "" {
+			return m.cfg.Role
+		}
+		return join.RoleServer
+	}
+	return m.role
 }
 
 // Store returns the node's store client. It is closed by Close.
@@ -135,22 +159,81 @@ func (m *Membership) ServerTLS() (*tls.Config, error) {
 // alive (nil: no such check); a node that does not names the nodes that can.
 func (m *Membership) JoinHandler(nodeLive func(ctx context.Context, name string) (bool, error)) http.Handler {
 	if m.ca != nil && m.ca.Key != nil {
-		return &join.Admitter{CA: m.ca, Token: m.token, Store: m.st, Logger: m.log, NodeLive: nodeLive}
+		return &join.Admitter{CA: m.ca, Store: m.st, Logger: m.log, NodeLive: nodeLive}
 	}
 	return join.RefuseHandler(func() []string {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		var out []string
-		members, _ := m.st.Members(ctx)
-		for _, mb := range members {
-			for _, u := range mb.PeerURLs {
-				if i := strings.LastIndex(u, ":"); i > 0 {
-					out = append(out, strings.TrimPrefix(u[:i], "https://"))
-				}
+		return m.memberHosts(ctx)
+	})
+}
+
+// memberHosts are the hosts of the store's members: the nodes that admit others.
+func (m *Membership) memberHosts(ctx context.Context) []string {
+	var out []string
+	members, _ := m.st.Members(ctx)
+	for _, mb := range members {
+		for _, u := range mb.PeerURLs {
+			if i := strings.LastIndex(u, ":"); i > 0 {
+				out = append(out, strings.TrimPrefix(u[:i], "https://"))
 			}
 		}
-		return out
-	})
+	}
+	return out
+}
+
+// CreateToken makes a join token and records it in the store (see join.CreateToken). Only a
+// server that holds the CA key (one that runs a store member) makes tokens: elsewhere it
+// returns join.ErrNotServer, naming the nodes that can. The token's secret is never logged.
+func (m *Membership) CreateToken(ctx context.Context, spec join.TokenSpec) (pki.Token, join.TokenInfo, error) {
+	if err := m.checkTokens(); err != nil {
+		return pki.Token{}, join.TokenInfo{}, err
+	}
+	if m.ca.Key == nil {
+		what := "an agent"
+		if m.Role() == join.RoleServer {
+			what = "a server that runs no store member"
+		}
+		return pki.Token{}, join.TokenInfo{}, fmt.Errorf("%w (one that runs a store member and holds the cluster CA's key); this node is %s: "+
+			"run \"shoal token create\" on one of %s", join.ErrNotServer, what, strings.Join(m.memberHosts(ctx), ", "))
+	}
+	tok, info, err := join.CreateToken(ctx, m.st, m.ca.Hash(), spec, time.Now())
+	if err != nil {
+		return pki.Token{}, join.TokenInfo{}, err
+	}
+	if info.Expires.IsZero() {
+		m.log.Warn("join token created that never expires: delete it once the nodes joined", "token id", info.ID, "role", info.Role)
+	} else {
+		m.log.Info("join token created", "token id", info.ID, "role", info.Role, "expires", info.Expires)
+	}
+	return tok, info, nil
+}
+
+// ListTokens lists the cluster's join tokens, without their secrets (see join.ListTokens).
+func (m *Membership) ListTokens(ctx context.Context) ([]join.TokenInfo, error) {
+	if err := m.checkTokens(); err != nil {
+		return nil, err
+	}
+	return join.ListTokens(ctx, m.st)
+}
+
+// DeleteToken deletes a join token (see join.DeleteToken).
+func (m *Membership) DeleteToken(ctx context.Context, id string) error {
+	if err := m.checkTokens(); err != nil {
+		return err
+	}
+	if err := join.DeleteToken(ctx, m.st, id); err != nil {
+		return err
+	}
+	m.log.Info("join token deleted", "token id", id)
+	return nil
+}
+
+func (m *Membership) checkTokens() error {
+	if m.ca == nil {
+		return fmt.Errorf("%w: this node uses an external store, which nodes join with --store, not with join tokens", join.ErrNotServer)
+	}
+	return nil
 }
 
 // Run keeps what the node knows of the store current until ctx ends: a client node records the

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -67,9 +69,10 @@ func startTestNode(t *testing.T, ctx context.Context, cfg Config, port int) (*te
 }
 
 // TestJoin forms a cluster on loopback addresses: the first node founds it, the next two join
-// as store members (learners promoted to voters), a fourth joins as a store client only; a
-// joined member starts again from its data dir alone; a wrong token, a wrong CA and the name of
-// a running node are refused.
+// as store members (learners promoted to voters), a fourth server joins as a store client only
+// and an agent with an agent token; a joined member starts again from its data dir alone, its
+// token deleted; a token with a wrong secret, unknown, deleted, expired, of an older version or
+// of the wrong role, a wrong CA and the name of a running node are refused at once.
 func TestJoin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four etcd members")
@@ -95,7 +98,10 @@ func TestJoin(t *testing.T) {
 	cfg := func(i int) Config {
 		return Config{Name: "node-" + strconv.Itoa(i), DataDir: dirs[i], Addresses: []string{addr(i)}, Logger: log}
 	}
-	first, err := startTestNode(t, ctx, cfg(1), port)
+	var console, founderLog bytes.Buffer
+	fc := cfg(1)
+	fc.Console, fc.Logger = &console, slog.New(slog.NewTextHandler(&founderLog, nil))
+	first, err := startTestNode(t, ctx, fc, port)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,27 +114,64 @@ func TestJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	joinAt := addr(1) + ":" + strconv.Itoa(port)
+	if strings.Count(console.String(), tok.String()) != 1 {
+		t.Errorf("the console does not show the first token once:\n%s", console.String())
+	}
+	if strings.Contains(founderLog.String(), tok.Secret) || !strings.Contains(founderLog.String(), "shoal token create") {
+		t.Errorf("the founder's log shows the token's secret, or does not say how to make tokens:\n%s", founderLog.String())
+	}
+	if fi, err := os.Stat(filepath.Join(first.cfg.DataDir, tokenFileName)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the token file: %v, %v; want mode 0600", fi, err)
+	}
+	if infos, err := first.m.ListTokens(ctx); err != nil || len(infos) != 1 || infos[0].ID != tok.ID || infos[0].Role != join.RoleServer ||
+		time.Until(infos[0].Expires) < join.DefaultTokenTTL-time.Minute {
+		t.Errorf("the tokens after founding: %+v, %v; want one server token for 24 h", infos, err)
+	}
 
-	t.Run("WrongToken", func(t *testing.T) {
-		bad := tok
-		bad.Secret = strings.Repeat("0", 32)
-		c := cfg(9)
-		c.Join, c.JoinToken = joinAt, bad.String()
-		_, err := Setup(ctx, c)
-		if err == nil || !strings.Contains(err.Error(), "join token is wrong") {
-			t.Fatalf("join with a wrong secret: %v", err)
+	mkToken := func(role join.Role, ttl time.Duration, created time.Time) pki.Token {
+		t.Helper()
+		tok, _, err := join.CreateToken(ctx, first.m.Store(), first.m.ca.Hash(), join.TokenSpec{Role: role, TTL: ttl}, created)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	t.Run("WrongCA", func(t *testing.T) {
-		bad := tok
-		bad.CAHash = strings.Repeat("a", 64)
-		c := cfg(9)
-		c.Join, c.JoinToken = joinAt, bad.String()
-		_, err := Setup(ctx, c)
-		if err == nil || !strings.Contains(err.Error(), "does not present the CA") {
-			t.Fatalf("join a node with another CA: %v", err)
-		}
-	})
+		return tok
+	}
+	agentTok := mkToken(join.RoleAgent, time.Hour, time.Now())
+	refusals := []struct {
+		name, token string
+		role        join.Role
+		want        string
+	}{
+		{"WrongSecret", pki.Token{CAHash: tok.CAHash, ID: tok.ID, Secret: strings.Repeat("0", 16)}.String(), "", "secret is wrong"},
+		{"UnknownToken", pki.Token{CAHash: tok.CAHash, ID: "zzzzzz", Secret: tok.Secret}.String(), "", "not known to the cluster"},
+		{"WrongCA", pki.Token{CAHash: strings.Repeat("a", 64), ID: tok.ID, Secret: tok.Secret}.String(), "", "does not present the CA"},
+		{"ExpiredToken", mkToken(join.RoleServer, time.Hour, time.Now().Add(-2*time.Hour)).String(), "", "expired at"},
+		{"AgentTokenAsServer", agentTok.String(), join.RoleServer, "admits agents only"},
+		{"OldToken", "shoal1." + tok.CAHash + "." + strings.Repeat("0", 32), "", "shoal token create"},
+	}
+	deleted := mkToken(join.RoleServer, time.Hour, time.Now())
+	if err := first.m.DeleteToken(ctx, deleted.ID); err != nil {
+		t.Fatal(err)
+	}
+	refusals = append(refusals, struct {
+		name, token string
+		role        join.Role
+		want        string
+	}{"DeletedToken", deleted.String(), "", "not known to the cluster"})
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg(9)
+			c.Join, c.JoinToken, c.Role = joinAt, tc.token, tc.role
+			start := time.Now()
+			_, err := Setup(ctx, c)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("join: %v, want an error with %q", err, tc.want)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("the refusal took %v: was it tried again?", d)
+			}
+		})
+	}
 	t.Run("RunningName", func(t *testing.T) {
 		c := cfg(8)
 		c.Name, c.Join, c.JoinToken = liveName, joinAt, tok.String()
@@ -162,8 +205,41 @@ func TestJoin(t *testing.T) {
 			t.Errorf("member %s advertises %v, want one https URL", m.Name, m.ClientURLs)
 		}
 	}
-	if nodes[3].m.Member() || nodes[3].m.ca.Key != nil {
-		t.Errorf("the fourth node runs a store member or holds the CA key")
+	if nodes[3].m.Member() || nodes[3].m.ca.Key != nil || nodes[3].m.Role() != join.RoleServer {
+		t.Errorf("the fourth node runs a store member or holds the CA key, or is not a server (%s)", nodes[3].m.Role())
+	}
+	if _, _, err := nodes[3].m.CreateToken(ctx, join.TokenSpec{Role: join.RoleAgent, TTL: time.Hour}); !errors.Is(err, join.ErrNotServer) ||
+		!strings.Contains(err.Error(), addr(1)) {
+		t.Errorf("a token made on a server that runs no member: %v, want ErrNotServer naming the members", err)
+	}
+
+	// An agent joins with an agent token: never a store member, no CA key, even asking for
+	// nothing in particular.
+	ca := cfg(6)
+	ca.Join, ca.JoinToken = joinAt, agentTok.String()
+	agent, err := startTestNode(t, ctx, ca, port)
+	if err != nil {
+		t.Fatalf("join an agent: %v", err)
+	}
+	nodes = append(nodes, agent)
+	if agent.m.Member() || agent.m.ca.Key != nil || agent.m.Role() != join.RoleAgent {
+		t.Errorf("the agent: member %v, CA key %v, role %s", agent.m.Member(), agent.m.ca.Key != nil, agent.m.Role())
+	}
+	if _, _, err := agent.m.CreateToken(ctx, join.TokenSpec{Role: join.RoleAgent, TTL: time.Hour}); !errors.Is(err, join.ErrNotServer) ||
+		!strings.Contains(err.Error(), "this node is an agent") {
+		t.Errorf("a token made on an agent: %v, want ErrNotServer", err)
+	}
+	if st, err := loadState(ca.DataDir); err != nil || st.Role != join.RoleAgent || st.Member {
+		t.Errorf("the agent's state: %+v, %v", st, err)
+	}
+	list, err := agent.m.ListTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range list {
+		if strings.Contains(fmt.Sprintf("%+v", info), agentTok.Secret) || strings.Contains(fmt.Sprintf("%+v", info), pki.HashSecret(agentTok.Secret)) {
+			t.Errorf("the token list shows a secret or its hash: %+v", info)
+		}
 	}
 	if eps := nodes[3].m.Endpoints(); len(eps) == 0 || !strings.HasPrefix(eps[0], "https://") {
 		t.Errorf("the fourth node's store endpoints %v, want the members' https URLs", eps)
@@ -183,10 +259,13 @@ func TestJoin(t *testing.T) {
 		t.Errorf("join through a client node: %v", err)
 	}
 
-	// Node 2 starts again from its data dir, without the join.
+	// Node 2 starts again from its data dir, its token deleted: it needs none.
+	if err := first.m.DeleteToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
 	nodes[1].stop()
 	again := nodes[1].cfg
-	again.Join, again.JoinToken = "", ""
+	again.Join, again.JoinToken = joinAt, tok.String()
 	n2, err := startTestNode(t, ctx, again, port)
 	if err != nil {
 		t.Fatalf("restart node 2: %v", err)

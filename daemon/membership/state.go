@@ -11,7 +11,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/shoal-dev/shoal/daemon/join"
 	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/internal/atomicfile"
 )
 
 // clusterState is what a node keeps about its place in the cluster (cluster.json).
@@ -26,6 +28,10 @@ type clusterState struct {
 	Endpoints []string `json:"endpoints,omitempty"`
 	// Promoted is set once a joined member votes.
 	Promoted bool `json:"promoted,omitempty"`
+	// Role is what the node joined as ("": a node of an earlier version, a server).
+	Role join.Role `json:"role,omitempty"`
+	// FoundingToken is set on the founder once it has made the cluster's first join token.
+	FoundingToken bool `json:"foundingToken,omitempty"`
 }
 
 // followMembers keeps the store endpoints a client node starts with current: the members it
@@ -71,18 +77,15 @@ func loadState(dataDir string) (*clusterState, error) {
 	return &st, nil
 }
 
-// saveState replaces the node's cluster state atomically.
+// saveState replaces the node's cluster state durably (see package atomicfile).
 func saveState(dataDir string, st *clusterState) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
 	p := filepath.Join(dataDir, stateFileName)
-	if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("save %s: %w", p, err)
-	}
-	if err := os.Rename(p+".tmp", p); err != nil {
-		return fmt.Errorf("save %s: %w", p, err)
+	if err := atomicfile.WriteFile(p, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save the node's cluster state: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -62,11 +63,14 @@ type Config struct {
 	Store                        string
 	StoreCA, StoreCert, StoreKey string
 	// Join is the address of a node of the cluster to join (HOST or HOST:PORT), "" to found a
-	// cluster or to start again as what the node was; JoinToken is the cluster's join token.
+	// cluster or to start again as what the node was; JoinToken is a join token of the cluster.
 	Join, JoinToken string
-	// NoStoreMember keeps a joining node from running a store member even while the store has
-	// fewer than three.
-	NoStoreMember bool
+	// Role is what a joining node asks to be, server or agent ("": what its token admits); an
+	// agent never runs a store member nor campaigns for master. The node keeps the role it
+	// joined as.
+	Role join.Role
+	// Console, when set, is where a founding node shows the cluster's first join token once.
+	Console io.Writer
 	// ClusterPort is the port of the cluster endpoint (joins), on the first address.
 	ClusterPort                   int
 	LeaseTTL                      time.Duration
@@ -249,7 +253,7 @@ func (d *daemon) stop() {
 func (d *daemon) membership(cfg Config) (*membership.Membership, error) {
 	m, err := membership.Setup(d.ctx, membership.Config{Name: cfg.Name, DataDir: cfg.DataDir, Addresses: cfg.Addresses,
 		Store: cfg.Store, StoreCA: cfg.StoreCA, StoreCert: cfg.StoreCert, StoreKey: cfg.StoreKey,
-		Join: cfg.Join, JoinToken: cfg.JoinToken, NoStoreMember: cfg.NoStoreMember, Repo: cfg.Repo, Logger: d.log})
+		Join: cfg.Join, JoinToken: cfg.JoinToken, Role: cfg.Role, Repo: cfg.Repo, Console: cfg.Console, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}
@@ -320,8 +324,8 @@ func (d *daemon) runtime(cfg Config, m *membership.Membership) (*nodeRuntime, er
 }
 
 // gitAndMaster starts following the repository and the node's campaign for master: while it
-// leads, the node runs the master on the commits git brings. It returns the syncer (for the
-// webhooks) and the metrics registry (for the API).
+// leads, the node runs the master on the commits git brings. An agent never campaigns. It
+// returns the syncer (for the webhooks) and the metrics registry (for the API).
 func (d *daemon) gitAndMaster(cfg Config, m *membership.Membership) (*gitsync.Syncer, *prometheus.Registry, error) {
 	ctx, log, st := d.ctx, d.log, m.Store()
 	reg := prometheus.NewRegistry()
@@ -368,6 +372,10 @@ func (d *daemon) gitAndMaster(cfg Config, m *membership.Membership) (*gitsync.Sy
 			}
 		}
 	})
+	if m.Role() == join.RoleAgent {
+		log.Info("this node is an agent: it runs pods and never campaigns for master")
+		return syncer, reg, nil
+	}
 	d.goFn("election", func() error {
 		for ctx.Err() == nil {
 			lead, err := st.Campaign(ctx, "/shoal/master", cfg.Name, cfg.LeaseTTL)
@@ -487,7 +495,7 @@ func (d *daemon) api(cfg Config, m *membership.Membership, nr *nodeRuntime, sync
 		}
 		return nil
 	})
-	d.serve("api socket", sock, api.NewHandler(api.Config{Backend: apiBackend, Metrics: metricsHandler, Netplane: dump, Logger: log}), nil)
+	d.serve("api socket", sock, api.NewHandler(api.Config{Backend: apiBackend, Metrics: metricsHandler, Netplane: dump, Tokens: m, Logger: log}), nil)
 	if cfg.APIListen != "" {
 		if cfg.APICert == "" || cfg.APIKey == "" || cfg.APITokenFile == "" {
 			return errors.New("--api-listen needs --api-tls-cert, --api-tls-key and --api-token-file: the TCP API has no anonymous access")
@@ -504,7 +512,7 @@ func (d *daemon) api(cfg Config, m *membership.Membership, nr *nodeRuntime, sync
 		if err != nil {
 			return fmt.Errorf("--api-listen: %w", err)
 		}
-		d.serve("api tcp", l, api.NewHandler(api.Config{Backend: apiBackend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Netplane: dump, Logger: log}),
+		d.serve("api tcp", l, api.NewHandler(api.Config{Backend: apiBackend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Netplane: dump, Tokens: m, Logger: log}),
 			&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	if addr != "" {

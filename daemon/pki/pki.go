@@ -1,6 +1,7 @@
 // Package pki is the cluster's certificate authority: the CA made when a cluster is founded,
-// node certificates it signs from certificate requests, and the join token that lets a new node
-// trust the cluster (by the CA's hash) and the cluster trust the node (by a shared secret).
+// node certificates it signs from certificate requests, and the form of the join tokens that let
+// a new node trust the cluster (by the CA's hash) and the cluster trust the node (by a token ID
+// and a secret, of which the cluster keeps only a hash).
 //
 // Every certificate is ECDSA P-256. Node certificates serve and authenticate both ways (server
 // and client auth): the same pair secures the store's peer and client traffic and the daemons'
@@ -26,6 +27,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/atomicfile"
 	"github.com/shoal-dev/shoal/manifests"
 )
 
@@ -297,17 +299,9 @@ func dedupe(s []string) []string {
 	return out
 }
 
-// writeFile writes through a temporary file and a rename, so a crash never leaves half a key.
+// writeFile replaces path durably (see package atomicfile), so a crash never leaves half a key.
 func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, mode)
 }
 
 // secretsEqual compares two secrets in constant time.

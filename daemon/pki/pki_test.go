@@ -4,9 +4,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,16 +97,23 @@ func TestSignNode(t *testing.T) {
 
 func TestToken(t *testing.T) {
 	ca := mustCA(t)
-	tok, err := NewToken(ca)
+	tok, err := NewToken(ca.Hash())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(tok.ID) != TokenIDLen || len(tok.Secret) != TokenSecretLen || !IsTokenID(tok.ID) {
+		t.Fatalf("new token %+v", tok)
+	}
+	if other, _ := NewToken(ca.Hash()); other.ID == tok.ID || other.Secret == tok.Secret {
+		t.Errorf("two tokens share an ID or a secret: %+v %+v", tok, other)
 	}
 	got, err := ParseToken(" " + tok.String() + "\n")
 	if err != nil || got != tok {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	if !tok.CheckSecret(tok.Secret) || tok.CheckSecret(strings.Repeat("0", 32)) || (Token{}).CheckSecret("") {
-		t.Error("CheckSecret")
+	id, secret, err := ParseCredential(tok.Credential())
+	if err != nil || id != tok.ID || secret != tok.Secret {
+		t.Fatalf("credential: %q %q %v", id, secret, err)
 	}
 	path := filepath.Join(t.TempDir(), "token")
 	if err := tok.Save(path); err != nil {
@@ -113,17 +122,69 @@ func TestToken(t *testing.T) {
 	if got, err := ReadToken(path); err != nil || got != tok {
 		t.Fatalf("read: %+v %v", got, err)
 	}
-	for _, bad := range []string{"", tok.CAHash, "shoal1." + tok.CAHash, "shoal2." + tok.CAHash + "." + tok.Secret,
-		"shoal1." + strings.ToUpper(tok.CAHash) + "." + tok.Secret, "shoal1." + tok.CAHash + "." + tok.Secret + ".x"} {
-		if _, err := ParseToken(bad); err == nil {
-			t.Errorf("token %q accepted", bad)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if _, err := NewToken("nothex"); err == nil {
+		t.Error("a token for a CA hash that is not one")
+	}
+	id6, sec16 := "abcdef", "0123456789abcdef"
+	for _, tc := range []struct{ name, in, want string }{
+		{"empty", "", "malformed"},
+		{"hash only", ca.Hash(), "malformed"},
+		{"no secret", "shoal2." + ca.Hash() + "." + id6, "malformed"},
+		{"old version", "shoal1." + ca.Hash() + "." + strings.Repeat("0", 32), "shoal token create"},
+		{"old version, damaged", "shoal1.x", "earlier Shoal"},
+		{"upper-case hash", "shoal2." + strings.ToUpper(ca.Hash()) + "." + id6 + "." + sec16, "malformed"},
+		{"upper-case ID", "shoal2." + ca.Hash() + ".ABCDEF." + sec16, "malformed"},
+		{"short ID", "shoal2." + ca.Hash() + ".abcde." + sec16, "malformed"},
+		{"long secret", "shoal2." + ca.Hash() + "." + id6 + "." + sec16 + "0", "malformed"},
+		{"punctuation in the secret", "shoal2." + ca.Hash() + "." + id6 + ".0123456789abcde-", "malformed"},
+		{"extra part", "shoal2." + ca.Hash() + "." + id6 + "." + sec16 + ".x", "malformed"},
+		{"another version", "shoal3." + ca.Hash() + "." + id6 + "." + sec16, "malformed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseToken(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseToken(%q): %v, want an error with %q", tc.in, err, tc.want)
+			}
+		})
+	}
+	if _, err := ParseToken("shoal1." + ca.Hash() + "." + strings.Repeat("0", 32)); !errors.Is(err, ErrOldToken) {
+		t.Errorf("an old token: %v, want ErrOldToken", err)
+	}
+	for _, bad := range []string{"", "abcdef", "abcdef.", ".0123456789abcdef", "abcdef.0123456789ABCDEF", "abcdef:0123456789abcdef"} {
+		if _, _, err := ParseCredential(bad); err == nil {
+			t.Errorf("credential %q accepted", bad)
+		}
+	}
+}
+
+func TestSecretHash(t *testing.T) {
+	h := HashSecret("0123456789abcdef")
+	if len(h) != 64 || h == HashSecret("0123456789abcdeg") {
+		t.Fatalf("hash %q", h)
+	}
+	for _, tc := range []struct {
+		hash, secret string
+		want         bool
+	}{
+		{h, "0123456789abcdef", true},
+		{h, "0123456789abcdeg", false},
+		{h, "", false},
+		{"", "", false},
+		{"", "0123456789abcdef", false},
+		{strings.ToUpper(h), "0123456789abcdef", false},
+	} {
+		if got := CheckSecret(tc.hash, tc.secret); got != tc.want {
+			t.Errorf("CheckSecret(%q, %q) = %v, want %v", tc.hash, tc.secret, got, tc.want)
 		}
 	}
 }
 
 func FuzzParseToken(f *testing.F) {
+	f.Add("shoal2." + strings.Repeat("ab", 32) + ".abc123.0123456789abcdef")
 	f.Add("shoal1." + strings.Repeat("ab", 32) + "." + strings.Repeat("0", 32))
-	f.Add("shoal1..")
+	f.Add("shoal2...")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, s string) {
 		tok, err := ParseToken(s)
@@ -133,6 +194,24 @@ func FuzzParseToken(f *testing.F) {
 		again, err := ParseToken(tok.String())
 		if err != nil || again != tok {
 			t.Fatalf("%q parsed to %+v, which does not round-trip: %v", s, tok, err)
+		}
+		id, secret, err := ParseCredential(tok.Credential())
+		if err != nil || id != tok.ID || secret != tok.Secret {
+			t.Fatalf("%q: the credential of %+v does not round-trip: %q %q %v", s, tok, id, secret, err)
+		}
+	})
+}
+
+func FuzzParseCredential(f *testing.F) {
+	f.Add("abc123.0123456789abcdef")
+	f.Add(".")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, secret, err := ParseCredential(s)
+		if err != nil {
+			return
+		}
+		if id+"."+secret != s || !IsTokenID(id) {
+			t.Fatalf("%q parsed to %q %q", s, id, secret)
 		}
 	})
 }

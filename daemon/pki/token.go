@@ -2,46 +2,123 @@ package pki
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"strings"
 )
 
-// tokenPrefix starts every join token: the format's version.
-const tokenPrefix = "shoal1"
+// tokenPrefix starts every join token: the format's version. oldTokenPrefix started the tokens
+// of earlier versions, which never expired and are no longer accepted.
+const (
+	tokenPrefix    = "shoal2"
+	oldTokenPrefix = "shoal1"
+)
 
-// Token lets a node join a cluster: CAHash pins the cluster CA the new node must see, and Secret
-// proves to the cluster that the node was given the token. Its text form is
-// shoal1.<CA hash, 64 hex>.<secret, 32 hex>.
+// Lengths of a token's parts, as kubeadm's bootstrap tokens have them: the ID is public, the
+// secret (16 of 36 characters, 82 bits) is known only to whoever was given the token.
+const (
+	TokenIDLen     = 6
+	TokenSecretLen = 16
+)
+
+const tokenAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// ErrOldToken is returned for a token of an earlier Shoal (shoal1...), which never expired.
+var ErrOldToken = errors.New("this join token is of an earlier Shoal (shoal1...), whose tokens never expired and are no " +
+	"longer accepted: make a new one on a server node with \"shoal token create\"")
+
+// Token lets a node join a cluster: CAHash pins the cluster CA the new node must see; ID names
+// the token's record in the cluster's store, and Secret proves to the cluster that the node was
+// given the token. Its text form is shoal2.<CA hash, 64 hex>.<ID, 6 of [a-z0-9]>.<secret, 16 of
+// [a-z0-9]>; the cluster keeps only a hash of the secret.
 type Token struct {
 	CAHash string
+	ID     string
 	Secret string
 }
 
-// NewToken makes a token for the cluster whose CA is ca, with a new 128-bit secret.
-func NewToken(ca *CA) (Token, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return Token{}, fmt.Errorf("make the join token: %w", err)
+// NewToken makes a token for the cluster whose CA has the hash caHash, with a new random ID and
+// secret.
+func NewToken(caHash string) (Token, error) {
+	if !isHex(caHash, 64) {
+		return Token{}, fmt.Errorf("make a join token: the CA hash %q is not 64 hex digits", caHash)
 	}
-	return Token{CAHash: ca.Hash(), Secret: hex.EncodeToString(b)}, nil
+	id, err := randomString(TokenIDLen)
+	if err != nil {
+		return Token{}, err
+	}
+	secret, err := randomString(TokenSecretLen)
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{CAHash: caHash, ID: id, Secret: secret}, nil
 }
 
-func (t Token) String() string { return tokenPrefix + "." + t.CAHash + "." + t.Secret }
+func randomString(n int) (string, error) {
+	b := make([]byte, n)
+	base := big.NewInt(int64(len(tokenAlphabet)))
+	for i := range b {
+		k, err := rand.Int(rand.Reader, base)
+		if err != nil {
+			return "", fmt.Errorf("make a join token: %w", err)
+		}
+		b[i] = tokenAlphabet[k.Int64()]
+	}
+	return string(b), nil
+}
 
-// ParseToken reads a token's text form.
+func (t Token) String() string { return tokenPrefix + "." + t.CAHash + "." + t.ID + "." + t.Secret }
+
+// Credential is what a joining node presents to the cluster: ID.secret (without the CA hash,
+// which only the joining node needs).
+func (t Token) Credential() string { return t.ID + "." + t.Secret }
+
+const malformedToken = "the join token is malformed: copy it whole, as \"shoal token create\" printed it " +
+	"(or from the first node's <data dir>/token): shoal2.<64 hex>.<6 of a-z0-9>.<16 of a-z0-9>"
+
+// ParseToken reads a token's text form. A token of an earlier version is refused with
+// ErrOldToken.
 func ParseToken(s string) (Token, error) {
 	s = strings.TrimSpace(s)
 	parts := strings.Split(s, ".")
-	if len(parts) != 3 || parts[0] != tokenPrefix || !isHex(parts[1], 64) || !isHex(parts[2], 32) {
-		return Token{}, errors.New("the join token is malformed: copy it whole from the first node " +
-			"(its log at first start, or <data dir>/token), shoal1.<64 hex>.<32 hex>")
+	if len(parts) > 0 && parts[0] == oldTokenPrefix {
+		return Token{}, ErrOldToken
 	}
-	return Token{CAHash: parts[1], Secret: parts[2]}, nil
+	if len(parts) != 4 || parts[0] != tokenPrefix || !isHex(parts[1], 64) ||
+		!isTokenPart(parts[2], TokenIDLen) || !isTokenPart(parts[3], TokenSecretLen) {
+		return Token{}, errors.New(malformedToken)
+	}
+	return Token{CAHash: parts[1], ID: parts[2], Secret: parts[3]}, nil
+}
+
+// ParseCredential reads what a joining node presents (see Token.Credential).
+func ParseCredential(s string) (id, secret string, err error) {
+	id, secret, ok := strings.Cut(s, ".")
+	if !ok || !isTokenPart(id, TokenIDLen) || !isTokenPart(secret, TokenSecretLen) {
+		return "", "", errors.New("the join credential is malformed: want <token ID>.<secret>, as a join token holds them")
+	}
+	return id, secret, nil
+}
+
+// IsTokenID reports whether s has the form of a token's ID.
+func IsTokenID(s string) bool { return isTokenPart(s, TokenIDLen) }
+
+func isTokenPart(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !strings.ContainsRune(tokenAlphabet, rune(s[i])) {
+			return false
+		}
+	}
+	return true
 }
 
 // ReadToken reads a token from a file.
@@ -57,7 +134,7 @@ func ReadToken(path string) (Token, error) {
 	return t, nil
 }
 
-// Save writes the token to path with mode 0600.
+// Save writes the token to path with mode 0600, durably.
 func (t Token) Save(path string) error {
 	if err := writeFile(path, []byte(t.String()+"\n"), 0o600); err != nil {
 		return fmt.Errorf("save the join token: %w", err)
@@ -65,8 +142,17 @@ func (t Token) Save(path string) error {
 	return nil
 }
 
-// CheckSecret reports, in constant time, whether s is the token's secret.
-func (t Token) CheckSecret(s string) bool { return t.Secret != "" && secretsEqual(t.Secret, s) }
+// HashSecret is what the cluster keeps of a token's secret: its hex SHA-256. A secret of 82
+// random bits needs no slow hash: it cannot be guessed from its hash.
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// CheckSecret reports, in constant time, whether secret hashes to hash (see HashSecret).
+func CheckSecret(hash, secret string) bool {
+	return hash != "" && secretsEqual(hash, HashSecret(secret))
+}
 
 func isHex(s string, n int) bool {
 	if len(s) != n {
