@@ -17,6 +17,7 @@ import (
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/daemon/store"
+	"github.com/shoal-dev/shoal/internal/atomicfile"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/netplane"
 	"github.com/shoal-dev/shoal/reconcile"
@@ -564,7 +565,7 @@ func writeNetState(dataDir string, st netState) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	return os.WriteFile(p, data, 0o600)
+	return atomicfile.WriteFile(p, data, 0o600)
 }
 
 // resetNetwork removes the network plane a node made: its pod network, load balancer and node

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/cluster"
+	"github.com/shoal-dev/shoal/internal/atomicfile"
 	"github.com/shoal-dev/shoal/manifests"
 	"golang.org/x/sys/unix"
 )
@@ -68,11 +69,7 @@ func nodeTaints(dataDir string, taints []manifests.Taint, now time.Time) ([]clus
 	if err != nil {
 		return nil, fmt.Errorf("record taints: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("record taints: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return nil, fmt.Errorf("record taints: %w", err)
 	}
 	return out, nil

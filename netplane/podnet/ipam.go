@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/shoal-dev/shoal/internal/atomicfile"
 )
 
 // ErrExhausted is returned by Setup when every address of the node's pod CIDR is taken.
@@ -255,24 +257,10 @@ func writeTemp(dir string, data []byte) (string, error) {
 	return p, nil
 }
 
-// writeFileAtomic replaces path with data: readers see the old or the new content, never a mix.
+// writeFileAtomic replaces path with data durably: readers see the old or the new content,
+// never a mix (see package atomicfile).
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := writeTemp(filepath.Dir(path), data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
