@@ -148,8 +148,8 @@ func admittedRole(want Role, rec TokenRecord) (Role, error) {
 		return RoleAgent, nil // a server token admits agents too
 	case RoleServer:
 		if rec.Role != RoleServer {
-			return "", fmt.Errorf("join token %s: %w: a node with --role server needs a server token "+
-				"(\"shoal token create --role server\" on a server node), or join this one with --role agent", rec.ID, ErrTokenRole)
+			return "", fmt.Errorf("%w: a node with --role server needs a server token "+
+				"(\"shoal token create --role server\" on a server node), or join this one with --role agent (token %s)", ErrTokenRole, rec.ID)
 		}
 		return RoleServer, nil
 	}

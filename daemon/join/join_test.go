@@ -139,7 +139,7 @@ func TestTokens(t *testing.T) {
 			if err == nil && rec.Role != tc.role {
 				t.Errorf("role %s, want %s", rec.Role, tc.role)
 			}
-			if errors.Is(err, ErrTokenExpired) && !strings.Contains(err.Error(), "expired at 2026-03-01T13:00:00Z: make a new one on a server node with \"shoal token create\"") {
+			if errors.Is(err, ErrTokenExpired) && !strings.Contains(err.Error(), "the join token expired at 2026-03-01T13:00:00Z: make a new one on a server node with \"shoal token create\"") {
 				t.Errorf("the expiry message: %v", err)
 			}
 		})

@@ -217,15 +217,15 @@ func CheckToken(ctx context.Context, st *store.Client, credential string, now ti
 		return TokenRecord{}, err
 	}
 	if !found {
-		return TokenRecord{}, fmt.Errorf("join token %s: %w", id, ErrTokenUnknown)
+		return TokenRecord{}, fmt.Errorf("%w (token %s)", ErrTokenUnknown, id)
 	}
 	// The secret first: whoever does not hold it learns nothing of the token's state.
 	if !pki.CheckSecret(rec.SecretHash, secret) {
-		return TokenRecord{}, fmt.Errorf("join token %s: %w", id, ErrTokenSecret)
+		return TokenRecord{}, fmt.Errorf("%w (token %s)", ErrTokenSecret, id)
 	}
 	if rec.Info().Expired(now) {
-		return TokenRecord{}, fmt.Errorf("join token %s: %w at %s: make a new one on a server node with \"shoal token create\"",
-			id, ErrTokenExpired, rec.Expires.UTC().Format(time.RFC3339))
+		return TokenRecord{}, fmt.Errorf("%w at %s: make a new one on a server node with \"shoal token create\" (token %s)",
+			ErrTokenExpired, rec.Expires.UTC().Format(time.RFC3339), id)
 	}
 	return rec, nil
 }
