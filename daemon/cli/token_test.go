@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,26 @@ func TestTokenCreateUsage(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := Main(t.Context(), args, Streams{Out: &out, Err: &errb}); code != ExitUsage {
 			t.Errorf("shoal %s: exit %d, want %d: %s", strings.Join(args, " "), code, ExitUsage, errb.String())
+		}
+	}
+}
+
+// TestDaemonRoleFlags: a bad --role, and --no-store-member with --role server, are usage errors
+// before the daemon starts anything.
+func TestDaemonRoleFlags(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("shoal daemon checks for root first")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--role", "admin"}, `--role: role "admin": use server or agent`},
+		{[]string{"--no-store-member", "--role", "server"}, "--no-store-member is --role agent"},
+	} {
+		code, _, stderr := run(t, append([]string{"daemon", "--data-dir", t.TempDir()}, tc.args...)...)
+		if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("shoal daemon %s: exit %d, stderr %q; want a usage error with %q", strings.Join(tc.args, " "), code, stderr, tc.want)
 		}
 	}
 }
