@@ -12,6 +12,10 @@
 // within limits (LoadOptions), and errors about built objects name the file
 // and line each object was written in.
 //
+// Files encrypted with SOPS (age or OpenPGP) are decrypted in memory before
+// they are decoded, by the LoadOptions.Decryptor that package manifests/sops
+// implements; see DetectSOPS.
+//
 // The package is pure: it performs no I/O beyond reading the files it is asked
 // to load and imports no other Shoal package.
 //

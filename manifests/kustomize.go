@@ -60,6 +60,10 @@ type build struct {
 	// userOrigin is set when the built kustomization itself asks for origin
 	// annotations, which then stay on the objects.
 	userOrigin bool
+	// dec decrypts the SOPS files the build reads; skipped are the
+	// warnings for those it could not for want of a key.
+	dec     *decrypter
+	skipped ErrorList
 }
 
 // limitError is returned to kustomize when the build broke a limit or a
@@ -181,6 +185,9 @@ func (b *build) kustomize(kfs *kustFS) (objs []builtObject, err error) {
 	if len(b.errs) > 0 {
 		return nil, errRefused
 	}
+	if len(b.skipped) > 0 {
+		return nil, errSkipped
+	}
 	res := m.Resources()
 	if len(res) > b.lim.maxObjects {
 		return nil, b.limitf(b.kfile, "the kustomization builds %d objects, more than %d (LoadOptions.MaxObjects); split the repository or raise the limit", len(res), b.lim.maxObjects)
@@ -214,12 +221,13 @@ func (b *build) kustomize(kfs *kustFS) (objs []builtObject, err error) {
 // decodes, defaults and validates (each on its own) the objects it makes. Its
 // errors name the source files and lines of the objects. budget is what the
 // load has left; the build's spending is added to it.
-func buildKustomization(ctx context.Context, fsys fs.FS, dir, kfile string, name func(string) string, lim limits, spent *buildSpent) unitResult {
+func buildKustomization(ctx context.Context, fsys fs.FS, dir, kfile string, name func(string) string, lim limits, spent *buildSpent, dec *decrypter) unitResult {
 	b := &build{
 		fsys: fsys, dir: dir, kfile: kfile, name: name,
 		lim:   lim,
 		files: map[string]bool{},
 		kusts: map[string]*kustDoc{},
+		dec:   dec,
 	}
 	b.lim.maxBuildReads -= spent.reads
 	b.lim.maxTreeSize -= spent.bytes
@@ -235,6 +243,10 @@ func buildKustomization(ctx context.Context, fsys fs.FS, dir, kfile string, name
 	if err != nil {
 		if len(b.errs) > 0 {
 			return unitResult{errs: b.errs}
+		}
+		if len(b.skipped) > 0 {
+			w := append(ErrorList{{File: name(kfile), Msg: fmt.Sprintf("not built, so none of its objects was checked: it reads %d SOPS-encrypted %s and no key was given; pass --sops-age-key-file or --sops-gpg-keyring to check it", len(b.skipped), plural(len(b.skipped), "file", "files"))}}, b.skipped...)
+			return unitResult{warnings: w}
 		}
 		return unitResult{errs: ErrorList{b.kustomizeError(err)}}
 	}
@@ -268,11 +280,12 @@ func buildKustomization(ctx context.Context, fsys fs.FS, dir, kfile string, name
 
 // unitResult is what building one directory gave.
 type unitResult struct {
-	items []located
-	files int // files read
-	errs  ErrorList
-	kfile string   // the unit's kustomization
-	kusts []string // every kustomization it read
+	items    []located
+	files    int // files read
+	errs     ErrorList
+	warnings ErrorList
+	kfile    string   // the unit's kustomization
+	kusts    []string // every kustomization it read
 }
 
 // buildSpent is what a load's kustomize builds have spent of its budget.

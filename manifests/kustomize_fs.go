@@ -273,6 +273,15 @@ func (k *kustFS) ReadFile(p string) ([]byte, error) {
 	if b.bytesRead > b.lim.maxTreeSize {
 		return nil, b.limitf(rel, "kustomize builds read more than %d bytes (LoadOptions.MaxTreeSize) at this file; a kustomization that includes the same large files many times makes this: simplify it or raise the limit", b.lim.maxTreeSize)
 	}
+	data, outcome, e := b.dec.open(rel, b.name(rel), data)
+	switch outcome {
+	case sopsSkipped:
+		b.skipped = append(b.skipped, e)
+		return nil, &fs.PathError{Op: "read", Path: kustPath(rel), Err: errSkipped}
+	case sopsFailed:
+		b.errs = append(b.errs, e)
+		return nil, &fs.PathError{Op: "read", Path: kustPath(rel), Err: errRefused}
+	}
 	if line, ok := aliasesWithin(data, b.lim.maxAliasNodes); !ok {
 		b.errs = append(b.errs, &Error{File: b.name(rel), Line: line,
 			Msg: fmt.Sprintf("YAML aliases expand to more than %d nodes (LoadOptions.MaxAliasNodes); write the values out instead of nesting aliases", b.lim.maxAliasNodes)})

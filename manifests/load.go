@@ -61,6 +61,19 @@ type LoadOptions struct {
 	// kustomizations of a load may declare in all, counting a kustomization
 	// again each time it is included.
 	MaxBuildSteps int
+	// Decryptor decrypts, in memory, every SOPS-encrypted file of the tree
+	// (see DetectSOPS) before it is decoded, and every one a kustomize build
+	// reads (resources, patches, the files and envs of generators). Decrypted
+	// data is never written anywhere, and a load keeps the values it
+	// decrypted out of its errors and warnings. nil means no keys: an
+	// encrypted file is then an error of that file, unless SkipEncrypted.
+	Decryptor Decryptor
+	// SkipEncrypted, when Decryptor is nil, leaves each SOPS-encrypted file
+	// out of the load with a warning (Set.Warnings) instead of failing it; a
+	// kustomization that reads one is not built, with a warning too. It is
+	// for offline checks without keys (shoal validate and diff); the master
+	// never sets it.
+	SkipEncrypted bool
 }
 
 type limits struct {
@@ -393,10 +406,13 @@ type treeLoader struct {
 	spent   buildSpent
 	total   int64
 	tooBig  bool
+	dec     *decrypter
+	// warnings are the load's own: encrypted files left out.
+	warnings ErrorList
 }
 
 func newTreeLoader(opts LoadOptions) *treeLoader {
-	return &treeLoader{lim: opts.limits()}
+	return &treeLoader{lim: opts.limits(), dec: newDecrypter(opts)}
 }
 
 // pendingFile is a manifest file read and waiting to be decoded.
@@ -492,8 +508,9 @@ func (l *treeLoader) kustomize(ctx context.Context, fsys fs.FS, dir, kfile strin
 	}
 	lim := l.lim
 	lim.maxTreeSize -= l.total
-	res := buildKustomization(ctx, fsys, dir, kfile, name, lim, &l.spent)
+	res := buildKustomization(ctx, fsys, dir, kfile, name, lim, &l.spent, l.dec)
 	l.errs = append(l.errs, res.errs...)
+	l.warnings = append(l.warnings, res.warnings...)
 	l.built = append(l.built, res.items...)
 	l.files += res.files
 	l.units = append(l.units, unit{name: name(kfile), kfile: kfile, kusts: res.kusts})
@@ -535,6 +552,15 @@ func (l *treeLoader) file(fsys fs.FS, name, rel string) error {
 	if l.total+l.spent.bytes > l.lim.maxTreeSize {
 		l.tooBig = true
 		l.errorf(rel, "the manifest tree is more than %d bytes (LoadOptions.MaxTreeSize) at this file, %d bytes so far; split the repository or raise the limit", l.lim.maxTreeSize, l.total+l.spent.bytes)
+		return nil
+	}
+	data, outcome, e := l.dec.open(name, rel, data)
+	switch outcome {
+	case sopsSkipped:
+		l.warnings = append(l.warnings, e)
+		return nil
+	case sopsFailed:
+		l.errs = append(l.errs, e)
 		return nil
 	}
 	l.pending = append(l.pending, pendingFile{name: rel, data: data})
@@ -586,6 +612,19 @@ func (l *treeLoader) finish(ctx context.Context) (*Set, error) {
 		// A build cut short says nothing about the tree.
 		return nil, fmt.Errorf("load manifests: %w", err)
 	}
+	set, err := l.finishTree()
+	// Whatever was decrypted stays out of what is reported.
+	if list, ok := err.(ErrorList); ok {
+		l.dec.redact(list)
+	}
+	if set != nil {
+		l.dec.redact(set.Warnings)
+	}
+	return set, err
+}
+
+// finishTree is finish once the context is known to be live.
+func (l *treeLoader) finishTree() (*Set, error) {
 	if l.tooBig {
 		return nil, l.errs.Err()
 	}
@@ -604,7 +643,12 @@ func (l *treeLoader) finish(ctx context.Context) (*Set, error) {
 	if len(l.errs) > 0 {
 		return nil, l.errs.Err()
 	}
-	return newSet(items, len(l.pending)+l.files), nil
+	s := newSet(items, len(l.pending)+l.files)
+	if len(l.warnings) > 0 {
+		s.Warnings = append(s.Warnings, l.warnings...)
+		s.Warnings.Sort()
+	}
+	return s, nil
 }
 
 func newSet(items []located, files int) *Set {
