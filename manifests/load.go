@@ -119,6 +119,11 @@ type Set struct {
 	// Warnings are what loads but does nothing in Shoal (such as RBAC
 	// objects), with file and line, sorted; print them with Error.Warning.
 	Warnings ErrorList
+	// Skipped are the warnings about the SOPS-encrypted files that were left
+	// out for want of a key (LoadOptions.SkipEncrypted), and the
+	// kustomizations not built because they read one; they are in Warnings
+	// too.
+	Skipped ErrorList
 
 	sources map[Object]*source
 }
@@ -645,6 +650,8 @@ func (l *treeLoader) finishTree() (*Set, error) {
 	}
 	s := newSet(items, len(l.pending)+l.files)
 	if len(l.warnings) > 0 {
+		s.Skipped = slices.Clone(l.warnings)
+		s.Skipped.Sort()
 		s.Warnings = append(s.Warnings, l.warnings...)
 		s.Warnings.Sort()
 	}

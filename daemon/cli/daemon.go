@@ -22,6 +22,7 @@ func newDaemonCmd(s Streams) *cobra.Command {
 	var labels, taints []string
 	var logLevel, serviceCIDR, clusterCIDR, joinTokenFile, role string
 	var noStoreMember bool
+	var sopsKeys sopsFlags
 	cmd := &cobra.Command{
 		Use:   "daemon --repo URL",
 		Short: "Run this node: follow the repository and converge the cluster to it",
@@ -117,6 +118,10 @@ them over again.`,
 			if cfg.Socket == "" {
 				cfg.Socket = client.DefaultSocket
 			}
+			// The keys of SOPS-encrypted manifests are read once, at start, and kept in memory.
+			if cfg.Decryptor, err = sopsKeys.decryptor(); err != nil {
+				return err
+			}
 			return node.Run(cmd.Context(), cfg)
 		},
 	}
@@ -134,6 +139,7 @@ them over again.`,
 	f.StringVar(&cfg.KnownHosts, "known-hosts", "", "known_hosts file for ssh:// repositories")
 	f.BoolVar(&cfg.AllowHTTP, "allow-insecure-http", false, "allow plain http:// repositories that are not on loopback")
 	f.StringVar(&cfg.VerifyKeyring, "verify-signatures", "", "armored OpenPGP keyring: refuse every new commit not signed by it")
+	sopsKeys.register(f, "the master")
 	f.StringVar(&cfg.Store, "store", "", "an external etcd: etcd://host:2379,... or etcds://... (default: embedded)")
 	f.StringVar(&cfg.Join, "join", "", "join the cluster of the node at HOST[:PORT] (its --node-address); needs the join token")
 	f.StringVar(&joinTokenFile, "join-token-file", "", "file with a join token of the cluster, from \"shoal token create\" (default $SHOAL_JOIN_TOKEN)")

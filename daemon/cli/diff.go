@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 func newDiffCmd(s Streams) *cobra.Command {
 	var repoPath, dir string
+	var keys sopsFlags
 	cmd := &cobra.Command{
 		Use:   "diff FROM TO",
 		Short: "Show what changes, object by object, between two commits of a repository (offline)",
@@ -28,12 +30,24 @@ daemon: use it to review a branch before merging. FROM and TO are revisions as g
 (main, HEAD~1, a tag, a SHA). Both are read from the repository's commits, never from its work
 tree, and loaded as the daemon loads them: kustomizations are built.
 
+A Secret's values are never printed: for a Secret whose data changed, diff names the keys added,
+removed or whose value changed.
+
+SOPS-encrypted files are decrypted in memory with the keys of --sops-age-key-file and
+--sops-gpg-keyring, as the daemon decrypts them. Without either flag, the encrypted files (and the
+kustomizations that read them) are left out of both revisions, each with a warning on stderr that
+it was not compared: their objects appear neither as added nor as removed.
+
 The exit code is 0 when nothing changes, 1 when something does (as kubectl diff) or when TO
 does not validate, and 2 on a usage error.`,
 		Example: `  shoal diff main feature/scale-web
   shoal diff --repo ~/cluster --path prod HEAD~1 HEAD`,
 		Args: cobraArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := keys.loadOptions(true)
+			if err != nil {
+				return err
+			}
 			repo, err := git.PlainOpenWithOptions(repoPath, &git.PlainOpenOptions{DetectDotGit: true})
 			if err != nil {
 				return fmt.Errorf("open repository %s: %w", repoPath, err)
@@ -58,7 +72,7 @@ does not validate, and 2 on a usage error.`,
 				if fi, err := fs.Stat(fsys, root); err != nil || !fi.IsDir() {
 					return nil, fmt.Errorf("revision %q has no directory %q: check --path", rev, root)
 				}
-				return manifests.LoadFS(cmd.Context(), fsys, root, manifests.LoadOptions{})
+				return manifests.LoadFS(cmd.Context(), fsys, root, opts)
 			}
 			from, err := load(args[0])
 			if err != nil {
@@ -67,6 +81,15 @@ does not validate, and 2 on a usage error.`,
 			to, err := load(args[1])
 			if err != nil {
 				return invalidRevision(s, args[1], err)
+			}
+			var skipped []string
+			for _, set := range []*manifests.Set{from, to} {
+				for _, w := range set.Skipped.Warnings() {
+					if !slices.Contains(skipped, w) {
+						skipped = append(skipped, w)
+						fmt.Fprintln(s.Err, w)
+					}
+				}
 			}
 			if changed := diffSets(s.Out, from, to); changed {
 				return &exitError{code: ExitFailure}
@@ -77,6 +100,7 @@ does not validate, and 2 on a usage error.`,
 	}
 	cmd.Flags().StringVar(&repoPath, "repo", ".", "the local repository")
 	cmd.Flags().StringVar(&dir, "path", "", "directory of the repository that holds the manifests")
+	keys.register(cmd.Flags(), "diff")
 	return cmd
 }
 
@@ -92,9 +116,14 @@ func invalidRevision(s Streams, rev string, err error) error {
 	return err
 }
 
-// diffSets prints the differences between two sets and reports whether there are any.
+// diffSets prints the differences between two sets and reports whether there are any. It never
+// prints a Secret's values: a Secret is rendered without its data, and the keys of its data that
+// were added, removed or changed are listed after its line diff.
 func diffSets(w io.Writer, from, to *manifests.Set) bool {
 	render := func(o manifests.Object) []string {
+		if sec, ok := o.(*manifests.Secret); ok {
+			o = withoutValues(sec)
+		}
 		y, err := manifests.Marshal([]manifests.Object{o}, "yaml")
 		if err != nil {
 			return []string{err.Error()}
@@ -117,12 +146,19 @@ func diffSets(w io.Writer, from, to *manifests.Set) bool {
 			continue
 		}
 		a, b := render(prev), render(o)
-		if strings.Join(a, "\n") == strings.Join(b, "\n") {
+		keys := secretKeyChanges(prev, o)
+		same := strings.Join(a, "\n") == strings.Join(b, "\n")
+		if same && len(keys) == 0 {
 			continue
 		}
 		changed = true
 		fmt.Fprintf(w, "~ %s (changed)\n", k)
-		for _, l := range lineDiff(a, b) {
+		if !same {
+			for _, l := range lineDiff(a, b) {
+				fmt.Fprintln(w, "    "+l)
+			}
+		}
+		for _, l := range keys {
 			fmt.Fprintln(w, "    "+l)
 		}
 	}
@@ -133,6 +169,59 @@ func diffSets(w io.Writer, from, to *manifests.Set) bool {
 		}
 	}
 	return changed
+}
+
+// withoutValues is a copy of a Secret without its values, to show in a diff.
+func withoutValues(s *manifests.Secret) *manifests.Secret {
+	c := *s
+	c.Data, c.StringData = nil, nil
+	return &c
+}
+
+// secretKeyChanges lists the data keys of a Secret that were added, removed or whose value
+// changed between two versions (stringData is merged into data by the defaults), never the
+// values; nil for objects that are not Secrets.
+func secretKeyChanges(prev, cur manifests.Object) []string {
+	a, ok1 := prev.(*manifests.Secret)
+	b, ok2 := cur.(*manifests.Secret)
+	if !ok1 || !ok2 {
+		return nil
+	}
+	values := func(s *manifests.Secret) map[string]string {
+		m := make(map[string]string, len(s.Data)+len(s.StringData))
+		for k, v := range s.Data {
+			m[k] = string(v)
+		}
+		for k, v := range s.StringData {
+			m[k] = v
+		}
+		return m
+	}
+	old, cur2 := values(a), values(b)
+	var keys []string
+	for k := range old {
+		keys = append(keys, k)
+	}
+	for k := range cur2 {
+		if _, ok := old[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var out []string
+	for _, k := range keys {
+		ov, inOld := old[k]
+		nv, inNew := cur2[k]
+		switch {
+		case !inOld:
+			out = append(out, fmt.Sprintf("+ data[%s]: added", k))
+		case !inNew:
+			out = append(out, fmt.Sprintf("- data[%s]: removed", k))
+		case ov != nv:
+			out = append(out, fmt.Sprintf("~ data[%s]: value changed", k))
+		}
+	}
+	return out
 }
 
 // diffTimeout bounds the search for a minimal diff of one object; past it the

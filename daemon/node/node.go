@@ -59,6 +59,9 @@ type Config struct {
 	KnownHosts    string
 	AllowHTTP     bool
 	VerifyKeyring string // file of an armored OpenPGP keyring
+	// Decryptor decrypts the SOPS-encrypted manifests when this node is master (nil: no keys,
+	// and a commit with an encrypted file is refused).
+	Decryptor manifests.Decryptor
 	// Store: "" for the embedded etcd, else etcd://host:port,... or etcds://...
 	Store                        string
 	StoreCA, StoreCert, StoreKey string
@@ -360,6 +363,7 @@ func (d *daemon) gitAndMaster(cfg Config, m *membership.Membership) (*gitsync.Sy
 	}
 	master := cluster.NewMaster(cluster.MasterConfig{Node: cfg.Name, Store: st, Git: syncer, Keyring: keyring,
 		NodeLostGrace: cfg.NodeLostGrace, ServiceCIDR: cfg.Net.ServiceCIDR, ClusterCIDR: cfg.Net.ClusterCIDR, Metrics: metrics, Logger: log,
+		Load: manifests.LoadOptions{Decryptor: cfg.Decryptor},
 		AvoidStoreLeader: m.Member()})
 	d.goFn("git sync", func() error { return syncer.Run(ctx) })
 	d.goFn("git heads", func() error {
