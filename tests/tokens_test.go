@@ -1,26 +1,31 @@
 package tests
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/daemon/store"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// TestJoinTokens runs a founder and a second node in network namespaces and joins the second
-// with tokens made by `shoal token create`: an expired token, a deleted one and an agent token
-// with --role server are each refused with what to do, and the node exits at once instead of
-// trying again; with the agent token as an agent it joins, runs pods, is never master and runs
-// no store member, and starts again after its token is deleted. The founding token is never in
-// a daemon's output, and `shoal token list` never shows a secret.
+// TestJoinTokens runs four nodes in network namespaces. The founder starts alone, and the second
+// node joins it with tokens made by `shoal token create`: an expired token, a deleted one and an
+// agent token with --role server are each refused with what to do, and the node exits at once
+// instead of trying again; with the agent token as an agent it joins. Two servers then join with
+// the founding token and run the other store members. The agent runs pods and no store member,
+// and never campaigns: the store's candidates for master are the three servers; when the master
+// is frozen, a server takes over. The agent starts again after its token is deleted. The founding
+// token is never in a daemon's output, and `shoal token list` never shows a secret.
 func TestJoinTokens(t *testing.T) {
 	needRoot(t)
-	c := newLANCluster(t, 2)
-	n1, n2 := c.nodes[0], c.nodes[1]
+	c := newLANCluster(t, 4)
+	n1, n2, n3, n4 := c.nodes[0], c.nodes[1], c.nodes[2], c.nodes[3]
 	c.repo.commit("start", map[string]string{"README.md": "cluster\n"})
 	n1.start(t)
 	n1.waitAPI(t)
@@ -149,10 +154,22 @@ func TestJoinTokens(t *testing.T) {
 		useToken(agentTok, "--role", "agent")
 		n2.start(t)
 		n2.waitAPI(t)
-		waitUntil(t, "both nodes in the status", 90*time.Second, func() bool {
+		// Then two servers, with the founding token: the other two store members.
+		for _, n := range []*lanNode{n3, n4} {
+			n.start(t)
+			n.waitAPI(t)
+		}
+		waitUntil(t, "every node in the status, n3 and n4 store members", 2*time.Minute, func() bool {
 			st := n1.status()
-			return len(st.Nodes) == 2 && st.Master != ""
+			members := 0
+			for _, ns := range st.Nodes {
+				if ns.Store == "member" {
+					members++
+				}
+			}
+			return len(st.Nodes) == 4 && st.Master != "" && members == 3
 		})
+		start := time.Now()
 		sha := c.repo.commit("web on the agent", map[string]string{"web.yaml": deployment("web", 2, "v1",
 			"      nodeSelector: {kubernetes.io/hostname: "+n2.name+"}\n")})
 		c.waitAllConverged(t, sha, 3*time.Minute)
@@ -163,11 +180,12 @@ func TestJoinTokens(t *testing.T) {
 		if on := podsByNode(pods, "web-")[n2.name]; on != 2 {
 			t.Errorf("%d ready web pods on the agent, want 2: %+v", on, pods)
 		}
-		checkAgent := func() {
+		t.Logf("2 web pods ready on the agent %v after the commit", time.Since(start).Round(100*time.Millisecond))
+		checkAgent := func(obs *lanNode) {
 			t.Helper()
-			st := n1.status()
-			if st.Master != n1.name {
-				t.Errorf("master %q, want %s: an agent never is", st.Master, n1.name)
+			st := obs.status()
+			if st.Master == n2.name || st.Master == "" {
+				t.Errorf("master %q: want a server; an agent never is", st.Master)
 			}
 			for _, ns := range st.Nodes {
 				if ns.Name == n2.name && (ns.Store != "client" || ns.Master) {
@@ -175,22 +193,10 @@ func TestJoinTokens(t *testing.T) {
 				}
 			}
 		}
-		checkAgent()
-		raw, err := n1.shoal("status", "-o", "json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st struct {
-			Nodes []struct {
-				Name, Store string
-			} `json:"nodes"`
-		}
-		if err := json.Unmarshal([]byte(raw), &st); err != nil || len(st.Nodes) != 2 {
-			t.Fatalf("status -o json: %v\n%s", err, raw)
-		}
+		checkAgent(n1)
 		log := n2.logSince(0)
-		if !strings.Contains(log, "never campaigns for master") || strings.Contains(log, `msg="acting as master"`) {
-			t.Errorf("the agent's log does not say that it never campaigns, or it ran the master:\n%s", lastLines(withoutDebug(log), 30))
+		if !strings.Contains(log, "never campaigns for master") {
+			t.Errorf("the agent's log does not say that it never campaigns:\n%s", lastLines(withoutDebug(log), 30))
 		}
 		if _, err := os.Stat(filepath.Join(n2.dataDir, "pki", "ca.key")); err == nil {
 			t.Error("the agent holds the CA key")
@@ -198,6 +204,44 @@ func TestJoinTokens(t *testing.T) {
 		if out, err := n2.shoal("token", "create"); err == nil || !strings.Contains(err.Error(), "needs a server node") {
 			t.Errorf("token create on the agent: %q %v, want a refusal saying it needs a server node", out, err)
 		}
+
+		// The candidates for master, as the store has them: the servers, never the agent.
+		st, err := store.Connect(t.Context(), store.Config{Endpoints: []string{"unix://" + filepath.Join(n1.dataDir, "store", store.SocketName)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := st.Etcd().Get(t.Context(), "/shoal/master/", clientv3.WithPrefix())
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var candidates []string
+		for _, kv := range resp.Kvs {
+			candidates = append(candidates, string(kv.Value))
+		}
+		if slices.Contains(candidates, n2.name) || len(candidates) != 3 {
+			t.Errorf("the candidates for master are %v, want the three servers and not the agent %s", candidates, n2.name)
+		}
+		t.Logf("candidates for master: %v", candidates)
+
+		// The master frozen: a server takes over.
+		master := c.node(t, n1.status().Master)
+		obs := n3
+		if master == n3 {
+			obs = n4
+		}
+		master.pause()
+		var next string
+		waitUntil(t, "another master", time.Minute, func() bool {
+			next = obs.status().Master
+			return next != "" && next != master.name
+		})
+		t.Logf("%s froze; %s took over as master", master.name, next)
+		checkAgent(obs)
+		if log := n2.logSince(0); strings.Contains(log, `msg="acting as master"`) {
+			t.Errorf("the agent acted as master:\n%s", lastLines(withoutDebug(log), 30))
+		}
+		master.resume()
 
 		// A node that joined needs no valid token to start again.
 		if _, err := n1.shoal("token", "delete", agentTok); err != nil {
@@ -208,16 +252,17 @@ func TestJoinTokens(t *testing.T) {
 		n2.start(t)
 		n2.waitAPI(t)
 		waitUntil(t, "the agent back and ready", 90*time.Second, func() bool {
-			for _, ns := range n1.status().Nodes {
+			for _, ns := range obs.status().Nodes {
 				if ns.Name == n2.name {
 					return ns.Ready
 				}
 			}
 			return false
 		})
-		checkAgent()
-		if log := n2.logSince(mark); !strings.Contains(log, "not used again") {
-			t.Errorf("the restarted agent does not say that it does not use --join again:\n%s", lastLines(withoutDebug(log), 20))
+		checkAgent(obs)
+		if log := n2.logSince(mark); !strings.Contains(log, "not used again") || !strings.Contains(log, "never campaigns for master") {
+			t.Errorf("the restarted agent does not say that it does not use --join again, or that it is still an agent:\n%s",
+				lastLines(withoutDebug(log), 20))
 		}
 	})
 }
