@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/shoal-dev/shoal/daemon/sealing"
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -79,16 +81,8 @@ func (m *Master) accept(ctx context.Context, lead *store.Leadership, h revision.
 		return reject(err.Error())
 	}
 	// Stage the objects, then flip the applied key: a commit is applied whole or not at all.
-	var ops []clientv3.Op
-	for _, o := range set.Objects {
-		ops = append(ops, putOp(desiredKey(h.SHA, manifests.KeyOf(o)), o))
-	}
-	for len(ops) > 0 {
-		n := min(len(ops), 64)
-		if _, err := lead.Txn(ctx, ops[:n]...); err != nil {
-			return err
-		}
-		ops = ops[n:]
+	if err := m.stage(ctx, lead, h.SHA, set.Objects); err != nil {
+		return err
 	}
 	rec.Result, rec.Objects, rec.Warnings = ResultApplied, len(set.Objects), set.Warnings.Warnings()
 	// The flip deletes the old commit's objects in the same write: once the new commit is
@@ -132,11 +126,19 @@ func (m *Master) desired(ctx context.Context, sha string) ([]manifests.Object, e
 	if ok {
 		return objs, nil
 	}
-	kvs, _, err := store.List[json.RawMessage](ctx, m.cfg.Store, desiredPrefix+sha+"/")
+	kvs, rev, err := store.List[json.RawMessage](ctx, m.cfg.Store, desiredPrefix+sha+"/")
 	if err != nil {
 		return nil, err
 	}
-	objs, err = decodeObjects(kvs)
+	// The keyring as it was when the objects were read: a rotation may have removed a key they
+	// used since, and re-encrypted them.
+	var kr *sealing.Keyring
+	if m.cfg.Keys != nil && slices.ContainsFunc(kvs, func(kv store.KV[json.RawMessage]) bool { return sealing.IsEnvelope(kv.Value) }) {
+		if kr, _, _, err = readKeyring(ctx, m.cfg.Store, m.cfg.Keys, &m.keyrings, rev); err != nil {
+			return nil, err
+		}
+	}
+	objs, err = decodeObjects(kvs, kr, errors.New("no keyring is stored"), false)
 	if err != nil {
 		return nil, err
 	}
@@ -146,15 +148,43 @@ func (m *Master) desired(ctx context.Context, sha string) ([]manifests.Object, e
 	return objs, nil
 }
 
-// decodeObjects decodes stored desired objects (JSON written by the master).
-func decodeObjects(kvs []store.KV[json.RawMessage]) ([]manifests.Object, error) {
-	var objs []manifests.Object
-	for _, kv := range kvs {
-		got, errs := manifests.DecodeFile(kv.Key, kv.Value, manifests.LoadOptions{})
-		if errs != nil {
-			return nil, fmt.Errorf("stored object %s: %w", kv.Key, errs)
+// stage writes the objects of commit sha as the desired state to be (desired/<sha>/...), 64 to
+// a write. With Keys, every Secret is written encrypted with the keyring's primary key, and
+// every write only while the keyring is the one it was encrypted with: once a rotation has
+// changed it, the commit is staged again with the new one, so that no value ever uses a key the
+// rotation removes.
+func (m *Master) stage(ctx context.Context, lead *store.Leadership, sha string, objs []manifests.Object) error {
+	var kr *sealing.Keyring
+	var cmps []clientv3.Cmp
+	if m.cfg.Keys != nil && slices.ContainsFunc(objs, func(o manifests.Object) bool { _, ok := o.(*manifests.Secret); return ok }) {
+		var rev int64
+		var err error
+		if kr, rev, err = m.masterKeyring(ctx, lead); err != nil {
+			return err
 		}
-		objs = append(objs, got...)
+		cmps = []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(keyringKey), "=", rev)}
 	}
-	return objs, nil
+	var ops []clientv3.Op
+	for _, o := range objs {
+		key := desiredKey(sha, manifests.KeyOf(o))
+		if _, secret := o.(*manifests.Secret); secret && kr != nil {
+			val, err := sealValue(kr, key, o)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, clientv3.OpPut(key, val))
+			continue
+		}
+		ops = append(ops, putOp(key, o))
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 64)
+		if _, ok, err := fencedTxn(ctx, m.cfg.Store, lead, cmps, ops[:n]...); err != nil {
+			return err
+		} else if !ok {
+			return errKeyringChanged
+		}
+		ops = ops[n:]
+	}
+	return nil
 }

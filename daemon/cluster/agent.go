@@ -2,13 +2,16 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-dev/shoal/daemon/sealing"
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/runtime"
@@ -33,6 +36,9 @@ type AgentConfig struct {
 	// MetricsInterval is how often the agent measures the CPU and memory of the node's pods and
 	// writes the node's NodeMetrics (0: DefaultMetricsInterval; negative: never).
 	MetricsInterval time.Duration
+	// Keys are the node's: it publishes Keys.NodeCert in its known record, and opens with
+	// Keys.NodeKey the Secrets the master seals to it. Nil on an external store.
+	Keys *Keys
 }
 
 // Agent runs the pods the master places on this node and reports their status.
@@ -57,6 +63,19 @@ type Agent struct {
 	// pod was refused. hostPortNotes says why the network plane did not forward a pod's ports.
 	hostPortVerdicts map[string]string
 	hostPortNotes    map[string]string
+
+	// recipient opens the Secrets sealed to this node (nil, with recipientErr, when its key is
+	// unusable); opened keeps them by pod UID while the sealed value is the same. Only sync uses
+	// opened.
+	recipient    *sealing.Recipient
+	recipientErr error
+	opened       map[string]openedSecrets
+}
+
+// openedSecrets are a placement's Secrets, opened from its sealed value.
+type openedSecrets struct {
+	sealed  string
+	secrets map[string]*manifests.Secret
 }
 
 // NewAgent returns an agent.
@@ -70,8 +89,16 @@ func NewAgent(cfg AgentConfig) *Agent {
 	if cfg.MetricsInterval == 0 {
 		cfg.MetricsInterval = DefaultMetricsInterval
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), reported: map[string]string{}, lastStatus: map[string]reportedStatus{}, readySince: map[string]time.Time{}, stopping: map[string]bool{},
-		hostPortVerdicts: map[string]string{}}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), reported: map[string]string{}, lastStatus: map[string]reportedStatus{}, readySince: map[string]time.Time{}, stopping: map[string]bool{},
+		hostPortVerdicts: map[string]string{}, opened: map[string]openedSecrets{}}
+	if cfg.Keys != nil {
+		if cfg.Keys.NodeKey == nil {
+			a.recipientErr = errors.New("the node has no key")
+		} else {
+			a.recipient, a.recipientErr = sealing.NewRecipient(cfg.Keys.NodeKey)
+		}
+	}
+	return a
 }
 
 // Run registers the node and syncs its pods until ctx ends. Losing the store never stops a pod:
@@ -94,9 +121,22 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	defer reg.Close()
-	if err := store.Put(ctx, a.cfg.Store, knownKey(a.cfg.Node), rec); err != nil {
-		a.log.Warn("record the node", "err", err)
+	// The known record also publishes the node's certificate, for the master to seal the
+	// node's Secrets to; it is written again until it is written.
+	known := rec
+	if a.cfg.Keys != nil {
+		known.Certificate = a.cfg.Keys.NodeCert
 	}
+	recordKnown := func() bool {
+		if err := store.Put(ctx, a.cfg.Store, knownKey(a.cfg.Node), known); err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("record the node; trying again", "err", err)
+			}
+			return false
+		}
+		return true
+	}
+	knownWritten := recordKnown()
 
 	wake := make(chan struct{}, 1)
 	poke := func() {
@@ -141,6 +181,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case <-wake:
 		case <-tick.C:
+		}
+		if !knownWritten {
+			knownWritten = recordKnown()
 		}
 		a.sync(ctx, reg, &rec)
 	}
@@ -235,6 +278,17 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 			}
 			spec.Claims = claims
 		}
+		if pl.SealedSecrets != nil {
+			secrets, err := a.openSecrets(pl)
+			if err != nil {
+				if _, running := have[uid]; running {
+					continue // it runs with what it was started with
+				}
+				a.reportHeld(ctx, pl, ReasonSecretsUnreadable, err.Error())
+				continue
+			}
+			spec.Secrets = secrets
+		}
 		if err := rt.EnsurePod(ctx, &spec); err != nil {
 			a.log.Warn("ensure pod", "pod", podName(pl), "err", err)
 		}
@@ -248,6 +302,11 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 				a.log.Warn("remove pod", "uid", uid, "err", err)
 			}
 			a.forget(ctx, uid)
+		}
+	}
+	for key := range a.opened {
+		if _, ok := placed[key]; !ok {
+			delete(a.opened, key)
 		}
 	}
 	a.reclaim(ctx, placed)
@@ -386,4 +445,36 @@ func withoutConditionTimes(s manifests.PodStatus) manifests.PodStatus {
 		c.Conditions[i] = cond
 	}
 	return c
+}
+
+// ReasonSecretsUnreadable is the reason of a pod the node holds Pending because it cannot open
+// the Secrets the master sealed for it (sealed to another key than the node's: the master seals
+// them again once it sees the node's certificate).
+const ReasonSecretsUnreadable = "SecretsUnreadable"
+
+// openSecrets opens the Secrets sealed into a placement with the node's key, once per sealed
+// value.
+func (a *Agent) openSecrets(pl Placement) (map[string]*manifests.Secret, error) {
+	uid := pl.Spec.UID
+	if o, ok := a.opened[uid]; ok && o.sealed == string(pl.SealedSecrets) {
+		return o.secrets, nil
+	}
+	if a.recipient == nil {
+		err := a.recipientErr
+		if err == nil {
+			err = errors.New("the node keeps no key (an external store)")
+		}
+		return nil, fmt.Errorf("the pod's Secrets are sealed to the node's key, and %w", err)
+	}
+	plain, err := a.recipient.Open([]byte(placementKey(a.cfg.Node, uid)), pl.SealedSecrets)
+	if err != nil {
+		return nil, fmt.Errorf("the pod's Secrets are sealed to key %s, not to this node's %s (its certificate changed?): the master seals them again to the key the node publishes: %w",
+			pl.SealedTo, a.recipient.Fingerprint, err)
+	}
+	var secrets map[string]*manifests.Secret
+	if err := json.Unmarshal(plain, &secrets); err != nil {
+		return nil, fmt.Errorf("the pod's sealed Secrets: %w", err)
+	}
+	a.opened[uid] = openedSecrets{sealed: string(pl.SealedSecrets), secrets: secrets}
+	return secrets, nil
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoal-dev/shoal/daemon/sealing"
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
 	"github.com/shoal-dev/shoal/reconcile"
@@ -25,10 +26,29 @@ type Backend struct {
 	Node    string
 	Store   *store.Client
 	Runtime runtime.Runtime
+	// Keys open the Secrets of the desired state (with Keys.CAKey) and rotate the keyring; nil
+	// on an external store. Without the CA key (and on the node-to-node endpoint, Redacted) the
+	// Secrets are shown by name alone.
+	Keys *Keys
 
-	mu      sync.Mutex
-	objSHA  string
-	objects []manifests.Object // the decoded desired objects of objSHA
+	// rotateStep, when set (by tests), is called after each step of a key rotation; an error
+	// stops the rotation there, as a crash would.
+	rotateStep func(step string) error
+
+	mu       sync.Mutex
+	objSHA   string
+	objects  []manifests.Object // the decoded desired objects of objSHA
+	keyrings keyringCache
+}
+
+// Redacted returns a Backend of the same node and store that opens no Secret: for the node's
+// endpoint to other nodes, which must not hand them the Secrets of pods they do not run.
+func (b *Backend) Redacted() *Backend {
+	r := &Backend{Node: b.Node, Store: b.Store, Runtime: b.Runtime}
+	if b.Keys != nil {
+		r.Keys = &Keys{CA: b.Keys.CA}
+	}
+	return r
 }
 
 // Snapshot reads the whole cluster state at one revision.
@@ -41,6 +61,7 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 		Deployments: map[string]DeploymentRecord{}, Jobs: map[string]reconcile.JobStatus{}, CronJobs: map[string]reconcile.CronJobStatus{}, DaemonSets: map[string]reconcile.DaemonSetStatus{}, StatefulSets: map[string]reconcile.StatefulSetStatus{}, Autoscalers: map[string]reconcile.HPAStatus{}, Claims: map[string]reconcile.ClaimState{}, Services: map[string]reconcile.ServiceState{},
 		Metrics: map[string]NodeMetrics{}}
 	var desired []store.KV[json.RawMessage]
+	var keyring store.KV[json.RawMessage]
 	type leaderKV struct {
 		name string
 		rev  int64
@@ -81,6 +102,8 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 			}
 		case strings.HasPrefix(key, desiredPrefix):
 			desired = append(desired, store.KV[json.RawMessage]{Key: key, Value: val})
+		case key == keyringKey:
+			keyring = store.KV[json.RawMessage]{Key: key, Value: val, ModRev: kv.ModRevision}
 		case strings.HasPrefix(key, placementPrefix):
 			var p Placement
 			if err = json.Unmarshal(val, &p); err == nil {
@@ -151,7 +174,7 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 		s.Leader = leaders[0].name
 	}
 	slices.SortFunc(s.Commits, func(a, b CommitRecord) int { return a.SeenAt.Compare(b.SeenAt) })
-	objs, err := b.objectsOf(s.Applied.SHA, desired)
+	objs, err := b.objectsOf(s.Applied.SHA, desired, keyring)
 	if err != nil {
 		return nil, err
 	}
@@ -168,8 +191,10 @@ func (b *Backend) StoreLeader(ctx context.Context) string {
 	return name
 }
 
-// objectsOf decodes the desired objects of the applied commit, once per commit.
-func (b *Backend) objectsOf(sha string, desired []store.KV[json.RawMessage]) ([]manifests.Object, error) {
+// objectsOf decodes the desired objects of the applied commit, once per commit (a rotation
+// changes how its Secrets are stored, not what they hold), opening its Secrets with the keyring
+// read with them. A Secret this backend cannot open is shown by its name alone.
+func (b *Backend) objectsOf(sha string, desired []store.KV[json.RawMessage], keyring store.KV[json.RawMessage]) ([]manifests.Object, error) {
 	if sha == "" {
 		return nil, nil
 	}
@@ -179,16 +204,40 @@ func (b *Backend) objectsOf(sha string, desired []store.KV[json.RawMessage]) ([]
 		return b.objects, nil
 	}
 	var mine []store.KV[json.RawMessage]
+	encrypted := false
 	for _, kv := range desired {
 		if strings.HasPrefix(kv.Key, desiredPrefix+sha+"/") {
 			mine = append(mine, kv)
+			encrypted = encrypted || sealing.IsEnvelope(kv.Value)
 		}
 	}
-	objs, err := decodeObjects(mine)
+	var kr *sealing.Keyring
+	why := ErrNoCAKey
+	complete := true // every Secret that could open did: the result is kept
+	switch {
+	case !encrypted:
+	case b.Keys == nil || b.Keys.CAKey == nil:
+	case keyring.Value == nil:
+		why, complete = errors.New("no keyring is stored"), false
+	default:
+		if kr, why = b.keyrings.open(b.Keys.CAKey, keyring.Value, keyring.ModRev); why != nil {
+			complete = false
+		}
+	}
+	objs, err := decodeObjects(mine, kr, why, true)
 	if err != nil {
 		return nil, err
 	}
-	b.objSHA, b.objects = sha, objs
+	if b.Keys != nil && b.Keys.CAKey != nil {
+		for _, o := range objs {
+			if _, redacted := o.GetObjectMeta().Annotations[AnnotationEncrypted]; redacted && o.GetKind() == "Secret" {
+				complete = false
+			}
+		}
+	}
+	if complete {
+		b.objSHA, b.objects = sha, objs
+	}
 	return objs, nil
 }
 

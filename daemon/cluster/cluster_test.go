@@ -111,6 +111,7 @@ type testCluster struct {
 	backend *Backend
 	driver  *fake.Driver // n1's: SetUsage drives what n1 measures of its pods
 	volumes *volumes.Dir // n1's claim volumes
+	keys    *Keys        // n1's, with the CA key; nil: the cluster keeps its Secrets unencrypted
 	// stopMaster stops n1's master (its campaign and its passes); the agent keeps running.
 	stopMaster context.CancelFunc
 	cancel     context.CancelFunc
@@ -139,9 +140,11 @@ func newTestCluster(t *testing.T, opts ...func(*MasterConfig)) *testCluster {
 		o(&mcfg)
 	}
 	c.master = NewMaster(mcfg)
+	// With Keys (withKeys), n1 is a server: it holds the CA key and publishes its certificate.
+	c.keys = mcfg.Keys
 	agent := NewAgent(AgentConfig{Node: "n1", Store: st, Runtime: rt, TTL: 2 * time.Second, Volumes: c.volumes,
-		MetricsInterval: testMetricsInterval, Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}})
-	c.backend = &Backend{Node: "n1", Store: st, Runtime: rt}
+		MetricsInterval: testMetricsInterval, Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}, Keys: mcfg.Keys})
+	c.backend = &Backend{Node: "n1", Store: st, Runtime: rt, Keys: mcfg.Keys}
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
@@ -327,8 +330,12 @@ func (c *testCluster) addNode(name string) (stop func()) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	var keys *Keys
+	if c.keys != nil {
+		keys = agentKeys(c.t, c.keys, name)
+	}
 	agent := NewAgent(AgentConfig{Node: name, Store: c.st, Runtime: rt, TTL: time.Second, MetricsInterval: testMetricsInterval,
-		Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}})
+		Record: NodeRecord{Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30}}, Keys: keys})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

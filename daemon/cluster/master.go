@@ -50,6 +50,11 @@ type MasterConfig struct {
 	// the store's leadership to another member, so that losing this node costs one lease TTL
 	// and not also a store election (which renews every lease).
 	AvoidStoreLeader bool
+	// Keys keep the Secrets encrypted in the store: the master encrypts those of the desired
+	// state with the cluster's keyring, which it opens with Keys.CAKey, and seals those of each
+	// placement to its node's key. Nil on an external store (no CA): Secrets are stored as they
+	// are.
+	Keys *Keys
 }
 
 // Default address ranges of a cluster.
@@ -75,6 +80,13 @@ type Master struct {
 	eventLease      clientv3.LeaseID
 	eventLeaseUntil time.Time
 
+	// keyrings opens the stored keyring; nodeKeys are the nodes' checked certificate keys and
+	// resealAll has the next pass look at every placement's sealed Secrets (resealOps). Only
+	// Run's goroutine uses the last two.
+	keyrings  keyringCache
+	nodeKeys  map[string]nodeKeyEntry
+	resealAll bool
+
 	// view is the store as this term's passes read it, kept in memory by watches; wrote is
 	// the revision of the term's last write, which a pass waits for the view to reach.
 	view  *masterView
@@ -96,7 +108,7 @@ func NewMaster(cfg MasterConfig) *Master {
 		cfg.ClusterCIDR = DefaultClusterCIDR
 	}
 	return &Master{cfg: cfg, log: cfg.Logger.With("component", "master"), headCh: make(chan struct{}, 1),
-		objects: map[string][]manifests.Object{}}
+		objects: map[string][]manifests.Object{}, nodeKeys: map[string]nodeKeyEntry{}}
 }
 
 // SetHead tells the master the newest commit of the repository. Safe to call at any time.
@@ -113,6 +125,9 @@ func (m *Master) SetHead(h revision.Head) {
 // Run acts as master until the leadership is lost or ctx ends. It returns store.ErrNotLeader
 // when another daemon took over.
 func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
+	if !m.cfg.Keys.CanLead() {
+		return errors.New("this node does not hold the cluster CA key, which opens the keyring of the cluster's Secrets: it cannot be master")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -139,6 +154,14 @@ func (m *Master) Run(ctx context.Context, lead *store.Leadership) error {
 	m.mu.Lock()
 	m.view, m.wrote = view, 0
 	m.mu.Unlock()
+	m.resealAll = true
+	if m.cfg.Keys != nil {
+		if _, _, err := m.masterKeyring(ctx, lead); errors.Is(err, store.ErrNotLeader) {
+			return err
+		} else if err != nil && ctx.Err() == nil {
+			m.log.Warn("the keyring; trying again with the next commit", "err", err)
+		}
+	}
 	if m.cfg.AvoidStoreLeader {
 		done := make(chan struct{})
 		defer func() { <-done }()

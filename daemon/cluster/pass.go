@@ -108,8 +108,9 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			if pl.Created.IsZero() {
 				pl.Created = time.Now()
 			}
-			m.log.Debug("create pod", "pod", podName(pl), "uid", pl.Spec.UID, "node", pl.Node)
-			ops = append(ops, lazyPut(placementKey(nodeOrPending(pl.Node), pl.Spec.UID), pl))
+			op, out := m.placementOp(pl)
+			m.log.Debug("create pod", "pod", podName(pl), "uid", pl.Spec.UID, "node", out.Node)
+			ops = append(ops, op)
 		case reconcile.DeletePod:
 			pl, ok := m.view.placement(a.UID)
 			if !ok {
@@ -127,10 +128,22 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			if !ok {
 				continue
 			}
-			old := pl.Node
+			old, reason := pl.Node, pl.Reason
 			pl.Node, pl.Reason = a.Node, ""
 			pl.Spec.Claims = claimVolumes(pl.Spec.Pod, planClaims)
-			ops = append(ops, ready(clientv3.OpDelete(placementKey(nodeOrPending(old), a.UID))), lazyPut(placementKey(a.Node, a.UID), pl))
+			if m.cfg.Keys != nil && pl.Spec.Secrets == nil {
+				// A pending placement keeps no Secrets: the pod gets those of the desired state.
+				pl.Spec.Secrets = podSecrets(objs, pl.Spec.Pod)
+			}
+			op, out := m.placementOp(pl)
+			if out.Node == "" {
+				// Still pending: its node has no key to seal its Secrets to.
+				if out.Reason != reason {
+					ops = append(ops, op)
+				}
+				continue
+			}
+			ops = append(ops, ready(clientv3.OpDelete(placementKey(nodeOrPending(old), a.UID))), op)
 		case reconcile.SetPodStatus:
 			pl, ok := m.view.placement(a.UID)
 			if !ok {
@@ -165,7 +178,9 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 		n := min(len(ops), 64)
 		batch := make([]clientv3.Op, n)
 		for i := range batch {
-			batch[i] = ops[i]()
+			if batch[i], err = ops[i](); err != nil {
+				return 0, err
+			}
 		}
 		resp, err := lead.Txn(ctx, batch...)
 		if err != nil {
@@ -174,6 +189,9 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 		m.wrote = max(m.wrote, resp.Header.Revision)
 		m.cfg.Metrics.StoreWrites.Add(float64(n))
 		ops = ops[n:]
+	}
+	if err := m.writeReseals(ctx, lead, objs); err != nil {
+		return 0, err
 	}
 	for _, e := range plan.Events {
 		m.emit(ctx, lead, Event{Type: e.Type, Reason: e.Reason, Object: objectName(e.Object), Message: e.Message})
@@ -288,14 +306,16 @@ func (m *Master) markConverged(ctx context.Context, lead *store.Leadership, sha 
 		Message: fmt.Sprintf("every pod Ready %s after the commit was seen", d.Round(time.Millisecond))})
 }
 
-// pendingOp makes a write when it is sent.
-type pendingOp func() clientv3.Op
+// pendingOp makes a write when it is sent (encoding it, or sealing what it holds).
+type pendingOp func() (clientv3.Op, error)
 
 // lazyPut is the put of v under key, encoded when it is sent. v must not change until then.
-func lazyPut(key string, v any) pendingOp { return func() clientv3.Op { return putOp(key, v) } }
+func lazyPut(key string, v any) pendingOp {
+	return func() (clientv3.Op, error) { return putOp(key, v), nil }
+}
 
 // ready is a write made already.
-func ready(op clientv3.Op) pendingOp { return func() clientv3.Op { return op } }
+func ready(op clientv3.Op) pendingOp { return func() (clientv3.Op, error) { return op, nil } }
 
 func putOp(key string, v any) clientv3.Op {
 	data, err := json.Marshal(v)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/shoal-dev/shoal/daemon/pki"
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/runtime/fake"
 	"github.com/shoal-dev/shoal/runtime/lifecycle"
@@ -45,6 +46,9 @@ func newSimCluster(tb testing.TB, nodes, members int) *simCluster {
 		tb.Fatal(err)
 	}
 	c := &simCluster{st: st, mon: mon, nodes: nodes}
+	// The nodes are the cluster CA's, as a real cluster's: each publishes its certificate, and
+	// the master (which holds the CA key) seals the Secrets of their pods to it.
+	ca, pkiDir := simCA(tb)
 	var wg sync.WaitGroup
 	var runtimes []*lifecycle.Manager
 	for i := range nodes {
@@ -73,8 +77,10 @@ func newSimCluster(tb testing.TB, nodes, members int) *simCluster {
 		}
 		// No usage samples (a write every 15 s per node): the simulation counts the writes of
 		// the pods' lifecycle.
+		keys := nodeKeys(tb, ca, simNode(i))
+		keys.CAKey = nil
 		agent := NewAgent(AgentConfig{Node: simNode(i), Store: client, Runtime: rt, TTL: 5 * time.Second, MetricsInterval: -1,
-			Record: NodeRecord{Allocatable: Resources{MilliCPU: 64000, Memory: 256 << 30}}})
+			Record: NodeRecord{Allocatable: Resources{MilliCPU: 64000, Memory: 256 << 30}}, Keys: keys})
 		wg.Go(func() { _ = agent.Run(actx) })
 	}
 	tb.Cleanup(func() {
@@ -89,7 +95,7 @@ func newSimCluster(tb testing.TB, nodes, members int) *simCluster {
 		st.Close()
 		mon.Close()
 	})
-	c.master = startSimMaster(tb, endpoints)
+	c.master = startSimMaster(tb, endpoints, pkiDir)
 	c.waitNodes(tb)
 	return c
 }
@@ -142,6 +148,21 @@ func freeLoopbackPort(tb testing.TB) string {
 
 func simNode(i int) string { return fmt.Sprintf("sim-%04d", i) }
 
+// simCA makes the simulated cluster's CA and saves it (with its key, for the master's process)
+// in a directory.
+func simCA(tb testing.TB) (*pki.CA, string) {
+	tb.Helper()
+	ca, err := pki.NewCA("sim", time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	if err := ca.Save(dir); err != nil {
+		tb.Fatal(err)
+	}
+	return ca, dir
+}
+
 // waitNodes waits until every node is registered.
 func (c *simCluster) waitNodes(tb testing.TB) {
 	tb.Helper()
@@ -157,13 +178,18 @@ func (c *simCluster) waitNodes(tb testing.TB) {
 }
 
 // simFiles is a commit of deployments (name -> replicas), all pods of one image, with env value
-// version (a new value replaces every pod of that Deployment).
+// version (a new value replaces every pod of that Deployment). The pods of "single" and "big"
+// also read Secret sim-token: their placements carry it sealed to their node.
 func simFiles(deployments map[string]int, version map[string]string) map[string]string {
-	files := map[string]string{}
+	files := map[string]string{"secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: sim-token}\nstringData: {token: sim-s3cret}\n"}
 	for name, n := range deployments {
+		env := `env: [{name: VERSION, value: "` + version[name] + `"}]`
+		if name == "single" || name == "big" {
+			env = `env: [{name: VERSION, value: "` + version[name] + `"}, {name: TOKEN, valueFrom: {secretKeyRef: {name: sim-token, key: token}}}]`
+		}
 		files[name+".yaml"] = strings.Replace(deploymentYAML(name, n, "registry.local/app:v1"),
 			`args: ["serve", "8080"]`, `args: ["serve", "8080"]
-          env: [{name: VERSION, value: "`+version[name]+`"}]
+          `+env+`
           resources: {requests: {cpu: 10m, memory: 16Mi}}`, 1)
 	}
 	return files

@@ -125,6 +125,11 @@ func nodeKey(node string) string { return nodesPrefix + node }
 // node whose lease expired still shows as NotReady until `shoal node remove` deletes it.
 const knownPrefix = prefix + "known/"
 
+// keyringKey holds the cluster's keyring, which encrypts the Secrets of the desired state,
+// sealed under a key derived from the cluster CA's (package sealing): only the nodes that hold
+// the CA key open it. The first master creates it; `shoal secrets rotate-key` changes it.
+const keyringKey = prefix + "secrets/keyring"
+
 func knownKey(node string) string { return knownPrefix + node }
 func seenKey(sha string) string   { return seenPrefix + sha }
 func desiredKey(sha string, k manifests.ObjectKey) string {
@@ -168,6 +173,12 @@ type NodeRecord struct {
 	// ReservedPorts are the TCP ports the daemon listens on at that address; the node opens no
 	// LoadBalancer port among them, and is no ingress of a Service with such a port.
 	ReservedPorts []int32 `json:"reservedPorts,omitempty"`
+
+	// Certificate is the node's certificate (PEM), whose key the master seals the node's pods'
+	// Secrets to once it has checked that the cluster CA signed it for this node. The node
+	// publishes it in its known record (/shoal/known/<node>), written once per start, and not in
+	// the record on its lease, which its heartbeats rewrite.
+	Certificate string `json:"certificate,omitempty"`
 }
 
 // NodeTaint is one of a node's taints, with the time the node first had it: a NoExecute
@@ -241,6 +252,12 @@ type Placement struct {
 	// placement.
 	Terminating bool   `json:"terminating,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	// SealedSecrets are the Secrets the pod refers to (what Spec.Secrets holds for the runtime),
+	// sealed to the key of its node's certificate (HPKE, with the placement's key as info), and
+	// SealedTo that key's fingerprint: only the node opens them, and Spec.Secrets is stored
+	// empty. A cluster on an external store has no CA: there Spec.Secrets is stored as is.
+	SealedSecrets []byte `json:"sealedSecrets,omitempty"`
+	SealedTo      string `json:"sealedTo,omitempty"`
 }
 
 // PodStatusRecord is what a node reports about one of its pods.

@@ -17,14 +17,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/daemon/pki"
 	"github.com/shoal-dev/shoal/daemon/store"
 
 	"github.com/shoal-dev/shoal/daemon/revision"
 )
 
 // simMasterEnv, set to the store's endpoints, makes the test binary run only a master (the
-// simulated cluster's, in a process of its own) that takes its commands on stdin.
-const simMasterEnv = "SHOAL_SIM_MASTER_STORE"
+// simulated cluster's, in a process of its own) that takes its commands on stdin; the master
+// holds the CA of the directory simMasterPKIEnv names.
+const (
+	simMasterEnv    = "SHOAL_SIM_MASTER_STORE"
+	simMasterPKIEnv = "SHOAL_SIM_MASTER_PKI"
+)
 
 // simMasterProfileEnv and simMasterHeapEnv name files for a CPU profile of the simulated
 // master and a heap profile of it when it stops (pprof).
@@ -90,7 +95,11 @@ func runSimMaster(endpoints []string, in io.Reader, out io.Writer) error {
 	defer mst.Close()
 	git := &fakeGit{commits: map[string]fakeCommit{}}
 	metrics := NewMetrics(nil)
-	master := NewMaster(MasterConfig{Node: simNode(0), Store: mst, Git: git, Metrics: metrics})
+	ca, err := pki.LoadCA(os.Getenv(simMasterPKIEnv))
+	if err != nil {
+		return err
+	}
+	master := NewMaster(MasterConfig{Node: simNode(0), Store: mst, Git: git, Metrics: metrics, Keys: &Keys{CA: ca.Cert, CAKey: ca.Key}})
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -137,7 +146,7 @@ type simMaster struct {
 }
 
 // startSimMaster starts the test binary again as the simulated cluster's master.
-func startSimMaster(tb testing.TB, endpoints []string) *simMaster {
+func startSimMaster(tb testing.TB, endpoints []string, pkiDir string) *simMaster {
 	tb.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -150,7 +159,7 @@ func startSimMaster(tb testing.TB, endpoints []string) *simMaster {
 	}
 	defer logf.Close()
 	m.cmd = exec.Command(self)
-	m.cmd.Env = append(os.Environ(), simMasterEnv+"="+strings.Join(endpoints, ","))
+	m.cmd.Env = append(os.Environ(), simMasterEnv+"="+strings.Join(endpoints, ","), simMasterPKIEnv+"="+pkiDir)
 	m.cmd.Stderr = logf
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the benchmark
 	if m.in, err = m.cmd.StdinPipe(); err != nil {

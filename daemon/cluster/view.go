@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -37,6 +38,12 @@ type masterView struct {
 	// pods are the placements and their status as reconcile sees them, kept up to date change
 	// by change, so that a pass copies them instead of joining two tables of every pod.
 	pods *podIndex
+
+	// reseal holds the nodes whose published certificate changed (appeared, or another one):
+	// the pass seals their pods' Secrets again to its key (Master.resealOps).
+	reseal *nodeSet
+	// keyring is the sealed keyring as stored.
+	keyring *store.Table[json.RawMessage]
 }
 
 // newMasterView mirrors what the master reads. poke is called (with the mirror's lock held) on
@@ -52,7 +59,9 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 			poke()
 		}
 	}
+	reseal := &nodeSet{}
 	return &masterView{
+		reseal:  reseal,
 		mirror:  mir,
 		applied: store.Track(mir, appliedKey, appliedChange),
 		placements: store.TrackAll(mir, placementPrefix, func(key string, old, new *Placement) {
@@ -63,9 +72,14 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 			pods.reported(key, old, new)
 			poke()
 		}),
-		pods:         pods,
-		nodes:        store.Track(mir, nodesPrefix, nodeChange),
-		known:        store.Track(mir, knownPrefix, func(string, *NodeRecord, *NodeRecord) { poke() }),
+		pods:  pods,
+		nodes: store.Track(mir, nodesPrefix, nodeChange),
+		known: store.TrackAll(mir, knownPrefix, func(key string, old, new *NodeRecord) {
+			if new != nil && new.Certificate != "" && (old == nil || old.Certificate != new.Certificate) {
+				reseal.add(strings.TrimPrefix(key, knownPrefix))
+			}
+			poke()
+		}),
 		cordons:      store.Track(mir, cordonPrefix, func(string, *CordonRecord, *CordonRecord) { poke() }),
 		services:     store.Track[reconcile.ServiceState](mir, servicesPrefix, nil),
 		podCIDRs:     store.Track[netip.Prefix](mir, podCIDRsPrefix, nil),
@@ -78,7 +92,32 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		deletions:    store.Track(mir, deletionsPrefix, func(string, *DeletionRecord, *DeletionRecord) { poke() }),
 		metrics:      store.Track[NodeMetrics](mir, metricsPrefix, nil),
 		claims:       store.Track[reconcile.ClaimState](mir, claimsPrefix, nil),
+		keyring:      store.Track[json.RawMessage](mir, keyringKey, nil),
 	}
+}
+
+// nodeSet is a set of node names, safe for concurrent use.
+type nodeSet struct {
+	mu    sync.Mutex
+	nodes map[string]bool
+}
+
+func (s *nodeSet) add(node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nodes == nil {
+		s.nodes = map[string]bool{}
+	}
+	s.nodes[node] = true
+}
+
+// take returns the nodes added since the last take.
+func (s *nodeSet) take() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.nodes
+	s.nodes = nil
+	return out
 }
 
 // nodeFacts is what the controllers use of a node record.
@@ -200,6 +239,24 @@ func (x *podIndex) list() []reconcile.Pod {
 	out := make([]reconcile.Pod, 0, x.pods.Len())
 	for _, p := range x.pods.All() {
 		out = append(out, p.pod)
+	}
+	return out
+}
+
+// withSecrets returns the keys of the placements that hold Secrets, in plain text or sealed,
+// and are not terminating: those on the given nodes, or all of them (the pending ones too).
+func (x *podIndex) withSecrets(nodes map[string]bool, all bool) []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []string
+	for key, p := range x.pods.All() {
+		pl := &p.pl
+		if pl.Terminating || pl.Spec.Secrets == nil && pl.SealedSecrets == nil {
+			continue
+		}
+		if all || nodes[pl.Node] {
+			out = append(out, key)
+		}
 	}
 	return out
 }
