@@ -101,6 +101,8 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/tokens", h.listTokens)
 	mux.HandleFunc("POST /v1/tokens", h.createToken)
 	mux.HandleFunc("DELETE /v1/tokens/{id}", h.deleteToken)
+	mux.HandleFunc("GET /v1/secrets/keyring", h.secretsStatus)
+	mux.HandleFunc("POST /v1/secrets/rotate-key", h.rotateKey)
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}

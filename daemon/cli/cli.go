@@ -75,6 +75,7 @@ and every node runs its pods with libcontainer.`,
 		newNodeActionCmd(s, &cf, "uncordon", "Make a cordoned or drained node schedulable again"),
 		newNodeActionCmd(s, &cf, "drain", "Cordon a node and move its Deployment pods to other nodes"),
 		newDeleteCmd(s, &cf), newTokenCmd(s, &cf),
+		newSecretsCmd(s, &cf),
 	}
 	for _, c := range remote {
 		cf.add(c)
