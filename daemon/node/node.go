@@ -185,6 +185,8 @@ type daemon struct {
 	wg      sync.WaitGroup
 	servers []*http.Server
 	closers []closer // in the order opened
+	// keys keep the cluster's Secrets encrypted in the store (nil on an external store).
+	keys *cluster.Keys
 }
 
 // closer is something a phase opened, closed once every goroutine has ended.
@@ -262,6 +264,11 @@ func (d *daemon) membership(cfg Config) (*membership.Membership, error) {
 	}
 	d.onStop("the store", m.Close)
 	d.goFn("store endpoints", func() error { return m.Run(d.ctx) })
+	if cfg.Store == "" {
+		if d.keys, err = cluster.LoadKeys(filepath.Join(cfg.DataDir, "pki")); err != nil {
+			return nil, fmt.Errorf("the keys that encrypt the cluster's Secrets: %w", err)
+		}
+	}
 	return m, nil
 }
 
@@ -364,7 +371,7 @@ func (d *daemon) gitAndMaster(cfg Config, m *membership.Membership) (*gitsync.Sy
 	master := cluster.NewMaster(cluster.MasterConfig{Node: cfg.Name, Store: st, Git: syncer, Keyring: keyring,
 		NodeLostGrace: cfg.NodeLostGrace, ServiceCIDR: cfg.Net.ServiceCIDR, ClusterCIDR: cfg.Net.ClusterCIDR, Metrics: metrics, Logger: log,
 		Load: manifests.LoadOptions{Decryptor: cfg.Decryptor},
-		AvoidStoreLeader: m.Member()})
+		AvoidStoreLeader: m.Member(), Keys: d.keys})
 	d.goFn("git sync", func() error { return syncer.Run(ctx) })
 	d.goFn("git heads", func() error {
 		for {
@@ -378,6 +385,10 @@ func (d *daemon) gitAndMaster(cfg Config, m *membership.Membership) (*gitsync.Sy
 	})
 	if m.Role() == join.RoleAgent {
 		log.Info("this node is an agent: it runs pods and never campaigns for master")
+		return syncer, reg, nil
+	}
+	if !d.keys.CanLead() {
+		log.Info("this node does not hold the cluster CA key, which opens the keyring of the cluster's Secrets: it never campaigns for master")
 		return syncer, reg, nil
 	}
 	d.goFn("election", func() error {
@@ -417,7 +428,7 @@ func (d *daemon) agent(cfg Config, m *membership.Membership, nr *nodeRuntime) er
 		hostPorts = nr.network
 	}
 	agent := cluster.NewAgent(cluster.AgentConfig{Node: cfg.Name, Store: m.Store(), Runtime: nr.rt, Record: record, TTL: cfg.LeaseTTL,
-		Logger: d.log, HostPorts: hostPorts, Volumes: &volumes.Dir{Root: filepath.Join(cfg.DataDir, "volumes")}})
+		Logger: d.log, HostPorts: hostPorts, Volumes: &volumes.Dir{Root: filepath.Join(cfg.DataDir, "volumes")}, Keys: d.keys})
 	d.goFn("agent", func() error { return agent.Run(d.ctx) })
 	d.goFn("image gc", func() error {
 		t := time.NewTicker(5 * time.Minute)
@@ -475,7 +486,7 @@ func nodeRecord(cfg Config, m *membership.Membership, nr *nodeRuntime) (cluster.
 // (joins, and this node's pods for other nodes); and the git webhooks.
 func (d *daemon) api(cfg Config, m *membership.Membership, nr *nodeRuntime, syncer *gitsync.Syncer, reg *prometheus.Registry) error {
 	log := d.log
-	backend := &cluster.Backend{Node: cfg.Name, Store: m.Store(), Runtime: nr.rt}
+	backend := &cluster.Backend{Node: cfg.Name, Store: m.Store(), Runtime: nr.rt, Keys: d.keys}
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	var dump func() (any, error)
 	if nr.network != nil {
@@ -528,7 +539,8 @@ func (d *daemon) api(cfg Config, m *membership.Membership, nr *nodeRuntime, sync
 		if err != nil {
 			return fmt.Errorf("the cluster endpoint: %w; another process uses the port: choose another with --cluster-port", err)
 		}
-		local := api.NewHandler(api.Config{Backend: backend, Logger: log})
+		// Other nodes get no Secret from this one: the Secrets of their pods are sealed to them.
+		local := api.NewHandler(api.Config{Backend: backend.Redacted(), Logger: log})
 		d.serve("cluster endpoint", l, clusterHandler(m, local), tc)
 	}
 	if cfg.WebhookListen != "" {
