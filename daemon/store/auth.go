@@ -47,9 +47,13 @@ func (p Permission) permType() clientv3.PermissionType {
 	return clientv3.PermissionType(clientv3.PermRead)
 }
 
-// AuthEnabled reports whether the store checks who makes each request.
+// AuthEnabled reports whether the store checks who makes each request. Only an admin may ask
+// once it does: a refusal is an answer too.
 func (c *Client) AuthEnabled(ctx context.Context) (bool, error) {
 	st, err := c.cli.AuthStatus(ctx)
+	if IsPermissionDenied(err) {
+		return true, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("read the store's authentication status: %w", err)
 	}
@@ -76,34 +80,58 @@ func (c *Client) EnableAuth(ctx context.Context, admins ...string) error {
 	return nil
 }
 
-// SetAdmin makes name a user with every permission: a server node, which runs a store member,
-// may become master and admits other nodes.
+// SetAdmin makes name a user with every permission: a server node, which may become master
+// and admits other nodes. A user who is an admin already is only read.
 func (c *Client) SetAdmin(ctx context.Context, name string) error {
-	if err := c.ensureUser(ctx, name); err != nil {
-		return err
-	}
-	if _, err := c.cli.UserGrantRole(ctx, name, AdminRole); err != nil {
+	user, err := c.user(ctx, name)
+	if err != nil {
 		return fmt.Errorf("make %s a store admin: %w", name, err)
 	}
+	if user == nil {
+		if err := c.addUser(ctx, name); err != nil {
+			return err
+		}
+	}
+	if user == nil || !slices.Contains(user.Roles, AdminRole) {
+		if _, err := c.cli.UserGrantRole(ctx, name, AdminRole); err != nil {
+			return fmt.Errorf("make %s a store admin: %w", name, err)
+		}
+	}
 	// A server that was an agent before loses its agent role; the admin role covers it.
-	if _, err := c.cli.RoleDelete(ctx, userRolePrefix+name); err != nil && !errors.Is(err, rpctypes.ErrRoleNotFound) {
-		return fmt.Errorf("make %s a store admin: drop its former role: %w", name, err)
+	if user != nil && slices.Contains(user.Roles, userRolePrefix+name) {
+		if _, err := c.cli.RoleDelete(ctx, userRolePrefix+name); err != nil && !errors.Is(err, rpctypes.ErrRoleNotFound) {
+			return fmt.Errorf("make %s a store admin: drop its former role: %w", name, err)
+		}
 	}
 	return nil
 }
 
 // SetUser gives user name exactly perms, through a role of its own: permissions it had and
-// perms lacks are revoked, the others granted. A user who was an admin stops being one.
+// perms lacks are revoked, the others granted. A user who was an admin stops being one. A user
+// who has exactly perms already is only read, not written: servers call it for every agent when
+// they start, to keep the agents' permissions those of their version.
 func (c *Client) SetUser(ctx context.Context, name string, perms []Permission) error {
 	if name == rootUser {
 		return fmt.Errorf("set the store permissions of %q: the name is reserved for the store's administrator", name)
 	}
-	if err := c.ensureUser(ctx, name); err != nil {
-		return err
-	}
 	role := userRolePrefix + name
-	if _, err := c.cli.RoleAdd(ctx, role); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
+	user, err := c.user(ctx, name)
+	if err != nil {
 		return fmt.Errorf("set the store permissions of %s: %w", name, err)
+	}
+	if user == nil {
+		if err := c.addUser(ctx, name); err != nil {
+			return err
+		}
+	}
+	roles, err := c.cli.RoleList(ctx)
+	if err != nil {
+		return fmt.Errorf("set the store permissions of %s: %w", name, err)
+	}
+	if !slices.Contains(roles.Roles, role) {
+		if _, err := c.cli.RoleAdd(ctx, role); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
+			return fmt.Errorf("set the store permissions of %s: %w", name, err)
+		}
 	}
 	have, err := c.cli.RoleGet(ctx, role)
 	if err != nil {
@@ -143,11 +171,19 @@ func (c *Client) SetUser(ctx context.Context, name string, perms []Permission) e
 			return fmt.Errorf("set the store permissions of %s: grant %q: %w", name, k[0], err)
 		}
 	}
-	if _, err := c.cli.UserGrantRole(ctx, name, role); err != nil {
-		return fmt.Errorf("set the store permissions of %s: %w", name, err)
+	var granted []string
+	if user != nil {
+		granted = user.Roles
 	}
-	if _, err := c.cli.UserRevokeRole(ctx, name, AdminRole); err != nil && !errors.Is(err, rpctypes.ErrRoleNotGranted) {
-		return fmt.Errorf("set the store permissions of %s: revoke the admin role: %w", name, err)
+	if !slices.Contains(granted, role) {
+		if _, err := c.cli.UserGrantRole(ctx, name, role); err != nil {
+			return fmt.Errorf("set the store permissions of %s: %w", name, err)
+		}
+	}
+	if slices.Contains(granted, AdminRole) {
+		if _, err := c.cli.UserRevokeRole(ctx, name, AdminRole); err != nil && !errors.Is(err, rpctypes.ErrRoleNotGranted) {
+			return fmt.Errorf("set the store permissions of %s: revoke the admin role: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -168,11 +204,23 @@ func (c *Client) DeleteUser(ctx context.Context, name string) error {
 	if name == rootUser {
 		return fmt.Errorf("delete the store user %q: the store's administrator stays", name)
 	}
-	if _, err := c.cli.UserDelete(ctx, name); err != nil && !errors.Is(err, rpctypes.ErrUserNotFound) {
+	user, err := c.user(ctx, name)
+	if err != nil {
 		return fmt.Errorf("delete the store user %s: %w", name, err)
 	}
-	if _, err := c.cli.RoleDelete(ctx, userRolePrefix+name); err != nil && !errors.Is(err, rpctypes.ErrRoleNotFound) {
+	if user != nil {
+		if _, err := c.cli.UserDelete(ctx, name); err != nil && !errors.Is(err, rpctypes.ErrUserNotFound) {
+			return fmt.Errorf("delete the store user %s: %w", name, err)
+		}
+	}
+	roles, err := c.cli.RoleList(ctx)
+	if err != nil {
 		return fmt.Errorf("delete the store role of %s: %w", name, err)
+	}
+	if slices.Contains(roles.Roles, userRolePrefix+name) {
+		if _, err := c.cli.RoleDelete(ctx, userRolePrefix+name); err != nil && !errors.Is(err, rpctypes.ErrRoleNotFound) {
+			return fmt.Errorf("delete the store role of %s: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -200,10 +248,27 @@ func (c *Client) Users(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
-func (c *Client) ensureUser(ctx context.Context, name string) error {
+// user returns the store's user name, nil when there is none. It asks for the list first, so
+// that a user that does not exist costs no failed request (etcd's client logs each one).
+func (c *Client) user(ctx context.Context, name string) (*clientv3.AuthUserGetResponse, error) {
 	if name == "" {
-		return errors.New("a store user needs a name: the common name of its certificate")
+		return nil, errors.New("a store user needs a name: the common name of its certificate")
 	}
+	list, err := c.cli.UserList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(list.Users, name) {
+		return nil, nil
+	}
+	u, err := c.cli.UserGet(ctx, name)
+	if errors.Is(err, rpctypes.ErrUserNotFound) {
+		return nil, nil
+	}
+	return u, err
+}
+
+func (c *Client) addUser(ctx context.Context, name string) error {
 	_, err := c.cli.UserAddWithOptions(ctx, name, "", &clientv3.UserAddOptions{NoPassword: true})
 	if err != nil && !errors.Is(err, rpctypes.ErrUserAlreadyExist) {
 		return fmt.Errorf("add the store user %s: %w", name, err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
@@ -57,6 +58,7 @@ type Client struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	requests  *requestCounts
+	denied    chan struct{}
 }
 
 // Requests counts the client's key-value requests since it connected.
@@ -122,6 +124,17 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		dial = defaultDialTimeout
 	}
 	counts := &requestCounts{}
+	denied := make(chan struct{}, 1)
+	refusals := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if err != nil && IsPermissionDenied(rpctypes.Error(err)) {
+			select {
+			case denied <- struct{}{}:
+			default:
+			}
+		}
+		return err
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            cfg.Endpoints,
 		DialTimeout:          dial,
@@ -134,7 +147,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: dial,
-		}), grpc.WithChainUnaryInterceptor(counts.intercept)},
+		}), grpc.WithChainUnaryInterceptor(counts.intercept, refusals)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to the store at %s: %w", strings.Join(cfg.Endpoints, ","), err)
@@ -148,8 +161,13 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 			"the address and TLS files are right", strings.Join(cfg.Endpoints, ","), err)
 	}
 	cctx, ccancel := context.WithCancel(context.Background())
-	return &Client{cli: cli, ctx: cctx, cancel: ccancel, requests: counts}, nil
+	return &Client{cli: cli, ctx: cctx, cancel: ccancel, requests: counts, denied: denied}, nil
 }
+
+// Refused is signalled (at most one signal waits) when the store refuses a request for its
+// user's permissions, or because the certificate names no user: a node that was removed from
+// the cluster learns it from the first request it makes afterwards, without polling.
+func (c *Client) Refused() <-chan struct{} { return c.denied }
 
 func (cfg Config) tlsConfig() (*tls.Config, error) {
 	if cfg.TLS != nil {
