@@ -25,6 +25,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/atomicfile"
@@ -177,10 +178,21 @@ func NewRequest(node string) (keyPEM, csrPEM []byte, err error) {
 	return pemBlock("EC PRIVATE KEY", keyDER), pemBlock("CERTIFICATE REQUEST", der), nil
 }
 
-// SignNode signs a node's certificate request. The certificate names the node (its common
-// name), and is valid for the given addresses and host names plus localhost and 127.0.0.1.
-// The request's own subject and extensions are ignored: only its key and signature count.
+// rolePrefix starts the organizational unit that names a node's role in its certificate
+// ("shoal:role:server"): the CA vouches for it, so that any node checks a caller's role offline.
+const rolePrefix = "shoal:role:"
+
+// SignNode signs a node's certificate request with no role in it (see SignNodeRole).
 func (ca *CA) SignNode(csrPEM []byte, node string, ips []net.IP, dnsNames []string, now time.Time) ([]byte, error) {
+	return ca.SignNodeRole(csrPEM, node, "", ips, dnsNames, now)
+}
+
+// SignNodeRole signs a node's certificate request. The certificate names the node (its common
+// name) and, when role is not empty, its role in the cluster (an organizational unit that
+// CertRole reads); it is valid for the given addresses and host names plus localhost and
+// 127.0.0.1. The request's own subject and extensions are ignored: only its key and signature
+// count.
+func (ca *CA) SignNodeRole(csrPEM []byte, node, role string, ips []net.IP, dnsNames []string, now time.Time) ([]byte, error) {
 	if ca.Key == nil {
 		return nil, errors.New("sign a node certificate: this node has no CA key; join through a node that runs a store member")
 	}
@@ -204,9 +216,13 @@ func (ca *CA) SignNode(csrPEM []byte, node string, ips []net.IP, dnsNames []stri
 	}
 	names := append([]string{node, "localhost"}, dnsNames...)
 	addrs := append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...)
+	subject := pkix.Name{CommonName: node, Organization: []string{"shoal:nodes"}}
+	if role != "" {
+		subject.OrganizationalUnit = []string{rolePrefix + role}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: node, Organization: []string{"shoal:nodes"}},
+		Subject:      subject,
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(NodeValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -230,6 +246,27 @@ func (ca *CA) NodeName(c *x509.Certificate) (string, error) {
 		return "", fmt.Errorf("the certificate is not one of this cluster's nodes: %w", err)
 	}
 	return c.Subject.CommonName, nil
+}
+
+// CertRole returns the role the CA signed into a node certificate ("server", "agent"), or "" for
+// a certificate that names none (signed by an earlier version). It does not check the chain:
+// call it on a certificate the TLS handshake or NodeName verified.
+func CertRole(c *x509.Certificate) string {
+	for _, ou := range c.Subject.OrganizationalUnit {
+		if r, ok := strings.CutPrefix(ou, rolePrefix); ok {
+			return r
+		}
+	}
+	return ""
+}
+
+// CertPEMRole is CertRole of a certificate in PEM, "" when it cannot be read.
+func CertPEMRole(certPEM []byte) string {
+	c, err := parseCert(certPEM)
+	if err != nil {
+		return ""
+	}
+	return CertRole(c)
 }
 
 func checkNodeName(n string) error {

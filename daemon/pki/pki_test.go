@@ -1,8 +1,12 @@
 package pki
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"net"
@@ -268,5 +272,40 @@ func TestTLS(t *testing.T) {
 	otc, _ := ClientTLS(other, oc, ok)
 	if _, err := get(otc); err == nil {
 		t.Error("a node of another cluster connected")
+	}
+}
+
+// TestCertRole checks that the role in a node certificate is the one the CA signs in, whatever
+// the request asks for, and that a certificate signed without one names none.
+func TestCertRole(t *testing.T) {
+	ca := mustCA(t)
+	for _, tc := range []struct{ asked, signed, want string }{
+		{"", "server", "server"},
+		{"", "agent", "agent"},
+		{"server", "agent", "agent"},
+		{"server", "", ""},
+	} {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subject := pkix.Name{CommonName: "n1"}
+		if tc.asked != "" {
+			subject.OrganizationalUnit = []string{rolePrefix + tc.asked}
+		}
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certPEM, err := ca.SignNodeRole(pemBlock("CERTIFICATE REQUEST", der), "n1", tc.signed, nil, nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := CertPEMRole(certPEM); got != tc.want {
+			t.Errorf("asked for %q, signed as %q: the certificate names %q, want %q", tc.asked, tc.signed, got, tc.want)
+		}
+	}
+	if got := CertPEMRole([]byte("not a certificate")); got != "" {
+		t.Errorf("CertPEMRole of garbage = %q", got)
 	}
 }
