@@ -1,18 +1,23 @@
 // Package join admits new nodes into a cluster and lets a node join one.
 //
-// A node joins by calling POST /v1/join on a node that runs a store member, over TLS. It has no
-// CA yet, so it pins the cluster CA by the hash in its join token; it proves that it was given
-// the token with the token's ID and secret, which the admitting node checks against the token's
-// record in the store (kubeadm's bootstrap tokens: the record holds only a hash of the secret,
-// the token's role and when it expires; see CreateToken). It sends a certificate request (its
-// key never leaves it) and gets its certificate signed by the cluster CA.
+// A node joins by calling POST /v1/join on a server node (one that holds the CA key), over TLS.
+// It has no CA yet, so it pins the cluster CA by the hash in its join token; it proves that it
+// was given the token with the token's ID and secret, which the admitting node checks against
+// the token's record in the store (kubeadm's bootstrap tokens: the record holds only a hash of
+// the secret, the token's role and when it expires; see CreateToken). It sends a certificate
+// request (its key never leaves it) and gets its certificate signed by the cluster CA.
 //
 // A node joins as a server or as an agent (Role). An agent token admits agents only; a server
-// token admits either. An agent is a store client only and never gets the CA key. While the
-// store has fewer than MaxMembers members, a server is added as a store member, and gets the CA
-// key so that it can admit others: first as a learner that does not vote, so that a node which
-// never starts costs the cluster no quorum; it promotes itself once it has caught up. Further
-// servers are store clients only, as agents are, but campaign for master.
+// token admits either. Every server gets the CA key: a server may become master, and the master
+// opens the keyring of the cluster's Secrets with a key derived from it; a server also admits
+// others and makes tokens. An agent is a store client only and never gets the CA key. While the
+// store has fewer than MaxMembers members, a server is added as a store member: first as a
+// learner that does not vote, so that a node which never starts costs the cluster no quorum; it
+// promotes itself once it has caught up. Further servers are store clients, as agents are.
+//
+// The certificate names the node's role (pki.CertRole), and before the join is answered the
+// admitting node makes the node's store user, named as its certificate: an admin for a server,
+// an agent's own permissions for an agent (Admitter.AgentPermissions).
 package join
 
 import (
@@ -64,11 +69,12 @@ type Response struct {
 	Cert string `json:"cert"`
 	// Role is what the node was admitted as.
 	Role Role `json:"role"`
-	// Member is set when the node runs a store member (a server); then CAKey lets it admit
-	// further nodes (checking their tokens in the store), and InitialCluster is the member list
-	// to start with.
+	// CAKey is the CA's key, for a server: it lets it open the keyring of the cluster's
+	// Secrets as master, admit further nodes and make tokens. An agent gets none.
+	CAKey string `json:"caKey,omitempty"`
+	// Member is set when the node runs a store member (a server); InitialCluster is then the
+	// member list to start with.
 	Member         bool   `json:"member"`
-	CAKey          string `json:"caKey,omitempty"`
 	InitialCluster string `json:"initialCluster,omitempty"`
 	// Endpoints are the store's client URLs (those of the other members).
 	Endpoints []string `json:"endpoints"`
@@ -86,7 +92,15 @@ type Admitter struct {
 	Store *store.Client
 	// NodeLive reports whether a node of that name is registered and alive.
 	NodeLive func(ctx context.Context, name string) (bool, error)
-	Logger   *slog.Logger
+	// NodeKnown reports whether the cluster still knows a node of that name (it registered and
+	// was not removed): a new node may not take the name, and with it the Secrets sealed to
+	// that node, until `shoal node remove` forgot it. Nil: no such check.
+	NodeKnown func(ctx context.Context, name string) (bool, error)
+	// AgentPermissions are the store permissions of an agent's user. When set, the node's store
+	// user is made before the join is answered: an admin for a server, these for an agent. Nil:
+	// no users are made (a store without authentication).
+	AgentPermissions func(node string) []store.Permission
+	Logger           *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -168,10 +182,10 @@ func (a *Admitter) now() time.Time {
 // learner at a time.
 const StaleJoin = 10 * time.Minute
 
-// pendingPrefix records, under the member's id, when a learner was added and for which node.
-const pendingPrefix = "/shoal/joins/"
+// JoinsPrefix records, under the member's id, when a learner was added and for which node.
+const JoinsPrefix = "/shoal/joins/"
 
-func pendingKey(id uint64) string { return fmt.Sprintf("%s%016x", pendingPrefix, id) }
+func pendingKey(id uint64) string { return fmt.Sprintf("%s%016x", JoinsPrefix, id) }
 
 type pendingJoin struct {
 	Node    string    `json:"node"`
@@ -183,7 +197,7 @@ type pendingJoin struct {
 // (except one at peerURL, which the node now asking takes over), and the records of joins that
 // completed.
 func (a *Admitter) dropStaleJoins(ctx context.Context, members []store.Member, peerURL string) ([]store.Member, error) {
-	kvs, _, err := store.List[pendingJoin](ctx, a.Store, pendingPrefix)
+	kvs, _, err := store.List[pendingJoin](ctx, a.Store, JoinsPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +260,16 @@ func (a *Admitter) admit(ctx context.Context, req Request, role Role) (Response,
 				"give the new node another --node-name", req.Node)
 		}
 	}
+	if a.NodeKnown != nil {
+		known, err := a.NodeKnown(ctx, req.Node)
+		if err != nil {
+			return Response{}, http.StatusServiceUnavailable, err
+		}
+		if known {
+			return Response{}, http.StatusConflict, fmt.Errorf("a node named %q is still in the cluster, stopped: if it is gone for good "+
+				"or lost its data, run `shoal node remove %s` on a server node first; else give the new node another --node-name", req.Node, req.Node)
+		}
+	}
 	members, err := a.Store.Members(ctx)
 	if err != nil {
 		return Response{}, http.StatusServiceUnavailable, err
@@ -256,11 +280,21 @@ func (a *Admitter) admit(ctx context.Context, req Request, role Role) (Response,
 				"run `shoal node remove %s` on another node first", req.Node, req.Node)
 		}
 	}
-	cert, err := a.CA.SignNode([]byte(req.CSR), req.Node, ips, nil, a.now())
+	cert, err := a.CA.SignNodeRole([]byte(req.CSR), req.Node, string(role), ips, nil, a.now())
 	if err != nil {
 		return Response{}, http.StatusBadRequest, err
 	}
+	// The node's store user, before it gets its certificate: a server promotes its learner
+	// through the other members, which takes an admin.
+	if a.AgentPermissions != nil {
+		if err := SetNodeUser(ctx, a.Store, req.Node, role, a.AgentPermissions); err != nil {
+			return Response{}, http.StatusServiceUnavailable, err
+		}
+	}
 	resp := Response{CA: string(a.CA.CertPEM), Cert: string(cert), Role: role}
+	if role == RoleServer {
+		resp.CAKey = string(a.CA.KeyPEM)
+	}
 	// A member that was added for this address but never started (the node failed before it
 	// could) is taken over; otherwise a new learner is added while there is room.
 	if members, err = a.dropStaleJoins(ctx, members, req.PeerURL); err != nil {
@@ -322,7 +356,6 @@ func (a *Admitter) admit(ctx context.Context, req Request, role Role) (Response,
 			}
 		}
 		resp.Member = true
-		resp.CAKey = string(a.CA.KeyPEM)
 		resp.InitialCluster = strings.Join(cluster, ",")
 	}
 	return resp, http.StatusOK, nil
@@ -334,11 +367,11 @@ func refuse(w http.ResponseWriter, code int, msg string) {
 	_ = json.NewEncoder(w).Encode(Error{Error: msg})
 }
 
-// RefuseHandler answers joins on a node that cannot admit any (it has no CA key), naming the
-// nodes that can.
+// RefuseHandler answers joins on a node that cannot admit any (an agent, or a server of an
+// earlier version that has no CA key), naming the nodes that can.
 func RefuseHandler(members func() []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		refuse(w, http.StatusMisdirectedRequest, "this node runs no store member and cannot admit nodes: join through one of "+
+		refuse(w, http.StatusMisdirectedRequest, "this node does not hold the cluster CA key and cannot admit nodes: join through one of "+
 			strings.Join(members(), ", "))
 	})
 }

@@ -200,7 +200,8 @@ func TestAdmittedRole(t *testing.T) {
 }
 
 // TestAdmitter serves joins against a real store: the HTTP answer to each token, and what an
-// agent and a server get.
+// agent and a server get: the role in the certificate, the CA key for a server only, and the
+// node's store user (an admin, or the agent's permissions) made before the answer.
 func TestAdmitter(t *testing.T) {
 	st := testStore(t)
 	ca, _ := pki.NewCA("test", time.Now())
@@ -208,7 +209,11 @@ func TestAdmitter(t *testing.T) {
 	server := mustToken(t, st, ca, TokenSpec{Role: RoleServer, TTL: time.Hour}, now)
 	agent := mustToken(t, st, ca, TokenSpec{Role: RoleAgent, TTL: time.Hour}, now)
 	expired := mustToken(t, st, ca, TokenSpec{Role: RoleServer, TTL: time.Hour}, now.Add(-2*time.Hour))
-	a := &Admitter{CA: ca, Store: st}
+	agentPerms := func(node string) []store.Permission {
+		return []store.Permission{{Key: "/shoal/nodes/" + node, Write: true}}
+	}
+	a := &Admitter{CA: ca, Store: st, AgentPermissions: agentPerms,
+		NodeKnown: func(_ context.Context, name string) (bool, error) { return name == "stopped", nil }}
 	body := func(node string, role Role) string {
 		_, csr, err := pki.NewRequest(node)
 		if err != nil {
@@ -233,6 +238,7 @@ func TestAdmitter(t *testing.T) {
 		{"agent", http.MethodPost, "Bearer " + agent.Credential(), body("n3", ""), http.StatusOK, ""},
 		{"agent with a server token", http.MethodPost, "Bearer " + server.Credential(), body("n4", RoleAgent), http.StatusOK, ""},
 		{"server", http.MethodPost, "Bearer " + server.Credential(), body("n5", RoleServer), http.StatusOK, ""},
+		{"the name of a stopped node", http.MethodPost, "Bearer " + server.Credential(), body("stopped", RoleAgent), http.StatusConflict, "shoal node remove stopped"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(tc.method, Path, strings.NewReader(tc.body))
@@ -264,7 +270,29 @@ func TestAdmitter(t *testing.T) {
 			if wantRole == RoleServer && (!resp.Member || resp.CAKey == "") {
 				t.Errorf("a server joining a one-member store got no member or no CA key: member %v", resp.Member)
 			}
+			if got := pki.CertPEMRole([]byte(resp.Cert)); got != string(wantRole) {
+				t.Errorf("the certificate names the role %q, want %s", got, wantRole)
+			}
 		})
+	}
+	users, err := st.Users(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if admin, ok := users["n5"]; !ok || !admin {
+		t.Errorf("the server n5's store user: %v (exists %v), want an admin", admin, ok)
+	}
+	for _, n := range []string{"n3", "n4"} {
+		if admin, ok := users[n]; !ok || admin {
+			t.Errorf("the agent %s's store user: admin %v (exists %v), want an agent's", n, admin, ok)
+		}
+	}
+	if _, ok := users["stopped"]; ok {
+		t.Error("a refused join made a store user")
+	}
+	role, err := st.Etcd().RoleGet(context.Background(), "shoal:n3")
+	if err != nil || len(role.Perm) != 1 || string(role.Perm[0].Key) != "/shoal/nodes/n3" {
+		t.Errorf("the agent n3's role: %+v, %v; want its own permissions", role, err)
 	}
 	w := httptest.NewRecorder()
 	RefuseHandler(func() []string { return []string{"10.0.0.1"} }).ServeHTTP(w, httptest.NewRequest(http.MethodPost, Path, nil))
@@ -306,5 +334,31 @@ func TestStaleJoin(t *testing.T) {
 	members, err := st.Members(ctx)
 	if err != nil || len(members) != 2 {
 		t.Fatalf("members %+v, %v; want n1 and n3's learner", members, err)
+	}
+}
+
+// TestServerWithoutMember: a server that runs no store member (the store has its three, or it
+// asks for none) gets the CA key all the same: it may become master, which opens the keyring
+// with it. An agent never does. (TestJoin in package membership joins a fourth server.)
+func TestServerWithoutMember(t *testing.T) {
+	ctx := context.Background()
+	st := testStore(t)
+	ca, _ := pki.NewCA("test", time.Now())
+	a := &Admitter{CA: ca, Store: st}
+	for _, tc := range []struct {
+		role  Role
+		caKey bool
+	}{{RoleServer, true}, {RoleAgent, false}} {
+		_, csr, err := pki.NewRequest("n4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, _, err := a.admit(ctx, Request{Node: "n4", Addresses: []string{"127.0.0.94"}, CSR: string(csr)}, tc.role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Member || (resp.CAKey != "") != tc.caKey {
+			t.Errorf("a %s without a member: member %v, CA key %v; want no member, CA key %v", tc.role, resp.Member, resp.CAKey != "", tc.caKey)
+		}
 	}
 }
