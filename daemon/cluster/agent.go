@@ -253,7 +253,7 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 	for uid, pl := range placed {
 		if pl.Terminating {
 			a.mu.Lock()
-			busy := a.stopping[uid]
+			busy := a.stopping[uid] || a.reported[uid] == reportedStopped
 			a.stopping[uid] = true
 			a.mu.Unlock()
 			if !busy {
@@ -301,7 +301,7 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 			if err := rt.RemovePod(ctx, uid, nil); err != nil {
 				a.log.Warn("remove pod", "uid", uid, "err", err)
 			}
-			a.forget(ctx, uid)
+			a.forget(ctx, uid, true)
 		}
 	}
 	for key := range a.opened {
@@ -309,6 +309,13 @@ func (a *Agent) sync(ctx context.Context, reg *store.Registration, rec *NodeReco
 			delete(a.opened, key)
 		}
 	}
+	a.mu.Lock()
+	for uid, r := range a.reported {
+		if _, ok := placed[uid]; !ok && r == reportedStopped {
+			delete(a.reported, uid) // the master deleted the placement
+		}
+	}
+	a.mu.Unlock()
 	a.reclaim(ctx, placed)
 	// Report.
 	desired, ready := 0, 0
@@ -367,7 +374,11 @@ func podName(pl Placement) string {
 	return pl.Spec.Pod.Namespace + "/" + pl.Spec.Pod.Name
 }
 
-// stop removes a terminating pod, then its placement and status.
+// reportedStopped marks, in Agent.reported, a terminating pod the node stopped and reported so.
+const reportedStopped = "stopped"
+
+// stop removes a terminating pod, then reports it stopped: a node may not write placements, so
+// the master deletes the placement and the status (PodStatusRecord.Stopped).
 func (a *Agent) stop(ctx context.Context, pl Placement) {
 	uid := pl.Spec.UID
 	defer func() {
@@ -379,14 +390,36 @@ func (a *Agent) stop(ctx context.Context, pl Placement) {
 		a.log.Warn("stop pod", "pod", podName(pl), "err", err)
 		return
 	}
-	a.forget(ctx, uid)
+	// The master sees the pod as it was last reported (how a Job counts it does not change),
+	// marked stopped.
+	a.mu.Lock()
+	last, reported := a.lastStatus[uid]
+	a.mu.Unlock()
+	a.forget(ctx, uid, false)
+	rec := PodStatusRecord{UID: uid, Node: a.cfg.Node, Reported: time.Now(), Stopped: true,
+		Status: manifests.PodStatus{Phase: manifests.PodPending, Reason: "Stopped", Message: "the node stopped the pod"}}
+	if reported {
+		rec.Status, rec.ReadySince = last.status, last.since
+	}
+	if pl.Spec.Pod != nil {
+		rec.Namespace, rec.Name = pl.Spec.Pod.Namespace, pl.Spec.Pod.Name
+	}
+	if err := store.Put(ctx, a.cfg.Store, statusKey(a.cfg.Node, uid), rec); err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("report a stopped pod; trying again", "pod", podName(pl), "err", err)
+		}
+		return
+	}
+	a.mu.Lock()
+	a.reported[uid] = reportedStopped
+	a.mu.Unlock()
 }
 
-// forget deletes a gone pod's placement and status.
-func (a *Agent) forget(ctx context.Context, uid string) {
-	for _, key := range []string{placementKey(a.cfg.Node, uid), statusKey(a.cfg.Node, uid)} {
-		if err := store.Delete(ctx, a.cfg.Store, key); err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Warn("delete", "key", key, "err", err)
+// forget forgets a gone pod and, with deleteStatus, deletes its status.
+func (a *Agent) forget(ctx context.Context, uid string, deleteStatus bool) {
+	if deleteStatus {
+		if err := store.Delete(ctx, a.cfg.Store, statusKey(a.cfg.Node, uid)); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Warn("delete the status of a pod", "uid", uid, "err", err)
 		}
 	}
 	a.mu.Lock()

@@ -30,6 +30,9 @@ type Backend struct {
 	// on an external store. Without the CA key (and on the node-to-node endpoint, Redacted) the
 	// Secrets are shown by name alone.
 	Keys *Keys
+	// Agent is set on an agent, whose store user reads only its own part of the cluster
+	// (AgentPermissions): Snapshot reads that part, and the pods it finds are its own.
+	Agent bool
 
 	// rotateStep, when set (by tests), is called after each step of a key rotation; an error
 	// stops the rotation there, as a crash would.
@@ -44,7 +47,7 @@ type Backend struct {
 // Redacted returns a Backend of the same node and store that opens no Secret: for the node's
 // endpoint to other nodes, which must not hand them the Secrets of pods they do not run.
 func (b *Backend) Redacted() *Backend {
-	r := &Backend{Node: b.Node, Store: b.Store, Runtime: b.Runtime}
+	r := &Backend{Node: b.Node, Store: b.Store, Runtime: b.Runtime, Agent: b.Agent}
 	if b.Keys != nil {
 		r.Keys = &Keys{CA: b.Keys.CA}
 	}
@@ -53,7 +56,7 @@ func (b *Backend) Redacted() *Backend {
 
 // Snapshot reads the whole cluster state at one revision.
 func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
-	resp, err := b.Store.Etcd().Get(ctx, prefix, clientv3.WithPrefix())
+	resp, err := b.readState(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the store: %w", err)
 	}
@@ -179,6 +182,9 @@ func (b *Backend) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, err
 	}
 	s.Objects = objs
+	if b.Agent {
+		s.agentView(b.Node)
+	}
 	return s, nil
 }
 
@@ -286,6 +292,12 @@ func (b *Backend) PodNode(ctx context.Context, namespace, name string) (node, en
 
 // pod finds a pod by namespace and name, and checks it runs on this node.
 func (b *Backend) pod(ctx context.Context, namespace, name string) (Placement, error) {
+	if pl, ok, err := b.localPod(ctx, namespace, name); err != nil || ok {
+		return pl, err
+	}
+	if b.Agent {
+		return Placement{}, notHere(namespace, name)
+	}
 	pl, err := b.findPod(ctx, namespace, name)
 	if err != nil {
 		return Placement{}, err
@@ -356,9 +368,9 @@ func (b *Backend) Cordon(ctx context.Context, node string, cordon, drain bool) e
 // ErrNodeRunning is returned by RemoveNode for a node whose lease is alive.
 var ErrNodeRunning = errors.New("the node is running")
 
-// RemoveNode deletes a node for good: its store member (when it runs one), its record, pod CIDR
-// and cordon. The master places the pods it had elsewhere at once, without the node-lost grace.
-// A node that is still running is refused: stop its daemon first.
+// RemoveNode deletes a node for good: its store member (when it runs one), its store user, its
+// record, pod CIDR and cordon. The master places the pods it had elsewhere at once, without the
+// node-lost grace. A node that is still running is refused: stop its daemon first.
 func (b *Backend) RemoveNode(ctx context.Context, node string) error {
 	live, err := NodeRegistered(ctx, b.Store, node)
 	if err != nil {
@@ -391,6 +403,14 @@ func (b *Backend) RemoveNode(ctx context.Context, node string) error {
 	}
 	if !known && !member {
 		return fmt.Errorf("node %q: %w", node, runtime.ErrNotFound)
+	}
+	// Its certificate no longer opens the embedded store (before its record goes, so that a
+	// failed attempt can be made again); a node that joins again gets a new user. An external
+	// store's users are its operator's.
+	if b.Keys != nil {
+		if err := b.Store.DeleteUser(ctx, node); err != nil {
+			return fmt.Errorf("remove node %q: %w", node, err)
+		}
 	}
 	// The pods placed on the node are the master's to move: it treats a node that is neither
 	// registered nor known as gone long ago.

@@ -164,7 +164,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 		}
 	}
 	daemonSetOps := statusOps(m.view.daemonSets, plan.DaemonSets, func(d reconcile.DaemonSetStatus) string { return daemonSetKey(d.Namespace, d.Name) })
-	for _, op := range slices.Concat(m.deploymentOps(plan), daemonSetOps, m.serviceOps(plan.Services), doneDeletions) {
+	for _, op := range slices.Concat(m.deploymentOps(plan), daemonSetOps, m.serviceOps(plan.Services), doneDeletions, m.stoppedOps()) {
 		ops = append(ops, ready(op))
 	}
 	for _, name := range slices.Sorted(maps.Keys(plan.PodCIDRs)) {

@@ -248,8 +248,8 @@ type Placement struct {
 	TemplateHash string          `json:"templateHash,omitempty"`
 	Commit       string          `json:"commit"`
 	Created      time.Time       `json:"created"`
-	// Terminating is set when the master wants the pod gone; the node stops it and deletes the
-	// placement.
+	// Terminating is set when the master wants the pod gone; the node stops it and reports it
+	// stopped (PodStatusRecord.Stopped), and the master deletes the placement.
 	Terminating bool   `json:"terminating,omitempty"`
 	Reason      string `json:"reason,omitempty"`
 	// SealedSecrets are the Secrets the pod refers to (what Spec.Secrets holds for the runtime),
@@ -269,6 +269,9 @@ type PodStatusRecord struct {
 	Status     manifests.PodStatus `json:"status"`
 	ReadySince time.Time           `json:"readySince,omitempty"`
 	Reported   time.Time           `json:"reported"`
+	// Stopped is set once the node stopped a terminating pod: the master then deletes its
+	// placement and this record (a node may not write placements; see AgentPermissions).
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // Event is something worth telling the user, like kubectl get events.

@@ -39,6 +39,9 @@ type Snapshot struct {
 	Cordoned     map[string]bool                        // nodes marked unschedulable by an operator
 	PodCIDRs     map[string]netip.Prefix                // by node
 	Metrics      map[string]NodeMetrics                 // each node's last usage sample, by node
+	// Scope says what part of the cluster the snapshot holds when it is not the whole: an
+	// agent reads only its own (see AgentPermissions).
+	Scope string
 }
 
 // DeploymentRecord is the master's view of a Deployment's rollout.
@@ -198,6 +201,9 @@ type Status struct {
 	Autoscalers  []AutoscalerSummary  `json:"autoscalers,omitempty"`
 	Jobs         []JobSummary         `json:"jobs,omitempty"`
 	Pending      int                  `json:"pending"`
+	// Scope says what part of the cluster the status shows when it is not the whole (on an
+	// agent), and where to see the whole.
+	Scope string `json:"scope,omitempty"`
 }
 
 // nodeConverged is the commit whose pods n runs as placed: the converged commit when all of its
@@ -212,7 +218,7 @@ func (s *Snapshot) nodeConverged(n NodeRecord) string {
 
 // Status summarises the cluster.
 func (s *Snapshot) Status() Status {
-	st := Status{Master: s.Leader, Converged: s.Converged, Nodes: []NodeStatus{}, Deployments: []DeploymentSummary{}}
+	st := Status{Master: s.Leader, Converged: s.Converged, Nodes: []NodeStatus{}, Deployments: []DeploymentSummary{}, Scope: s.Scope}
 	for i := range s.Commits {
 		c := s.Commits[i]
 		if c.SHA == s.Applied.SHA && c.Result == ResultApplied {

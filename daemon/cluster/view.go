@@ -42,6 +42,9 @@ type masterView struct {
 	// reseal holds the nodes whose published certificate changed (appeared, or another one):
 	// the pass seals their pods' Secrets again to its key (Master.resealOps).
 	reseal *nodeSet
+	// stopped holds the status keys of the terminating pods their nodes stopped: the pass
+	// deletes their placements and status (Master.stoppedOps).
+	stopped *keySet
 	// keyring is the sealed keyring as stored.
 	keyring *store.Table[json.RawMessage]
 }
@@ -60,8 +63,10 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		}
 	}
 	reseal := &nodeSet{}
+	stopped := &keySet{}
 	return &masterView{
 		reseal:  reseal,
+		stopped: stopped,
 		mirror:  mir,
 		applied: store.Track(mir, appliedKey, appliedChange),
 		placements: store.TrackAll(mir, placementPrefix, func(key string, old, new *Placement) {
@@ -70,6 +75,7 @@ func newMasterView(c *store.Client, poke func()) *masterView {
 		}),
 		status: store.TrackAll(mir, statusPrefix, func(key string, old, new *PodStatusRecord) {
 			pods.reported(key, old, new)
+			stopped.set(key, new != nil && new.Stopped)
 			poke()
 		}),
 		pods:  pods,
