@@ -65,6 +65,9 @@ type Config struct {
 	Netplane func() (any, error)
 	// Tokens, when set, manages the cluster's join tokens (`shoal token`).
 	Tokens Tokens
+	// Scope is what the node's store user lets the API answer: ScopeCluster on a server,
+	// ScopeAgent on an agent.
+	Scope  Scope
 	Logger *slog.Logger
 }
 
@@ -118,8 +121,12 @@ func NewHandler(cfg Config) http.Handler {
 		}
 		writeJSON(w, v)
 	})
+	var routes http.Handler = mux
+	if cfg.Scope == ScopeAgent {
+		routes = h.forAgent(mux)
+	}
 	if cfg.Token == "" {
-		return mux
+		return routes
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -127,7 +134,7 @@ func NewHandler(cfg Config) http.Handler {
 			writeError(w, http.StatusUnauthorized, errors.New("a bearer token is required: pass --token or set SHOAL_TOKEN"))
 			return
 		}
-		mux.ServeHTTP(w, r)
+		routes.ServeHTTP(w, r)
 	})
 }
 
@@ -151,7 +158,7 @@ func writeError(w http.ResponseWriter, code int, err error) {
 func (h *handler) snapshot(w http.ResponseWriter, r *http.Request) (*cluster.Snapshot, bool) {
 	s, err := h.cfg.Backend.Snapshot(r.Context())
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("read the cluster state: %w", err))
+		writeError(w, errorCode(err, http.StatusServiceUnavailable), fmt.Errorf("read the cluster state: %w", err))
 		return nil, false
 	}
 	return s, true
@@ -361,7 +368,7 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, ErrNotFound) {
 			code = http.StatusNotFound
 		}
-		writeError(w, code, err)
+		writeError(w, errorCode(err, code), err)
 	}
 }
 
