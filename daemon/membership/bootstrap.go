@@ -202,10 +202,12 @@ func (m *Membership) join(ctx context.Context, pkiDir string) (*clusterState, er
 	if cfg.Role != "" && role != cfg.Role {
 		return nil, fmt.Errorf("join: the cluster admitted this node as a %s, not the %s it asked to be", role, cfg.Role)
 	}
-	if resp.Member {
-		if role != join.RoleServer {
-			return nil, fmt.Errorf("join: the cluster made this %s a store member: only servers run one", role)
-		}
+	if resp.Member && role != join.RoleServer {
+		return nil, fmt.Errorf("join: the cluster made this %s a store member: only servers run one", role)
+	}
+	// Every server holds the CA key (the master opens the keyring of the Secrets with it); an
+	// agent keeps none, even if it were sent one.
+	if role == join.RoleServer && resp.CAKey != "" {
 		if ca, err = pki.ParseCA([]byte(resp.CA), []byte(resp.CAKey)); err != nil {
 			return nil, err
 		}
@@ -223,12 +225,14 @@ func (m *Membership) join(ctx context.Context, pkiDir string) (*clusterState, er
 }
 
 // nodeCert loads the node's certificate, and signs a new one when the node holds the CA key
-// and the addresses changed.
+// and the addresses changed, or the certificate does not name the node's role (one signed by
+// an earlier version: other nodes take a caller's role from its certificate).
 func (m *Membership) nodeCert(pkiDir string) error {
 	cfg := m.cfg
 	certPEM, err1 := os.ReadFile(filepath.Join(pkiDir, pki.NodeCertFile))
 	keyPEM, err2 := os.ReadFile(filepath.Join(pkiDir, pki.NodeKeyFile))
-	if err1 == nil && err2 == nil && certCovers(certPEM, cfg.Addresses) {
+	if err1 == nil && err2 == nil && certCovers(certPEM, cfg.Addresses) &&
+		(m.ca.Key == nil || pki.CertPEMRole(certPEM) == string(m.role)) {
 		m.certPEM, m.keyPEM = certPEM, keyPEM
 		return nil
 	}
@@ -249,7 +253,7 @@ func (m *Membership) nodeCert(pkiDir string) error {
 	if err != nil {
 		return err
 	}
-	if certPEM, err = m.ca.SignNode(csrPEM, cfg.Name, ips, nil, time.Now()); err != nil {
+	if certPEM, err = m.ca.SignNodeRole(csrPEM, cfg.Name, string(m.role), ips, nil, time.Now()); err != nil {
 		return err
 	}
 	m.certPEM, m.keyPEM = certPEM, keyPEM

@@ -1,7 +1,10 @@
 package membership
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -62,15 +65,22 @@ func (m *Membership) startMember(ctx context.Context, pkiDir string, state *clus
 	if err := checkStoreDir(cfg.DataDir, storeDir); err != nil {
 		return err
 	}
-	ec := store.EmbedConfig{Dir: storeDir, Name: cfg.Name, Logger: m.log, InitialCluster: state.InitialCluster}
+	absStore, err := filepath.Abs(storeDir)
+	if err != nil {
+		return fmt.Errorf("the store's directory: %w", err)
+	}
+	// The node's own daemon reaches its member on a socket in the data dir, over TLS with the
+	// node's certificate like every other client: the store takes a request's user from it.
+	files := store.TLSFiles{CertFile: filepath.Join(pkiDir, pki.NodeCertFile), KeyFile: filepath.Join(pkiDir, pki.NodeKeyFile),
+		CAFile: filepath.Join(pkiDir, pki.CACertFile)}
+	ec := store.EmbedConfig{Dir: storeDir, Name: cfg.Name, Logger: m.log, InitialCluster: state.InitialCluster,
+		ClientURL: "unixs://" + filepath.Join(absStore, store.SocketName), ClientTLS: files}
 	if state.Joined {
 		ec.ClusterState = store.ClusterStateExisting
 	}
 	if m.addr != "" {
-		files := store.TLSFiles{CertFile: filepath.Join(pkiDir, pki.NodeCertFile), KeyFile: filepath.Join(pkiDir, pki.NodeKeyFile),
-			CAFile: filepath.Join(pkiDir, pki.CACertFile)}
 		ec.PeerURL, ec.NetworkClientURL = peerURL(m.addr), storeURL(m.addr)
-		ec.PeerTLS, ec.ClientTLS = files, files
+		ec.PeerTLS = files
 	}
 	if state.Joined && !state.Promoted {
 		// A learner catching up on a large store may take a while before it serves.
@@ -96,8 +106,12 @@ func (m *Membership) readyMember(ctx context.Context, state *clusterState) error
 		return err
 	}
 	for _, e := range m.emb.Endpoints() {
-		if strings.HasPrefix(e, "unix://") {
-			m.storeCfg = store.Config{Endpoints: []string{e}, Logger: m.log}
+		if strings.HasPrefix(e, "unixs://") {
+			tc, err := m.localTLS()
+			if err != nil {
+				return err
+			}
+			m.storeCfg = store.Config{Endpoints: []string{e}, TLS: tc, Logger: m.log}
 		}
 	}
 	if state.Joined && !state.Promoted {
@@ -116,6 +130,26 @@ func (m *Membership) readyMember(ctx context.Context, state *clusterState) error
 		return m.advertisePeer(ctx, m.emb.ID())
 	}
 	return nil
+}
+
+// localTLS is how the node's daemon reaches its own store member on the socket: it presents the
+// node's certificate (its name is the store's user) and accepts only a server that presents
+// that same certificate, which only the node's member holds the key of. (gRPC names the server
+// of a socket by the socket's file name, which no certificate holds.)
+func (m *Membership) localTLS() (*tls.Config, error) {
+	tc, err := pki.ClientTLS(m.ca, m.certPEM, m.keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	own := tc.Certificates[0].Certificate[0]
+	tc.InsecureSkipVerify = true //nolint:gosec // VerifyPeerCertificate checks that it is the node's own certificate
+	tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 || !bytes.Equal(raw[0], own) {
+			return errors.New("the store's socket presents another certificate than this node's own")
+		}
+		return nil
+	}
+	return tc, nil
 }
 
 // promote makes the node's learner a voting member once it has caught up, through the other

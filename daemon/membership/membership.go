@@ -29,6 +29,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-dev/shoal/daemon/join"
@@ -61,6 +63,14 @@ type Config struct {
 	// Console, when set, is where the founder shows its first join token, once (the daemon's
 	// stderr when it is a terminal). The token is never logged.
 	Console io.Writer
+	// AgentPermissions are the store permissions of an agent's user (cluster.AgentPermissions).
+	// When set, the embedded store checks every request's certificate (see auth.go): nodes get
+	// their users when they are admitted, servers are admins. Nil: no users (tests).
+	AgentPermissions func(node string) []store.Permission
+	// Nodes lists the nodes the cluster has records of: those registered now (live) and every
+	// one not removed (known). A server turning a store of an earlier version over to
+	// authentication waits for the live ones and makes the users of the others.
+	Nodes func(ctx context.Context, st *store.Client) (live, known []string, err error)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -80,6 +90,10 @@ type Membership struct {
 	certPEM       []byte
 	keyPEM        []byte
 	addr          string // the address other nodes reach this one on, "" for none
+	// authOn is set once the store checks certificates (as far as a server knows); authWaiting
+	// is the nodes a server last said it waits for.
+	authOn      atomic.Bool
+	authWaiting string
 }
 
 // Setup founds a cluster, joins one or starts again as what the node was, starts the embedded
@@ -98,6 +112,9 @@ func Setup(ctx context.Context, cfg Config) (*Membership, error) {
 		return nil, errors.Join(err, m.closeMember())
 	}
 	m.st = st
+	if err := m.setupAuth(ctx); err != nil {
+		return nil, errors.Join(err, m.Close())
+	}
 	if m.foundingToken {
 		if err := m.makeFoundingToken(ctx); err != nil {
 			return nil, errors.Join(err, m.Close())
@@ -155,11 +172,13 @@ func (m *Membership) ServerTLS() (*tls.Config, error) {
 }
 
 // JoinHandler serves the joins of other nodes, at join.Path of the node's cluster endpoint. A
-// node that holds the CA key admits them, refusing a name nodeLive reports registered and
-// alive (nil: no such check); a node that does not names the nodes that can.
-func (m *Membership) JoinHandler(nodeLive func(ctx context.Context, name string) (bool, error)) http.Handler {
+// node that holds the CA key (a server) admits them, refusing a name nodeLive reports
+// registered and alive, or nodeKnown still known to the cluster (nil: no such check), and makes
+// each node's store user; a node that does not names the nodes that can.
+func (m *Membership) JoinHandler(nodeLive, nodeKnown func(ctx context.Context, name string) (bool, error)) http.Handler {
 	if m.ca != nil && m.ca.Key != nil {
-		return &join.Admitter{CA: m.ca, Store: m.st, Logger: m.log, NodeLive: nodeLive}
+		return &join.Admitter{CA: m.ca, Store: m.st, Logger: m.log, NodeLive: nodeLive, NodeKnown: nodeKnown,
+			AgentPermissions: m.cfg.AgentPermissions}
 	}
 	return join.RefuseHandler(func() []string {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -183,8 +202,8 @@ func (m *Membership) memberHosts(ctx context.Context) []string {
 }
 
 // CreateToken makes a join token and records it in the store (see join.CreateToken). Only a
-// server that holds the CA key (one that runs a store member) makes tokens: elsewhere it
-// returns join.ErrNotServer, naming the nodes that can. The token's secret is never logged.
+// server (which holds the CA key) makes tokens: elsewhere it returns join.ErrNotServer, naming
+// the nodes that can. The token's secret is never logged.
 func (m *Membership) CreateToken(ctx context.Context, spec join.TokenSpec) (pki.Token, join.TokenInfo, error) {
 	if err := m.checkTokens(); err != nil {
 		return pki.Token{}, join.TokenInfo{}, err
@@ -192,9 +211,9 @@ func (m *Membership) CreateToken(ctx context.Context, spec join.TokenSpec) (pki.
 	if m.ca.Key == nil {
 		what := "an agent"
 		if m.Role() == join.RoleServer {
-			what = "a server that runs no store member"
+			what = "a server that joined before every server got the CA key (remove it and join it again to get it)"
 		}
-		return pki.Token{}, join.TokenInfo{}, fmt.Errorf("%w (one that runs a store member and holds the cluster CA's key); this node is %s: "+
+		return pki.Token{}, join.TokenInfo{}, fmt.Errorf("%w (one that holds the cluster CA's key); this node is %s: "+
 			"run \"shoal token create\" on one of %s", join.ErrNotServer, what, strings.Join(m.memberHosts(ctx), ", "))
 	}
 	tok, info, err := join.CreateToken(ctx, m.st, m.ca.Hash(), spec, time.Now())
@@ -233,17 +252,36 @@ func (m *Membership) checkTokens() error {
 	if m.ca == nil {
 		return fmt.Errorf("%w: this node uses an external store, which nodes join with --store, not with join tokens", join.ErrNotServer)
 	}
+	if m.Role() == join.RoleAgent {
+		return fmt.Errorf("%w: this node is an agent, whose certificate does not reach the tokens: run \"shoal token\" on a server node", join.ErrNotServer)
+	}
 	return nil
 }
 
 // Run keeps what the node knows of the store current until ctx ends: a client node records the
 // members' client URLs in cluster.json for its next start, since the members it joined through
-// may all be replaced while it runs. On other nodes it has nothing to do and returns nil at once.
+// may all be replaced while it runs; a server turns the store's authentication on when a store
+// of an earlier version can take it, and keeps the agents' permissions current. It returns
+// ErrRemoved, having logged it, once the store no longer takes the node's certificate: the node
+// was removed from the cluster, and must stop acting in it.
 func (m *Membership) Run(ctx context.Context) error {
-	if m.emb != nil || m.ca == nil {
-		return nil
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // before the wait: the goroutines end with ctx
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.runAuth(ctx)
+	}()
+	if m.emb == nil && m.ca != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = followMembers(ctx, m.cfg.DataDir, m.st, m.log)
+		}()
 	}
-	return followMembers(ctx, m.cfg.DataDir, m.st, m.log)
+	return m.watchRemoved(ctx)
 }
 
 // Close closes the store client, then stops the node's store member.

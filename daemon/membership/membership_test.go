@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/daemon/cluster"
 	"github.com/shoal-dev/shoal/daemon/join"
 	"github.com/shoal-dev/shoal/daemon/pki"
 	"github.com/shoal-dev/shoal/daemon/store"
@@ -62,17 +63,20 @@ func startTestNode(t *testing.T, ctx context.Context, cfg Config, port int) (*te
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle(join.Path, n.m.JoinHandler(nodeLive))
+	mux.Handle(join.Path, n.m.JoinHandler(nodeLive, nil))
 	n.srv = &http.Server{Handler: mux, TLSConfig: tc, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.srv.ServeTLS(l, "", "") }()
 	return n, nil
 }
 
 // TestJoin forms a cluster on loopback addresses: the first node founds it, the next two join
-// as store members (learners promoted to voters), a fourth server joins as a store client only
-// and an agent with an agent token; a joined member starts again from its data dir alone, its
-// token deleted; a token with a wrong secret, unknown, deleted, expired, of an older version or
-// of the wrong role, a wrong CA and the name of a running node are refused at once.
+// as store members (learners promoted to voters), a fourth server joins as a store client with
+// the CA key, which admits a fifth node itself, and an agent with an agent token; a joined member
+// starts again from its data dir alone, its token deleted; a token with a wrong secret, unknown,
+// deleted, expired, of an older version or of the wrong role, a wrong CA and the name of a
+// running node are refused at once. The store checks every request's certificate: the agent
+// reaches its own keys only, and once its user is deleted it learns that it was removed; it
+// joins again under the same name with a new token and gets a new user.
 func TestJoin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four etcd members")
@@ -96,7 +100,8 @@ func TestJoin(t *testing.T) {
 	addr := func(i int) string { return lo + strconv.Itoa(40+i) }
 	log := slog.New(slog.DiscardHandler)
 	cfg := func(i int) Config {
-		return Config{Name: "node-" + strconv.Itoa(i), DataDir: dirs[i], Addresses: []string{addr(i)}, Logger: log}
+		return Config{Name: "node-" + strconv.Itoa(i), DataDir: dirs[i], Addresses: []string{addr(i)}, Logger: log,
+			AgentPermissions: cluster.AgentPermissions, Nodes: cluster.NodeNames}
 	}
 	var console, founderLog bytes.Buffer
 	fc := cfg(1)
@@ -205,12 +210,17 @@ func TestJoin(t *testing.T) {
 			t.Errorf("member %s advertises %v, want one https URL", m.Name, m.ClientURLs)
 		}
 	}
-	if nodes[3].m.Member() || nodes[3].m.ca.Key != nil || nodes[3].m.Role() != join.RoleServer {
-		t.Errorf("the fourth node runs a store member or holds the CA key, or is not a server (%s)", nodes[3].m.Role())
+	if on, err := first.m.Store().AuthEnabled(ctx); err != nil || !on {
+		t.Errorf("the store's authentication: %v, %v; want it on from the founding", on, err)
 	}
-	if _, _, err := nodes[3].m.CreateToken(ctx, join.TokenSpec{Role: join.RoleAgent, TTL: time.Hour}); !errors.Is(err, join.ErrNotServer) ||
-		!strings.Contains(err.Error(), addr(1)) {
-		t.Errorf("a token made on a server that runs no member: %v, want ErrNotServer naming the members", err)
+	if nodes[3].m.Member() || nodes[3].m.ca.Key == nil || nodes[3].m.Role() != join.RoleServer {
+		t.Errorf("the fourth node runs a store member, or holds no CA key, or is not a server (%s)", nodes[3].m.Role())
+	}
+	if _, _, err := nodes[3].m.CreateToken(ctx, join.TokenSpec{Role: join.RoleAgent, TTL: time.Hour}); err != nil {
+		t.Errorf("a token made on a server that runs no member: %v", err)
+	}
+	if role := pki.CertPEMRole(nodes[3].m.certPEM); role != "server" {
+		t.Errorf("the fourth node's certificate names the role %q, want server", role)
 	}
 
 	// An agent joins with an agent token: never a store member, no CA key, even asking for
@@ -225,6 +235,26 @@ func TestJoin(t *testing.T) {
 	if agent.m.Member() || agent.m.ca.Key != nil || agent.m.Role() != join.RoleAgent {
 		t.Errorf("the agent: member %v, CA key %v, role %s", agent.m.Member(), agent.m.ca.Key != nil, agent.m.Role())
 	}
+	if role := pki.CertPEMRole(agent.m.certPEM); role != "agent" {
+		t.Errorf("the agent's certificate names the role %q, want agent", role)
+	}
+	// The agent's certificate reaches its own keys, and nothing of the others'.
+	for _, tc := range []struct {
+		key   string
+		allow bool
+	}{
+		{"/shoal/nodes/node-6", true},
+		{"/shoal/status/node-6/u1", true},
+		{"/shoal/placements/node-6/u1", false},
+		{"/shoal/placements/node-2/u1", false},
+		{"/shoal/nodes/node-2", false},
+		{"/shoal/test/a", false},
+		{join.AuthKey, false},
+	} {
+		if err := store.Put(ctx, agent.m.Store(), tc.key, "x"); (err == nil) != tc.allow || (err != nil && !store.IsPermissionDenied(err)) {
+			t.Errorf("the agent writes %s: %v, want allowed %v", tc.key, err, tc.allow)
+		}
+	}
 	if _, _, err := agent.m.CreateToken(ctx, join.TokenSpec{Role: join.RoleAgent, TTL: time.Hour}); !errors.Is(err, join.ErrNotServer) ||
 		!strings.Contains(err.Error(), "this node is an agent") {
 		t.Errorf("a token made on an agent: %v, want ErrNotServer", err)
@@ -232,7 +262,10 @@ func TestJoin(t *testing.T) {
 	if st, err := loadState(ca.DataDir); err != nil || st.Role != join.RoleAgent || st.Member {
 		t.Errorf("the agent's state: %+v, %v", st, err)
 	}
-	list, err := agent.m.ListTokens(ctx)
+	if _, err := agent.m.ListTokens(ctx); !errors.Is(err, join.ErrNotServer) {
+		t.Errorf("the tokens listed on an agent: %v, want ErrNotServer", err)
+	}
+	list, err := first.m.ListTokens(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,11 +285,54 @@ func TestJoin(t *testing.T) {
 		t.Fatalf("read on node 2: %q %v %v", v, ok, err)
 	}
 
-	// The fourth node cannot admit others, and says where to go.
+	// The fourth node, a server that runs no store member, admits others; the agent does not,
+	// and says where to go.
 	c := cfg(5)
-	c.Join, c.JoinToken = addr(4)+":"+strconv.Itoa(port), tok.String()
+	c.Join, c.JoinToken, c.Role = addr(4)+":"+strconv.Itoa(port), tok.String(), join.RoleAgent
+	fifth, err := startTestNode(t, ctx, c, port)
+	if err != nil {
+		t.Fatalf("join through the fourth node: %v", err)
+	}
+	nodes = append(nodes, fifth)
+	c = cfg(7)
+	c.Join, c.JoinToken = addr(6)+":"+strconv.Itoa(port), tok.String()
 	if _, err := Setup(ctx, c); err == nil || !strings.Contains(err.Error(), addr(1)) {
-		t.Errorf("join through a client node: %v", err)
+		t.Errorf("join through an agent: %v", err)
+	}
+
+	// The agent's user deleted (`shoal node remove`), its next refused request tells it that it
+	// was removed; joined again under its name with a new token, it gets a new user.
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	ran := make(chan error, 1)
+	go func() { ran <- agent.m.Run(rctx) }()
+	if err := first.m.Store().DeleteUser(ctx, agent.cfg.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(ctx, agent.m.Store(), "/shoal/nodes/node-6", "x"); !store.IsPermissionDenied(err) {
+		t.Errorf("a removed agent writes its node record: %v", err)
+	}
+	select {
+	case err := <-ran:
+		if !errors.Is(err, ErrRemoved) {
+			t.Errorf("the removed agent's Run: %v, want ErrRemoved", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the removed agent's Run did not notice its removal")
+	}
+	agent.stop()
+	if _, err := Setup(ctx, agent.cfg); !errors.Is(err, ErrRemoved) {
+		t.Errorf("the removed agent starts again: %v, want ErrRemoved", err)
+	}
+	rejoin := cfg(0)
+	rejoin.Name, rejoin.Join, rejoin.JoinToken = agent.cfg.Name, joinAt, mkToken(join.RoleAgent, time.Hour, time.Now()).String()
+	rejoined, err := startTestNode(t, ctx, rejoin, port)
+	if err != nil {
+		t.Fatalf("the removed agent joins again: %v", err)
+	}
+	nodes = append(nodes, rejoined)
+	if err := store.Put(ctx, rejoined.m.Store(), "/shoal/nodes/node-6", "x"); err != nil {
+		t.Errorf("the agent joined again writes its node record: %v", err)
 	}
 
 	// Node 2 starts again from its data dir, its token deleted: it needs none.

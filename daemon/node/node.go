@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,6 +140,9 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("node started", "repo", cfg.Repo, "socket", cfg.Socket, "store", strings.Join(m.Endpoints(), ","), "data", cfg.DataDir)
 	<-d.ctx.Done()
 	log.Info("stopping; pods keep running")
+	if d.removed.Load() {
+		return membership.ErrRemoved
+	}
 	return nil
 }
 
@@ -187,6 +191,8 @@ type daemon struct {
 	closers []closer // in the order opened
 	// keys keep the cluster's Secrets encrypted in the store (nil on an external store).
 	keys *cluster.Keys
+	// removed is set when the node learns that it was removed from the cluster.
+	removed atomic.Bool
 }
 
 // closer is something a phase opened, closed once every goroutine has ended.
@@ -258,12 +264,20 @@ func (d *daemon) stop() {
 func (d *daemon) membership(cfg Config) (*membership.Membership, error) {
 	m, err := membership.Setup(d.ctx, membership.Config{Name: cfg.Name, DataDir: cfg.DataDir, Addresses: cfg.Addresses,
 		Store: cfg.Store, StoreCA: cfg.StoreCA, StoreCert: cfg.StoreCert, StoreKey: cfg.StoreKey,
-		Join: cfg.Join, JoinToken: cfg.JoinToken, Role: cfg.Role, Repo: cfg.Repo, Console: cfg.Console, Logger: d.log})
+		Join: cfg.Join, JoinToken: cfg.JoinToken, Role: cfg.Role, Repo: cfg.Repo, Console: cfg.Console, Logger: d.log,
+		AgentPermissions: cluster.AgentPermissions, Nodes: cluster.NodeNames})
 	if err != nil {
 		return nil, err
 	}
 	d.onStop("the store", m.Close)
-	d.goFn("store endpoints", func() error { return m.Run(d.ctx) })
+	// A node removed from the cluster stops acting in it (membership.ErrRemoved).
+	d.goFn("membership", func() error {
+		err := m.Run(d.ctx)
+		if errors.Is(err, membership.ErrRemoved) {
+			d.removed.Store(true)
+		}
+		return err
+	})
 	if cfg.Store == "" {
 		if d.keys, err = cluster.LoadKeys(filepath.Join(cfg.DataDir, "pki")); err != nil {
 			return nil, fmt.Errorf("the keys that encrypt the cluster's Secrets: %w", err)
@@ -486,7 +500,13 @@ func nodeRecord(cfg Config, m *membership.Membership, nr *nodeRuntime) (cluster.
 // (joins, and this node's pods for other nodes); and the git webhooks.
 func (d *daemon) api(cfg Config, m *membership.Membership, nr *nodeRuntime, syncer *gitsync.Syncer, reg *prometheus.Registry) error {
 	log := d.log
-	backend := &cluster.Backend{Node: cfg.Name, Store: m.Store(), Runtime: nr.rt, Keys: d.keys}
+	// An agent's store user reads its own part of the cluster only, and its API answers that.
+	agent := cfg.Store == "" && m.Role() == join.RoleAgent
+	backend := &cluster.Backend{Node: cfg.Name, Store: m.Store(), Runtime: nr.rt, Keys: d.keys, Agent: agent}
+	scope := api.ScopeCluster
+	if agent {
+		scope = api.ScopeAgent
+	}
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	var dump func() (any, error)
 	if nr.network != nil {
@@ -494,7 +514,7 @@ func (d *daemon) api(cfg Config, m *membership.Membership, nr *nodeRuntime, sync
 	}
 	apiBackend := &forwardingBackend{Backend: backend}
 	addr := m.Address()
-	if addr != "" {
+	if addr != "" && !agent {
 		var err error
 		if apiBackend.tls, err = m.ClientTLS(); err != nil {
 			return err
@@ -510,7 +530,7 @@ func (d *daemon) api(cfg Config, m *membership.Membership, nr *nodeRuntime, sync
 		}
 		return nil
 	})
-	d.serve("api socket", sock, api.NewHandler(api.Config{Backend: apiBackend, Metrics: metricsHandler, Netplane: dump, Tokens: m, Logger: log}), nil)
+	d.serve("api socket", sock, api.NewHandler(api.Config{Backend: apiBackend, Metrics: metricsHandler, Netplane: dump, Tokens: m, Scope: scope, Logger: log}), nil)
 	if cfg.APIListen != "" {
 		if cfg.APICert == "" || cfg.APIKey == "" || cfg.APITokenFile == "" {
 			return errors.New("--api-listen needs --api-tls-cert, --api-tls-key and --api-token-file: the TCP API has no anonymous access")
@@ -527,7 +547,7 @@ func (d *daemon) api(cfg Config, m *membership.Membership, nr *nodeRuntime, sync
 		if err != nil {
 			return fmt.Errorf("--api-listen: %w", err)
 		}
-		d.serve("api tcp", l, api.NewHandler(api.Config{Backend: apiBackend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Netplane: dump, Tokens: m, Logger: log}),
+		d.serve("api tcp", l, api.NewHandler(api.Config{Backend: apiBackend, Token: strings.TrimSpace(string(tok)), Metrics: metricsHandler, Netplane: dump, Tokens: m, Scope: scope, Logger: log}),
 			&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	if addr != "" {
@@ -541,7 +561,7 @@ func (d *daemon) api(cfg Config, m *membership.Membership, nr *nodeRuntime, sync
 		}
 		// Other nodes get no Secret from this one: the Secrets of their pods are sealed to them.
 		local := api.NewHandler(api.Config{Backend: backend.Redacted(), Logger: log})
-		d.serve("cluster endpoint", l, clusterHandler(m, local), tc)
+		d.serve("cluster endpoint", l, clusterHandler(m, backend, local), tc)
 	}
 	if cfg.WebhookListen != "" {
 		secret, err := os.ReadFile(cfg.WebhookSecret)
