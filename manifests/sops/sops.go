@@ -1,10 +1,10 @@
 // Package sops decrypts SOPS-encrypted manifest files in memory, with age
-// identities and OpenPGP secret keys that the caller passes, through
-// github.com/getsops/sops/v3: the files sops writes in its YAML, JSON,
-// dotenv, INI and binary formats, encrypted whole or in part
-// (encrypted_regex, encrypted_suffix, unencrypted_regex,
-// unencrypted_suffix: decryption reads the ENC[...] values, whatever rule
-// wrote them), with one or more key groups (Shamir's secret sharing).
+// identities and OpenPGP secret keys that the caller passes: the files sops
+// writes in its YAML, JSON, dotenv, INI and binary formats, encrypted whole
+// or in part (encrypted_regex, encrypted_suffix, unencrypted_regex,
+// unencrypted_suffix, encrypted_comment_regex, unencrypted_comment_regex,
+// mac_only_encrypted), with one or more key groups (Shamir's secret
+// sharing).
 //
 // A Decryptor implements manifests.Decryptor: pass it as
 // manifests.LoadOptions.Decryptor and every SOPS file of a manifest tree,
@@ -14,15 +14,22 @@
 //	d, err := sops.New(sops.Keys{AgeIdentities: keyFile})
 //	set, err := manifests.LoadFS(ctx, fsys, ".", manifests.LoadOptions{Decryptor: d})
 //
+// The package reads sops' file format itself, as sops' own stores and
+// decrypt package do (the result is the same, byte for byte), rather than
+// linking sops' library, which brings every cloud KMS SDK along and whose
+// audit package reads /etc/sops/audit.yaml at start. The data key is
+// decrypted with filippo.io/age and ProtonMail's OpenPGP library, and
+// recombined with sops' shamir package when the file has several key groups;
+// each value with AES-256-GCM, its path in the document as additional data;
+// the MAC is computed over the decrypted tree as sops computes it and must
+// equal the file's own, or the file is refused.
+//
 // Keys come only from what the caller passes, read once and kept in memory.
-// Unlike sops' own decrypt package, a Decryptor never reads the
-// environment (SOPS_AGE_KEY_FILE, GNUPGHOME and the cloud KMS
-// credentials), never runs gpg nor asks gpg-agent or a terminal for a
-// passphrase, and never calls a cloud KMS or Vault: it asks sops for the
-// data key through a key service of its own that knows only the age and
-// OpenPGP keys it was given (OpenPGP keys must therefore have no
-// passphrase). The file's MAC is verified: a file changed after sops
-// encrypted it is refused.
+// A Decryptor never reads the environment (SOPS_AGE_KEY_FILE, GNUPGHOME and
+// the cloud KMS credentials), never runs gpg nor asks gpg-agent or a
+// terminal for a passphrase (OpenPGP keys must therefore have no
+// passphrase), and never calls a cloud KMS or Vault: a file only they can
+// open is refused.
 //
 // Errors name what to do and the recipients the file was encrypted for;
 // they never contain decrypted data.
@@ -30,31 +37,17 @@ package sops
 
 import (
 	"bytes"
-	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"filippo.io/age"
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	gosops "github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/config"
-	"github.com/getsops/sops/v3/keyservice"
-	"github.com/getsops/sops/v3/pgp"
-	"github.com/getsops/sops/v3/stores/dotenv"
-	"github.com/getsops/sops/v3/stores/ini"
-	"github.com/getsops/sops/v3/stores/json"
-	"github.com/getsops/sops/v3/stores/yaml"
 	"github.com/shoal-dev/shoal/manifests"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Keys are the private keys a Decryptor decrypts with: the contents of key
@@ -192,83 +185,56 @@ func (d *Decryptor) Decrypt(name string, data []byte) (plain []byte, encrypted b
 // without the sops metadata, and the values it decrypted.
 func (d *Decryptor) DecryptSOPS(name string, f manifests.SOPSFile, data []byte) (plain []byte, secrets []string, err error) {
 	defer func() {
-		// sops' stores were not written for hostile input.
+		// The readers below are written for hostile input; this is a
+		// last line of defence all the same.
 		if r := recover(); r != nil {
-			plain, secrets, err = nil, nil, errors.New("cannot decrypt this SOPS file: sops failed on it unexpectedly (the file is likely damaged); encrypt it again with sops")
+			plain, secrets, err = nil, nil, errors.New("cannot decrypt this SOPS file: reading it failed unexpectedly (the file is likely damaged); encrypt it again with sops")
 		}
 	}()
-	store, err := storeFor(f.Format)
+	format, err := formatOf(f.Format)
 	if err != nil {
 		return nil, nil, err
 	}
-	tree, err := store.LoadEncryptedFile(data)
+	doc, err := format.load(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot read this SOPS file: %v; check that sops wrote it (sops --decrypt reads it) and that it was not edited by hand", err)
 	}
-	if len(tree.Metadata.KeyGroups) == 0 {
+	if doc.meta.keyCount() == 0 {
 		return nil, nil, errors.New("cannot decrypt this SOPS file: its metadata lists no key; encrypt it again with sops and a .sops.yaml creation rule that names an age recipient or a PGP fingerprint")
 	}
-	recipients, other := recipientsOf(tree.Metadata)
-	svc := keyservice.NewCustomLocalClient(&keyServer{d: d})
-	key, err := tree.Metadata.GetDataKeyWithKeyServices([]keyservice.KeyServiceClient{svc}, nil)
+	key, err := d.dataKey(doc.meta)
 	if err != nil {
-		return nil, nil, d.noKeyError(tree.Metadata, recipients, other)
+		return nil, nil, d.noKeyError(doc.meta)
 	}
-	before := leaves(tree.Branches)
-	cipher := aes.NewCipher()
-	mac, err := tree.Decrypt(key, cipher)
+	mac, secrets, err := decryptTree(doc, key)
 	if err != nil {
-		// sops' message is about the ciphertext; it is left out all the
-		// same, so that no decrypted byte can reach the error.
+		// The reason is about the ciphertext or the tree; it is left out
+		// all the same, so that no decrypted byte can reach the error.
 		return nil, nil, errors.New("cannot decrypt this SOPS file: a value does not decrypt with the file's data key, so the file was changed after sops encrypted it (or is damaged); the file is refused: encrypt it again with sops")
 	}
-	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, key, tree.Metadata.LastModified.Format(time.RFC3339))
+	stored, err := decryptValue(doc.meta.mac, key, doc.meta.macAAD())
 	if err != nil {
 		return nil, nil, errors.New("cannot verify this SOPS file: its MAC (sops.mac) does not decrypt with the file's data key, so the sops metadata was changed (or is damaged); the file is refused: encrypt it again with sops")
 	}
-	if s, ok := stored.(string); !ok || s != mac {
+	if s, ok := stored.(string); !ok || subtle.ConstantTimeCompare([]byte(s), []byte(mac)) != 1 {
 		return nil, nil, errors.New("cannot verify this SOPS file: its content does not match its MAC (sops.mac), so a value, key or comment was changed after sops encrypted it; the file is refused: edit encrypted files only with sops (sops edit FILE), or encrypt it again")
 	}
-	secrets = decryptedValues(before, leaves(tree.Branches))
-	plain, err = store.EmitPlainFile(tree.Branches)
+	plain, err = format.emit(doc.branches)
 	if err != nil {
-		return nil, nil, errors.New("cannot write the decrypted document out again (sops failed on it); check that the file decrypts with sops --decrypt")
+		// Not err itself: it may quote a decrypted value.
+		return nil, nil, errors.New("cannot write the decrypted document out again in its format (a value does not fit it); check that the file decrypts with sops --decrypt")
 	}
 	return plain, secrets, nil
 }
 
-// store is what DecryptSOPS needs of sops' stores.
-type store interface {
-	LoadEncryptedFile(in []byte) (gosops.Tree, error)
-	EmitPlainFile(in gosops.TreeBranches) ([]byte, error)
-}
-
-func storeFor(f manifests.SOPSFormat) (store, error) {
-	switch f {
-	case manifests.SOPSYAML:
-		return yaml.NewStore(&config.YAMLStoreConfig{}), nil
-	case manifests.SOPSJSON:
-		return json.NewStore(&config.JSONStoreConfig{}), nil
-	case manifests.SOPSDotenv:
-		return dotenv.NewStore(&config.DotenvStoreConfig{}), nil
-	case manifests.SOPSINI:
-		return ini.NewStore(&config.INIStoreConfig{}), nil
-	case manifests.SOPSBinary:
-		return json.NewBinaryStore(&config.JSONBinaryStoreConfig{}), nil
-	}
-	return nil, fmt.Errorf("cannot decrypt a SOPS file of format %q: Shoal reads sops' yaml, json, dotenv, ini and binary formats", f)
-}
-
-// recipientsOf lists the age recipients and OpenPGP fingerprints of a
+// recipients lists the age recipients and OpenPGP fingerprints of a
 // file's key groups, and counts its other keys.
-func recipientsOf(m gosops.Metadata) (recipients []string, other int) {
-	for _, g := range m.KeyGroups {
+func (m *metadata) recipients() (recipients []string, other int) {
+	for _, g := range m.groups {
 		for _, k := range g {
-			switch k := k.(type) {
-			case *sopsage.MasterKey:
-				recipients = append(recipients, "age "+k.Recipient)
-			case *pgp.MasterKey:
-				recipients = append(recipients, "pgp "+k.Fingerprint)
+			switch k.kind {
+			case "age", "pgp":
+				recipients = append(recipients, k.kind+" "+k.id)
 			default:
 				other++
 			}
@@ -278,21 +244,22 @@ func recipientsOf(m gosops.Metadata) (recipients []string, other int) {
 }
 
 // noKeyError explains that no key of the Decryptor opens the file.
-func (d *Decryptor) noKeyError(m gosops.Metadata, recipients []string, other int) error {
+func (d *Decryptor) noKeyError(m metadata) error {
+	recipients, other := m.recipients()
 	var b strings.Builder
 	b.WriteString("cannot decrypt this SOPS file: ")
-	if len(m.KeyGroups) > 1 {
-		threshold := m.ShamirThreshold
+	if len(m.groups) > 1 {
+		threshold := m.shamirThreshold
 		if threshold == 0 {
-			threshold = len(m.KeyGroups)
+			threshold = len(m.groups)
 		}
 		opened := 0
-		for _, g := range m.KeyGroups {
+		for _, g := range m.groups {
 			if d.opensGroup(g) {
 				opened++
 			}
 		}
-		fmt.Fprintf(&b, "its data key is split into %d key groups (Shamir), %d of which are needed, and the keys given open %d; ", len(m.KeyGroups), threshold, opened)
+		fmt.Fprintf(&b, "its data key is split into %d key groups (Shamir), %d of which are needed, and the keys given open %d; ", len(m.groups), threshold, opened)
 	} else {
 		b.WriteString("no key given matches its recipients; ")
 	}
@@ -323,169 +290,20 @@ func (d *Decryptor) describeKeys() string {
 
 // opensGroup reports whether one of the Decryptor's keys is a recipient of
 // a key group (by its public key, without decrypting).
-func (d *Decryptor) opensGroup(g gosops.KeyGroup) bool {
+func (d *Decryptor) opensGroup(g keyGroup) bool {
 	for _, k := range g {
-		switch k := k.(type) {
-		case *sopsage.MasterKey:
-			if slices.Contains(d.ageRecipient, k.Recipient) {
+		switch k.kind {
+		case "age":
+			if slices.Contains(d.ageRecipient, k.id) {
 				return true
 			}
-		case *pgp.MasterKey:
+		case "pgp":
 			for _, fp := range d.pgpFP {
-				if strings.EqualFold(fp, k.Fingerprint) || strings.HasSuffix(strings.ToUpper(fp), strings.ToUpper(k.Fingerprint)) {
+				if strings.EqualFold(fp, k.id) || strings.HasSuffix(strings.ToUpper(fp), strings.ToUpper(k.id)) {
 					return true
 				}
 			}
 		}
 	}
 	return false
-}
-
-// leaf is one value of a sops tree, in walk order.
-type leaf struct {
-	v       any
-	comment bool
-}
-
-// leaves lists the values of a tree in a fixed order. Decrypting a tree
-// changes its values, never its shape, so the lists of a tree before and
-// after line up.
-func leaves(branches gosops.TreeBranches) []leaf {
-	var out []leaf
-	var value func(v any, depth int)
-	branch := func(b gosops.TreeBranch, depth int) {
-		for _, it := range b {
-			if c, ok := it.Key.(gosops.Comment); ok {
-				out = append(out, leaf{v: c.Value, comment: true})
-				continue
-			}
-			value(it.Value, depth+1)
-		}
-	}
-	value = func(v any, depth int) {
-		if depth > 10000 {
-			return
-		}
-		switch v := v.(type) {
-		case gosops.TreeBranch:
-			branch(v, depth)
-		case []any:
-			for _, e := range v {
-				value(e, depth+1)
-			}
-		case gosops.Comment:
-			out = append(out, leaf{v: v.Value, comment: true})
-		default:
-			out = append(out, leaf{v: v})
-		}
-	}
-	for _, b := range branches {
-		branch(b, 0)
-	}
-	return out
-}
-
-// decryptedValues returns, as strings, the values of after whose
-// counterpart in before was encrypted (ENC[...]).
-func decryptedValues(before, after []leaf) []string {
-	if len(before) != len(after) {
-		return nil
-	}
-	var out []string
-	for i, b := range before {
-		s, ok := b.v.(string)
-		if !ok || !strings.HasPrefix(s, "ENC[") {
-			continue
-		}
-		switch v := after[i].v.(type) {
-		case string:
-			out = append(out, v)
-		case []byte:
-			out = append(out, string(v))
-		case int:
-			out = append(out, strconv.Itoa(v))
-		case float64:
-			out = append(out, strconv.FormatFloat(v, 'f', -1, 64))
-		case gosops.Comment:
-			out = append(out, v.Value)
-		}
-	}
-	return out
-}
-
-// keyServer is the key service sops asks for each master key's share of the
-// data key: it decrypts with the Decryptor's age identities and OpenPGP
-// keys only, and refuses every other key type (sops' own local key service
-// reads credentials from the environment and may run gpg).
-type keyServer struct {
-	d *Decryptor
-}
-
-var _ keyservice.KeyServiceServer = (*keyServer)(nil)
-
-// Encrypt implements keyservice.KeyServiceServer; Shoal never encrypts.
-func (s *keyServer) Encrypt(context.Context, *keyservice.EncryptRequest) (*keyservice.EncryptResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "Shoal only decrypts")
-}
-
-// Decrypt implements keyservice.KeyServiceServer.
-func (s *keyServer) Decrypt(_ context.Context, req *keyservice.DecryptRequest) (*keyservice.DecryptResponse, error) {
-	var (
-		plain []byte
-		err   error
-	)
-	switch k := req.GetKey().GetKeyType().(type) {
-	case *keyservice.Key_AgeKey:
-		plain, err = s.decryptAge(k.AgeKey.GetRecipient(), req.GetCiphertext())
-	case *keyservice.Key_PgpKey:
-		plain, err = s.decryptPGP(req.GetCiphertext())
-	default:
-		err = status.Errorf(codes.Unimplemented, "key type %T is not supported by Shoal: use age or OpenPGP", k)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &keyservice.DecryptResponse{Plaintext: plain}, nil
-}
-
-func (s *keyServer) decryptAge(recipient string, ciphertext []byte) ([]byte, error) {
-	if len(s.d.age) == 0 {
-		// sops' age key would look in the environment for identities.
-		return nil, errors.New("no age identity was given")
-	}
-	mk := &sopsage.MasterKey{Recipient: recipient, EncryptedKey: string(ciphertext)}
-	sopsage.ParsedIdentities(s.d.age).ApplyToMasterKey(mk)
-	return mk.Decrypt()
-}
-
-// maxDataKey bounds what a PGP message may decrypt to: sops' data keys
-// are 32 bytes (a Shamir share a few more).
-const maxDataKey = 1 << 10
-
-// decryptPGP decrypts an armored OpenPGP message with the keyring, as
-// sops' pgp key does with its keyring file, but from memory and without
-// ever falling back to gpg.
-func (s *keyServer) decryptPGP(ciphertext []byte) ([]byte, error) {
-	if len(s.d.pgp) == 0 {
-		return nil, errors.New("no OpenPGP key was given")
-	}
-	block, err := armor.Decode(bytes.NewReader(ciphertext))
-	if err != nil {
-		return nil, fmt.Errorf("read the PGP-encrypted data key: %w", err)
-	}
-	noPrompt := func([]openpgp.Key, bool) ([]byte, error) {
-		return nil, errors.New("the OpenPGP key has a passphrase, which Shoal cannot ask for")
-	}
-	md, err := openpgp.ReadMessage(block.Body, s.d.pgp, noPrompt, nil)
-	if err != nil {
-		return nil, fmt.Errorf("decrypt the PGP-encrypted data key: %w", err)
-	}
-	b, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, maxDataKey+1))
-	if err != nil {
-		return nil, fmt.Errorf("decrypt the PGP-encrypted data key: %w", err)
-	}
-	if len(b) > maxDataKey {
-		return nil, errors.New("the PGP-encrypted data key is too long to be sops'")
-	}
-	return b, nil
 }

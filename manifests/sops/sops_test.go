@@ -14,9 +14,14 @@ import (
 	gosops "github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
+	"github.com/getsops/sops/v3/config"
 	"github.com/getsops/sops/v3/keys"
 	"github.com/getsops/sops/v3/pgp"
 	"github.com/getsops/sops/v3/shamir"
+	sopsdotenv "github.com/getsops/sops/v3/stores/dotenv"
+	sopsini "github.com/getsops/sops/v3/stores/ini"
+	sopsjson "github.com/getsops/sops/v3/stores/json"
+	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
 	"github.com/shoal-dev/shoal/manifests"
 	"go.yaml.in/yaml/v3"
 )
@@ -70,21 +75,46 @@ func secretKeyring(t testing.TB, e *openpgp.Entity, armored bool) []byte {
 
 // encryptOpts says how to encrypt a test file, as sops' command line does.
 type encryptOpts struct {
-	format           manifests.SOPSFormat
-	age              []string          // recipients, in one key group
-	pgp              []*openpgp.Entity // in the same key group
-	groups           [][]string        // age recipients by key group (Shamir), instead
-	threshold        int
-	encryptedRegex   string
-	encryptedSuffix  string
-	unencryptedRegex string
-	unencryptedSfx   string
+	format                  manifests.SOPSFormat
+	age                     []string          // recipients, in one key group
+	pgp                     []*openpgp.Entity // in the same key group
+	groups                  [][]string        // age recipients by key group (Shamir), instead
+	threshold               int
+	encryptedRegex          string
+	encryptedSuffix         string
+	unencryptedRegex        string
+	unencryptedSfx          string
+	encryptedCommentRegex   string
+	unencryptedCommentRegex string
+	macOnlyEncrypted        bool
 }
 
 // testStore is what the tests need of sops' stores.
 type testStore interface {
 	LoadPlainFile(in []byte) (gosops.TreeBranches, error)
 	EmitEncryptedFile(in gosops.Tree) ([]byte, error)
+	LoadEncryptedFile(in []byte) (gosops.Tree, error)
+	EmitPlainFile(in gosops.TreeBranches) ([]byte, error)
+}
+
+// sopsStore is sops' own store of a format, as its command line makes it.
+func sopsStore(t testing.TB, f manifests.SOPSFormat) testStore {
+	t.Helper()
+	c := config.NewStoresConfig()
+	switch f {
+	case manifests.SOPSYAML:
+		return sopsyaml.NewStore(&c.YAML)
+	case manifests.SOPSJSON:
+		return sopsjson.NewStore(&c.JSON)
+	case manifests.SOPSDotenv:
+		return sopsdotenv.NewStore(&c.Dotenv)
+	case manifests.SOPSINI:
+		return sopsini.NewStore(&c.INI)
+	case manifests.SOPSBinary:
+		return sopsjson.NewBinaryStore(&c.JSONBinary)
+	}
+	t.Fatalf("no sops store for %q", f)
+	return nil
 }
 
 // encrypt encrypts plain as `sops --encrypt` does, with sops' own Go API.
@@ -93,11 +123,7 @@ func encrypt(t testing.TB, plain string, o encryptOpts) []byte {
 	if o.format == "" {
 		o.format = manifests.SOPSYAML
 	}
-	st, err := storeFor(o.format)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := st.(testStore)
+	ts := sopsStore(t, o.format)
 	branches, err := ts.LoadPlainFile([]byte(plain))
 	if err != nil {
 		t.Fatal(err)
@@ -137,15 +163,23 @@ func encrypt(t testing.TB, plain string, o encryptOpts) []byte {
 		keyGroups = append(keyGroups, kg)
 	}
 	tree := gosops.Tree{Branches: branches, Metadata: gosops.Metadata{
-		KeyGroups:         keyGroups,
-		ShamirThreshold:   o.threshold,
-		EncryptedRegex:    o.encryptedRegex,
-		EncryptedSuffix:   o.encryptedSuffix,
-		UnencryptedRegex:  o.unencryptedRegex,
-		UnencryptedSuffix: o.unencryptedSfx,
-		LastModified:      time.Now().UTC().Truncate(time.Second),
-		Version:           "3.13.3",
+		KeyGroups:               keyGroups,
+		ShamirThreshold:         o.threshold,
+		EncryptedRegex:          o.encryptedRegex,
+		EncryptedSuffix:         o.encryptedSuffix,
+		UnencryptedRegex:        o.unencryptedRegex,
+		UnencryptedSuffix:       o.unencryptedSfx,
+		EncryptedCommentRegex:   o.encryptedCommentRegex,
+		UnencryptedCommentRegex: o.unencryptedCommentRegex,
+		MACOnlyEncrypted:        o.macOnlyEncrypted,
+		LastModified:            time.Now().UTC().Truncate(time.Second),
+		Version:                 "3.13.3",
 	}}
+	if tree.Metadata.UnencryptedSuffix == "" && o.encryptedRegex == "" && o.encryptedSuffix == "" && o.unencryptedRegex == "" &&
+		o.encryptedCommentRegex == "" && o.unencryptedCommentRegex == "" {
+		// sops' default rule, which it writes in the file.
+		tree.Metadata.UnencryptedSuffix = gosops.DefaultUnencryptedSuffix
+	}
 	cipher := aes.NewCipher()
 	mac, err := tree.Encrypt(dataKey, cipher)
 	if err != nil {
