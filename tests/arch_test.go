@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -125,6 +126,33 @@ func TestClientLinksNoStore(t *testing.T) {
 		return
 	}
 	t.Fatal("no package daemon/client")
+}
+
+// TestShoalLinksNoCloudSDK keeps the daemon's binary free of sops' library, which imports every
+// cloud KMS SDK and an audit package that reads /etc/sops/audit.yaml at start: manifests/sops reads
+// the SOPS format itself and may use only sops' age, pgp and shamir packages. Its tests may use
+// the whole library (they check the decoder against it).
+func TestShoalLinksNoCloudSDK(t *testing.T) {
+	allowedSOPS := []string{"github.com/getsops/sops/v3/age", "github.com/getsops/sops/v3/pgp", "github.com/getsops/sops/v3/shamir"}
+	forbidden := []string{"github.com/aws/", "github.com/Azure/", "github.com/AzureAD/", "cloud.google.com/", "google.golang.org/api/",
+		"github.com/hashicorp/", "github.com/huaweicloud/", "github.com/lib/pq"}
+	for _, p := range listPackages(t) {
+		if p.ImportPath != module+"/daemon/cmd/shoal" {
+			continue
+		}
+		for _, dep := range p.Deps {
+			if under(dep, "github.com/getsops/sops/v3") && !slices.ContainsFunc(allowedSOPS, func(a string) bool { return under(dep, a) }) {
+				t.Errorf("shoal depends on %s; of sops' library, it may link only %s", dep, strings.Join(allowedSOPS, ", "))
+			}
+			for _, f := range forbidden {
+				if strings.HasPrefix(dep, f) {
+					t.Errorf("shoal depends on %s, a cloud SDK or database driver (%s) it has no use for", dep, f)
+				}
+			}
+		}
+		return
+	}
+	t.Fatal("no package daemon/cmd/shoal")
 }
 
 // TestPackageDocs requires a package doc comment in every package.
