@@ -67,13 +67,21 @@ func isTerminal(w io.Writer) bool {
 }
 
 func printStatus(w io.Writer, st cluster.Status, now time.Time) {
+	if st.Scope != "" {
+		fmt.Fprintf(w, "%s\n\n", st.Scope)
+	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	master := st.Master
-	if master == "" {
+	switch {
+	case master == "" && st.Scope != "":
+		master = "<seen from a server node>"
+	case master == "":
 		master = "<none elected>"
 	}
 	fmt.Fprintf(tw, "Master:\t%s\n", master)
-	if a := st.Applied; a != nil {
+	if a := st.Applied; a != nil && a.Message == "" && a.Author == "" {
+		fmt.Fprintf(tw, "Applied commit:\t%s, applied %s ago\n", short(a.SHA), age(a.SeenAt, now))
+	} else if a != nil {
 		fmt.Fprintf(tw, "Applied commit:\t%s %q by %s, seen %s ago\n", short(a.SHA), a.Message, a.Author, age(a.SeenAt, now))
 	} else {
 		fmt.Fprintf(tw, "Applied commit:\t<none yet>\n")

@@ -178,6 +178,10 @@ func (b *Backend) readState(ctx context.Context) (*clientv3.GetResponse, error) 
 func (s *Snapshot) agentView(node string) {
 	s.Scope = "node " + node + " is an agent: this is its own node, its pods, the applied commit and the Services; " +
 		"the whole cluster is seen from a server node"
+	if s.Applied.SHA != "" {
+		// Its record, without the commit's message, which an agent does not read.
+		s.Commits = []CommitRecord{{SHA: s.Applied.SHA, Result: ResultApplied, SeenAt: s.Applied.AppliedAt, Objects: s.Applied.Objects}}
+	}
 	for _, key := range slices.Sorted(maps.Keys(s.Services)) {
 		rec := s.Services[key]
 		svc := &manifests.Service{TypeMeta: manifests.TypeMeta{APIVersion: "v1", Kind: "Service"},
