@@ -36,7 +36,7 @@ type podPlacer interface {
 var agentKinds = map[string]bool{"Pod": true, "Node": true, "Service": true}
 
 // forAgent wraps the handler of an agent's API: what the agent's store user may not reach is
-// refused before it is asked for.
+// refused before it is asked for. (The join tokens refuse an agent themselves: Tokens.)
 func (h *handler) forAgent(inner http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	refuse := func(what string) http.HandlerFunc {
@@ -48,9 +48,6 @@ func (h *handler) forAgent(inner http.Handler) http.Handler {
 		"POST /v1/nodes/{name}/{action}":         "cordon, uncordon and drain change the cluster",
 		"DELETE /v1/nodes/{name}":                "node remove changes the cluster",
 		"DELETE /v1/namespaces/{ns}/pods/{name}": "delete pod changes the cluster",
-		"GET /v1/tokens":                         "the join tokens are a server's",
-		"POST /v1/tokens":                        "join tokens are made by a server",
-		"DELETE /v1/tokens/{id}":                 "the join tokens are a server's",
 		"GET /v1/secrets/keyring":                "the keyring of the Secrets is a server's",
 		"POST /v1/secrets/rotate-key":            "the keyring of the Secrets is a server's",
 		"GET /v1/history":                        "the history of the commits is a server's to read",

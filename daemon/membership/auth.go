@@ -29,10 +29,11 @@ import (
 // as an agent: a node that cannot say what it is gets the lesser role) and then turns
 // authentication on.
 
-// ErrRemoved: the store no longer knows this node's certificate (`shoal node remove`).
-var ErrRemoved = errors.New("this node was removed from the cluster: the store no longer takes its certificate; " +
-	"it stops here and its pods keep running until you run `shoal node reset` on it; to bring the machine back, " +
-	"reset it and join it again with a new token (\"shoal token create\" on a server node)")
+// ErrRemoved is returned once the store no longer takes this node's certificate: it was removed
+// from the cluster (`shoal node remove`) and must stop acting in it.
+var ErrRemoved = errors.New("this node was removed from the cluster: the store no longer takes its certificate, and the daemon " +
+	"stops here (the pods it still runs keep running until `shoal node reset`); to bring the machine back, reset it and join it " +
+	"again with a new token (\"shoal token create\" on a server node)")
 
 // manageAuth reports whether this node makes store users: a node of the embedded store, given
 // the agents' permissions.

@@ -116,8 +116,8 @@ func serversOnly(registered func(ctx context.Context, name string) (bool, error)
 				"certificate opens another node's cluster endpoint; a server that holds the CA key signs itself one with its role when it starts")
 			return
 		default:
-			refuse(w, http.StatusForbidden, "node "+node+" is a "+role+": only servers call another node's cluster endpoint, to forward the "+
-				"logs and exec of its pods")
+			refuse(w, http.StatusForbidden, "node "+node+" has the role "+role+": only servers call another node's cluster endpoint, to "+
+				"forward the logs and exec of its pods")
 			return
 		}
 		ok, err := registered(r.Context(), node)

@@ -274,7 +274,9 @@ func (d *daemon) membership(cfg Config) (*membership.Membership, error) {
 	d.goFn("membership", func() error {
 		err := m.Run(d.ctx)
 		if errors.Is(err, membership.ErrRemoved) {
-			d.removed.Store(true)
+			d.removed.Store(true) // logged, and returned by Run
+			d.cancel()
+			return nil
 		}
 		return err
 	})
