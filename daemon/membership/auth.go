@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -175,20 +174,8 @@ func (m *Membership) runAuth(ctx context.Context) {
 		}
 		m.authOn.Store(done)
 	}
-	users, err := m.st.Users(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			m.log.Warn("list the store's users, to keep the agents' permissions current", "err", err)
-		}
-		return
-	}
-	for _, name := range slices.Sorted(maps.Keys(users)) {
-		if users[name] {
-			continue
-		}
-		if err := m.st.SetUser(ctx, name, m.cfg.AgentPermissions(name)); err != nil && ctx.Err() == nil {
-			m.log.Warn("keep an agent's store permissions current", "node", name, "err", err)
-		}
+	if _, err := m.st.SetUsers(ctx, m.cfg.AgentPermissions); err != nil && ctx.Err() == nil {
+		m.log.Warn("keep the agents' store permissions those of this version", "err", err)
 	}
 }
 

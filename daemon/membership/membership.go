@@ -1,12 +1,17 @@
 // Package membership is how a node becomes part of its cluster's store. On its first start a
 // node founds a cluster (it makes the cluster's CA and, once its store runs, a first join token)
-// or joins one with a token, as a server or an agent (a node that holds the CA key checks the
-// token in the store, signs the node's certificate and, while the store has fewer than three
-// members, adds a server as a learner); on later starts it becomes again what it was, from what
-// it keeps in its data directory, without a token. A node that runs a member of the embedded store starts
-// it, has it promoted to a voter once it has caught up, and advertises its peer URL; every node
-// then connects its store client. Client nodes follow the store's members as they change (Run),
-// and nodes that hold the CA key admit others on their cluster endpoint (JoinHandler).
+// or joins one with a token, as a server or an agent (a server, which holds the CA key, checks
+// the token in the store, signs the node's certificate with its role, makes its store user and,
+// while the store has fewer than three members, adds a server as a learner); on later starts it
+// becomes again what it was, from what it keeps in its data directory, without a token. A node
+// that runs a member of the embedded store starts it, has it promoted to a voter once it has
+// caught up, and advertises its peer URL; every node then connects its store client. Client
+// nodes follow the store's members as they change (Run), and servers admit others on their
+// cluster endpoint (JoinHandler).
+//
+// The embedded store checks the certificate of every request (see auth.go): the founder turns
+// this on, a server turns a store of an earlier version over to it, and a node whose certificate
+// the store no longer takes learns that it was removed (ErrRemoved).
 //
 // A node with an external etcd (Config.Store) takes no part in any of this: Setup only connects
 // to that store.
@@ -15,7 +20,7 @@
 //
 //	cluster.json    what the node is in its cluster: its role, store member or client, the members' URLs
 //	token           the first join token, on the node that founded the cluster (mode 0600)
-//	pki/            the cluster's CA (with its key on nodes that admit others), the node's certificate
+//	pki/            the cluster's CA (with its key on servers), the node's certificate and key
 //	store/          the embedded store member's data
 //	store.created   the mark that the node has had a store member, so that a lost store/ is an error
 package membership

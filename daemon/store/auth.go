@@ -114,21 +114,58 @@ func (c *Client) SetUser(ctx context.Context, name string, perms []Permission) e
 	if name == rootUser {
 		return fmt.Errorf("set the store permissions of %q: the name is reserved for the store's administrator", name)
 	}
-	role := userRolePrefix + name
 	user, err := c.user(ctx, name)
 	if err != nil {
 		return fmt.Errorf("set the store permissions of %s: %w", name, err)
 	}
-	if user == nil {
+	var roles []string
+	if user != nil {
+		roles = user.Roles
+	}
+	return c.setUser(ctx, name, user != nil, roles, perms)
+}
+
+// SetUsers gives every user that is not an admin the permissions perms returns for it (as
+// SetUser does), reading the users once: a server calls it when it starts, to keep the agents'
+// permissions those of its version. It returns the users it read.
+func (c *Client) SetUsers(ctx context.Context, perms func(name string) []Permission) (int, error) {
+	list, err := c.cli.UserList(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list the store's users: %w", err)
+	}
+	n := 0
+	for _, name := range list.Users {
+		if name == rootUser {
+			continue
+		}
+		u, err := c.cli.UserGet(ctx, name)
+		if errors.Is(err, rpctypes.ErrUserNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("read the store user %s: %w", name, err)
+		}
+		n++
+		if slices.Contains(u.Roles, AdminRole) {
+			continue
+		}
+		if err := c.setUser(ctx, name, true, u.Roles, perms(name)); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// setUser is SetUser for a user that exists or not, with the roles it has.
+func (c *Client) setUser(ctx context.Context, name string, exists bool, granted []string, perms []Permission) error {
+	role := userRolePrefix + name
+	if !exists {
 		if err := c.addUser(ctx, name); err != nil {
 			return err
 		}
 	}
-	roles, err := c.cli.RoleList(ctx)
-	if err != nil {
-		return fmt.Errorf("set the store permissions of %s: %w", name, err)
-	}
-	if !slices.Contains(roles.Roles, role) {
+	if !slices.Contains(granted, role) {
+		// A role of its own, unless a user of that name left it behind.
 		if _, err := c.cli.RoleAdd(ctx, role); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
 			return fmt.Errorf("set the store permissions of %s: %w", name, err)
 		}
@@ -170,10 +207,6 @@ func (c *Client) SetUser(ctx context.Context, name string, perms []Permission) e
 		if _, err := c.cli.RoleGrantPermission(ctx, role, k[0], k[1], p.permType()); err != nil {
 			return fmt.Errorf("set the store permissions of %s: grant %q: %w", name, k[0], err)
 		}
-	}
-	var granted []string
-	if user != nil {
-		granted = user.Roles
 	}
 	if !slices.Contains(granted, role) {
 		if _, err := c.cli.UserGrantRole(ctx, name, role); err != nil {

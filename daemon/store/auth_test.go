@@ -137,6 +137,19 @@ func TestAuthByCertificate(t *testing.T) {
 	if err != nil || len(users) != 2 || !users["server-1"] || users["agent-1"] {
 		t.Errorf("Users = %v, %v; want server-1 admin and agent-1 not", users, err)
 	}
+	// Every agent's permissions brought to a version's, the admins untouched.
+	n, err := admin.SetUsers(ctx, func(name string) []Permission {
+		return []Permission{{Key: "/shoal/nodes/" + name, Write: true}, {Key: "/shoal/services/", Prefix: true}}
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("SetUsers: %d, %v", n, err)
+	}
+	if _, err := agent.Etcd().Get(ctx, "/shoal/services/web"); err != nil {
+		t.Errorf("after SetUsers the agent reads the services: %v", err)
+	}
+	if err := Put(ctx, admin, "/shoal/placements/agent-1/u2", "v"); err != nil {
+		t.Errorf("after SetUsers the admin writes: %v", err)
+	}
 	// A certificate whose name is no user can do nothing.
 	stranger := connectAs("stranger")
 	if _, err := stranger.Etcd().Get(ctx, "/shoal/services/web"); !IsPermissionDenied(err) {
