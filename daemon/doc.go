@@ -13,6 +13,8 @@
 //   - revision: a commit and a ref's head as gitsync hands them to the master, so that neither
 //     links the other.
 //   - pki: the cluster's certificate authority, node certificates and the join token.
+//   - sealing: the cluster's Secrets encrypted in the store: the keyring the CA's holders open,
+//     and Secrets sealed to the one node that runs their pod.
 //   - join: admitting new nodes into a cluster and joining one.
 //   - api and client: the daemon's HTTP API and the client the CLI talks to it with; api/wire is
 //     what the two share, so that the client links nothing of the store.
