@@ -9,9 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/shoal-dev/shoal/daemon/store"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestJoinTokens runs four nodes in network namespaces. The founder starts alone, and the second
@@ -206,18 +203,11 @@ func TestJoinTokens(t *testing.T) {
 		}
 
 		// The candidates for master, as the store has them: the servers, never the agent.
-		st, err := store.Connect(t.Context(), store.Config{Endpoints: []string{"unix://" + filepath.Join(n1.dataDir, "store", store.SocketName)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := st.Etcd().Get(t.Context(), "/shoal/master/", clientv3.WithPrefix())
-		st.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
 		var candidates []string
-		for _, kv := range resp.Kvs {
-			candidates = append(candidates, string(kv.Value))
+		for _, kv := range c.storeDump(t, n1) {
+			if strings.HasPrefix(kv.Key, "/shoal/master/") {
+				candidates = append(candidates, string(kv.Value))
+			}
 		}
 		if slices.Contains(candidates, n2.name) || len(candidates) != 3 {
 			t.Errorf("the candidates for master are %v, want the three servers and not the agent %s", candidates, n2.name)
