@@ -386,7 +386,7 @@ func (d *daemon) gitAndMaster(cfg Config, m *membership.Membership) (*gitsync.Sy
 	}
 	master := cluster.NewMaster(cluster.MasterConfig{Node: cfg.Name, Store: st, Git: syncer, Keyring: keyring,
 		NodeLostGrace: cfg.NodeLostGrace, ServiceCIDR: cfg.Net.ServiceCIDR, ClusterCIDR: cfg.Net.ClusterCIDR, Metrics: metrics, Logger: log,
-		Load: manifests.LoadOptions{Decryptor: cfg.Decryptor},
+		Load:             manifests.LoadOptions{Decryptor: cfg.Decryptor},
 		AvoidStoreLeader: m.Member(), Keys: d.keys})
 	d.goFn("git sync", func() error { return syncer.Run(ctx) })
 	d.goFn("git heads", func() error {
