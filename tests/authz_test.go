@@ -244,6 +244,13 @@ func TestAuthz(t *testing.T) {
 		if vip := n3.serviceIP("web"); vip == "" || vip != n1.serviceIP("web") {
 			t.Errorf("shoal get svc web on the agent: %q", vip)
 		}
+		if out, err := n3.shoal("describe", "pod", web.Name); err != nil || !strings.Contains(out, "name: "+web.Name) ||
+			!strings.Contains(out, "events: <") || !strings.Contains(out, "server node") {
+			t.Errorf("shoal describe pod %s on the agent: %v\n%s", web.Name, err, out)
+		}
+		if out, err := n3.shoal("logs", web.Name); err != nil || !strings.Contains(out, "serving on :8080") {
+			t.Errorf("shoal logs %s on the agent: %v %q", web.Name, err, out)
+		}
 		for _, args := range [][]string{{"drain", n2.name}, {"cordon", n2.name}, {"node", "remove", n2.name}, {"get", "secrets"},
 			{"logs", db.Name}, {"describe", "pod", db.Name}, {"exec", db.Name, "--", "/app", "cat", "/etc/hostname"}, {"history"}} {
 			out, err := n3.shoal(args...)
