@@ -121,25 +121,11 @@ func TestAuthzHelper(t *testing.T) {
 // the store member of server.
 func (c *lanCluster) probe(t *testing.T, from, server *lanNode, probes ...authzProbe) map[string]authzResult {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	spec, err := json.Marshal(authzRun{PKI: filepath.Join(from.dataDir, "pki"), Store: "https://" + server.addr + ":2379", Probes: probes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+from.ns, "--", self, "-test.run", "^TestAuthzHelper$", "-test.v")
-	cmd.Env = append(os.Environ(), authzEnv+"="+string(spec))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("probes with the certificate of %s: %v\n%s", from.name, err, out)
-	}
-	_, line, ok := strings.Cut(string(out), "\nAUTHZ ")
-	if !ok {
-		t.Fatalf("probes with the certificate of %s: no result in\n%s", from.name, out)
-	}
-	line, _, _ = strings.Cut(line, "\n")
+	line := from.runHelper(t, "TestAuthzHelper", authzEnv+"="+string(spec), "AUTHZ")
 	var results []authzResult
 	if err := json.Unmarshal([]byte(line), &results); err != nil {
 		t.Fatal(err)

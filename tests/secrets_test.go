@@ -88,24 +88,32 @@ func TestStoreDumpHelper(t *testing.T) {
 	fmt.Printf("\nDUMP %s\n", data)
 }
 
-// storeDump reads every key under /shoal from node n's store member with its certificate.
-func (c *lanCluster) storeDump(t *testing.T, n *lanNode) []dumpedKV {
+// runHelper runs the test helper named helper of this test binary inside the node's network
+// namespace with env added, and returns the line it printed after "\n<tag> ".
+func (n *lanNode) runHelper(t *testing.T, helper, env, tag string) string {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+n.ns, "--", self, "-test.run", "^TestStoreDumpHelper$", "-test.v")
-	cmd.Env = append(os.Environ(), storeDumpEnv+"=https://"+n.addr+":2379,"+filepath.Join(n.dataDir, "pki"))
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+n.ns, "--", self, "-test.run", "^"+helper+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("dump the store of %s: %v\n%s", n.name, err, out)
+		t.Fatalf("%s in the namespace of %s: %v\n%s", helper, n.name, err, out)
 	}
-	_, line, ok := strings.Cut(string(out), "\nDUMP ")
+	_, line, ok := strings.Cut(string(out), "\n"+tag+" ")
 	if !ok {
-		t.Fatalf("dump the store of %s: no dump in\n%s", n.name, out)
+		t.Fatalf("%s in the namespace of %s: no %s line in\n%s", helper, n.name, tag, out)
 	}
 	line, _, _ = strings.Cut(line, "\n")
+	return line
+}
+
+// storeDump reads every key under /shoal from node n's store member with its certificate.
+func (c *lanCluster) storeDump(t *testing.T, n *lanNode) []dumpedKV {
+	t.Helper()
+	line := n.runHelper(t, "TestStoreDumpHelper", storeDumpEnv+"=https://"+n.addr+":2379,"+filepath.Join(n.dataDir, "pki"), "DUMP")
 	var kvs []dumpedKV
 	if err := json.Unmarshal([]byte(line), &kvs); err != nil {
 		t.Fatalf("dump the store of %s: %v", n.name, err)

@@ -276,26 +276,15 @@ func addHead(n *yaml.Node, lines []string) {
 	}
 }
 
-func addLine(n *yaml.Node, lines []string) {
+// appendComment adds lines after the comment *c (a node's line or foot comment).
+func appendComment(c *string, lines []string) {
 	if len(lines) == 0 {
 		return
 	}
-	if n.LineComment != "" {
-		n.LineComment += "\n" + yamlComment(lines)
-	} else {
-		n.LineComment = yamlComment(lines)
+	if *c != "" {
+		*c += "\n"
 	}
-}
-
-func addFoot(n *yaml.Node, lines []string) {
-	if len(lines) == 0 {
-		return
-	}
-	if n.FootComment != "" {
-		n.FootComment += "\n" + yamlComment(lines)
-	} else {
-		n.FootComment = yamlComment(lines)
-	}
+	*c += yamlComment(lines)
 }
 
 // yamlMapping fills the mapping node m with b: a comment goes above the
@@ -327,7 +316,7 @@ func yamlMapping(b branch, m *yaml.Node) error {
 		if err != nil {
 			return err
 		}
-		addLine(v, inline)
+		appendComment(&v.LineComment, inline)
 		inline = nil
 		m.Content = append(m.Content, k, v)
 	}
@@ -335,7 +324,7 @@ func yamlMapping(b branch, m *yaml.Node) error {
 	if first {
 		addHead(m, rest)
 	} else {
-		addFoot(m.Content[len(m.Content)-2], rest)
+		appendComment(&m.Content[len(m.Content)-2].FootComment, rest)
 	}
 	return nil
 }
@@ -363,7 +352,7 @@ func yamlSequence(l []any, s *yaml.Node) error {
 			return err
 		}
 		addHead(n, head)
-		addLine(n, inline)
+		appendComment(&n.LineComment, inline)
 		head, inline = nil, nil
 		s.Content = append(s.Content, n)
 	}
@@ -371,7 +360,7 @@ func yamlSequence(l []any, s *yaml.Node) error {
 	if first {
 		addHead(s, rest)
 	} else {
-		addFoot(s.Content[len(s.Content)-1], rest)
+		appendComment(&s.Content[len(s.Content)-1].FootComment, rest)
 	}
 	return nil
 }
