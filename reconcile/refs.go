@@ -76,6 +76,14 @@ func references(objs []manifests.Object, pod *manifests.Pod) (*manifests.Pod, ma
 	return pod, cms, scs
 }
 
+// PodSecrets returns the Secrets among objs that pod refers to, as references finds them for a
+// new pod. The master uses it to seal a placed pod's Secrets again: one placed pending and bound
+// later, or one whose node's key changed.
+func PodSecrets(objs []manifests.Object, pod *manifests.Pod) map[string]*manifests.Secret {
+	_, _, secrets := references(objs, pod)
+	return secrets
+}
+
 // serviceAccount finds the pod's ServiceAccount ("default" unless it names one) among the
 // desired objects.
 func serviceAccount(objs []manifests.Object, ns string, ps manifests.PodSpec) *manifests.ServiceAccount {

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal/daemon/pki"
 	"github.com/shoal-dev/shoal/daemon/store"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -58,22 +57,7 @@ func TestAuthzHelper(t *testing.T) {
 	if err := json.Unmarshal([]byte(spec), &run); err != nil {
 		t.Fatal(err)
 	}
-	ca, err := pki.LoadCA(run.PKI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, err := os.ReadFile(filepath.Join(run.PKI, pki.NodeCertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, err := os.ReadFile(filepath.Join(run.PKI, pki.NodeKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := pki.ClientTLS(ca, certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tc := nodeTLS(t, run.PKI)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := store.Connect(ctx, store.Config{Endpoints: []string{run.Store}, TLS: tc})

@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -50,22 +51,7 @@ func TestStoreDumpHelper(t *testing.T) {
 		t.Skip("run by TestSecretsAtRest inside a node's network namespace")
 	}
 	endpoint, dir, _ := strings.Cut(spec, ",")
-	ca, err := pki.LoadCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, err := os.ReadFile(filepath.Join(dir, pki.NodeCertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, pki.NodeKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := pki.ClientTLS(ca, certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tc := nodeTLS(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := store.Connect(ctx, store.Config{Endpoints: []string{endpoint}, TLS: tc})
@@ -86,6 +72,29 @@ func TestStoreDumpHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("\nDUMP %s\n", data)
+}
+
+// nodeTLS is the client TLS of the node whose <data dir>/pki is dir: its certificate, and the
+// cluster CA to check servers with.
+func nodeTLS(t *testing.T, dir string) *tls.Config {
+	t.Helper()
+	ca, err := pki.LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := os.ReadFile(filepath.Join(dir, pki.NodeCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, pki.NodeKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := pki.ClientTLS(ca, certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
 }
 
 // runHelper runs the test helper named helper of this test binary inside the node's network

@@ -133,7 +133,7 @@ func (m *Master) reconcile(ctx context.Context, lead *store.Leadership) (time.Du
 			pl.Spec.Claims = claimVolumes(pl.Spec.Pod, planClaims)
 			if m.cfg.Keys != nil && pl.Spec.Secrets == nil {
 				// A pending placement keeps no Secrets: the pod gets those of the desired state.
-				pl.Spec.Secrets = podSecrets(objs, pl.Spec.Pod)
+				pl.Spec.Secrets = reconcile.PodSecrets(objs, pl.Spec.Pod)
 			}
 			op, out := m.placementOp(pl)
 			if out.Node == "" {

@@ -19,6 +19,7 @@ import (
 	"github.com/shoal-dev/shoal/daemon/sealing"
 	"github.com/shoal-dev/shoal/daemon/store"
 	"github.com/shoal-dev/shoal/manifests"
+	"github.com/shoal-dev/shoal/reconcile"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -191,51 +192,6 @@ func redactedObject(key string, why error) manifests.Object {
 	}
 	return &manifests.Secret{TypeMeta: manifests.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: manifests.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{AnnotationEncrypted: msg}}}
-}
-
-// podSecrets finds, among the desired objects, the Secrets a pod refers to (as reconcile gives a
-// new pod: its volumes, environment and image pull secrets; the pod of a placement already
-// lists its ServiceAccount's). The master uses them for a pod whose sealed Secrets it cannot
-// open: one placed pending and bound later, or one whose node's key changed.
-func podSecrets(objs []manifests.Object, pod *manifests.Pod) map[string]*manifests.Secret {
-	if pod == nil {
-		return nil
-	}
-	names := map[string]bool{}
-	ps := &pod.Spec
-	for _, v := range ps.Volumes {
-		if v.Secret != nil {
-			names[v.Secret.SecretName] = true
-		}
-	}
-	for _, r := range ps.ImagePullSecrets {
-		names[r.Name] = true
-	}
-	for _, c := range slices.Concat(ps.InitContainers, ps.Containers) {
-		for _, e := range c.Env {
-			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
-				names[e.ValueFrom.SecretKeyRef.Name] = true
-			}
-		}
-		for _, ef := range c.EnvFrom {
-			if ef.SecretRef != nil {
-				names[ef.SecretRef.Name] = true
-			}
-		}
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	var out map[string]*manifests.Secret
-	for _, o := range objs {
-		if s, ok := o.(*manifests.Secret); ok && s.Namespace == pod.Namespace && names[s.Name] {
-			if out == nil {
-				out = map[string]*manifests.Secret{}
-			}
-			out[s.Name] = s
-		}
-	}
-	return out
 }
 
 // fencedTxn is lead.Txn with more conditions: it commits ops only while this master leads and
@@ -419,7 +375,7 @@ func (m *Master) resealOps(objs []manifests.Object) (ops []clientv3.Op, cmps []c
 				continue
 			}
 			if secrets == nil {
-				secrets = podSecrets(objs, pl.Spec.Pod)
+				secrets = reconcile.PodSecrets(objs, pl.Spec.Pod)
 			}
 			if err := sealPlacement(&pl, kv.Key, pub, secrets); err != nil {
 				return nil, nil, err

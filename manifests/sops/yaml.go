@@ -287,6 +287,21 @@ func appendComment(c *string, lines []string) {
 	*c += yamlComment(lines)
 }
 
+// takeComment adds v to the comments pending before the next entry of a mapping or sequence,
+// inline or above it, and reports whether v was a comment.
+func takeComment(v any, head, inline *[]string) bool {
+	c, ok := v.(comment)
+	if !ok {
+		return false
+	}
+	if c.inline {
+		*inline = append(*inline, c.value)
+	} else {
+		*head = append(*head, c.value)
+	}
+	return true
+}
+
 // yamlMapping fills the mapping node m with b: a comment goes above the
 // next entry (an inline one after its value), the comments after the last
 // entry below it.
@@ -294,12 +309,7 @@ func yamlMapping(b branch, m *yaml.Node) error {
 	var head, inline []string
 	first := true
 	for _, it := range b {
-		if c, ok := it.key.(comment); ok {
-			if c.inline {
-				inline = append(inline, c.value)
-			} else {
-				head = append(head, c.value)
-			}
+		if takeComment(it.key, &head, &inline) {
 			continue
 		}
 		if first {
@@ -335,12 +345,7 @@ func yamlSequence(l []any, s *yaml.Node) error {
 	var head, inline []string
 	first := true
 	for _, e := range l {
-		if c, ok := e.(comment); ok {
-			if c.inline {
-				inline = append(inline, c.value)
-			} else {
-				head = append(head, c.value)
-			}
+		if takeComment(e, &head, &inline) {
 			continue
 		}
 		if first {
