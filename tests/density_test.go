@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/daemon/store"
 )
 
 // sleepDeployment is a Deployment of idle pods with the given number of containers, each the
@@ -60,9 +62,18 @@ const densityIdle = 10 * time.Second
 // in nanoseconds) to the last of its containers' start as its shim recorded it (state.json, in
 // nanoseconds). The image is imported and unpacked by a warm-up pod first, so no start pulls.
 // Run with -benchtime=1x: each run starts a new node.
+//
+// $SHOAL_DENSITY_BIN runs that shoal binary instead of one built from the tree (to compare
+// builds). A binary built with -tags 'seccomp pprof' and $SHOAL_PPROF_SOCKET set serves
+// net/http/pprof there; then the heap and goroutine profiles of each phase are written to the
+// directory $SHOAL_DENSITY_PROFILES.
 func BenchmarkDensity(b *testing.B) {
 	if testing.Short() || os.Geteuid() != 0 {
 		b.Skip("needs root and runs containers")
+	}
+	binaries(b)
+	if bin := os.Getenv("SHOAL_DENSITY_BIN"); bin != "" {
+		shoalBin = bin
 	}
 	c := newLANCluster(b, 1)
 	n := c.nodes[0]
@@ -97,6 +108,7 @@ type densityResult struct {
 	heapInuse, heapSys, goroutine float64
 	startP50, startP99            time.Duration
 	started                       int
+	raftPerMin, dbMiB             float64 // the store's raft entries a minute while idle, its database
 }
 
 func (r densityResult) report(b *testing.B) {
@@ -111,6 +123,8 @@ func (r densityResult) report(b *testing.B) {
 	b.ReportMetric(r.heapInuse/(1<<20), "daemon-heap-inuse-MiB")
 	b.ReportMetric(r.heapSys/(1<<20), "daemon-heap-sys-MiB")
 	b.ReportMetric(r.goroutine, "daemon-goroutines")
+	b.ReportMetric(r.raftPerMin, "store-idle-entries/min")
+	b.ReportMetric(r.dbMiB, "store-db-MiB")
 	b.ReportMetric(float64(r.startP50.Microseconds())/1000, "start-p50-ms")
 	b.ReportMetric(float64(r.startP99.Microseconds())/1000, "start-p99-ms")
 }
@@ -136,14 +150,21 @@ func densityPhase(b *testing.B, c *lanCluster, n *lanNode, what string, files ma
 	m := daemonMetrics(b, n.sock)
 	r.heapInuse, r.heapSys, r.goroutine = m["go_memstats_heap_inuse_bytes"], m["go_memstats_heap_sys_bytes"], m["go_goroutines"]
 
+	var st0, st1 storeStatus
+	storeHelper(b, n, "TestStoreStatusHelper", storeStatusEnv, "STATUS", &st0)
 	d0, s0 := cpuTicks(b, daemon), sumTicks(b, shims)
 	start := time.Now()
 	time.Sleep(densityIdle)
 	d1, s1 := cpuTicks(b, daemon), sumTicks(b, shims)
+	storeHelper(b, n, "TestStoreStatusHelper", storeStatusEnv, "STATUS", &st1)
+	r.raftPerMin = float64(st1.RaftIndex-st0.RaftIndex) / time.Since(start).Minutes()
+	r.dbMiB = float64(st1.DBSize) / (1 << 20)
 	pct := func(ticks int64) float64 {
 		return float64(ticks) / clockTicks / time.Since(start).Seconds() * 100
 	}
 	r.daemonCPU, r.shimsCPU = pct(d1-d0), pct(s1-s0)
+	saveProfiles(b, fmt.Sprintf("pods%d", total))
+	b.Logf("%s: the daemon's PSS by mapping (KiB): %v", what, pssByMapping(b, daemon))
 	b.Logf("%s: %d shims, daemon PSS %d KiB, shims PSS %d KiB; idle CPU daemon %.2f%%, shims %.2f%%; "+
 		"start p50 %v p99 %v over %d pods", what, r.shims, r.daemonPSS, r.shimsPSS, r.daemonCPU, r.shimsCPU,
 		r.startP50, r.startP99, r.started)
@@ -212,27 +233,18 @@ func podStarts(b *testing.B, n *lanNode, since time.Time) (p50, p99 time.Duratio
 // UID.
 func placementTimes(b *testing.B, n *lanNode) map[string]time.Time {
 	b.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+n.ns, "--", self, "-test.run", "^TestStoreDumpHelper$", "-test.v")
-	cmd.Env = append(os.Environ(), storeDumpEnv+"=https://"+n.addr+":2379,"+filepath.Join(n.dataDir, "pki"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		b.Fatalf("dump the store of %s: %v\n%s", n.name, err, out)
-	}
-	_, line, ok := strings.Cut(string(out), "\nDUMP ")
-	if !ok {
-		b.Fatalf("dump the store of %s: no DUMP line in\n%s", n.name, out)
-	}
-	line, _, _ = strings.Cut(line, "\n")
 	var kvs []dumpedKV
-	if err := json.Unmarshal([]byte(line), &kvs); err != nil {
-		b.Fatalf("dump the store of %s: %v", n.name, err)
-	}
+	storeHelper(b, n, "TestStoreDumpHelper", storeDumpEnv, "DUMP", &kvs)
 	prefix := "/shoal/placements/" + n.name + "/"
 	times := map[string]time.Time{}
+	var total int
+	for _, kv := range kvs {
+		total += len(kv.Value)
+		if kv.Key == "/shoal/metrics/"+n.name {
+			b.Logf("the node's metrics record (rewritten every 15 s): %d bytes", len(kv.Value))
+		}
+	}
+	b.Logf("the store holds %d keys, %d bytes of values", len(kvs), total)
 	for _, kv := range kvs {
 		uid, ok := strings.CutPrefix(kv.Key, prefix)
 		if !ok {
@@ -247,6 +259,70 @@ func placementTimes(b *testing.B, n *lanNode) map[string]time.Time {
 		times[uid] = pl.Created
 	}
 	return times
+}
+
+// storeHelper runs the test helper of this binary named helper inside the node's network
+// namespace, with env set to the node's store endpoint and PKI directory, and decodes the JSON
+// it printed after "\n<tag> " into v.
+func storeHelper(b *testing.B, n *lanNode, helper, env, tag string, v any) {
+	b.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+n.ns, "--", self, "-test.run", "^"+helper+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"=https://"+n.addr+":2379,"+filepath.Join(n.dataDir, "pki"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("%s for %s: %v\n%s", helper, n.name, err, out)
+	}
+	_, line, ok := strings.Cut(string(out), "\n"+tag+" ")
+	if !ok {
+		b.Fatalf("%s for %s: no %s line in\n%s", helper, n.name, tag, out)
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	if err := json.Unmarshal([]byte(line), v); err != nil {
+		b.Fatalf("%s for %s: %v", helper, n.name, err)
+	}
+}
+
+// storeStatusEnv makes TestStoreStatusHelper print the status of the store member at
+// "<endpoint>,<pki dir>".
+const storeStatusEnv = "SHOAL_E2E_STORE_STATUS"
+
+// storeStatus is what TestStoreStatusHelper prints.
+type storeStatus struct {
+	RaftIndex   uint64 `json:"raftIndex"`
+	Revision    int64  `json:"revision"`
+	DBSize      int64  `json:"dbSize"`
+	DBSizeInUse int64  `json:"dbSizeInUse"`
+}
+
+// TestStoreStatusHelper is not a test: with storeStatusEnv set it is the test binary reading the
+// status of a store member (its raft index, revision and database size) with the node's
+// certificate, as `etcdctl endpoint status` does.
+func TestStoreStatusHelper(t *testing.T) {
+	spec := os.Getenv(storeStatusEnv)
+	if spec == "" {
+		t.Skip("run by BenchmarkDensity inside a node's network namespace")
+	}
+	endpoint, dir, _ := strings.Cut(spec, ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Connect(ctx, store.Config{Endpoints: []string{endpoint}, TLS: nodeTLS(t, dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	resp, err := st.Etcd().Status(ctx, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(storeStatus{RaftIndex: resp.RaftIndex, Revision: resp.Header.Revision, DBSize: resp.DbSize, DBSizeInUse: resp.DbSizeInUse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("\nSTATUS %s\n", data)
 }
 
 // shimPIDs returns the shims of the node's containers, from their state.json, each checked to
@@ -298,6 +374,45 @@ func pssKiB(b *testing.B, pid int) int64 {
 	return 0
 }
 
+// pssByMapping sums the Pss of the process's mappings by kind: the binary (its text and data),
+// anonymous memory (the Go heap, stacks, cgo and etcd's buffers), the store's database (bbolt's
+// mmap of member/snap/db) and the rest (other files, such as libc, and the vdso).
+func pssByMapping(b *testing.B, pid int) map[string]int64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	sums := map[string]int64{}
+	kind := "other"
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			path := ""
+			if len(f) >= 6 {
+				path = f[5]
+			}
+			switch {
+			case path == exe:
+				kind = "binary"
+			case path == "" || path == "[heap]" || strings.HasPrefix(path, "[stack"):
+				kind = "anon"
+			case strings.HasSuffix(path, "/member/snap/db"):
+				kind = "db"
+			default:
+				kind = "other"
+			}
+			continue
+		}
+		if len(f) >= 2 && f[0] == "Pss:" {
+			kib, _ := strconv.ParseInt(f[1], 10, 64)
+			sums[kind] += kib
+		}
+	}
+	return sums
+}
+
 // clockTicks is USER_HZ, the unit of the times in /proc/PID/stat (100 on every Linux build
 // the project runs on).
 const clockTicks = 100
@@ -328,16 +443,7 @@ func sumTicks(b *testing.B, pids []int) int64 {
 // daemonMetrics reads the plain samples (without labels) of the daemon's /metrics.
 func daemonMetrics(b *testing.B, sock string) map[string]float64 {
 	b.Helper()
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}}}
-	resp, err := hc.Get("http://shoal/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := unixGet(sock, "/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -352,4 +458,45 @@ func daemonMetrics(b *testing.B, sock string) map[string]float64 {
 		}
 	}
 	return m
+}
+
+// saveProfiles writes the daemon's heap and goroutine profiles to $SHOAL_DENSITY_PROFILES when
+// it serves them on $SHOAL_PPROF_SOCKET.
+func saveProfiles(b *testing.B, name string) {
+	b.Helper()
+	dir, sock := os.Getenv("SHOAL_DENSITY_PROFILES"), os.Getenv("SHOAL_PPROF_SOCKET")
+	if dir == "" || sock == "" {
+		return
+	}
+	for _, p := range []string{"heap", "goroutine?debug=1", "allocs"} {
+		body, err := unixGet(sock, "/debug/pprof/"+p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		file, _, _ := strings.Cut(p, "?")
+		if err := os.WriteFile(filepath.Join(dir, name+"-"+file+".pprof"), body, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// unixGet GETs path from the HTTP server on the unix socket sock.
+func unixGet(sock, path string) ([]byte, error) {
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	resp, err := hc.Get("http://shoal" + path)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s on %s: %w", path, sock, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s on %s: %w", path, sock, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s on %s: %s", path, sock, resp.Status)
+	}
+	return body, nil
 }
